@@ -1,0 +1,836 @@
+//! The conformance suite: one set of exact expectations every backend must meet.
+//!
+//! A backend crate implements [`Backend`] for a fresh, migrated, empty database and expands
+//! [`conformance_tests!`](crate::conformance_tests) in an integration test; every function
+//! of this module then runs as its own test against the real database.
+//!
+//! ```ignore
+//! memgpt_core::conformance_tests!(my_backend_factory());
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    Column, CursorRequest, Document, Error, ErrorKind, Filter, Message, Passage, Record, Result,
+    Role, Scope, StorageConnector, TableType, ToolCall,
+};
+
+/// A fresh, migrated, empty database of one backend, as the suite needs it.
+pub trait Backend: Send + Sync {
+    /// Recall memory connectors.
+    type Recall: StorageConnector<Record = Message> + Send + Sync;
+    /// Archival memory and passages connectors.
+    type Passages: StorageConnector<Record = Passage> + Send + Sync;
+    /// Document connectors.
+    type Documents: StorageConnector<Record = Document> + Send + Sync;
+    /// A recall connector bound to one unit of work.
+    type RecallTx<'t>: StorageConnector<Record = Message>
+    where
+        Self: 't;
+
+    /// A recall memory connector of `scope`.
+    fn recall(&self, scope: Scope) -> Result<Self::Recall>;
+    /// A passage connector of `table` (archival memory or passages) and `scope`.
+    fn passages(&self, table: TableType, scope: Scope) -> Result<Self::Passages>;
+    /// A document connector of `scope`.
+    fn documents(&self, scope: Scope) -> Result<Self::Documents>;
+    /// Runs `f` as one unit of work on a recall connector of `scope`: committed when `f`
+    /// returns `Ok`, rolled back on an error or a panic (which is then resumed).
+    fn recall_transaction<T>(
+        &self,
+        scope: Scope,
+        f: impl FnOnce(&Self::RecallTx<'_>) -> Result<T>,
+    ) -> Result<T>;
+    /// Whether this database can search vectors. Where it cannot, the suite expects
+    /// [`Error::VectorUnavailable`] from `query`.
+    fn vector_search(&self) -> bool;
+}
+
+/// Expands to one `#[test]` per conformance check, each on a fresh backend made by
+/// `$factory` (an expression evaluated anew in each test).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@each $factory;
+            message_roundtrip, tenant_isolation, records_of_other_tenants_are_rejected,
+            scope_must_fit_table, size_counts_with_filters, filters_are_validated,
+            get_all_is_newest_first, paginated_walks_everything_once,
+            paginated_is_stable_under_inserts, cursor_after_before_reverse,
+            cursor_unknown_id_is_not_found, insert_many_all_or_nothing,
+            insert_many_upserts, duplicate_ids_in_one_batch, insert_many_spans_chunks,
+            insert_many_rejects_invalid_record_before_writing,
+            update_replaces_and_reports_missing, query_vector_exact_order,
+            query_vector_rejects_bad_input, query_date_bounds, query_text_words,
+            query_text_is_literal, delete_with_filters, delete_table_is_scoped,
+            list_data_sources_is_scoped, passage_default_id_upserts,
+            passages_table_is_user_scoped, documents_crud, unicode_roundtrip,
+            transaction_commits, transaction_rolls_back_on_error,
+            transaction_rolls_back_on_panic, concurrent_writers_and_readers);
+    };
+    (@each $factory:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let backend = $factory;
+                $crate::conformance::$name(&backend);
+            }
+        )*
+    };
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(secs)
+}
+
+fn ids(u: u128) -> (Uuid, Uuid) {
+    (Uuid::from_u128(u << 64 | 1), Uuid::from_u128(u << 64 | 2))
+}
+
+fn scope(u: u128) -> Scope {
+    let (user, agent) = ids(u);
+    Scope::agent(user, agent)
+}
+
+fn msg(s: &Scope, role: Role, secs: i64, text: &str) -> Message {
+    let b = Message::builder(s.user_id(), s.agent_id().unwrap(), role)
+        .text(text)
+        .model("gpt-4")
+        .created_at(at(secs));
+    let b = if role == Role::Tool {
+        b.tool_call_id(format!("call_{secs}"))
+    } else {
+        b
+    };
+    b.build().unwrap()
+}
+
+fn msgs(s: &Scope, n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| {
+            let role = Role::ALL[i % 4];
+            msg(s, role, i as i64, &format!("message number {i}"))
+        })
+        .collect()
+}
+
+fn passage(s: &Scope, secs: i64, text: &str, emb: Option<Vec<f32>>) -> Passage {
+    let mut b = Passage::builder(s.user_id(), text)
+        .created_at(at(secs))
+        .data_source("source_0");
+    if let Some(a) = s.agent_id() {
+        b = b.agent_id(a);
+    }
+    if let Some(e) = emb {
+        b = b.embedding(e, "text-embedding-ada-002");
+    }
+    b.build().unwrap()
+}
+
+fn id_list<R: Record>(rs: &[R]) -> Vec<Uuid> {
+    rs.iter().map(Record::id).collect()
+}
+
+fn expect_kind<T: std::fmt::Debug>(r: Result<T>, kind: ErrorKind) -> Error {
+    match r {
+        Err(e) if e.kind() == kind => e,
+        other => panic!("expected {kind:?}, got {other:?}"),
+    }
+}
+
+pub fn message_roundtrip<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let (user, agent) = (s.user_id(), s.agent_id().unwrap());
+    let full = Message::builder(user, agent, Role::Assistant)
+        .text("calling a tool")
+        .model("gpt-4")
+        .name("memgpt")
+        .created_at(Utc.timestamp_micros(1_704_067_200_123_456).unwrap())
+        .tool_calls(vec![ToolCall::function("call_1", "send_message", r#"{"message":"hi"}"#)])
+        .embedding(vec![0.5, -1.25, 3.0], "text-embedding-ada-002")
+        .build()
+        .unwrap();
+    let tool = Message::builder(user, agent, Role::Tool)
+        .text("{\"status\": \"OK\"}")
+        .tool_call_id("call_1")
+        .created_at(at(5))
+        .build()
+        .unwrap();
+    let bare = Message::builder(user, agent, Role::System)
+        .created_at(at(6))
+        .build()
+        .unwrap();
+    c.insert(&full).unwrap();
+    c.insert(&tool).unwrap();
+    c.insert(&bare).unwrap();
+    assert_eq!(c.get(full.id()).unwrap().as_ref(), Some(&full));
+    assert_eq!(c.get(tool.id()).unwrap().as_ref(), Some(&tool));
+    assert_eq!(c.get(bare.id()).unwrap().as_ref(), Some(&bare));
+    assert_eq!(c.get(Uuid::from_u128(99)).unwrap(), None);
+    assert_eq!(c.size(&[]).unwrap(), 3);
+}
+
+pub fn tenant_isolation<B: Backend>(b: &B) {
+    let (s1, s2) = (scope(1), scope(2));
+    // Same user, other agent: also a different tenant for recall memory.
+    let s3 = Scope::agent(s1.user_id(), ids(3).1);
+    let (c1, c2, c3) = (
+        b.recall(s1).unwrap(),
+        b.recall(s2).unwrap(),
+        b.recall(s3).unwrap(),
+    );
+    let m1 = msg(&s1, Role::User, 1, "mine");
+    c1.insert(&m1).unwrap();
+    c2.insert_many(msgs(&s2, 3), false).unwrap();
+    for other in [&c2, &c3] {
+        assert_eq!(other.get(m1.id()).unwrap(), None);
+        let e = expect_kind(other.update(&m1), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("connector is scoped"), "{e}");
+        assert_eq!(other.delete(&[Filter::eq(Column::Id, m1.id())]).unwrap(), 0);
+    }
+    // A filter on another agent narrows to nothing; it cannot widen the scope.
+    assert!(c1
+        .get_all(&[Filter::eq(Column::AgentId, s2.agent_id().unwrap())], None)
+        .unwrap()
+        .is_empty());
+    assert_eq!(c1.size(&[]).unwrap(), 1);
+    assert_eq!(c2.size(&[]).unwrap(), 3);
+    assert_eq!(c3.size(&[]).unwrap(), 0);
+    assert_eq!(c1.get(m1.id()).unwrap(), Some(m1));
+}
+
+pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
+    let (s1, s2) = (scope(1), scope(2));
+    let c1 = b.recall(s1).unwrap();
+    let foreign = msg(&s2, Role::User, 1, "not yours");
+    let e = expect_kind(c1.insert(&foreign), ErrorKind::InvalidInput);
+    assert!(matches!(&e, Error::InvalidInput { field, .. } if field == "user_id"), "{e}");
+    let mut batch = msgs(&s1, 3);
+    batch.push(foreign);
+    let e = expect_kind(c1.insert_many(batch, true), ErrorKind::InvalidInput);
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "records[3].user_id"),
+        "{e}"
+    );
+    assert_eq!(c1.size(&[]).unwrap(), 0);
+    let wrong_agent = msg(&Scope::agent(s1.user_id(), ids(9).1), Role::User, 1, "x");
+    let e = expect_kind(c1.insert(&wrong_agent), ErrorKind::InvalidInput);
+    assert!(matches!(&e, Error::InvalidInput { field, .. } if field == "agent_id"), "{e}");
+}
+
+pub fn scope_must_fit_table<B: Backend>(b: &B) {
+    let user_only = Scope::user(ids(1).0);
+    expect_kind(b.recall(user_only).map(|_| ()), ErrorKind::InvalidInput);
+    expect_kind(
+        b.passages(TableType::ArchivalMemory, user_only).map(|_| ()),
+        ErrorKind::InvalidInput,
+    );
+    expect_kind(b.documents(scope(1)).map(|_| ()), ErrorKind::InvalidInput);
+    expect_kind(
+        b.passages(TableType::RecallMemory, scope(1)).map(|_| ()),
+        ErrorKind::InvalidInput,
+    );
+}
+
+pub fn size_counts_with_filters<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    c.insert_many(msgs(&s, 10), false).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 10);
+    assert_eq!(c.size(&[Filter::eq(Column::Role, Role::User)]).unwrap(), 3);
+    assert_eq!(c.size(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 2);
+    assert_eq!(
+        c.size(&[
+            Filter::eq(Column::Role, Role::Tool),
+            Filter::eq(Column::ToolCallId, "call_3")
+        ])
+        .unwrap(),
+        1
+    );
+    assert_eq!(c.size(&[Filter::is_null(Column::ToolCallId)]).unwrap(), 8);
+    assert_eq!(c.size(&[Filter::eq(Column::Model, "gpt-4")]).unwrap(), 10);
+    assert_eq!(c.size(&[Filter::eq(Column::Model, "GPT-4")]).unwrap(), 0);
+}
+
+pub fn filters_are_validated<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let e = expect_kind(
+        c.size(&[Filter::eq(Column::DataSource, "x")]),
+        ErrorKind::InvalidInput,
+    );
+    assert!(e.to_string().contains("filter.data_source"), "{e}");
+    expect_kind(c.get_all(&[Filter::eq(Column::Id, "not-a-uuid")], None), ErrorKind::InvalidInput);
+    expect_kind(c.delete(&[Filter::eq(Column::Role, "a\0b")]), ErrorKind::InvalidInput);
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    expect_kind(p.size(&[Filter::eq(Column::Role, Role::User)]), ErrorKind::InvalidInput);
+    // A hostile value is data, never SQL.
+    c.insert_many(msgs(&s, 4), false).unwrap();
+    assert_eq!(
+        c.size(&[Filter::eq(Column::Model, "x' OR '1'='1")]).unwrap(),
+        0
+    );
+    assert_eq!(c.size(&[]).unwrap(), 4);
+}
+
+pub fn get_all_is_newest_first<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let all = msgs(&s, 12);
+    c.insert_many(all.clone(), false).unwrap();
+    let got = c.get_all(&[], Some(5)).unwrap();
+    let want: Vec<Uuid> = all.iter().rev().take(5).map(Record::id).collect();
+    assert_eq!(id_list(&got), want);
+    let got = c.get_all(&[], None).unwrap();
+    assert_eq!(got.len(), 12);
+    assert_eq!(got[0], all[11]);
+    let users = c.get_all(&[Filter::eq(Column::Role, Role::User)], Some(2)).unwrap();
+    assert_eq!(id_list(&users), vec![all[9].id(), all[5].id()]);
+    assert!(c.get_all(&[], Some(0)).unwrap().is_empty());
+}
+
+pub fn paginated_walks_everything_once<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let mut all = msgs(&s, 20);
+    // Five records share one timestamp: ties are ordered by id.
+    for i in 0..5 {
+        all.push(msg(&s, Role::User, 7, &format!("tie {i}")));
+    }
+    c.insert_many(all.clone(), false).unwrap();
+    let pages: Vec<Vec<Message>> = c
+        .get_all_paginated(&[], 10)
+        .unwrap()
+        .collect::<Result<_>>()
+        .unwrap();
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 5]);
+    let mut want = all.clone();
+    want.sort_by_key(|m| m.keyset());
+    let got: Vec<Message> = pages.into_iter().flatten().collect();
+    assert_eq!(id_list(&got), id_list(&want));
+    let users: Vec<Message> = c
+        .get_all_paginated(&[Filter::eq(Column::Role, Role::User)], 3)
+        .unwrap()
+        .collect::<Result<Vec<_>>>()
+        .unwrap()
+        .concat();
+    assert_eq!(users.len(), 10);
+    assert!(users.windows(2).all(|w| w[0].keyset() < w[1].keyset()));
+    expect_kind(c.get_all_paginated(&[], 0).map(|_| ()), ErrorKind::InvalidInput);
+    // An exact multiple of the page size ends without an empty page.
+    let exact: Vec<_> = c.get_all_paginated(&[], 5).unwrap().collect();
+    assert_eq!(exact.len(), 5);
+}
+
+pub fn paginated_is_stable_under_inserts<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let all = msgs(&s, 9);
+    c.insert_many(all.clone(), false).unwrap();
+    let mut pages = c.get_all_paginated(&[], 4).unwrap();
+    let first = pages.next().unwrap().unwrap();
+    // A record inserted before the cursor does not shift later pages (as OFFSET would).
+    c.insert(&msg(&s, Role::User, -100, "older")).unwrap();
+    let rest: Vec<Message> = pages.collect::<Result<Vec<_>>>().unwrap().concat();
+    let got: Vec<Uuid> = first.iter().chain(rest.iter()).map(Record::id).collect();
+    assert_eq!(got, id_list(&all));
+}
+
+pub fn cursor_after_before_reverse<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let all = msgs(&s, 10);
+    c.insert_many(all.clone(), false).unwrap();
+    let page = c
+        .get_all_cursor(&CursorRequest {
+            limit: 3,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(id_list(&page.records), id_list(&all[..3]));
+    assert_eq!(page.last_id, Some(all[2].id()));
+    let page = c
+        .get_all_cursor(&CursorRequest {
+            after: page.last_id,
+            limit: 3,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(id_list(&page.records), id_list(&all[3..6]));
+    let page = c
+        .get_all_cursor(&CursorRequest {
+            reverse: true,
+            limit: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    let want: Vec<Uuid> = all[6..].iter().rev().map(Record::id).collect();
+    assert_eq!(id_list(&page.records), want);
+    assert_eq!(page.last_id, Some(all[6].id()));
+    let page = c
+        .get_all_cursor(&CursorRequest {
+            before: page.last_id,
+            reverse: true,
+            limit: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(id_list(&page.records), vec![all[5].id(), all[4].id()]);
+    let page = c
+        .get_all_cursor(&CursorRequest {
+            after: Some(all[1].id()),
+            before: Some(all[5].id()),
+            filters: vec![Filter::eq(Column::Role, Role::Assistant)],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(id_list(&page.records), vec![all[2].id()]);
+    let empty = c
+        .get_all_cursor(&CursorRequest {
+            after: Some(all[9].id()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(empty.last_id, None);
+    assert!(empty.records.is_empty());
+}
+
+pub fn cursor_unknown_id_is_not_found<B: Backend>(b: &B) {
+    let (s1, s2) = (scope(1), scope(2));
+    let c1 = b.recall(s1).unwrap();
+    let c2 = b.recall(s2).unwrap();
+    let other = msg(&s2, Role::User, 1, "theirs");
+    c2.insert(&other).unwrap();
+    for id in [Uuid::from_u128(5), other.id()] {
+        let e = expect_kind(
+            c1.get_all_cursor(&CursorRequest {
+                after: Some(id),
+                ..Default::default()
+            }),
+            ErrorKind::NotFound,
+        );
+        assert!(matches!(e, Error::NotFound { id: got, .. } if got == id));
+    }
+}
+
+pub fn insert_many_all_or_nothing<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let existing = msg(&s, Role::User, 100, "already here");
+    c.insert(&existing).unwrap();
+    let mut batch = msgs(&s, 700);
+    batch.push(existing.to_builder().text("changed").build().unwrap());
+    let e = expect_kind(c.insert_many(batch, false), ErrorKind::AlreadyExists);
+    assert!(matches!(e, Error::AlreadyExists { id, .. } if id == existing.id()), "{e:?}");
+    assert_eq!(c.size(&[]).unwrap(), 1);
+    assert_eq!(c.get(existing.id()).unwrap(), Some(existing));
+}
+
+pub fn insert_many_upserts<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let all = msgs(&s, 50);
+    assert_eq!(c.insert_many(all.clone(), true).unwrap(), 50);
+    let changed: Vec<Message> = all
+        .iter()
+        .map(|m| m.to_builder().text("rewritten").build().unwrap())
+        .collect();
+    assert_eq!(c.insert_many(changed.clone(), true).unwrap(), 50);
+    assert_eq!(c.size(&[]).unwrap(), 50);
+    let got = c.get_all_paginated(&[], 100).unwrap().next().unwrap().unwrap();
+    assert_eq!(got, changed);
+    // insert() upserts too, as MemGPT's does.
+    let again = all[0].clone();
+    c.insert(&again).unwrap();
+    assert_eq!(c.get(again.id()).unwrap(), Some(again));
+}
+
+pub fn duplicate_ids_in_one_batch<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let a = msg(&s, Role::User, 1, "first");
+    let a2 = a.to_builder().text("second").build().unwrap();
+    let other = msg(&s, Role::User, 2, "other");
+    let e = expect_kind(
+        c.insert_many(vec![a.clone(), other.clone(), a2.clone()], false),
+        ErrorKind::DuplicateId,
+    );
+    assert!(
+        matches!(e, Error::DuplicateId { id, first: 0, second: 2 } if id == a.id()),
+        "{e:?}"
+    );
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    assert_eq!(c.insert_many(vec![a, other, a2.clone()], true).unwrap(), 2);
+    assert_eq!(c.size(&[]).unwrap(), 2);
+    assert_eq!(c.get(a2.id()).unwrap(), Some(a2));
+}
+
+pub fn insert_many_spans_chunks<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let n = 2_345;
+    let written = c.insert_many(msgs(&s, n).into_iter(), false).unwrap();
+    assert_eq!(written, n as u64);
+    assert_eq!(c.size(&[]).unwrap(), n as u64);
+    assert_eq!(c.size(&[Filter::eq(Column::Role, Role::System)]).unwrap(), 587);
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let passages: Vec<Passage> = (0..1_501)
+        .map(|i| passage(&s, i, &format!("passage {i}"), Some(vec![i as f32; 8])))
+        .collect();
+    assert_eq!(p.insert_many(passages.clone(), false).unwrap(), 1_501);
+    assert_eq!(p.insert_many(passages, true).unwrap(), 1_501);
+    assert_eq!(p.size(&[]).unwrap(), 1_501);
+}
+
+pub fn insert_many_rejects_invalid_record_before_writing<B: Backend>(b: &B) {
+    let s = scope(1);
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    // Records are valid by construction; a record of the wrong tenant is the invalid input
+    // a connector sees. It must leave nothing of the batch behind, even past a chunk.
+    let mut batch: Vec<Passage> = (0..1_200)
+        .map(|i| passage(&s, i, &format!("p{i}"), None))
+        .collect();
+    batch.push(passage(&scope(2), 0, "foreign", None));
+    let e = expect_kind(p.insert_many(batch, true), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("records[1200].user_id"), "{e}");
+    assert_eq!(p.size(&[]).unwrap(), 0);
+}
+
+pub fn update_replaces_and_reports_missing<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let m = msg(&s, Role::User, 1, "before");
+    c.insert(&m).unwrap();
+    let changed = m.to_builder().text("after").name("bob").build().unwrap();
+    c.update(&changed).unwrap();
+    assert_eq!(c.get(m.id()).unwrap(), Some(changed));
+    let missing = msg(&s, Role::User, 2, "never stored");
+    let e = expect_kind(c.update(&missing), ErrorKind::NotFound);
+    assert!(matches!(e, Error::NotFound { id, table: TableType::RecallMemory } if id == missing.id()));
+    assert_eq!(c.size(&[]).unwrap(), 1);
+}
+
+pub fn query_vector_exact_order<B: Backend>(b: &B) {
+    let s = scope(1);
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    if !b.vector_search() {
+        expect_kind(p.query(&[1.0, 0.0], 3, &[]), ErrorKind::VectorUnavailable);
+        return;
+    }
+    let near = passage(&s, 1, "near", Some(vec![1.0, 0.0, 0.0]));
+    let mid = passage(&s, 2, "mid", Some(vec![2.0, 0.0, 0.0]));
+    let far = passage(&s, 3, "far", Some(vec![10.0, 0.0, 0.0]));
+    // A shorter vector is compared as if zero-padded.
+    let short = passage(&s, 4, "short", Some(vec![0.0, 3.0]));
+    let none = passage(&s, 5, "no embedding", None);
+    let mut other_src = passage(&s, 6, "other source", Some(vec![1.1, 0.0, 0.0]));
+    other_src = other_src.to_builder().data_source("source_1").build().unwrap();
+    p.insert_many(
+        vec![far.clone(), near.clone(), mid.clone(), short.clone(), none, other_src.clone()],
+        false,
+    )
+    .unwrap();
+    let other_tenant = b.passages(TableType::ArchivalMemory, scope(2)).unwrap();
+    other_tenant
+        .insert(&passage(&scope(2), 1, "theirs", Some(vec![1.0, 0.0, 0.0])))
+        .unwrap();
+    let got = p.query(&[1.0, 0.0, 0.0], 4, &[]).unwrap();
+    assert_eq!(
+        id_list(&got),
+        vec![near.id(), other_src.id(), mid.id(), short.id()]
+    );
+    let got = p
+        .query(&[1.0, 0.0, 0.0], 10, &[Filter::eq(Column::DataSource, "source_0")])
+        .unwrap();
+    assert_eq!(id_list(&got), vec![near.id(), mid.id(), short.id(), far.id()]);
+    assert_eq!(got[0], near);
+    assert!(p.query(&[1.0, 0.0, 0.0], 0, &[]).unwrap().is_empty());
+}
+
+pub fn query_vector_rejects_bad_input<B: Backend>(b: &B) {
+    let p = b.passages(TableType::ArchivalMemory, scope(1)).unwrap();
+    if !b.vector_search() {
+        expect_kind(p.query(&[1.0], 1, &[]), ErrorKind::VectorUnavailable);
+        return;
+    }
+    for bad in [vec![], vec![f32::NAN], vec![0.0; 4097]] {
+        expect_kind(p.query(&bad, 3, &[]), ErrorKind::InvalidInput);
+    }
+}
+
+pub fn query_date_bounds<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let all = msgs(&s, 10);
+    c.insert_many(all.clone(), false).unwrap();
+    let got = c.query_date(at(2), at(5), None, 0).unwrap();
+    assert_eq!(id_list(&got), id_list(&all[2..=5]));
+    let got = c.query_date(at(2), at(5), Some(2), 1).unwrap();
+    assert_eq!(id_list(&got), id_list(&all[3..=4]));
+    assert!(c.query_date(at(5), at(2), None, 0).unwrap().is_empty());
+    let micro = Duration::microseconds(1);
+    let got = c.query_date(at(3) - micro, at(3) + micro, None, 0).unwrap();
+    assert_eq!(id_list(&got), vec![all[3].id()]);
+}
+
+pub fn query_text_words<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let a = msg(&s, Role::User, 1, "I would like some Banana bread today");
+    let bb = msg(&s, Role::User, 2, "the weather is nice");
+    let cc = msg(&s, Role::Assistant, 3, "banana smoothie weather report");
+    c.insert_many(vec![a.clone(), bb.clone(), cc.clone()], false).unwrap();
+    b.recall(scope(2))
+        .unwrap()
+        .insert(&msg(&scope(2), Role::User, 1, "banana for someone else"))
+        .unwrap();
+    assert_eq!(id_list(&c.query_text("banana", None, 0).unwrap()), vec![a.id(), cc.id()]);
+    assert_eq!(id_list(&c.query_text("BANANA", None, 0).unwrap()), vec![a.id(), cc.id()]);
+    assert_eq!(id_list(&c.query_text("weather banana", None, 0).unwrap()), vec![cc.id()]);
+    assert_eq!(id_list(&c.query_text("weather", Some(1), 1).unwrap()), vec![cc.id()]);
+    assert!(c.query_text("pineapple", None, 0).unwrap().is_empty());
+    assert!(c.query_text("   ", None, 0).unwrap().is_empty());
+    // Updates and deletes keep the text index in step.
+    c.update(&bb.to_builder().text("banana weather").build().unwrap()).unwrap();
+    assert_eq!(c.query_text("banana", None, 0).unwrap().len(), 3);
+    c.delete(&[Filter::eq(Column::Id, a.id())]).unwrap();
+    assert_eq!(id_list(&c.query_text("banana", None, 0).unwrap()), vec![bb.id(), cc.id()]);
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let pa = passage(&s, 1, "archival memory about Paris", None);
+    p.insert(&pa).unwrap();
+    assert_eq!(id_list(&p.query_text("paris", None, 0).unwrap()), vec![pa.id()]);
+}
+
+pub fn query_text_is_literal<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let m = msg(&s, Role::User, 1, "100% of the_thing said \"hello\" (really) AND more");
+    c.insert(&m).unwrap();
+    c.insert(&msg(&s, Role::User, 2, "nothing special here")).unwrap();
+    for q in ["%", "_", "\"", "*", "(", "AND", "OR", "NOT", "'; DROP TABLE x; --", "a\"b", "-", ":"] {
+        let got = c.query_text(q, None, 0);
+        assert!(got.is_ok(), "query {q:?}: {got:?}");
+        assert!(got.unwrap().len() <= 1, "query {q:?}");
+    }
+    assert_eq!(id_list(&c.query_text("hello", None, 0).unwrap()), vec![m.id()]);
+    assert_eq!(id_list(&c.query_text("\"hello\"", None, 0).unwrap()), vec![m.id()]);
+    assert_eq!(c.size(&[]).unwrap(), 2);
+    expect_kind(c.query_text("a\0b", None, 0), ErrorKind::InvalidInput);
+}
+
+pub fn delete_with_filters<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    c.insert_many(msgs(&s, 12), false).unwrap();
+    assert_eq!(c.delete(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 3);
+    assert_eq!(c.size(&[]).unwrap(), 9);
+    assert_eq!(c.size(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 0);
+    assert_eq!(c.delete(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 0);
+}
+
+pub fn delete_table_is_scoped<B: Backend>(b: &B) {
+    let (s1, s2) = (scope(1), scope(2));
+    let (c1, c2) = (b.recall(s1).unwrap(), b.recall(s2).unwrap());
+    c1.insert_many(msgs(&s1, 5), false).unwrap();
+    c2.insert_many(msgs(&s2, 7), false).unwrap();
+    assert_eq!(c1.delete_table().unwrap(), 5);
+    assert_eq!(c1.size(&[]).unwrap(), 0);
+    assert_eq!(c2.size(&[]).unwrap(), 7);
+    // Still usable after.
+    c1.insert(&msg(&s1, Role::User, 1, "again")).unwrap();
+    assert_eq!(c1.size(&[]).unwrap(), 1);
+}
+
+pub fn list_data_sources_is_scoped<B: Backend>(b: &B) {
+    let s = Scope::user(ids(1).0);
+    let p = b.passages(TableType::Passages, s).unwrap();
+    let mk = |i: i64, src: Option<&str>| {
+        let mut bd = Passage::builder(s.user_id(), format!("text {i}")).created_at(at(i));
+        if let Some(src) = src {
+            bd = bd.data_source(src);
+        }
+        bd.build().unwrap()
+    };
+    p.insert_many(
+        vec![mk(1, Some("wiki")), mk(2, Some("docs")), mk(3, Some("wiki")), mk(4, None)],
+        false,
+    )
+    .unwrap();
+    let other = b.passages(TableType::Passages, Scope::user(ids(2).0)).unwrap();
+    other
+        .insert(&Passage::builder(ids(2).0, "x").data_source("secret").build().unwrap())
+        .unwrap();
+    assert_eq!(p.list_data_sources().unwrap(), vec!["docs".to_owned(), "wiki".to_owned()]);
+    let d = b.documents(s).unwrap();
+    d.insert(&Document::builder(s.user_id(), "doc").data_source("files").build().unwrap())
+        .unwrap();
+    assert_eq!(d.list_data_sources().unwrap(), vec!["files".to_owned()]);
+    assert!(b.recall(scope(1)).unwrap().list_data_sources().unwrap().is_empty());
+}
+
+pub fn passage_default_id_upserts<B: Backend>(b: &B) {
+    let s = scope(1);
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let first = passage(&s, 1, "the same text", Some(vec![1.0, 2.0]));
+    let again = passage(&s, 2, "the same text", Some(vec![3.0, 4.0]));
+    assert_eq!(first.id(), again.id());
+    p.insert(&first).unwrap();
+    p.insert(&again).unwrap();
+    assert_eq!(p.size(&[]).unwrap(), 1);
+    assert_eq!(p.get(first.id()).unwrap(), Some(again));
+}
+
+pub fn passages_table_is_user_scoped<B: Backend>(b: &B) {
+    let s = Scope::user(ids(1).0);
+    let p = b.passages(TableType::Passages, s).unwrap();
+    let doc = Uuid::from_u128(77);
+    let with_agent = Passage::builder(s.user_id(), "agent passage")
+        .agent_id(ids(1).1)
+        .doc_id(doc)
+        .metadata(json!({"page": 3, "tags": ["a", "b"]}).as_object().unwrap().clone())
+        .created_at(at(1))
+        .build()
+        .unwrap();
+    let without = Passage::builder(s.user_id(), "loose passage").created_at(at(2)).build().unwrap();
+    p.insert_many(vec![with_agent.clone(), without.clone()], false).unwrap();
+    assert_eq!(p.get(with_agent.id()).unwrap(), Some(with_agent.clone()));
+    assert_eq!(p.size(&[Filter::eq(Column::DocId, doc)]).unwrap(), 1);
+    assert_eq!(p.size(&[Filter::is_null(Column::AgentId)]).unwrap(), 1);
+    assert_eq!(p.size(&[Filter::eq(Column::AgentId, ids(1).1)]).unwrap(), 1);
+    // The archival table is a different table.
+    let arch = b.passages(TableType::ArchivalMemory, scope(1)).unwrap();
+    assert_eq!(arch.size(&[]).unwrap(), 0);
+}
+
+pub fn documents_crud<B: Backend>(b: &B) {
+    let s = Scope::user(ids(1).0);
+    let d = b.documents(s).unwrap();
+    let doc = Document::builder(s.user_id(), "a long document")
+        .data_source("files")
+        .metadata(json!({"path": "/a.txt"}).as_object().unwrap().clone())
+        .created_at(at(1))
+        .build()
+        .unwrap();
+    d.insert(&doc).unwrap();
+    assert_eq!(d.get(doc.id()).unwrap(), Some(doc.clone()));
+    let changed = doc.to_builder().text("shorter").build().unwrap();
+    d.update(&changed).unwrap();
+    assert_eq!(d.get(doc.id()).unwrap(), Some(changed));
+    assert_eq!(id_list(&d.query_text("shorter", None, 0).unwrap()), vec![doc.id()]);
+    if b.vector_search() {
+        assert!(d.query(&[1.0], 3, &[]).unwrap().is_empty());
+    }
+    assert_eq!(d.delete(&[]).unwrap(), 1);
+    assert_eq!(d.get(doc.id()).unwrap(), None);
+}
+
+pub fn unicode_roundtrip<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let m = msg(&s, Role::User, 1, "héllo wörld — 日本語のテキスト 🚀 emoji");
+    c.insert(&m).unwrap();
+    assert_eq!(c.get(m.id()).unwrap(), Some(m.clone()));
+    assert_eq!(id_list(&c.query_text("wörld", None, 0).unwrap()), vec![m.id()]);
+}
+
+pub fn transaction_commits<B: Backend>(b: &B) {
+    let s = scope(1);
+    let all = msgs(&s, 4);
+    let n = b
+        .recall_transaction(s, |tx| {
+            tx.insert(&all[0])?;
+            tx.insert_many(all[1..].to_vec(), false)?;
+            // Reads inside the unit of work see its own writes.
+            tx.size(&[])
+        })
+        .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(b.recall(s).unwrap().size(&[]).unwrap(), 4);
+}
+
+pub fn transaction_rolls_back_on_error<B: Backend>(b: &B) {
+    let s = scope(1);
+    let all = msgs(&s, 4);
+    let e = b
+        .recall_transaction(s, |tx| {
+            tx.insert_many(all.clone(), false)?;
+            tx.update(&msg(&s, Role::User, 50, "missing"))?;
+            Ok(())
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let c = b.recall(s).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    // The connection went back clean: the next unit of work commits.
+    b.recall_transaction(s, |tx| tx.insert(&all[0])).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 1);
+}
+
+pub fn transaction_rolls_back_on_panic<B: Backend>(b: &B) {
+    let s = scope(1);
+    let all = msgs(&s, 3);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.recall_transaction(s, |tx| {
+            tx.insert_many(all.clone(), false)?;
+            panic!("boom inside a unit of work");
+            #[allow(unreachable_code)]
+            Ok(())
+        })
+    }));
+    assert!(r.is_err());
+    let c = b.recall(s).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    c.insert_many(all, false).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 3);
+}
+
+pub fn concurrent_writers_and_readers<B: Backend>(b: &B) {
+    const THREADS: usize = 32;
+    const ROUNDS: usize = 20;
+    let barrier = Arc::new(Barrier::new(THREADS));
+    std::thread::scope(|ts| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let barrier = barrier.clone();
+                ts.spawn(move || -> Result<()> {
+                    let s = scope(t as u128 % 8 + 1);
+                    let c = b.recall(s)?;
+                    barrier.wait();
+                    for r in 0..ROUNDS {
+                        let m = msg(&s, Role::User, (t * ROUNDS + r) as i64, "concurrent");
+                        c.insert(&m)?;
+                        c.get_all(&[], Some(20))?;
+                        c.size(&[])?;
+                        if r % 5 == 0 {
+                            c.insert_many(msgs(&s, 3).into_iter().map(|m| {
+                                m.to_builder().id(Uuid::new_v4()).build().unwrap()
+                            }), true)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    });
+    let total: u64 = (1..=8)
+        .map(|u| b.recall(scope(u)).unwrap().size(&[]).unwrap())
+        .sum();
+    assert_eq!(total, (THREADS * ROUNDS + THREADS * (ROUNDS / 5) * 3) as u64);
+    let set: BTreeSet<u64> = (1..=8)
+        .map(|u| b.recall(scope(u)).unwrap().size(&[]).unwrap())
+        .collect();
+    assert_eq!(set.len(), 1, "each scope got the same number of writes");
+}

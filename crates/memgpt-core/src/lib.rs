@@ -1,0 +1,60 @@
+//! Backend-neutral core of memgpt-store.
+//!
+//! This crate holds what every storage backend shares and nothing that talks to a database:
+//!
+//! * the records an agent keeps — [`Message`] (recall memory), [`Passage`] (archival memory)
+//!   and [`Document`] — validated on construction;
+//! * [`TableType`], the four tables of MemGPT 0.3.x, and [`Scope`], the tenant a connector
+//!   is bound to;
+//! * typed [`Filter`]s whose columns come from an enum and whose values are always bound
+//!   parameters;
+//! * the [`StorageConnector`] trait with MemGPT's connector operations;
+//! * one [`Error`] type whose variants a caller can act on;
+//! * configuration from the environment ([`PgConfig`], [`SqliteConfig`]).
+//!
+//! Backends live in their own crates (`memgpt-sqlite`, `memgpt-pg`), like sqlx's
+//! per-database crates.
+//!
+//! ```
+//! use memgpt_core::{Message, Role};
+//! use uuid::Uuid;
+//!
+//! let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
+//! let msg = Message::builder(user, agent, Role::User).text("hello").build()?;
+//! assert_eq!(msg.role(), Role::User);
+//! // A tool message must name the call it answers:
+//! assert!(Message::builder(user, agent, Role::Tool).text("42").build().is_err());
+//! # Ok::<(), memgpt_core::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod config;
+pub mod connector;
+pub mod error;
+pub mod filter;
+pub mod record;
+pub mod scope;
+pub mod table;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use config::{DatabaseUrl, PgConfig, SqliteConfig};
+pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
+pub use error::{Error, ErrorKind, PoolState, Result};
+pub use filter::{Column, Filter, FilterValue};
+pub use record::{
+    Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,
+    PassageBuilder, Record, Role, ToolCall, MAX_EMBEDDING_DIM,
+};
+pub use scope::Scope;
+pub use table::TableType;
+
+/// Re-exported so that users name the same `Uuid` and time types as this crate.
+pub use chrono;
+/// Re-exported so that users name the same JSON types as this crate.
+pub use serde_json;
+/// Re-exported so that users name the same `Uuid` type as this crate.
+pub use uuid;

@@ -1,0 +1,44 @@
+//! Embedded schema and index migrations of memgpt-store.
+//!
+//! The SQL lives in the workspace's `migrations/postgres` and `migrations/sqlite` folders and
+//! is compiled into this crate. Every migration is idempotent (`IF NOT EXISTS`), so it also
+//! applies to a database MemGPT 0.3.x created, and every migration reverts.
+//!
+//! Concurrent migration is safe: on PostgreSQL the run holds a session advisory lock; on
+//! SQLite it holds the write lock (`BEGIN IMMEDIATE`) for the whole run.
+//!
+//! Most users run migrations through `cargo xtask migrate`; backends call
+//! [`sqlite::run_pending`] / [`postgres::run_pending`] when they open a database.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod harness;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use harness::{Command, MigrationStatus, Report};
+
+use memgpt_core::Error;
+
+/// Turns a migration harness error into [`Error::Migration`].
+pub(crate) fn migration_err(e: impl std::fmt::Display) -> Error {
+    Error::Migration {
+        message: e.to_string(),
+    }
+}
+
+/// Runs `command` against the database `url` names: `postgres://…` migrates PostgreSQL,
+/// anything else is a SQLite file path (`sqlite://PATH` or `PATH`).
+///
+/// # Errors
+/// [`Error::Migration`] when a migration fails (it is rolled back),
+/// [`Error::ConnectionLost`] when the database cannot be opened.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+pub fn run_url(url: &memgpt_core::DatabaseUrl, command: Command) -> Result<Report, Error> {
+    match url.backend() {
+        memgpt_core::config::Backend::Postgres => postgres::run_url(url, command),
+        memgpt_core::config::Backend::Sqlite(path) => sqlite::run_path(&path, command),
+    }
+}

@@ -1,0 +1,486 @@
+//! [`StorageConnector`] on SQLite.
+
+use std::marker::PhantomData;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+use memgpt_core::batch::{fold_duplicates, query_words};
+use memgpt_core::filter::validate_all;
+use memgpt_core::{
+    CursorPage, CursorRequest, Embedding, Error, Filter, Keyset, Record, Result, Scope,
+    StorageConnector, TableType,
+};
+use uuid::Uuid;
+
+use crate::codec::{f32_bytes, time_from_text, time_to_text, uuid_from_text, uuid_to_text};
+use crate::error::map;
+use crate::record::SqliteRecord;
+use crate::sql::{placeholders, Bind, Sql};
+use crate::store::{Pooled, SqliteStore};
+
+/// Where a connector gets its connection.
+#[derive(Clone)]
+pub(crate) enum Source<'t> {
+    /// The store's writer connection, checked out per call.
+    Store(SqliteStore),
+    /// The connection of a unit of work.
+    Tx {
+        conn: &'t Mutex<Pooled>,
+        batch_size: usize,
+    },
+}
+
+impl std::fmt::Debug for Source<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Store(s) => f.debug_tuple("Store").field(&s.config().path).finish(),
+            Source::Tx { .. } => f.write_str("UnitOfWork"),
+        }
+    }
+}
+
+/// A connector of one table, bound to one tenant, on SQLite. Made by
+/// [`SqliteStore::connector`] (lifetime `'static`) or [`SqliteTx::connector`](crate::SqliteTx::connector)
+/// (inside a unit of work). Implements [`StorageConnector`]; see there for each operation.
+#[derive(Debug, Clone)]
+pub struct SqliteConnector<'t, R> {
+    source: Source<'t>,
+    table: TableType,
+    scope: Scope,
+    columns: String,
+    _record: PhantomData<fn() -> R>,
+}
+
+/// The error of a diesel transaction closure: ours, or the transaction's.
+enum TxError {
+    Core(Error),
+    Diesel(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    created_at: Option<String>,
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+#[derive(QueryableByName)]
+struct SourceRow {
+    #[diesel(sql_type = Text)]
+    data_source: String,
+}
+
+impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
+    pub(crate) fn new(source: Source<'t>, table: TableType, scope: Scope) -> Result<Self> {
+        if !R::stored_in(table) {
+            return Err(Error::invalid(
+                "table",
+                format!("{table} does not store {}", std::any::type_name::<R>()),
+            ));
+        }
+        scope.check_for(table)?;
+        Ok(SqliteConnector {
+            source,
+            table,
+            scope,
+            columns: R::COLUMNS.join(", "),
+            _record: PhantomData,
+        })
+    }
+
+    fn batch_size(&self) -> usize {
+        match &self.source {
+            Source::Store(s) => s.batch_size(),
+            Source::Tx { batch_size, .. } => *batch_size,
+        }
+    }
+
+    /// Runs `f` on the connection.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
+        match &self.source {
+            Source::Store(store) => f(&mut *store.checkout()?),
+            Source::Tx { conn, .. } => {
+                let mut guard = conn
+                    .lock()
+                    .map_err(|_| Error::database("a unit of work panicked while holding its connection"))?;
+                f(&mut guard)
+            }
+        }
+    }
+
+    /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on its own, a savepoint inside a
+    /// unit of work. All or nothing either way.
+    fn write<T>(&self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
+        self.with_conn(|conn| {
+            let nested = AnsiTransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth()
+                .map_err(map)?
+                .is_some();
+            let run = |c: &mut SqliteConnection| f(c).map_err(TxError::Core);
+            let r = if nested {
+                conn.transaction(run)
+            } else {
+                conn.immediate_transaction(run)
+            };
+            r.map_err(|e| match e {
+                TxError::Core(e) => e,
+                TxError::Diesel(e) => map(e),
+            })
+        })
+    }
+
+    fn select(&self) -> Sql {
+        Sql::new(format!("SELECT {} FROM {}", self.columns, self.table.table_name()))
+    }
+
+    fn load(&self, conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<R>> {
+        let rows: Vec<R::Row> = sql.query().load(conn).map_err(map)?;
+        rows.into_iter().map(|r| R::from_row(r, self.table)).collect()
+    }
+
+    fn check_filters(&self, filters: &[Filter]) -> Result<()> {
+        validate_all(filters, self.table)
+    }
+
+    fn check_owner(&self, r: &R) -> Result<()> {
+        self.scope.check_owner(r.user_id(), r.agent_id())
+    }
+
+    /// The keyset of record `id` in the scope.
+    fn keyset_of(&self, conn: &mut SqliteConnection, id: Uuid) -> Result<Keyset> {
+        let mut sql = Sql::new(format!("SELECT created_at, id FROM {}", self.table.table_name()));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ?")
+            .text_bind(uuid_to_text(&id));
+        let rows: Vec<KeyRow> = sql.query().load(conn).map_err(map)?;
+        let row = rows.into_iter().next().ok_or(Error::NotFound {
+            table: self.table,
+            id,
+        })?;
+        let t = self.table.table_name();
+        Ok(Keyset {
+            created_at: time_from_text(t, row.created_at.as_deref().unwrap_or_default())?,
+            id: uuid_from_text(t, "id", &row.id)?,
+        })
+    }
+
+    /// The owner condition of an upsert: the existing row must belong to the same tenant.
+    fn same_owner_sql(&self) -> String {
+        let t = self.table.table_name();
+        if self.table.is_agent_scoped() {
+            format!("{t}.user_id = excluded.user_id AND {t}.agent_id IS excluded.agent_id")
+        } else {
+            format!("{t}.user_id = excluded.user_id")
+        }
+    }
+
+    /// Writes one chunk of distinct records; returns how many rows were written.
+    fn insert_chunk(&self, conn: &mut SqliteConnection, chunk: &[R], exists_ok: bool) -> Result<u64> {
+        let cols = R::COLUMNS;
+        let row = format!("({})", placeholders(cols.len()));
+        let mut text = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.table.table_name(),
+            self.columns
+        );
+        text.reserve(chunk.len() * (row.len() + 2));
+        for i in 0..chunk.len() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&row);
+        }
+        if exists_ok {
+            let sets: Vec<String> = cols
+                .iter()
+                .filter(|c| **c != "id")
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            text.push_str(&format!(
+                " ON CONFLICT (id) DO UPDATE SET {} WHERE {}",
+                sets.join(", "),
+                self.same_owner_sql()
+            ));
+        }
+        let mut sql = Sql::new(text);
+        for r in chunk {
+            sql.binds.extend(r.binds());
+        }
+        match sql.query().execute(conn) {
+            Ok(n) if n == chunk.len() => Ok(n as u64),
+            // Fewer rows than records: an id exists under another tenant.
+            Ok(_) => Err(self.existing_id(conn, chunk, true)?),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                Err(self.existing_id(conn, chunk, false)?)
+            }
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    /// The [`Error::AlreadyExists`] naming the first record of `chunk` that exists already
+    /// (only under another tenant when `foreign`).
+    fn existing_id(&self, conn: &mut SqliteConnection, chunk: &[R], foreign: bool) -> Result<Error> {
+        let mut sql = Sql::new(format!(
+            "SELECT id FROM {} WHERE id IN ({})",
+            self.table.table_name(),
+            placeholders(chunk.len())
+        ));
+        for r in chunk {
+            sql.text_bind(uuid_to_text(&r.id()));
+        }
+        if foreign {
+            sql.push(" AND NOT (user_id = ?")
+                .text_bind(uuid_to_text(&self.scope.user_id()));
+            if let (true, Some(a)) = (self.table.is_agent_scoped(), self.scope.agent_id()) {
+                sql.push(" AND agent_id = ?").text_bind(uuid_to_text(&a));
+            }
+            sql.push(")");
+        }
+        let rows: Vec<IdRow> = sql.query().load(conn).map_err(map)?;
+        let existing: Vec<Uuid> = rows
+            .iter()
+            .filter_map(|r| Uuid::parse_str(&r.id).ok())
+            .collect();
+        let id = chunk
+            .iter()
+            .map(Record::id)
+            .find(|id| existing.contains(id))
+            .ok_or_else(|| Error::database("insert wrote fewer rows than given"))?;
+        Ok(Error::AlreadyExists {
+            table: self.table,
+            id,
+        })
+    }
+}
+
+impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
+    type Record = R;
+
+    fn table_type(&self) -> TableType {
+        self.table
+    }
+
+    fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
+        self.check_filters(filters)?;
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters);
+        if let Some(k) = after {
+            sql.keyset(">", k);
+        }
+        sql.push(" ORDER BY created_at, id").limit_offset(Some(limit), 0);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
+        self.check_filters(&request.filters)?;
+        self.with_conn(|conn| {
+            let after = request.after.map(|id| self.keyset_of(conn, id)).transpose()?;
+            let before = request.before.map(|id| self.keyset_of(conn, id)).transpose()?;
+            let mut sql = self.select();
+            sql.scope_where(self.table, &self.scope, &request.filters);
+            if let Some(k) = &after {
+                sql.keyset(">", k);
+            }
+            if let Some(k) = &before {
+                sql.keyset("<", k);
+            }
+            let dir = if request.reverse { "DESC" } else { "ASC" };
+            sql.push(&format!(" ORDER BY created_at {dir}, id {dir}"))
+                .limit_offset(Some(request.limit), 0);
+            let records = self.load(conn, sql)?;
+            Ok(CursorPage {
+                last_id: records.last().map(Record::id),
+                records,
+            })
+        })
+    }
+
+    fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
+        self.check_filters(filters)?;
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(" ORDER BY created_at DESC, id DESC")
+            .limit_offset(limit, 0);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn get(&self, id: Uuid) -> Result<Option<R>> {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ?")
+            .text_bind(uuid_to_text(&id));
+        Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
+    }
+
+    fn size(&self, filters: &[Filter]) -> Result<u64> {
+        self.check_filters(filters)?;
+        let mut sql = Sql::new(format!("SELECT count(*) AS n FROM {}", self.table.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
+    }
+
+    fn insert(&self, record: &R) -> Result<()> {
+        self.check_owner(record)?;
+        self.write(|c| self.insert_chunk(c, std::slice::from_ref(record), true))
+            .map(|_| ())
+    }
+
+    fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
+    where
+        I: IntoIterator<Item = R>,
+    {
+        let batch = self.batch_size().max(1);
+        let mut iter = records.into_iter().enumerate();
+        self.write(|conn| {
+            let mut written = 0u64;
+            loop {
+                let chunk: Vec<(usize, R)> = iter.by_ref().take(batch).collect();
+                if chunk.is_empty() {
+                    return Ok(written);
+                }
+                for (i, r) in &chunk {
+                    self.check_owner(r).map_err(|e| e.in_batch(*i))?;
+                }
+                let chunk = fold_duplicates(chunk, exists_ok)?;
+                written += self.insert_chunk(conn, &chunk, exists_ok)?;
+            }
+        })
+    }
+
+    fn update(&self, record: &R) -> Result<()> {
+        self.check_owner(record)?;
+        let sets: Vec<String> = R::COLUMNS
+            .iter()
+            .filter(|c| **c != "id")
+            .map(|c| format!("{c} = ?"))
+            .collect();
+        let mut sql = Sql::new(format!(
+            "UPDATE {} SET {}",
+            self.table.table_name(),
+            sets.join(", ")
+        ));
+        sql.binds.extend(record.binds().into_iter().skip(1));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ?")
+            .text_bind(uuid_to_text(&record.id()));
+        let n = self.write(|c| sql.query().execute(c).map_err(map))?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                table: self.table,
+                id: record.id(),
+            });
+        }
+        Ok(())
+    }
+
+    fn query(&self, embedding: &[f32], top_k: usize, filters: &[Filter]) -> Result<Vec<R>> {
+        let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
+            Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
+            other => other,
+        })?;
+        self.check_filters(filters)?;
+        if top_k == 0 || self.table == TableType::Documents {
+            return Ok(Vec::new());
+        }
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(&format!(
+                " AND embedding IS NOT NULL ORDER BY {}(embedding, ?), id",
+                R::DISTANCE_FN
+            ))
+            .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
+            .limit_offset(Some(top_k), 0);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn query_date(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<R>> {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND created_at >= ? AND created_at <= ?")
+            .text_bind(time_to_text(&start))
+            .text_bind(time_to_text(&end))
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
+        let words = query_words(query)?;
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each word becomes an FTS5 string ("…" with quotes doubled): matched literally,
+        // never read as FTS5 syntax. Words are ANDed.
+        let fts_query = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let t = self.table.table_name();
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(&format!(
+                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ?)"
+            ))
+            .text_bind(fts_query)
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn delete(&self, filters: &[Filter]) -> Result<u64> {
+        self.check_filters(filters)?;
+        let mut sql = Sql::new(format!("DELETE FROM {}", self.table.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        self.write(|c| sql.query().execute(c).map_err(map))
+            .map(|n| n as u64)
+    }
+
+    fn list_data_sources(&self) -> Result<Vec<String>> {
+        if self.table == TableType::RecallMemory {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(format!(
+            "SELECT DISTINCT data_source FROM {}",
+            self.table.table_name()
+        ));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        let rows: Vec<SourceRow> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        Ok(rows.into_iter().map(|r| r.data_source).collect())
+    }
+}

@@ -1,0 +1,258 @@
+//! The store: the writer connection, migrations, units of work and statistics.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel::SqliteConnection;
+use memgpt_core::{Error, Result, Scope, SqliteConfig, TableType};
+
+use crate::connector::SqliteConnector;
+use crate::error::{map, pool_timeout};
+use crate::pragmas::Customizer;
+use crate::record::SqliteRecord;
+
+pub(crate) type Manager = ConnectionManager<SqliteConnection>;
+pub(crate) type Pooled = PooledConnection<Manager>;
+
+/// An open SQLite database: the single writer connection and the configuration.
+///
+/// Cheap to clone (an `Arc` inside) and safe to share across threads: every operation checks
+/// the one connection out for its duration, so writers never contend for SQLite's lock and
+/// never see "database is locked". Dropping the last clone runs `PRAGMA optimize`.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool<Manager>,
+    config: SqliteConfig,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.pool.try_get() {
+            // Best effort on close: an error here has nobody to report to.
+            let _ = conn.batch_execute("PRAGMA optimize;");
+        }
+    }
+}
+
+/// Figures of an open store, for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Size of the database file in bytes.
+    pub db_bytes: u64,
+    /// Size of the write-ahead log (`-wal` file) in bytes; 0 without one.
+    pub wal_bytes: u64,
+    /// Whether the writer connection is open.
+    pub connection_open: bool,
+    /// Whether the writer connection is idle (not checked out) right now.
+    pub connection_idle: bool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folder if needed) the database file of `config`, applies
+    /// the connection settings and any pending migrations.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionLost`] when the file cannot be opened or a setting is refused;
+    /// [`Error::Migration`] when a migration fails.
+    pub fn open(config: SqliteConfig) -> Result<Self> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::ConnectionLost {
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        let path = config.path.to_str().ok_or_else(|| Error::Config {
+            variable: "MEMGPT_SQLITE_PATH".to_owned(),
+            value: config.path.display().to_string(),
+            reason: "not valid UTF-8".to_owned(),
+        })?;
+        let pool = Pool::builder()
+            .max_size(1)
+            .min_idle(Some(1))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_on_check_out(false)
+            .connection_timeout(config.pool_timeout)
+            .connection_customizer(Box::new(Customizer {
+                config: config.clone(),
+            }))
+            .build(Manager::new(path))
+            .map_err(|e| Error::ConnectionLost {
+                message: format!("cannot open {}: {e}", config.path.display()),
+            })?;
+        let store = SqliteStore {
+            inner: Arc::new(Inner { pool, config }),
+        };
+        {
+            let mut conn = store.checkout()?;
+            memgpt_migrate::sqlite::run_pending(&mut conn)?;
+        }
+        Ok(store)
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.inner.config
+    }
+
+    /// A connector of `table` bound to `scope`. Opens nothing: it uses the store's
+    /// connection for each call.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
+    /// does not fit it (archival and recall memory need [`Scope::agent`], documents
+    /// [`Scope::user`]).
+    pub fn connector<R: SqliteRecord>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<SqliteConnector<'static, R>> {
+        SqliteConnector::new(crate::connector::Source::Store(self.clone()), table, scope)
+    }
+
+    /// Runs `f` as one unit of work: every connector made from the [`SqliteTx`] uses one
+    /// connection inside one `BEGIN IMMEDIATE` transaction, committed when `f` returns `Ok`.
+    /// An error or a panic inside `f` rolls everything back (the panic then continues), and
+    /// the connection goes back clean.
+    ///
+    /// # Errors
+    /// The error `f` returned, or the database's on begin or commit.
+    pub fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&SqliteTx<'_>) -> Result<T>,
+    {
+        let mut conn = self.checkout()?;
+        AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE").map_err(map)?;
+        let cell = Mutex::new(conn);
+        let outcome = {
+            let tx = SqliteTx {
+                conn: &cell,
+                store: self,
+            };
+            catch_unwind(AssertUnwindSafe(|| f(&tx)))
+        };
+        let mut conn = cell.into_inner().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(Ok(v)) => {
+                AnsiTransactionManager::commit_transaction(&mut *conn).map_err(map)?;
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                AnsiTransactionManager::rollback_transaction(&mut *conn).map_err(map)?;
+                Err(e)
+            }
+            Err(panic) => {
+                // A failed rollback leaves the connection in a transaction; the pool then
+                // sees it as broken and replaces it.
+                let _ = AnsiTransactionManager::rollback_transaction(&mut *conn);
+                drop(conn);
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// Runs `PRAGMA optimize` (also run when the store closes).
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn optimize(&self) -> Result<()> {
+        self.checkout()?
+            .batch_execute("PRAGMA optimize;")
+            .map_err(map)
+    }
+
+    /// Rebuilds the full-text indexes from the tables. Needed only after `VACUUM`, which may
+    /// renumber the rowids the FTS5 indexes refer to.
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn rebuild_text_index(&self) -> Result<()> {
+        let mut conn = self.checkout()?;
+        for t in TableType::ALL {
+            let fts = format!("{}_fts", t.table_name());
+            conn.batch_execute(&format!("INSERT INTO {fts}({fts}) VALUES ('rebuild');"))
+                .map_err(map)?;
+        }
+        Ok(())
+    }
+
+    /// Sizes of the database file and its write-ahead log, and the connection's state.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the files cannot be read.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let size = |p: &std::path::Path| match std::fs::metadata(p) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(Error::database(format!("cannot stat {}: {e}", p.display()))),
+        };
+        let path = &self.inner.config.path;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let state = self.inner.pool.state();
+        Ok(StoreStats {
+            db_bytes: size(path)?,
+            wal_bytes: size(std::path::Path::new(&wal))?,
+            connection_open: state.connections > 0,
+            connection_idle: state.idle_connections > 0,
+        })
+    }
+
+    /// Checks the writer connection out, waiting at most the pool timeout.
+    pub(crate) fn checkout(&self) -> Result<Pooled> {
+        let start = Instant::now();
+        self.inner.pool.get().map_err(|_| {
+            pool_timeout(
+                start.elapsed().max(Duration::from_millis(1)),
+                self.inner.pool.state(),
+                self.inner.pool.max_size(),
+            )
+        })
+    }
+
+    pub(crate) fn batch_size(&self) -> usize {
+        self.inner.config.batch_size
+    }
+}
+
+/// A unit of work in progress; see [`SqliteStore::transaction`].
+pub struct SqliteTx<'t> {
+    conn: &'t Mutex<Pooled>,
+    store: &'t SqliteStore,
+}
+
+impl std::fmt::Debug for SqliteTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTx")
+            .field("path", &self.store.config().path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> SqliteTx<'t> {
+    /// A connector of `table` bound to `scope` that works inside this unit of work.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::connector`].
+    pub fn connector<R: SqliteRecord>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<SqliteConnector<'t, R>> {
+        SqliteConnector::new(
+            crate::connector::Source::Tx {
+                conn: self.conn,
+                batch_size: self.store.batch_size(),
+            },
+            table,
+            scope,
+        )
+    }
+}

@@ -1,0 +1,48 @@
+//! The backend-generic conformance suite, on a fresh SQLite file per test.
+
+use memgpt_core::conformance::Backend;
+use memgpt_core::{Document, Message, Passage, Result, Scope, SqliteConfig, TableType};
+use memgpt_sqlite::{SqliteConnector, SqliteStore};
+
+struct SqliteBackend {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+fn fresh() -> SqliteBackend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("memgpt.db"))).expect("open");
+    SqliteBackend { store, _dir: dir }
+}
+
+impl Backend for SqliteBackend {
+    type Recall = SqliteConnector<'static, Message>;
+    type Passages = SqliteConnector<'static, Passage>;
+    type Documents = SqliteConnector<'static, Document>;
+    type RecallTx<'t> = SqliteConnector<'t, Message>;
+
+    fn recall(&self, scope: Scope) -> Result<Self::Recall> {
+        self.store.connector(TableType::RecallMemory, scope)
+    }
+    fn passages(&self, table: TableType, scope: Scope) -> Result<Self::Passages> {
+        self.store.connector(table, scope)
+    }
+    fn documents(&self, scope: Scope) -> Result<Self::Documents> {
+        self.store.connector(TableType::Documents, scope)
+    }
+    fn recall_transaction<T>(
+        &self,
+        scope: Scope,
+        f: impl FnOnce(&Self::RecallTx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.store.transaction(|tx| {
+            let c = tx.connector::<Message>(TableType::RecallMemory, scope)?;
+            f(&c)
+        })
+    }
+    fn vector_search(&self) -> bool {
+        true
+    }
+}
+
+memgpt_core::conformance_tests!(fresh());

@@ -1,0 +1,16 @@
+DROP TRIGGER IF EXISTS memgpt_recall_memory_agent_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_recall_memory_agent_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_recall_memory_agent_fts_au;
+DROP TABLE IF EXISTS memgpt_recall_memory_agent_fts;
+DROP TRIGGER IF EXISTS memgpt_archival_memory_agent_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_archival_memory_agent_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_archival_memory_agent_fts_au;
+DROP TABLE IF EXISTS memgpt_archival_memory_agent_fts;
+DROP TRIGGER IF EXISTS memgpt_passages_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_passages_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_passages_fts_au;
+DROP TABLE IF EXISTS memgpt_passages_fts;
+DROP TRIGGER IF EXISTS memgpt_documents_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_documents_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_documents_fts_au;
+DROP TABLE IF EXISTS memgpt_documents_fts;
