@@ -57,7 +57,9 @@ impl DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl").field(&self.redacted()).finish()
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
     }
 }
 
@@ -133,10 +135,13 @@ where
     let Some(raw) = env.get(name) else {
         return Ok(default);
     };
-    let v: T = raw
-        .trim()
-        .parse()
-        .map_err(|_| config_err(name, &raw, format!("expected a whole number in {min}..={max}")))?;
+    let v: T = raw.trim().parse().map_err(|_| {
+        config_err(
+            name,
+            &raw,
+            format!("expected a whole number in {min}..={max}"),
+        )
+    })?;
     if v < min || v > max {
         return Err(config_err(name, &raw, format!("must lie in {min}..={max}")));
     }
@@ -484,8 +489,8 @@ mod tests {
     #[test]
     fn malformed_pool_size_names_the_variable() {
         for bad in ["abc", "0", "-1", "", "1.5"] {
-            let err = PgConfig::from_lookup(&env(&[URL, ("MEMGPT_PG_POOL_SIZE", bad)]))
-                .unwrap_err();
+            let err =
+                PgConfig::from_lookup(&env(&[URL, ("MEMGPT_PG_POOL_SIZE", bad)])).unwrap_err();
             match err {
                 Error::Config {
                     variable, value, ..
@@ -512,9 +517,16 @@ mod tests {
             (c.pool_size, c.max_overflow, c.pool_timeout, c.pool_recycle),
             (5, 0, Duration::from_secs(7), Duration::from_secs(60))
         );
-        for var in ["MEMGPT_PG_MAX_OVERFLOW", "MEMGPT_PG_POOL_TIMEOUT", "MEMGPT_PG_POOL_RECYCLE"] {
+        for var in [
+            "MEMGPT_PG_MAX_OVERFLOW",
+            "MEMGPT_PG_POOL_TIMEOUT",
+            "MEMGPT_PG_POOL_RECYCLE",
+        ] {
             let err = PgConfig::from_lookup(&env(&[URL, (var, "-1")])).unwrap_err();
-            assert!(matches!(&err, Error::Config { variable, .. } if variable == var), "{err}");
+            assert!(
+                matches!(&err, Error::Config { variable, .. } if variable == var),
+                "{err}"
+            );
         }
     }
 
@@ -524,8 +536,8 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("s3cret"), "{dbg}");
         assert!(dbg.contains("u:***@localhost"), "{dbg}");
-        let err = PgConfig::from_lookup(&env(&[("MEMGPT_PG_URL", "mysql://u:s3cret@h/db")]))
-            .unwrap_err();
+        let err =
+            PgConfig::from_lookup(&env(&[("MEMGPT_PG_URL", "mysql://u:s3cret@h/db")])).unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
         assert_eq!(
             redact("host=h password=s3cret user=u"),
@@ -554,9 +566,11 @@ mod tests {
         assert_eq!(c.path, PathBuf::from("/tmp/y.db"));
         assert_eq!(c.synchronous, Synchronous::Full);
         assert_eq!(c.journal_mode, JournalMode::Delete);
-        let err =
-            SqliteConfig::from_lookup(&env(&[("MEMGPT_SQLITE_SYNCHRONOUS", "sometimes")]))
-                .unwrap_err();
-        assert!(err.to_string().contains("MEMGPT_SQLITE_SYNCHRONOUS"), "{err}");
+        let err = SqliteConfig::from_lookup(&env(&[("MEMGPT_SQLITE_SYNCHRONOUS", "sometimes")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("MEMGPT_SQLITE_SYNCHRONOUS"),
+            "{err}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! [`conformance_tests!`](crate::conformance_tests) in an integration test; every function
 //! of this module then runs as its own test against the real database.
 //!
-//! ```ignore
+//! ```text
 //! memgpt_core::conformance_tests!(my_backend_factory());
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -156,7 +156,11 @@ pub fn message_roundtrip<B: Backend>(b: &B) {
         .model("gpt-4")
         .name("memgpt")
         .created_at(Utc.timestamp_micros(1_704_067_200_123_456).unwrap())
-        .tool_calls(vec![ToolCall::function("call_1", "send_message", r#"{"message":"hi"}"#)])
+        .tool_calls(vec![ToolCall::function(
+            "call_1",
+            "send_message",
+            r#"{"message":"hi"}"#,
+        )])
         .embedding(vec![0.5, -1.25, 3.0], "text-embedding-ada-002")
         .build()
         .unwrap();
@@ -214,7 +218,10 @@ pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
     let c1 = b.recall(s1).unwrap();
     let foreign = msg(&s2, Role::User, 1, "not yours");
     let e = expect_kind(c1.insert(&foreign), ErrorKind::InvalidInput);
-    assert!(matches!(&e, Error::InvalidInput { field, .. } if field == "user_id"), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "user_id"),
+        "{e}"
+    );
     let mut batch = msgs(&s1, 3);
     batch.push(foreign);
     let e = expect_kind(c1.insert_many(batch, true), ErrorKind::InvalidInput);
@@ -225,7 +232,10 @@ pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
     assert_eq!(c1.size(&[]).unwrap(), 0);
     let wrong_agent = msg(&Scope::agent(s1.user_id(), ids(9).1), Role::User, 1, "x");
     let e = expect_kind(c1.insert(&wrong_agent), ErrorKind::InvalidInput);
-    assert!(matches!(&e, Error::InvalidInput { field, .. } if field == "agent_id"), "{e}");
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "agent_id"),
+        "{e}"
+    );
 }
 
 pub fn scope_must_fit_table<B: Backend>(b: &B) {
@@ -270,14 +280,24 @@ pub fn filters_are_validated<B: Backend>(b: &B) {
         ErrorKind::InvalidInput,
     );
     assert!(e.to_string().contains("filter.data_source"), "{e}");
-    expect_kind(c.get_all(&[Filter::eq(Column::Id, "not-a-uuid")], None), ErrorKind::InvalidInput);
-    expect_kind(c.delete(&[Filter::eq(Column::Role, "a\0b")]), ErrorKind::InvalidInput);
+    expect_kind(
+        c.get_all(&[Filter::eq(Column::Id, "not-a-uuid")], None),
+        ErrorKind::InvalidInput,
+    );
+    expect_kind(
+        c.delete(&[Filter::eq(Column::Role, "a\0b")]),
+        ErrorKind::InvalidInput,
+    );
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
-    expect_kind(p.size(&[Filter::eq(Column::Role, Role::User)]), ErrorKind::InvalidInput);
+    expect_kind(
+        p.size(&[Filter::eq(Column::Role, Role::User)]),
+        ErrorKind::InvalidInput,
+    );
     // A hostile value is data, never SQL.
     c.insert_many(msgs(&s, 4), false).unwrap();
     assert_eq!(
-        c.size(&[Filter::eq(Column::Model, "x' OR '1'='1")]).unwrap(),
+        c.size(&[Filter::eq(Column::Model, "x' OR '1'='1")])
+            .unwrap(),
         0
     );
     assert_eq!(c.size(&[]).unwrap(), 4);
@@ -294,7 +314,9 @@ pub fn get_all_is_newest_first<B: Backend>(b: &B) {
     let got = c.get_all(&[], None).unwrap();
     assert_eq!(got.len(), 12);
     assert_eq!(got[0], all[11]);
-    let users = c.get_all(&[Filter::eq(Column::Role, Role::User)], Some(2)).unwrap();
+    let users = c
+        .get_all(&[Filter::eq(Column::Role, Role::User)], Some(2))
+        .unwrap();
     assert_eq!(id_list(&users), vec![all[9].id(), all[5].id()]);
     assert!(c.get_all(&[], Some(0)).unwrap().is_empty());
 }
@@ -313,7 +335,10 @@ pub fn paginated_walks_everything_once<B: Backend>(b: &B) {
         .unwrap()
         .collect::<Result<_>>()
         .unwrap();
-    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![10, 10, 5]);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![10, 10, 5]
+    );
     let mut want = all.clone();
     want.sort_by_key(|m| m.keyset());
     let got: Vec<Message> = pages.into_iter().flatten().collect();
@@ -326,7 +351,10 @@ pub fn paginated_walks_everything_once<B: Backend>(b: &B) {
         .concat();
     assert_eq!(users.len(), 10);
     assert!(users.windows(2).all(|w| w[0].keyset() < w[1].keyset()));
-    expect_kind(c.get_all_paginated(&[], 0).map(|_| ()), ErrorKind::InvalidInput);
+    expect_kind(
+        c.get_all_paginated(&[], 0).map(|_| ()),
+        ErrorKind::InvalidInput,
+    );
     // An exact multiple of the page size ends without an empty page.
     let exact: Vec<_> = c.get_all_paginated(&[], 5).unwrap().collect();
     assert_eq!(exact.len(), 5);
@@ -431,7 +459,10 @@ pub fn insert_many_all_or_nothing<B: Backend>(b: &B) {
     let mut batch = msgs(&s, 700);
     batch.push(existing.to_builder().text("changed").build().unwrap());
     let e = expect_kind(c.insert_many(batch, false), ErrorKind::AlreadyExists);
-    assert!(matches!(e, Error::AlreadyExists { id, .. } if id == existing.id()), "{e:?}");
+    assert!(
+        matches!(e, Error::AlreadyExists { id, .. } if id == existing.id()),
+        "{e:?}"
+    );
     assert_eq!(c.size(&[]).unwrap(), 1);
     assert_eq!(c.get(existing.id()).unwrap(), Some(existing));
 }
@@ -447,7 +478,12 @@ pub fn insert_many_upserts<B: Backend>(b: &B) {
         .collect();
     assert_eq!(c.insert_many(changed.clone(), true).unwrap(), 50);
     assert_eq!(c.size(&[]).unwrap(), 50);
-    let got = c.get_all_paginated(&[], 100).unwrap().next().unwrap().unwrap();
+    let got = c
+        .get_all_paginated(&[], 100)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(got, changed);
     // insert() upserts too, as MemGPT's does.
     let again = all[0].clone();
@@ -479,10 +515,22 @@ pub fn insert_many_spans_chunks<B: Backend>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let n = 2_345;
-    let written = c.insert_many(msgs(&s, n).into_iter(), false).unwrap();
+    // Handed over as a lazy iterator, not a collected Vec.
+    let lazy = (0..n).map(|i| {
+        msg(
+            &s,
+            Role::ALL[i % 4],
+            i as i64,
+            &format!("message number {i}"),
+        )
+    });
+    let written = c.insert_many(lazy, false).unwrap();
     assert_eq!(written, n as u64);
     assert_eq!(c.size(&[]).unwrap(), n as u64);
-    assert_eq!(c.size(&[Filter::eq(Column::Role, Role::System)]).unwrap(), 587);
+    assert_eq!(
+        c.size(&[Filter::eq(Column::Role, Role::System)]).unwrap(),
+        587
+    );
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
     let passages: Vec<Passage> = (0..1_501)
         .map(|i| passage(&s, i, &format!("passage {i}"), Some(vec![i as f32; 8])))
@@ -516,7 +564,9 @@ pub fn update_replaces_and_reports_missing<B: Backend>(b: &B) {
     assert_eq!(c.get(m.id()).unwrap(), Some(changed));
     let missing = msg(&s, Role::User, 2, "never stored");
     let e = expect_kind(c.update(&missing), ErrorKind::NotFound);
-    assert!(matches!(e, Error::NotFound { id, table: TableType::RecallMemory } if id == missing.id()));
+    assert!(
+        matches!(e, Error::NotFound { id, table: TableType::RecallMemory } if id == missing.id())
+    );
     assert_eq!(c.size(&[]).unwrap(), 1);
 }
 
@@ -534,9 +584,20 @@ pub fn query_vector_exact_order<B: Backend>(b: &B) {
     let short = passage(&s, 4, "short", Some(vec![0.0, 3.0]));
     let none = passage(&s, 5, "no embedding", None);
     let mut other_src = passage(&s, 6, "other source", Some(vec![1.1, 0.0, 0.0]));
-    other_src = other_src.to_builder().data_source("source_1").build().unwrap();
+    other_src = other_src
+        .to_builder()
+        .data_source("source_1")
+        .build()
+        .unwrap();
     p.insert_many(
-        vec![far.clone(), near.clone(), mid.clone(), short.clone(), none, other_src.clone()],
+        vec![
+            far.clone(),
+            near.clone(),
+            mid.clone(),
+            short.clone(),
+            none,
+            other_src.clone(),
+        ],
         false,
     )
     .unwrap();
@@ -550,9 +611,16 @@ pub fn query_vector_exact_order<B: Backend>(b: &B) {
         vec![near.id(), other_src.id(), mid.id(), short.id()]
     );
     let got = p
-        .query(&[1.0, 0.0, 0.0], 10, &[Filter::eq(Column::DataSource, "source_0")])
+        .query(
+            &[1.0, 0.0, 0.0],
+            10,
+            &[Filter::eq(Column::DataSource, "source_0")],
+        )
         .unwrap();
-    assert_eq!(id_list(&got), vec![near.id(), mid.id(), short.id(), far.id()]);
+    assert_eq!(
+        id_list(&got),
+        vec![near.id(), mid.id(), short.id(), far.id()]
+    );
     assert_eq!(got[0], near);
     assert!(p.query(&[1.0, 0.0, 0.0], 0, &[]).unwrap().is_empty());
 }
@@ -589,41 +657,86 @@ pub fn query_text_words<B: Backend>(b: &B) {
     let a = msg(&s, Role::User, 1, "I would like some Banana bread today");
     let bb = msg(&s, Role::User, 2, "the weather is nice");
     let cc = msg(&s, Role::Assistant, 3, "banana smoothie weather report");
-    c.insert_many(vec![a.clone(), bb.clone(), cc.clone()], false).unwrap();
+    c.insert_many(vec![a.clone(), bb.clone(), cc.clone()], false)
+        .unwrap();
     b.recall(scope(2))
         .unwrap()
         .insert(&msg(&scope(2), Role::User, 1, "banana for someone else"))
         .unwrap();
-    assert_eq!(id_list(&c.query_text("banana", None, 0).unwrap()), vec![a.id(), cc.id()]);
-    assert_eq!(id_list(&c.query_text("BANANA", None, 0).unwrap()), vec![a.id(), cc.id()]);
-    assert_eq!(id_list(&c.query_text("weather banana", None, 0).unwrap()), vec![cc.id()]);
-    assert_eq!(id_list(&c.query_text("weather", Some(1), 1).unwrap()), vec![cc.id()]);
+    assert_eq!(
+        id_list(&c.query_text("banana", None, 0).unwrap()),
+        vec![a.id(), cc.id()]
+    );
+    assert_eq!(
+        id_list(&c.query_text("BANANA", None, 0).unwrap()),
+        vec![a.id(), cc.id()]
+    );
+    assert_eq!(
+        id_list(&c.query_text("weather banana", None, 0).unwrap()),
+        vec![cc.id()]
+    );
+    assert_eq!(
+        id_list(&c.query_text("weather", Some(1), 1).unwrap()),
+        vec![cc.id()]
+    );
     assert!(c.query_text("pineapple", None, 0).unwrap().is_empty());
     assert!(c.query_text("   ", None, 0).unwrap().is_empty());
     // Updates and deletes keep the text index in step.
-    c.update(&bb.to_builder().text("banana weather").build().unwrap()).unwrap();
+    c.update(&bb.to_builder().text("banana weather").build().unwrap())
+        .unwrap();
     assert_eq!(c.query_text("banana", None, 0).unwrap().len(), 3);
     c.delete(&[Filter::eq(Column::Id, a.id())]).unwrap();
-    assert_eq!(id_list(&c.query_text("banana", None, 0).unwrap()), vec![bb.id(), cc.id()]);
+    assert_eq!(
+        id_list(&c.query_text("banana", None, 0).unwrap()),
+        vec![bb.id(), cc.id()]
+    );
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
     let pa = passage(&s, 1, "archival memory about Paris", None);
     p.insert(&pa).unwrap();
-    assert_eq!(id_list(&p.query_text("paris", None, 0).unwrap()), vec![pa.id()]);
+    assert_eq!(
+        id_list(&p.query_text("paris", None, 0).unwrap()),
+        vec![pa.id()]
+    );
 }
 
 pub fn query_text_is_literal<B: Backend>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
-    let m = msg(&s, Role::User, 1, "100% of the_thing said \"hello\" (really) AND more");
+    let m = msg(
+        &s,
+        Role::User,
+        1,
+        "100% of the_thing said \"hello\" (really) AND more",
+    );
     c.insert(&m).unwrap();
-    c.insert(&msg(&s, Role::User, 2, "nothing special here")).unwrap();
-    for q in ["%", "_", "\"", "*", "(", "AND", "OR", "NOT", "'; DROP TABLE x; --", "a\"b", "-", ":"] {
+    c.insert(&msg(&s, Role::User, 2, "nothing special here"))
+        .unwrap();
+    for q in [
+        "%",
+        "_",
+        "\"",
+        "*",
+        "(",
+        "AND",
+        "OR",
+        "NOT",
+        "'; DROP TABLE x; --",
+        "a\"b",
+        "-",
+        ":",
+    ] {
         let got = c.query_text(q, None, 0);
         assert!(got.is_ok(), "query {q:?}: {got:?}");
         assert!(got.unwrap().len() <= 1, "query {q:?}");
     }
-    assert_eq!(id_list(&c.query_text("hello", None, 0).unwrap()), vec![m.id()]);
-    assert_eq!(id_list(&c.query_text("\"hello\"", None, 0).unwrap()), vec![m.id()]);
+    assert_eq!(
+        id_list(&c.query_text("hello", None, 0).unwrap()),
+        vec![m.id()]
+    );
+    assert_eq!(
+        id_list(&c.query_text("\"hello\"", None, 0).unwrap()),
+        vec![m.id()]
+    );
     assert_eq!(c.size(&[]).unwrap(), 2);
     expect_kind(c.query_text("a\0b", None, 0), ErrorKind::InvalidInput);
 }
@@ -632,10 +745,16 @@ pub fn delete_with_filters<B: Backend>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     c.insert_many(msgs(&s, 12), false).unwrap();
-    assert_eq!(c.delete(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 3);
+    assert_eq!(
+        c.delete(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(),
+        3
+    );
     assert_eq!(c.size(&[]).unwrap(), 9);
     assert_eq!(c.size(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 0);
-    assert_eq!(c.delete(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(), 0);
+    assert_eq!(
+        c.delete(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(),
+        0
+    );
 }
 
 pub fn delete_table_is_scoped<B: Backend>(b: &B) {
@@ -662,20 +781,45 @@ pub fn list_data_sources_is_scoped<B: Backend>(b: &B) {
         bd.build().unwrap()
     };
     p.insert_many(
-        vec![mk(1, Some("wiki")), mk(2, Some("docs")), mk(3, Some("wiki")), mk(4, None)],
+        vec![
+            mk(1, Some("wiki")),
+            mk(2, Some("docs")),
+            mk(3, Some("wiki")),
+            mk(4, None),
+        ],
         false,
     )
     .unwrap();
-    let other = b.passages(TableType::Passages, Scope::user(ids(2).0)).unwrap();
+    let other = b
+        .passages(TableType::Passages, Scope::user(ids(2).0))
+        .unwrap();
     other
-        .insert(&Passage::builder(ids(2).0, "x").data_source("secret").build().unwrap())
+        .insert(
+            &Passage::builder(ids(2).0, "x")
+                .data_source("secret")
+                .build()
+                .unwrap(),
+        )
         .unwrap();
-    assert_eq!(p.list_data_sources().unwrap(), vec!["docs".to_owned(), "wiki".to_owned()]);
+    assert_eq!(
+        p.list_data_sources().unwrap(),
+        vec!["docs".to_owned(), "wiki".to_owned()]
+    );
     let d = b.documents(s).unwrap();
-    d.insert(&Document::builder(s.user_id(), "doc").data_source("files").build().unwrap())
-        .unwrap();
+    d.insert(
+        &Document::builder(s.user_id(), "doc")
+            .data_source("files")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(d.list_data_sources().unwrap(), vec!["files".to_owned()]);
-    assert!(b.recall(scope(1)).unwrap().list_data_sources().unwrap().is_empty());
+    assert!(b
+        .recall(scope(1))
+        .unwrap()
+        .list_data_sources()
+        .unwrap()
+        .is_empty());
 }
 
 pub fn passage_default_id_upserts<B: Backend>(b: &B) {
@@ -697,12 +841,21 @@ pub fn passages_table_is_user_scoped<B: Backend>(b: &B) {
     let with_agent = Passage::builder(s.user_id(), "agent passage")
         .agent_id(ids(1).1)
         .doc_id(doc)
-        .metadata(json!({"page": 3, "tags": ["a", "b"]}).as_object().unwrap().clone())
+        .metadata(
+            json!({"page": 3, "tags": ["a", "b"]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
         .created_at(at(1))
         .build()
         .unwrap();
-    let without = Passage::builder(s.user_id(), "loose passage").created_at(at(2)).build().unwrap();
-    p.insert_many(vec![with_agent.clone(), without.clone()], false).unwrap();
+    let without = Passage::builder(s.user_id(), "loose passage")
+        .created_at(at(2))
+        .build()
+        .unwrap();
+    p.insert_many(vec![with_agent.clone(), without.clone()], false)
+        .unwrap();
     assert_eq!(p.get(with_agent.id()).unwrap(), Some(with_agent.clone()));
     assert_eq!(p.size(&[Filter::eq(Column::DocId, doc)]).unwrap(), 1);
     assert_eq!(p.size(&[Filter::is_null(Column::AgentId)]).unwrap(), 1);
@@ -726,7 +879,10 @@ pub fn documents_crud<B: Backend>(b: &B) {
     let changed = doc.to_builder().text("shorter").build().unwrap();
     d.update(&changed).unwrap();
     assert_eq!(d.get(doc.id()).unwrap(), Some(changed));
-    assert_eq!(id_list(&d.query_text("shorter", None, 0).unwrap()), vec![doc.id()]);
+    assert_eq!(
+        id_list(&d.query_text("shorter", None, 0).unwrap()),
+        vec![doc.id()]
+    );
     if b.vector_search() {
         assert!(d.query(&[1.0], 3, &[]).unwrap().is_empty());
     }
@@ -740,7 +896,10 @@ pub fn unicode_roundtrip<B: Backend>(b: &B) {
     let m = msg(&s, Role::User, 1, "héllo wörld — 日本語のテキスト 🚀 emoji");
     c.insert(&m).unwrap();
     assert_eq!(c.get(m.id()).unwrap(), Some(m.clone()));
-    assert_eq!(id_list(&c.query_text("wörld", None, 0).unwrap()), vec![m.id()]);
+    assert_eq!(
+        id_list(&c.query_text("wörld", None, 0).unwrap()),
+        vec![m.id()]
+    );
 }
 
 pub fn transaction_commits<B: Backend>(b: &B) {
@@ -812,9 +971,12 @@ pub fn concurrent_writers_and_readers<B: Backend>(b: &B) {
                         c.get_all(&[], Some(20))?;
                         c.size(&[])?;
                         if r % 5 == 0 {
-                            c.insert_many(msgs(&s, 3).into_iter().map(|m| {
-                                m.to_builder().id(Uuid::new_v4()).build().unwrap()
-                            }), true)?;
+                            c.insert_many(
+                                msgs(&s, 3)
+                                    .into_iter()
+                                    .map(|m| m.to_builder().id(Uuid::new_v4()).build().unwrap()),
+                                true,
+                            )?;
                         }
                     }
                     Ok(())
@@ -828,7 +990,10 @@ pub fn concurrent_writers_and_readers<B: Backend>(b: &B) {
     let total: u64 = (1..=8)
         .map(|u| b.recall(scope(u)).unwrap().size(&[]).unwrap())
         .sum();
-    assert_eq!(total, (THREADS * ROUNDS + THREADS * (ROUNDS / 5) * 3) as u64);
+    assert_eq!(
+        total,
+        (THREADS * ROUNDS + THREADS * (ROUNDS / 5) * 3) as u64
+    );
     let set: BTreeSet<u64> = (1..=8)
         .map(|u| b.recall(scope(u)).unwrap().size(&[]).unwrap())
         .collect();

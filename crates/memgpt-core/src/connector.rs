@@ -188,11 +188,7 @@ pub trait StorageConnector {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when `page_size` is 0.
-    fn get_all_paginated(
-        &self,
-        filters: &[Filter],
-        page_size: usize,
-    ) -> Result<Paginated<'_, Self>>
+    fn get_all_paginated(&self, filters: &[Filter], page_size: usize) -> Result<Paginated<'_, Self>>
     where
         Self: Sized,
     {

@@ -17,6 +17,8 @@ mod harness;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use harness::{Command, MigrationStatus, Report};
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, SqliteConnection};
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use memgpt_core::Error;
 
@@ -22,8 +22,27 @@ const LOCK_WAIT_MS: u32 = 60_000;
 /// # Errors
 /// [`Error::Migration`] when a migration fails; everything the run did is rolled back.
 pub fn run(conn: &mut SqliteConnection, command: Command) -> Result<Report, Error> {
+    // Wait longer than usual for another migrating process, then restore the caller's
+    // setting.
+    let previous: Vec<Timeout> = diesel::sql_query("SELECT timeout FROM pragma_busy_timeout")
+        .load(conn)
+        .map_err(migration_err)?;
+    let previous = previous.first().map_or(0, |t| t.timeout);
     conn.batch_execute(&format!("PRAGMA busy_timeout = {LOCK_WAIT_MS};"))
         .map_err(migration_err)?;
+    let result = locked(conn, command);
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {previous};"))
+        .map_err(migration_err)?;
+    result
+}
+
+#[derive(diesel::QueryableByName)]
+struct Timeout {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    timeout: i64,
+}
+
+fn locked(conn: &mut SqliteConnection, command: Command) -> Result<Report, Error> {
     conn.immediate_transaction(|c| harness::run(c, || MIGRATIONS, command).map_err(TxError::Run))
         .map_err(|e| match e {
             TxError::Run(e) => e,
@@ -62,9 +81,9 @@ pub fn run_path(path: &Path, command: Command) -> Result<Report, Error> {
             message: format!("cannot create {}: {e}", dir.display()),
         })?;
     }
-    let path_str = path.to_str().ok_or_else(|| {
-        Error::invalid("path", format!("{} is not valid UTF-8", path.display()))
-    })?;
+    let path_str = path
+        .to_str()
+        .ok_or_else(|| Error::invalid("path", format!("{} is not valid UTF-8", path.display())))?;
     let mut conn = SqliteConnection::establish(path_str).map_err(|e| Error::ConnectionLost {
         message: format!("cannot open {}: {e}", path.display()),
     })?;

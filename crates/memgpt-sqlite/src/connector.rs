@@ -123,9 +123,9 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         match &self.source {
             Source::Store(store) => f(&mut *store.checkout()?),
             Source::Tx { conn, .. } => {
-                let mut guard = conn
-                    .lock()
-                    .map_err(|_| Error::database("a unit of work panicked while holding its connection"))?;
+                let mut guard = conn.lock().map_err(|_| {
+                    Error::database("a unit of work panicked while holding its connection")
+                })?;
                 f(&mut guard)
             }
         }
@@ -153,12 +153,18 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
     }
 
     fn select(&self) -> Sql {
-        Sql::new(format!("SELECT {} FROM {}", self.columns, self.table.table_name()))
+        Sql::new(format!(
+            "SELECT {} FROM {}",
+            self.columns,
+            self.table.table_name()
+        ))
     }
 
     fn load(&self, conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<R>> {
         let rows: Vec<R::Row> = sql.query().load(conn).map_err(map)?;
-        rows.into_iter().map(|r| R::from_row(r, self.table)).collect()
+        rows.into_iter()
+            .map(|r| R::from_row(r, self.table))
+            .collect()
     }
 
     fn check_filters(&self, filters: &[Filter]) -> Result<()> {
@@ -171,7 +177,10 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
 
     /// The keyset of record `id` in the scope.
     fn keyset_of(&self, conn: &mut SqliteConnection, id: Uuid) -> Result<Keyset> {
-        let mut sql = Sql::new(format!("SELECT created_at, id FROM {}", self.table.table_name()));
+        let mut sql = Sql::new(format!(
+            "SELECT created_at, id FROM {}",
+            self.table.table_name()
+        ));
         sql.scope_where(self.table, &self.scope, &[])
             .push(" AND id = ?")
             .text_bind(uuid_to_text(&id));
@@ -198,7 +207,12 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
     }
 
     /// Writes one chunk of distinct records; returns how many rows were written.
-    fn insert_chunk(&self, conn: &mut SqliteConnection, chunk: &[R], exists_ok: bool) -> Result<u64> {
+    fn insert_chunk(
+        &self,
+        conn: &mut SqliteConnection,
+        chunk: &[R],
+        exists_ok: bool,
+    ) -> Result<u64> {
         let cols = R::COLUMNS;
         let row = format!("({})", placeholders(cols.len()));
         let mut text = format!(
@@ -242,7 +256,12 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
 
     /// The [`Error::AlreadyExists`] naming the first record of `chunk` that exists already
     /// (only under another tenant when `foreign`).
-    fn existing_id(&self, conn: &mut SqliteConnection, chunk: &[R], foreign: bool) -> Result<Error> {
+    fn existing_id(
+        &self,
+        conn: &mut SqliteConnection,
+        chunk: &[R],
+        foreign: bool,
+    ) -> Result<Error> {
         let mut sql = Sql::new(format!(
             "SELECT id FROM {} WHERE id IN ({})",
             self.table.table_name(),
@@ -294,15 +313,22 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         if let Some(k) = after {
             sql.keyset(">", k);
         }
-        sql.push(" ORDER BY created_at, id").limit_offset(Some(limit), 0);
+        sql.push(" ORDER BY created_at, id")
+            .limit_offset(Some(limit), 0);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
         self.check_filters(&request.filters)?;
         self.with_conn(|conn| {
-            let after = request.after.map(|id| self.keyset_of(conn, id)).transpose()?;
-            let before = request.before.map(|id| self.keyset_of(conn, id)).transpose()?;
+            let after = request
+                .after
+                .map(|id| self.keyset_of(conn, id))
+                .transpose()?;
+            let before = request
+                .before
+                .map(|id| self.keyset_of(conn, id))
+                .transpose()?;
             let mut sql = self.select();
             sql.scope_where(self.table, &self.scope, &request.filters);
             if let Some(k) = &after {
@@ -341,7 +367,10 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
-        let mut sql = Sql::new(format!("SELECT count(*) AS n FROM {}", self.table.table_name()));
+        let mut sql = Sql::new(format!(
+            "SELECT count(*) AS n FROM {}",
+            self.table.table_name()
+        ));
         sql.scope_where(self.table, &self.scope, filters);
         let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))

@@ -39,4 +39,4 @@ mod vector;
 
 pub use connector::SqliteConnector;
 pub use record::SqliteRecord;
-pub use store::{SqliteStore, SqliteTx, StoreStats};
+pub use store::{AppliedSettings, SqliteStore, SqliteTx, StoreStats};

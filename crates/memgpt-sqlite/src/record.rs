@@ -132,7 +132,9 @@ impl SqliteRecord for Message {
             .maybe_text(r.text)
             .created_at(time_from_text(
                 t,
-                r.created_at.as_deref().ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
+                r.created_at
+                    .as_deref()
+                    .ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
             )?)
             .embedding_model(r.embedding_model);
         if let Some(m) = r.model {
@@ -232,13 +234,18 @@ impl SqliteRecord for Passage {
 
     fn from_row(r: PassageRow, table: TableType) -> Result<Self, Error> {
         let t = table.table_name();
-        let mut b = Passage::builder(uuid_from_text(t, "user_id", &r.user_id)?, r.text.unwrap_or_default())
-            .id(uuid_from_text(t, "id", &r.id)?)
-            .metadata(metadata_from(t, r.metadata_)?)
-            .created_at(time_from_text(
-                t,
-                r.created_at.as_deref().ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
-            )?);
+        let mut b = Passage::builder(
+            uuid_from_text(t, "user_id", &r.user_id)?,
+            r.text.unwrap_or_default(),
+        )
+        .id(uuid_from_text(t, "id", &r.id)?)
+        .metadata(metadata_from(t, r.metadata_)?)
+        .created_at(time_from_text(
+            t,
+            r.created_at
+                .as_deref()
+                .ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
+        )?);
         if let Some(a) = r.agent_id {
             b = b.agent_id(uuid_from_text(t, "agent_id", &a)?);
         }
@@ -278,8 +285,14 @@ pub struct DocumentRow {
 
 impl SqliteRecord for Document {
     type Row = DocumentRow;
-    const COLUMNS: &'static [&'static str] =
-        &["id", "user_id", "text", "data_source", "metadata_", "created_at"];
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "user_id",
+        "text",
+        "data_source",
+        "metadata_",
+        "created_at",
+    ];
     const DISTANCE_FN: &'static str = "memgpt_l2";
 
     fn binds(&self) -> Vec<Bind> {
@@ -295,13 +308,18 @@ impl SqliteRecord for Document {
 
     fn from_row(r: DocumentRow, table: TableType) -> Result<Self, Error> {
         let t = table.table_name();
-        let mut b = Document::builder(uuid_from_text(t, "user_id", &r.user_id)?, r.text.unwrap_or_default())
-            .id(uuid_from_text(t, "id", &r.id)?)
-            .metadata(metadata_from(t, r.metadata_)?)
-            .created_at(time_from_text(
-                t,
-                r.created_at.as_deref().ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
-            )?);
+        let mut b = Document::builder(
+            uuid_from_text(t, "user_id", &r.user_id)?,
+            r.text.unwrap_or_default(),
+        )
+        .id(uuid_from_text(t, "id", &r.id)?)
+        .metadata(metadata_from(t, r.metadata_)?)
+        .created_at(time_from_text(
+            t,
+            r.created_at
+                .as_deref()
+                .ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
+        )?);
         if let Some(s) = r.data_source {
             b = b.data_source(s);
         }

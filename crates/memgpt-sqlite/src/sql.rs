@@ -5,9 +5,9 @@
 //! supplies travels as a bound parameter.
 
 use diesel::query_builder::BoxedSqlQuery;
+use diesel::query_builder::SqlQuery;
 use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use diesel::sqlite::Sqlite;
-use diesel::query_builder::SqlQuery;
 use memgpt_core::{Filter, FilterValue, Keyset, Scope, TableType};
 
 use crate::codec::{time_to_text, uuid_to_text};
@@ -55,12 +55,18 @@ impl Sql {
     }
 
     /// ` WHERE user_id = ? [AND agent_id = ?] [AND col = ? …]`: the scope, then the filters.
-    pub fn scope_where(&mut self, table: TableType, scope: &Scope, filters: &[Filter]) -> &mut Self {
+    pub fn scope_where(
+        &mut self,
+        table: TableType,
+        scope: &Scope,
+        filters: &[Filter],
+    ) -> &mut Self {
         self.push(" WHERE user_id = ?")
             .text_bind(uuid_to_text(&scope.user_id()));
         if table.is_agent_scoped() {
             if let Some(agent) = scope.agent_id() {
-                self.push(" AND agent_id = ?").text_bind(uuid_to_text(&agent));
+                self.push(" AND agent_id = ?")
+                    .text_bind(uuid_to_text(&agent));
             }
         }
         for f in filters {
@@ -70,7 +76,8 @@ impl Sql {
                     self.push(&format!(" AND {col} IS NULL"));
                 }
                 FilterValue::Uuid(u) => {
-                    self.push(&format!(" AND {col} = ?")).text_bind(uuid_to_text(u));
+                    self.push(&format!(" AND {col} = ?"))
+                        .text_bind(uuid_to_text(u));
                 }
                 FilterValue::Text(t) => {
                     self.push(&format!(" AND {col} = ?")).text_bind(t.clone());

@@ -42,6 +42,43 @@ impl Drop for Inner {
     }
 }
 
+/// The settings in force on the writer connection, as SQLite reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedSettings {
+    /// `PRAGMA journal_mode` (lowercase, e.g. `wal`).
+    pub journal_mode: String,
+    /// `PRAGMA synchronous` (0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA).
+    pub synchronous: i64,
+    /// `PRAGMA mmap_size` in bytes.
+    pub mmap_size: i64,
+    /// `PRAGMA cache_size` (negative: KiB).
+    pub cache_size: i64,
+    /// `PRAGMA temp_store` (1 FILE, 2 MEMORY).
+    pub temp_store: i64,
+    /// `PRAGMA busy_timeout` in milliseconds.
+    pub busy_timeout_ms: i64,
+    /// `PRAGMA foreign_keys` (1 on).
+    pub foreign_keys: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PragmaText {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    v: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct MmapRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    mmap_size: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PragmaInt {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    v: i64,
+}
+
 /// Figures of an open store, for monitoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
@@ -129,7 +166,8 @@ impl SqliteStore {
         F: FnOnce(&SqliteTx<'_>) -> Result<T>,
     {
         let mut conn = self.checkout()?;
-        AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE").map_err(map)?;
+        AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE")
+            .map_err(map)?;
         let cell = Mutex::new(conn);
         let outcome = {
             let tx = SqliteTx {
@@ -202,6 +240,47 @@ impl SqliteStore {
             wal_bytes: size(std::path::Path::new(&wal))?,
             connection_open: state.connections > 0,
             connection_idle: state.idle_connections > 0,
+        })
+    }
+
+    /// The settings SQLite reports on the writer connection.
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn settings(&self) -> Result<AppliedSettings> {
+        use diesel::RunQueryDsl;
+        let mut conn = self.checkout()?;
+        let int = |c: &mut SqliteConnection, name: &str| -> Result<i64> {
+            let rows: Vec<PragmaInt> =
+                diesel::sql_query(format!("SELECT {name} AS v FROM pragma_{name}"))
+                    .load(c)
+                    .map_err(map)?;
+            rows.first()
+                .map(|r| r.v)
+                .ok_or_else(|| Error::database(format!("PRAGMA {name} returned nothing")))
+        };
+        let journal: Vec<PragmaText> =
+            diesel::sql_query("SELECT journal_mode AS v FROM pragma_journal_mode")
+                .load(&mut *conn)
+                .map_err(map)?;
+        let busy: Vec<PragmaInt> =
+            diesel::sql_query("SELECT timeout AS v FROM pragma_busy_timeout")
+                .load(&mut *conn)
+                .map_err(map)?;
+        Ok(AppliedSettings {
+            journal_mode: journal.first().map(|r| r.v.clone()).unwrap_or_default(),
+            synchronous: int(&mut conn, "synchronous")?,
+            mmap_size: {
+                // mmap_size has no table-valued form.
+                let rows: Vec<MmapRow> = diesel::sql_query("PRAGMA mmap_size")
+                    .load(&mut *conn)
+                    .map_err(map)?;
+                rows.first().map_or(0, |r| r.mmap_size)
+            },
+            cache_size: int(&mut conn, "cache_size")?,
+            temp_store: int(&mut conn, "temp_store")?,
+            busy_timeout_ms: busy.first().map_or(0, |r| r.v),
+            foreign_keys: int(&mut conn, "foreign_keys")?,
         })
     }
 

