@@ -12,14 +12,14 @@
 //! use memgpt_sqlite::SqliteStore;
 //! use uuid::Uuid;
 //!
-//! let dir = tempfile::tempdir().unwrap();
+//! let dir = tempfile::tempdir()?;
 //! let store = SqliteStore::open(SqliteConfig::new(dir.path().join("memgpt.db")))?;
 //! let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
 //! let recall = store.connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))?;
 //! recall.insert(&Message::builder(user, agent, Role::User).text("hello there").build()?)?;
 //! assert_eq!(recall.size(&[])?, 1);
 //! assert_eq!(recall.query_text("hello", None, 0)?.len(), 1);
-//! # Ok::<(), memgpt_core::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! Vector search is exact: an L2 distance function written in Rust is registered on the
