@@ -168,3 +168,61 @@ mod base64_encode {
         out
     }
 }
+
+#[test]
+fn a_held_connection_times_out_other_callers_with_the_pool_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SqliteConfig::new(dir.path().join("a.db"));
+    cfg.pool_timeout = std::time::Duration::from_secs(1);
+    let store = SqliteStore::open(cfg).unwrap();
+    let (u, a) = (Uuid::new_v4(), Uuid::new_v4());
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            store
+                .transaction(|_tx| {
+                    barrier.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(1_500));
+                    Ok(())
+                })
+                .unwrap();
+        });
+        barrier.wait();
+        let c = store
+            .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
+            .unwrap();
+        match c.size(&[]) {
+            Err(memgpt_core::Error::PoolTimeout { waited, state }) => {
+                assert!(
+                    waited >= std::time::Duration::from_millis(900),
+                    "{waited:?}"
+                );
+                assert_eq!((state.connections, state.idle, state.max), (1, 0, 1));
+            }
+            other => panic!("expected a pool timeout, got {other:?}"),
+        }
+    });
+    // Once the holder is done, the store works again.
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
+        .unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 0);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let mut cfg = SqliteConfig::new(&path);
+    cfg.pool_timeout = std::time::Duration::from_secs(1);
+    let err = SqliteStore::open(cfg).unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            memgpt_core::ErrorKind::ConnectionLost | memgpt_core::ErrorKind::Migration
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not a database"), "{err}");
+}
