@@ -143,3 +143,46 @@ pub fn messages(tenants: Vec<(Uuid, Uuid)>, count: usize) -> impl Iterator<Item 
     let mut rng = StdRng::seed_from_u64(SEED ^ 1);
     (0..count).map(move |n| message(&mut rng, &tenants, n))
 }
+
+/// Passages of W5: `count` passages round-robin over `tenants`, each a random one of 1,000
+/// centroids drawn uniformly from [-1, 1]^dim plus noise uniform in [-0.25, 0.25] per
+/// component, as real embeddings cluster.
+pub fn passages(
+    tenants: &[(Uuid, Uuid)],
+    count: usize,
+    dim: usize,
+) -> (Vec<memgpt_core::Passage>, Vec<Vec<f32>>) {
+    let mut rng = StdRng::seed_from_u64(SEED ^ 5);
+    let centroids: Vec<Vec<f32>> = (0..1000)
+        .map(|_| (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+        .collect();
+    let mut embeddings = Vec::with_capacity(count);
+    let passages = (0..count)
+        .map(|n| {
+            let (user, agent) = tenants[n % tenants.len()];
+            let c = &centroids[rng.random_range(0..centroids.len())];
+            let e: Vec<f32> = c
+                .iter()
+                .map(|x| x + rng.random_range(-0.25f32..0.25))
+                .collect();
+            embeddings.push(e.clone());
+            memgpt_core::Passage::builder(user, text(&mut rng, 500))
+                .agent_id(agent)
+                .doc_id(Uuid::from_u128(n as u128 % 10 + 1))
+                .data_source(format!("source_{}", n % 5))
+                .embedding(e, "text-embedding-ada-002")
+                .created_at(start() + Duration::seconds(n as i64))
+                .build()
+                .unwrap_or_else(|e| panic!("generator built an invalid passage: {e}"))
+        })
+        .collect();
+    (passages, embeddings)
+}
+
+/// A W5 query: a random stored embedding plus noise uniform in [-0.05, 0.05].
+pub fn vector_query(rng: &mut StdRng, stored: &[f32]) -> Vec<f32> {
+    stored
+        .iter()
+        .map(|x| x + rng.random_range(-0.05f32..0.05))
+        .collect()
+}

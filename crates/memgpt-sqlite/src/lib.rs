@@ -23,7 +23,8 @@
 //! ```
 //!
 //! Vector search is exact: an L2 distance function written in Rust is registered on the
-//! connection and SQLite orders by it. Full-text search uses FTS5 indexes kept in step by
+//! connection and SQLite orders by it (as fast as sqlite-vec's `vec_distance_l2` on the W5
+//! workload; see docs/ARCHITECTURE.md). Full-text search uses FTS5 indexes kept in step by
 //! triggers (see `migrations/sqlite`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
