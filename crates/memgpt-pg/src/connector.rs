@@ -1,0 +1,498 @@
+//! [`StorageConnector`] on PostgreSQL.
+
+use std::marker::PhantomData;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Text, Timestamptz};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::batch::{fold_duplicates, query_words};
+use memgpt_core::filter::validate_all;
+use memgpt_core::{
+    CursorPage, CursorRequest, Embedding, Error, Filter, Keyset, Record, Result, Scope,
+    StorageConnector, TableType,
+};
+use uuid::Uuid;
+
+use crate::error::map;
+use crate::pool::Pooled;
+use crate::record::PgRecord;
+use crate::sql::{Bind, Sql};
+use crate::store::PgStore;
+
+/// Records per multi-row INSERT: 13 columns × 1,000 stays far below PostgreSQL's 65,535
+/// bound parameters.
+const CHUNK: usize = 1_000;
+
+/// Where a connector gets its connection.
+#[derive(Clone)]
+pub(crate) enum Source<'t> {
+    /// A pooled connection, checked out per call.
+    Store(PgStore),
+    /// The connection of a unit of work.
+    Tx {
+        conn: &'t Mutex<Pooled>,
+        store: PgStore,
+    },
+}
+
+impl std::fmt::Debug for Source<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Store(_) => f.write_str("Pool"),
+            Source::Tx { .. } => f.write_str("UnitOfWork"),
+        }
+    }
+}
+
+/// A connector of one table, bound to one tenant, on PostgreSQL. Made by
+/// [`PgStore::connector`] (lifetime `'static`) or [`PgTx::connector`](crate::PgTx::connector)
+/// (inside a unit of work). Implements [`StorageConnector`]; see there for each operation.
+#[derive(Debug, Clone)]
+pub struct PgConnector<'t, R> {
+    source: Source<'t>,
+    table: TableType,
+    scope: Scope,
+    _record: PhantomData<fn() -> R>,
+}
+
+/// The error of a diesel transaction closure: ours, or the transaction's.
+enum TxError {
+    Core(Error),
+    Diesel(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+fn unwrap_tx(e: TxError) -> Error {
+    match e {
+        TxError::Core(e) => e,
+        TxError::Diesel(e) => map(e),
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct SourceRow {
+    #[diesel(sql_type = Text)]
+    data_source: String,
+}
+
+impl<'t, R: PgRecord> PgConnector<'t, R> {
+    pub(crate) fn new(source: Source<'t>, table: TableType, scope: Scope) -> Result<Self> {
+        if !R::stored_in(table) {
+            return Err(Error::invalid(
+                "table",
+                format!("{table} does not store {}", std::any::type_name::<R>()),
+            ));
+        }
+        scope.check_for(table)?;
+        Ok(PgConnector {
+            source,
+            table,
+            scope,
+            _record: PhantomData,
+        })
+    }
+
+    fn store(&self) -> &PgStore {
+        match &self.source {
+            Source::Store(s) | Source::Tx { store: s, .. } => s,
+        }
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+        match &self.source {
+            Source::Store(store) => f(&mut *store.checkout()?),
+            Source::Tx { conn, .. } => {
+                let mut guard = conn.lock().map_err(|_| {
+                    Error::database("a unit of work panicked while holding its connection")
+                })?;
+                f(&mut guard)
+            }
+        }
+    }
+
+    /// Runs `f` in a transaction (a savepoint inside a unit of work): all or nothing.
+    fn write<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+        self.with_conn(|conn| {
+            conn.transaction(|c| f(c).map_err(TxError::Core))
+                .map_err(unwrap_tx)
+        })
+    }
+
+    fn table_name(&self) -> &'static str {
+        self.table.table_name()
+    }
+
+    fn select(&self) -> Sql {
+        Sql::new(format!("SELECT {} FROM {}", R::SELECT, self.table_name()))
+    }
+
+    fn load(&self, conn: &mut PgConnection, sql: Sql) -> Result<Vec<R>> {
+        let rows: Vec<R::Row> = sql.query().load(conn).map_err(map)?;
+        rows.into_iter()
+            .map(|r| R::from_row(r, self.table))
+            .collect()
+    }
+
+    fn check_owner(&self, r: &R) -> Result<()> {
+        self.scope.check_owner(r.user_id(), r.agent_id())
+    }
+
+    fn keyset_of(&self, conn: &mut PgConnection, id: Uuid) -> Result<Keyset> {
+        let mut sql = Sql::new(format!("SELECT created_at, id FROM {}", self.table_name()));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ")
+            .bind(Bind::Uuid(Some(id)));
+        let rows: Vec<KeyRow> = sql.query().load(conn).map_err(map)?;
+        let row = rows.into_iter().next().ok_or(Error::NotFound {
+            table: self.table,
+            id,
+        })?;
+        Ok(Keyset {
+            created_at: row
+                .created_at
+                .ok_or_else(|| crate::error::corrupt(self.table_name(), "created_at", "NULL"))?,
+            id: row.id,
+        })
+    }
+
+    fn same_owner_sql(&self) -> String {
+        let t = self.table_name();
+        if self.table.is_agent_scoped() {
+            format!("{t}.user_id = EXCLUDED.user_id AND {t}.agent_id IS NOT DISTINCT FROM EXCLUDED.agent_id")
+        } else {
+            format!("{t}.user_id = EXCLUDED.user_id")
+        }
+    }
+
+    /// Writes one chunk of distinct records in a savepoint; returns the rows written.
+    fn insert_chunk(&self, conn: &mut PgConnection, chunk: &[R], exists_ok: bool) -> Result<u64> {
+        let cols = R::COLUMNS;
+        let mut sql = Sql::new(format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.table_name(),
+            cols.join(", ")
+        ));
+        for (i, r) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            for (j, b) in r.binds().into_iter().enumerate() {
+                if j > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(b);
+            }
+            sql.push(")");
+        }
+        if exists_ok {
+            let sets: Vec<String> = cols
+                .iter()
+                .filter(|c| **c != "id")
+                .map(|c| format!("{c} = EXCLUDED.{c}"))
+                .collect();
+            sql.push(&format!(
+                " ON CONFLICT (id) DO UPDATE SET {} WHERE {}",
+                sets.join(", "),
+                self.same_owner_sql()
+            ));
+        }
+        let outcome = conn.transaction(|c| sql.query().execute(c));
+        match outcome {
+            Ok(n) if n == chunk.len() => Ok(n as u64),
+            Ok(_) => Err(self.existing_id(conn, chunk, true)?),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                Err(self.existing_id(conn, chunk, false)?)
+            }
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    /// The [`Error::AlreadyExists`] naming the first record of `chunk` that exists already
+    /// (only under another tenant when `foreign`).
+    fn existing_id(&self, conn: &mut PgConnection, chunk: &[R], foreign: bool) -> Result<Error> {
+        use diesel::sql_types::{Array, Nullable, Uuid as SqlUuid};
+        let ids: Vec<Uuid> = chunk.iter().map(Record::id).collect();
+        let agent_scoped = self.table.is_agent_scoped();
+        let mut text = format!("SELECT id FROM {} WHERE id = ANY($1)", self.table_name());
+        match (foreign, agent_scoped) {
+            (true, true) => {
+                text.push_str(" AND NOT (user_id = $2 AND agent_id IS NOT DISTINCT FROM $3)")
+            }
+            (true, false) => text.push_str(" AND user_id <> $2"),
+            (false, _) => {}
+        }
+        let mut q = diesel::sql_query(text)
+            .into_boxed::<diesel::pg::Pg>()
+            .bind::<Array<SqlUuid>, _>(ids.clone());
+        if foreign {
+            q = q.bind::<SqlUuid, _>(self.scope.user_id());
+            if agent_scoped {
+                q = q.bind::<Nullable<SqlUuid>, _>(self.scope.agent_id());
+            }
+        }
+        let rows: Vec<IdRow> = q.load(conn).map_err(map)?;
+        let id = ids
+            .into_iter()
+            .find(|id| rows.iter().any(|r| r.id == *id))
+            .ok_or_else(|| Error::database("insert wrote fewer rows than given"))?;
+        Ok(Error::AlreadyExists {
+            table: self.table,
+            id,
+        })
+    }
+}
+
+impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
+    type Record = R;
+
+    fn table_type(&self) -> TableType {
+        self.table
+    }
+
+    fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
+        validate_all(filters, self.table)?;
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters);
+        if let Some(k) = after {
+            sql.keyset(">", k);
+        }
+        sql.push(" ORDER BY created_at, id")
+            .limit_offset(Some(limit), 0);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
+        validate_all(&request.filters, self.table)?;
+        self.with_conn(|conn| {
+            let after = request
+                .after
+                .map(|id| self.keyset_of(conn, id))
+                .transpose()?;
+            let before = request
+                .before
+                .map(|id| self.keyset_of(conn, id))
+                .transpose()?;
+            let mut sql = self.select();
+            sql.scope_where(self.table, &self.scope, &request.filters);
+            if let Some(k) = &after {
+                sql.keyset(">", k);
+            }
+            if let Some(k) = &before {
+                sql.keyset("<", k);
+            }
+            let dir = if request.reverse { "DESC" } else { "ASC" };
+            sql.push(&format!(" ORDER BY created_at {dir}, id {dir}"))
+                .limit_offset(Some(request.limit), 0);
+            let records = self.load(conn, sql)?;
+            Ok(CursorPage {
+                last_id: records.last().map(Record::id),
+                records,
+            })
+        })
+    }
+
+    fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
+        validate_all(filters, self.table)?;
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(" ORDER BY created_at DESC, id DESC")
+            .limit_offset(limit, 0);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn get(&self, id: Uuid) -> Result<Option<R>> {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ")
+            .bind(Bind::Uuid(Some(id)));
+        Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
+    }
+
+    fn size(&self, filters: &[Filter]) -> Result<u64> {
+        validate_all(filters, self.table)?;
+        let mut sql = Sql::new(format!("SELECT count(*) AS n FROM {}", self.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
+    }
+
+    fn insert(&self, record: &R) -> Result<()> {
+        self.check_owner(record)?;
+        self.write(|c| self.insert_chunk(c, std::slice::from_ref(record), true))
+            .map(|_| ())
+    }
+
+    fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
+    where
+        I: IntoIterator<Item = R>,
+    {
+        let mut iter = records.into_iter().enumerate();
+        self.write(|conn| {
+            let mut written = 0u64;
+            loop {
+                let chunk: Vec<(usize, R)> = iter.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    return Ok(written);
+                }
+                for (i, r) in &chunk {
+                    self.check_owner(r).map_err(|e| e.in_batch(*i))?;
+                }
+                let chunk = fold_duplicates(chunk, exists_ok)?;
+                written += self.insert_chunk(conn, &chunk, exists_ok)?;
+            }
+        })
+    }
+
+    fn update(&self, record: &R) -> Result<()> {
+        self.check_owner(record)?;
+        let mut sql = Sql::new(format!("UPDATE {} SET ", self.table_name()));
+        for (i, (col, b)) in R::COLUMNS.iter().zip(record.binds()).skip(1).enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push(&format!("{col} = ")).bind(b);
+        }
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ")
+            .bind(Bind::Uuid(Some(record.id())));
+        let n = self.write(|c| sql.query().execute(c).map_err(map))?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                table: self.table,
+                id: record.id(),
+            });
+        }
+        Ok(())
+    }
+
+    fn query(&self, embedding: &[f32], top_k: usize, filters: &[Filter]) -> Result<Vec<R>> {
+        if !self.store().vector_search() {
+            return Err(Error::VectorUnavailable {
+                reason: "the pgvector extension is not installed on this server".to_owned(),
+            });
+        }
+        let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
+            Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
+            other => other,
+        })?;
+        validate_all(filters, self.table)?;
+        if top_k == 0 || self.table == TableType::Documents {
+            return Ok(Vec::new());
+        }
+        let config = self.store().config();
+        // The indexed expression: the first D components, where D is the configured
+        // dimension (or the query's, when longer); zero padding adds nothing to L2.
+        let d = (config.embedding_dim as usize).max(query.dim());
+        let expr = format!("subvector(embedding, 1, {d})::vector({d})");
+        let mut inner = Sql::new(format!("SELECT {}, {expr} <-> ", R::SELECT));
+        inner
+            .bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
+            .push(&format!(" AS distance FROM {}", self.table_name()))
+            .scope_where(self.table, &self.scope, filters)
+            .push(" AND embedding IS NOT NULL ORDER BY distance")
+            .limit_offset(Some(top_k), 0);
+        // relaxed_order lets the HNSW scan keep going until k rows pass the tenant filter;
+        // the outer sort restores exact order among them.
+        let sql = Sql {
+            text: format!(
+                "SELECT * FROM ({}) AS hits ORDER BY distance, id",
+                inner.text
+            ),
+            binds: inner.binds,
+        };
+        let ef = config.hnsw_ef_search;
+        self.write(|conn| {
+            conn.batch_execute(&format!(
+                "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order;"
+            ))
+            .map_err(map)?;
+            self.load(conn, sql)
+        })
+    }
+
+    fn query_date(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<R>> {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND created_at >= ")
+            .bind(Bind::Time(start))
+            .push(" AND created_at <= ")
+            .bind(Bind::Time(end))
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
+        let words = query_words(query)?;
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        // plainto_tsquery ANDs the words and reads no operator syntax: the same meaning as
+        // on SQLite. The expression matches the GIN index of the migrations.
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND to_tsvector('english'::regconfig, coalesce(text, '')) @@ plainto_tsquery('english'::regconfig, ")
+            .bind(Bind::Text(Some(words.join(" "))))
+            .push(") ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        self.with_conn(|c| self.load(c, sql))
+    }
+
+    fn delete(&self, filters: &[Filter]) -> Result<u64> {
+        validate_all(filters, self.table)?;
+        let mut sql = Sql::new(format!("DELETE FROM {}", self.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        self.write(|c| sql.query().execute(c).map_err(map))
+            .map(|n| n as u64)
+    }
+
+    fn list_data_sources(&self) -> Result<Vec<String>> {
+        if self.table == TableType::RecallMemory {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(format!(
+            "SELECT DISTINCT data_source FROM {}",
+            self.table_name()
+        ));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        let rows: Vec<SourceRow> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        Ok(rows.into_iter().map(|r| r.data_source).collect())
+    }
+}

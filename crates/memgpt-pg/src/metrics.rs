@@ -1,0 +1,162 @@
+//! Pool monitoring: checkout waits, timeouts, connections opened and closed,
+//! and the server's view (`pg_stat_activity`, `pg_stat_user_indexes`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Counters fed by the pool's events.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    checkouts: AtomicU64,
+    wait_total_us: AtomicU64,
+    wait_max_us: AtomicU64,
+    /// Checkout waits by power of two of microseconds: bucket i holds waits < 2^i µs.
+    wait_buckets: [AtomicU64; 32],
+    timeouts: AtomicU64,
+    opened: AtomicU64,
+    closed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn record_wait(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.checkouts.fetch_add(1, Ordering::Relaxed);
+        self.wait_total_us.fetch_add(us, Ordering::Relaxed);
+        self.wait_max_us.fetch_max(us, Ordering::Relaxed);
+        let bucket = (64 - us.leading_zeros()) as usize;
+        self.wait_buckets[bucket.min(31)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upper bound of the bucket holding the 99th percentile wait.
+    fn wait_p99(&self) -> Duration {
+        let counts: Vec<u64> = self
+            .wait_buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        let target = total - total / 100;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Duration::from_micros(1u64 << i.min(63));
+            }
+        }
+        Duration::MAX
+    }
+}
+
+/// Forwards r2d2's pool events to [`Counters`].
+#[derive(Debug)]
+pub(crate) struct EventHandler(pub std::sync::Arc<Counters>);
+
+impl r2d2::HandleEvent for EventHandler {
+    fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
+        self.0.opened.fetch_add(1, Ordering::Relaxed);
+    }
+    fn handle_release(&self, _: r2d2::event::ReleaseEvent) {
+        self.0.closed.fetch_add(1, Ordering::Relaxed);
+    }
+    fn handle_checkout(&self, e: r2d2::event::CheckoutEvent) {
+        self.0.record_wait(e.duration());
+    }
+    fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
+        self.0.record_timeout();
+    }
+}
+
+/// A snapshot of the pool, from [`PgStore::metrics`](crate::PgStore::metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolMetrics {
+    /// Connections kept (`MEMGPT_PG_POOL_SIZE`).
+    pub pool_size: u32,
+    /// Most connections ever open at once (`pool_size + max_overflow`).
+    pub max: u32,
+    /// Connections open now.
+    pub connections: u32,
+    /// Connections open and idle.
+    pub idle: u32,
+    /// Connections checked out now.
+    pub in_use: u32,
+    /// Connections open beyond `pool_size` (overflow).
+    pub overflow: u32,
+    /// Checkouts so far.
+    pub checkouts: u64,
+    /// Total time callers waited for a connection.
+    pub wait_total: Duration,
+    /// Longest wait.
+    pub wait_max: Duration,
+    /// 99th percentile wait (upper bound of its power-of-two bucket).
+    pub wait_p99: Duration,
+    /// Checkouts that gave up after the pool timeout.
+    pub timeouts: u64,
+    /// Connections opened so far.
+    pub opened: u64,
+    /// Connections closed so far.
+    pub closed: u64,
+}
+
+impl PoolMetrics {
+    pub(crate) fn new(c: &Counters, state: r2d2::State, pool_size: u32, max: u32) -> Self {
+        PoolMetrics {
+            pool_size,
+            max,
+            connections: state.connections,
+            idle: state.idle_connections,
+            in_use: state.connections.saturating_sub(state.idle_connections),
+            overflow: state.connections.saturating_sub(pool_size),
+            checkouts: c.checkouts.load(Ordering::Relaxed),
+            wait_total: Duration::from_micros(c.wait_total_us.load(Ordering::Relaxed)),
+            wait_max: Duration::from_micros(c.wait_max_us.load(Ordering::Relaxed)),
+            wait_p99: c.wait_p99(),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            opened: c.opened.load(Ordering::Relaxed),
+            closed: c.closed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One row of `pg_stat_activity` for this application's connections.
+#[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
+pub struct Activity {
+    /// Backend process id.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub pid: i32,
+    /// `active`, `idle`, `idle in transaction`, …
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub state: Option<String>,
+    /// What the backend waits on, if anything.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub wait_event: Option<String>,
+    /// Seconds since the current query (or the last one) started.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub query_seconds: Option<f64>,
+    /// The current or last query, first 200 characters.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub query: Option<String>,
+}
+
+/// One row of `pg_stat_user_indexes` for memgpt's tables.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+pub struct IndexUsage {
+    /// The table.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub table: String,
+    /// The index.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub index: String,
+    /// Index scans so far.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub scans: i64,
+    /// Size in bytes.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub bytes: i64,
+}

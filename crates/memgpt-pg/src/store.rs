@@ -1,0 +1,264 @@
+//! The store: the process-wide pool, migrations, units of work, vector support, monitoring.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::r2d2::Pool;
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, RunQueryDsl};
+use memgpt_core::{Error, PgConfig, PoolState, Result, Scope, TableType};
+
+use crate::connector::{PgConnector, Source};
+use crate::error::map;
+use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
+use crate::pool::{self, Manager, Pooled};
+use crate::record::PgRecord;
+
+/// The PostgreSQL backend: one pool per process, shared by every connector.
+///
+/// Cheap to clone (an `Arc` inside) and safe to share across threads.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool<Manager>,
+    config: PgConfig,
+    counters: Arc<Counters>,
+    vector: bool,
+}
+
+#[derive(QueryableByName)]
+struct TypeName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+impl PgStore {
+    /// Builds the pool, applies pending migrations (under an advisory lock, so processes
+    /// starting together are safe), detects pgvector and makes sure the HNSW indexes on
+    /// `subvector(embedding, 1, MEMGPT_EMBEDDING_DIM)` exist.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionLost`] or [`Error::PoolTimeout`] when the server cannot be reached
+    /// within the pool timeout; [`Error::Migration`] when a migration fails.
+    pub fn open(config: PgConfig) -> Result<Self> {
+        let counters = Arc::new(Counters::default());
+        let pool = pool::build(&config, counters.clone())?;
+        let mut store = PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                config,
+                counters,
+                vector: false,
+            }),
+        };
+        let vector = {
+            let mut conn = store.checkout()?;
+            memgpt_migrate::postgres::run_pending(&mut conn)?;
+            let types: Vec<TypeName> = diesel::sql_query(
+                "SELECT format_type(atttypid, atttypmod) AS name FROM pg_attribute \
+                 WHERE attrelid = 'memgpt_passages'::regclass AND attname = 'embedding'",
+            )
+            .load(&mut *conn)
+            .map_err(map)?;
+            let vector = types.first().is_some_and(|t| t.name.starts_with("vector"));
+            if vector {
+                store.ensure_hnsw(&mut conn)?;
+            }
+            vector
+        };
+        if let Some(inner) = Arc::get_mut(&mut store.inner) {
+            inner.vector = vector;
+        }
+        Ok(store)
+    }
+
+    /// Creates the HNSW indexes of archival memory and passages if they are missing.
+    fn ensure_hnsw(&self, conn: &mut Pooled) -> Result<()> {
+        let d = self.inner.config.embedding_dim;
+        for t in [TableType::ArchivalMemory, TableType::Passages] {
+            let t = t.table_name();
+            // Identifiers and the dimension are ours (a validated integer), not user text.
+            diesel::sql_query(format!(
+                "CREATE INDEX IF NOT EXISTS {t}_embedding_hnsw_{d} ON {t} USING hnsw \
+                 ((subvector(embedding, 1, {d})::vector({d})) vector_l2_ops) \
+                 WITH (m = 16, ef_construction = 64)"
+            ))
+            .execute(&mut **conn)
+            .map_err(map)?;
+        }
+        Ok(())
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &PgConfig {
+        &self.inner.config
+    }
+
+    /// Whether the server has pgvector (and so vector search).
+    pub fn vector_search(&self) -> bool {
+        self.inner.vector
+    }
+
+    /// A connector of `table` bound to `scope`. Opens nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
+    /// does not fit it.
+    pub fn connector<R: PgRecord>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<PgConnector<'static, R>> {
+        PgConnector::new(Source::Store(self.clone()), table, scope)
+    }
+
+    /// Runs `f` as one unit of work on one connection in one transaction, committed when
+    /// `f` returns `Ok`. An error or a panic inside `f` rolls everything back (the panic then
+    /// continues), and the connection goes back clean.
+    ///
+    /// # Errors
+    /// The error `f` returned, or the database's on begin or commit.
+    pub fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&PgTx<'_>) -> Result<T>,
+    {
+        let mut conn = self.checkout()?;
+        AnsiTransactionManager::begin_transaction(&mut *conn).map_err(map)?;
+        let cell = Mutex::new(conn);
+        let outcome = {
+            let tx = PgTx {
+                conn: &cell,
+                store: self,
+            };
+            catch_unwind(AssertUnwindSafe(|| f(&tx)))
+        };
+        let mut conn = cell.into_inner().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(Ok(v)) => {
+                AnsiTransactionManager::commit_transaction(&mut *conn).map_err(map)?;
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                AnsiTransactionManager::rollback_transaction(&mut *conn).map_err(map)?;
+                Err(e)
+            }
+            Err(panic) => {
+                // A failed rollback leaves the connection in a transaction; the pool then
+                // sees it as broken and closes it.
+                let _ = AnsiTransactionManager::rollback_transaction(&mut *conn);
+                drop(conn);
+                resume_unwind(panic)
+            }
+        }
+    }
+
+    /// A snapshot of the pool's state and counters.
+    pub fn metrics(&self) -> PoolMetrics {
+        let c = &self.inner.config;
+        PoolMetrics::new(
+            &self.inner.counters,
+            self.inner.pool.state(),
+            c.pool_size,
+            c.pool_size.saturating_add(c.max_overflow),
+        )
+    }
+
+    /// This application's rows of `pg_stat_activity` (by `application_name`).
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn activity(&self) -> Result<Vec<Activity>> {
+        let mut conn = self.checkout()?;
+        diesel::sql_query(
+            "SELECT pid, state, wait_event, \
+             extract(epoch FROM now() - query_start)::float8 AS query_seconds, \
+             left(query, 200) AS query FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid() ORDER BY pid",
+        )
+        .bind::<Text, _>(&self.inner.config.application_name)
+        .load(&mut *conn)
+        .map_err(map)
+    }
+
+    /// Index usage of memgpt's tables (`pg_stat_user_indexes`).
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn index_usage(&self) -> Result<Vec<IndexUsage>> {
+        let mut conn = self.checkout()?;
+        diesel::sql_query(
+            "SELECT relname::text AS table, indexrelname::text AS index, idx_scan AS scans, \
+             pg_relation_size(indexrelid) AS bytes FROM pg_stat_user_indexes \
+             WHERE relname LIKE 'memgpt\\_%' ORDER BY relname, indexrelname",
+        )
+        .load(&mut *conn)
+        .map_err(map)
+    }
+
+    /// Checks a connection out, waiting at most the pool timeout.
+    pub(crate) fn checkout(&self) -> Result<Pooled> {
+        let start = Instant::now();
+        self.inner.pool.get().map_err(|e| {
+            let waited = start.elapsed().max(Duration::from_millis(1));
+            let state = self.inner.pool.state();
+            let message = memgpt_core::config::redact(&e.to_string());
+            // r2d2 appends the last connection error, if any, to its timeout message: then
+            // the server could not be reached, rather than every connection being busy.
+            if let Some((_, cause)) = message.split_once(": ") {
+                Error::ConnectionLost {
+                    message: format!("no connection within {waited:?}: {cause}"),
+                }
+            } else {
+                Error::PoolTimeout {
+                    waited,
+                    state: PoolState {
+                        connections: state.connections,
+                        idle: state.idle_connections,
+                        max: self.inner.pool.max_size(),
+                    },
+                }
+            }
+        })
+    }
+}
+
+/// A unit of work in progress; see [`PgStore::transaction`].
+pub struct PgTx<'t> {
+    conn: &'t Mutex<Pooled>,
+    store: &'t PgStore,
+}
+
+impl std::fmt::Debug for PgTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTx")
+            .field("database", &self.store.config().database_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> PgTx<'t> {
+    /// A connector of `table` bound to `scope` that works inside this unit of work.
+    ///
+    /// # Errors
+    /// As [`PgStore::connector`].
+    pub fn connector<R: PgRecord>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<PgConnector<'t, R>> {
+        PgConnector::new(
+            Source::Tx {
+                conn: self.conn,
+                store: self.store.clone(),
+            },
+            table,
+            scope,
+        )
+    }
+}
