@@ -1,5 +1,6 @@
 //! [`StorageConnector`] on PostgreSQL.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::Mutex;
 
@@ -95,6 +96,16 @@ struct KeyRow {
     created_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct DupRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    first: i64,
+    #[diesel(sql_type = BigInt)]
+    second: i64,
 }
 
 #[derive(QueryableByName)]
@@ -233,6 +244,103 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         }
     }
 
+    /// The bulk path: binary COPY of every record into the staging table, then one
+    /// `INSERT … SELECT` (the last record of each id) into the table.
+    fn copy_many(
+        &self,
+        conn: &mut PgConnection,
+        records: impl Iterator<Item = (usize, R)>,
+        exists_ok: bool,
+    ) -> Result<u64> {
+        conn.batch_execute(R::STAGING_DDL).map_err(map)?;
+        let rows = RefCell::new(records.map(|(i, r)| {
+            self.check_owner(&r).map_err(|e| e.in_batch(i))?;
+            Ok((i, r.binds()))
+        }));
+        let failure = RefCell::new(None);
+        let feed = |w: &mut dyn std::io::Write| crate::copy::stream(w, &rows, &failure);
+        let copied = R::copy(conn, &feed);
+        if let Some(e) = failure.into_inner() {
+            return Err(e);
+        }
+        copied.map_err(map)?;
+        let staging = R::STAGING;
+        if !exists_ok {
+            let dups: Vec<DupRow> = diesel::sql_query(format!(
+                "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
+                 (array_agg(ord ORDER BY ord))[2] AS second FROM {staging} \
+                 GROUP BY id HAVING count(*) > 1 ORDER BY second LIMIT 1"
+            ))
+            .load(conn)
+            .map_err(map)?;
+            if let Some(d) = dups.into_iter().next() {
+                return Err(Error::DuplicateId {
+                    id: d.id,
+                    first: usize::try_from(d.first).unwrap_or_default(),
+                    second: usize::try_from(d.second).unwrap_or_default(),
+                });
+            }
+        }
+        let cols = R::COLUMNS.join(", ");
+        let mut text = format!(
+            "INSERT INTO {t} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} ORDER BY id, ord DESC",
+            t = self.table_name()
+        );
+        if exists_ok {
+            let sets: Vec<String> = R::COLUMNS
+                .iter()
+                .filter(|c| **c != "id")
+                .map(|c| format!("{c} = EXCLUDED.{c}"))
+                .collect();
+            text.push_str(&format!(
+                " ON CONFLICT (id) DO UPDATE SET {} WHERE {}",
+                sets.join(", "),
+                self.same_owner_sql()
+            ));
+        }
+        let distinct: Vec<Count> =
+            diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
+                .load(conn)
+                .map_err(map)?;
+        let distinct = distinct.first().map_or(0, |c| c.n.max(0) as usize);
+        match conn.transaction(|c| diesel::sql_query(text).execute(c)) {
+            Ok(n) if n == distinct => Ok(n as u64),
+            Ok(_) => Err(self.staged_existing(conn, true)?),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                Err(self.staged_existing(conn, false)?)
+            }
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    /// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
+    /// exists already (only under another tenant when `foreign`).
+    fn staged_existing(&self, conn: &mut PgConnection, foreign: bool) -> Result<Error> {
+        let t = self.table_name();
+        let owner = if !foreign {
+            String::new()
+        } else if self.table.is_agent_scoped() {
+            " AND NOT (t.user_id = s.user_id AND t.agent_id IS NOT DISTINCT FROM s.agent_id)"
+                .to_owned()
+        } else {
+            " AND t.user_id <> s.user_id".to_owned()
+        };
+        let rows: Vec<IdRow> = diesel::sql_query(format!(
+            "SELECT s.id FROM {} s JOIN {t} t ON t.id = s.id WHERE true{owner} ORDER BY s.ord LIMIT 1",
+            R::STAGING
+        ))
+        .load(conn)
+        .map_err(map)?;
+        let id = rows
+            .first()
+            .map(|r| r.id)
+            .ok_or_else(|| Error::database("bulk insert wrote fewer rows than given"))?;
+        Ok(Error::AlreadyExists {
+            table: self.table,
+            id,
+        })
+    }
+
     /// The [`Error::AlreadyExists`] naming the first record of `chunk` that exists already
     /// (only under another tenant when `foreign`).
     fn existing_id(&self, conn: &mut PgConnection, chunk: &[R], foreign: bool) -> Result<Error> {
@@ -357,19 +465,20 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         I: IntoIterator<Item = R>,
     {
         let mut iter = records.into_iter().enumerate();
+        let head: Vec<(usize, R)> = iter.by_ref().take(CHUNK + 1).collect();
+        if head.len() > CHUNK {
+            return self
+                .write(|conn| self.copy_many(conn, head.into_iter().chain(iter), exists_ok));
+        }
         self.write(|conn| {
-            let mut written = 0u64;
-            loop {
-                let chunk: Vec<(usize, R)> = iter.by_ref().take(CHUNK).collect();
-                if chunk.is_empty() {
-                    return Ok(written);
-                }
-                for (i, r) in &chunk {
-                    self.check_owner(r).map_err(|e| e.in_batch(*i))?;
-                }
-                let chunk = fold_duplicates(chunk, exists_ok)?;
-                written += self.insert_chunk(conn, &chunk, exists_ok)?;
+            for (i, r) in &head {
+                self.check_owner(r).map_err(|e| e.in_batch(*i))?;
             }
+            let chunk = fold_duplicates(head, exists_ok)?;
+            if chunk.is_empty() {
+                return Ok(0);
+            }
+            self.insert_chunk(conn, &chunk, exists_ok)
         })
     }
 

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod connector;
+mod copy;
 mod error;
 mod metrics;
 mod pool;

@@ -32,6 +32,18 @@ pub trait PgRecord: Record + sealed::Sealed {
     /// The select list (embeddings read as `real[]`, whatever the column's type).
     #[doc(hidden)]
     const SELECT: &'static str;
+    /// The staging table of bulk loads (`ord` then [`COLUMNS`](Self::COLUMNS)).
+    #[doc(hidden)]
+    const STAGING: &'static str;
+    /// Creates the staging table for this transaction.
+    #[doc(hidden)]
+    const STAGING_DDL: &'static str;
+    /// Runs the binary COPY into the staging table.
+    #[doc(hidden)]
+    fn copy(
+        conn: &mut diesel::PgConnection,
+        feed: crate::copy::Feed<'_>,
+    ) -> Result<usize, diesel::result::Error>;
     /// The values of [`COLUMNS`](Self::COLUMNS).
     #[doc(hidden)]
     fn binds(&self) -> Vec<Bind>;
@@ -133,6 +145,19 @@ impl PgRecord for Message {
     ];
     const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, \
         tool_call_id, embedding::real[] AS embedding, embedding_dim, embedding_model, created_at";
+    const STAGING: &'static str = "memgpt_staging_messages";
+    const STAGING_DDL: &'static str = "DROP TABLE IF EXISTS pg_temp.memgpt_staging_messages; \
+        CREATE TEMP TABLE memgpt_staging_messages (ord bigint, id uuid, user_id uuid, \
+        agent_id uuid, role varchar, text varchar, model varchar, name varchar, tool_calls json, \
+        tool_call_id varchar, embedding real[], embedding_dim bigint, embedding_model varchar, \
+        created_at timestamptz) ON COMMIT DROP;";
+
+    fn copy(
+        conn: &mut diesel::PgConnection,
+        feed: crate::copy::Feed<'_>,
+    ) -> Result<usize, diesel::result::Error> {
+        crate::copy::copy_messages(conn, feed)
+    }
 
     fn binds(&self) -> Vec<Bind> {
         vec![
@@ -226,6 +251,19 @@ impl PgRecord for Passage {
     ];
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, \
         embedding::real[] AS embedding, embedding_dim, embedding_model, metadata_, created_at";
+    const STAGING: &'static str = "memgpt_staging_passages";
+    const STAGING_DDL: &'static str = "DROP TABLE IF EXISTS pg_temp.memgpt_staging_passages; \
+        CREATE TEMP TABLE memgpt_staging_passages (ord bigint, id uuid, user_id uuid, \
+        text varchar, doc_id uuid, agent_id uuid, data_source varchar, embedding real[], \
+        embedding_dim bigint, embedding_model varchar, metadata_ json, created_at timestamptz) \
+        ON COMMIT DROP;";
+
+    fn copy(
+        conn: &mut diesel::PgConnection,
+        feed: crate::copy::Feed<'_>,
+    ) -> Result<usize, diesel::result::Error> {
+        crate::copy::copy_passages(conn, feed)
+    }
 
     fn binds(&self) -> Vec<Bind> {
         vec![
@@ -297,6 +335,18 @@ impl PgRecord for Document {
         "created_at",
     ];
     const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
+    const STAGING: &'static str = "memgpt_staging_documents";
+    const STAGING_DDL: &'static str = "DROP TABLE IF EXISTS pg_temp.memgpt_staging_documents; \
+        CREATE TEMP TABLE memgpt_staging_documents (ord bigint, id uuid, user_id uuid, \
+        text varchar, data_source varchar, metadata_ json, created_at timestamptz) \
+        ON COMMIT DROP;";
+
+    fn copy(
+        conn: &mut diesel::PgConnection,
+        feed: crate::copy::Feed<'_>,
+    ) -> Result<usize, diesel::result::Error> {
+        crate::copy::copy_documents(conn, feed)
+    }
 
     fn binds(&self) -> Vec<Bind> {
         vec![

@@ -1,0 +1,209 @@
+//! The two write paths of `insert_many` — multi-row INSERT up to 1,000 records, binary COPY
+//! through a staging table above — at their boundary and at scale, with and without
+//! `exists_ok`, on the throwaway PostgreSQL 18 + pgvector.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, TimeZone, Utc};
+use memgpt_core::{
+    Column, DatabaseUrl, Error, ErrorKind, Filter, Message, Passage, PgConfig, Record, Role, Scope,
+    StorageConnector, TableType,
+};
+use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::{PgConnector, PgStore};
+use uuid::Uuid;
+
+fn store() -> (PgStore, TempDatabase) {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 2;
+    config.max_overflow = 2;
+    (PgStore::open(config).unwrap(), db)
+}
+
+fn scope() -> Scope {
+    Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2))
+}
+
+fn recall(store: &PgStore) -> PgConnector<'static, Message> {
+    store.connector(TableType::RecallMemory, scope()).unwrap()
+}
+
+fn messages(n: usize, text: &str) -> impl Iterator<Item = Message> + '_ {
+    let s = scope();
+    let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    (0..n).map(move |i| {
+        Message::builder(s.user_id(), s.agent_id().unwrap(), Role::ALL[i % 4])
+            .id(Uuid::from_u128(1_000_000 + i as u128))
+            .text(format!("{text} {i}"))
+            .created_at(t0 + Duration::seconds(i as i64))
+            .maybe_tool_call_id_for(i)
+            .build()
+            .unwrap()
+    })
+}
+
+trait ToolId {
+    fn maybe_tool_call_id_for(self, i: usize) -> Self;
+}
+
+impl ToolId for memgpt_core::MessageBuilder {
+    fn maybe_tool_call_id_for(self, i: usize) -> Self {
+        if Role::ALL[i % 4] == Role::Tool {
+            self.tool_call_id(format!("call_{i}"))
+        } else {
+            self
+        }
+    }
+}
+
+fn both_ways(n: usize) {
+    let (store, _db) = store();
+    let c = recall(&store);
+    assert_eq!(
+        c.insert_many(messages(n, "first"), false).unwrap(),
+        n as u64
+    );
+    assert_eq!(c.size(&[]).unwrap(), n as u64);
+    // Again without exists_ok: every id exists, nothing changes.
+    let e = c.insert_many(messages(n, "second"), false).unwrap_err();
+    assert!(
+        matches!(e, Error::AlreadyExists { id, .. } if id == Uuid::from_u128(1_000_000)),
+        "{e:?}"
+    );
+    // With exists_ok: every row is updated.
+    assert_eq!(
+        c.insert_many(messages(n, "second"), true).unwrap(),
+        n as u64
+    );
+    assert_eq!(c.size(&[]).unwrap(), n as u64);
+    let last = c
+        .get(Uuid::from_u128(1_000_000 + n as u128 - 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.text(), Some(format!("second {}", n - 1).as_str()));
+    assert_eq!(
+        c.query_text("second", None, 0).unwrap().len(),
+        n,
+        "the text index sees every updated row"
+    );
+    assert_eq!(
+        c.size(&[Filter::eq(Column::Role, Role::Tool)]).unwrap(),
+        (n / 4) as u64
+    );
+}
+
+#[test]
+fn insert_path_999() {
+    both_ways(999);
+}
+
+#[test]
+fn insert_path_1000() {
+    both_ways(1_000);
+}
+
+#[test]
+fn copy_path_1001() {
+    both_ways(1_001);
+}
+
+#[test]
+fn copy_path_70000() {
+    both_ways(70_000);
+}
+
+#[test]
+fn copy_path_is_all_or_nothing_on_a_foreign_record() {
+    let (store, _db) = store();
+    let c = recall(&store);
+    let foreign = Message::builder(Uuid::from_u128(9), Uuid::from_u128(2), Role::User)
+        .text("not yours")
+        .build()
+        .unwrap();
+    let batch = messages(5_000, "x").chain(std::iter::once(foreign));
+    let e = c.insert_many(batch, true).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "records[5000].user_id"),
+        "{e:?}"
+    );
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    // The connection came back clean: the next bulk load works.
+    assert_eq!(c.insert_many(messages(2_000, "y"), true).unwrap(), 2_000);
+}
+
+#[test]
+fn copy_path_resolves_repeated_ids() {
+    let (store, _db) = store();
+    let c = recall(&store);
+    let mut batch: Vec<Message> = messages(3_000, "v1").collect();
+    let again = batch[10].to_builder().text("v2").build().unwrap();
+    batch.push(again.clone());
+    match c.insert_many(batch.clone(), false) {
+        Err(Error::DuplicateId { id, first, second }) => {
+            assert_eq!((id, first, second), (again.id(), 10, 3_000));
+        }
+        other => panic!("expected a duplicate id, got {other:?}"),
+    }
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    assert_eq!(c.insert_many(batch, true).unwrap(), 3_000);
+    assert_eq!(c.get(again.id()).unwrap(), Some(again));
+}
+
+#[test]
+fn copy_path_refuses_to_overwrite_another_tenants_row() {
+    let (store, _db) = store();
+    let theirs = Scope::agent(Uuid::from_u128(7), Uuid::from_u128(8));
+    let other: PgConnector<'static, Message> =
+        store.connector(TableType::RecallMemory, theirs).unwrap();
+    let victim = Message::builder(theirs.user_id(), theirs.agent_id().unwrap(), Role::User)
+        .id(Uuid::from_u128(1_000_500))
+        .text("theirs")
+        .build()
+        .unwrap();
+    other.insert(&victim).unwrap();
+    let c = recall(&store);
+    let e = c.insert_many(messages(2_000, "mine"), true).unwrap_err();
+    assert!(
+        matches!(e, Error::AlreadyExists { id, .. } if id == victim.id()),
+        "{e:?}"
+    );
+    assert_eq!(other.get(victim.id()).unwrap(), Some(victim));
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    // The small path refuses the same way.
+    let e = c.insert_many(messages(600, "mine"), true).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn copy_path_round_trips_passages_exactly() {
+    let (store, _db) = store();
+    let c: PgConnector<'static, Passage> =
+        store.connector(TableType::ArchivalMemory, scope()).unwrap();
+    let s = scope();
+    let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let batch: Vec<Passage> = (0..1_500)
+        .map(|i| {
+            let mut meta = serde_json::Map::new();
+            meta.insert("page".into(), serde_json::json!(i));
+            Passage::builder(s.user_id(), format!("passage {i} ünïcode"))
+                .agent_id(s.agent_id().unwrap())
+                .doc_id(Uuid::from_u128(i as u128 % 10))
+                .data_source(format!("source_{}", i % 5))
+                .embedding(vec![i as f32 * 0.5, -1.0, f32::MIN_POSITIVE], "ada")
+                .metadata(meta)
+                .created_at(t0 + Duration::microseconds(i as i64 * 1_000_001))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(c.insert_many(batch.clone(), false).unwrap(), 1_500);
+    for p in [&batch[0], &batch[777], &batch[1_499]] {
+        assert_eq!(c.get(p.id()).unwrap().as_ref(), Some(p));
+    }
+    let nearest = c.query(&[100.0, -1.0, 0.0], 3, &[]).unwrap();
+    assert_eq!(
+        nearest.iter().map(Record::id).collect::<Vec<_>>(),
+        vec![batch[200].id(), batch[199].id(), batch[201].id()]
+    );
+}
