@@ -131,13 +131,19 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         })
     }
 
+    /// Whether the server can search vectors.
+    pub(crate) fn vector_enabled(&self) -> bool {
+        self.store().vector_search()
+    }
+
     fn store(&self) -> &PgStore {
         match &self.source {
             Source::Store(s) | Source::Tx { store: s, .. } => s,
         }
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on this connector's connection.
+    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         match &self.source {
             Source::Store(store) => f(&mut *store.checkout()?),
             Source::Tx { conn, .. } => {
@@ -242,6 +248,120 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
             }
             Err(e) => Err(map(e)),
         }
+    }
+
+    /// One keyset page: `(created_at, id) > after`, ascending.
+    pub(crate) fn sql_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters);
+        if let Some(k) = after {
+            sql.keyset(">", k);
+        }
+        sql.push(" ORDER BY created_at, id")
+            .limit_offset(Some(limit), 0);
+        sql
+    }
+
+    /// The most recent records, newest first.
+    pub(crate) fn sql_recent(&self, filters: &[Filter], limit: Option<usize>) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(" ORDER BY created_at DESC, id DESC")
+            .limit_offset(limit, 0);
+        sql
+    }
+
+    pub(crate) fn sql_get(&self, id: Uuid) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ")
+            .bind(Bind::Uuid(Some(id)));
+        sql
+    }
+
+    pub(crate) fn sql_size(&self, filters: &[Filter]) -> Sql {
+        let mut sql = Sql::new(format!("SELECT count(*) AS n FROM {}", self.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        sql
+    }
+
+    /// The `top_k` nearest records. The indexed expression is the first D components, where
+    /// D is the configured dimension (or the query's, when longer); zero padding adds
+    /// nothing to an L2 distance. `relaxed_order` (see [`Self::set_vector_options`]) lets the
+    /// HNSW scan go on until k rows pass the tenant filter; the outer sort restores exact
+    /// order among them.
+    pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
+        let d = (self.store().config().embedding_dim as usize).max(query.dim());
+        let expr = format!("subvector(embedding, 1, {d})::vector({d})");
+        let mut inner = Sql::new(format!("SELECT {}, {expr} <-> ", R::SELECT));
+        inner
+            .bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
+            .push(&format!(" AS distance FROM {}", self.table_name()))
+            .scope_where(self.table, &self.scope, filters)
+            .push(" AND embedding IS NOT NULL ORDER BY distance")
+            .limit_offset(Some(top_k), 0);
+        Sql {
+            text: format!(
+                "SELECT * FROM ({}) AS hits ORDER BY distance, id",
+                inner.text
+            ),
+            binds: inner.binds,
+        }
+    }
+
+    /// `hnsw.ef_search` and iterative index scans, for the current transaction.
+    pub(crate) fn set_vector_options(&self, conn: &mut PgConnection) -> Result<()> {
+        let ef = self.store().config().hnsw_ef_search;
+        conn.batch_execute(&format!(
+            "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order;"
+        ))
+        .map_err(map)
+    }
+
+    pub(crate) fn sql_dates(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND created_at >= ")
+            .bind(Bind::Time(start))
+            .push(" AND created_at <= ")
+            .bind(Bind::Time(end))
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        sql
+    }
+
+    /// Full-text match. plainto_tsquery ANDs the words and reads no operator syntax: the
+    /// same meaning as on SQLite. The expression matches the GIN index of the migrations.
+    pub(crate) fn sql_text(&self, words: &str, limit: Option<usize>, offset: usize) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND to_tsvector('english'::regconfig, coalesce(text, '')) @@ plainto_tsquery('english'::regconfig, ")
+            .bind(Bind::Text(Some(words.to_owned())))
+            .push(") ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        sql
+    }
+
+    pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
+        let mut sql = Sql::new(format!("DELETE FROM {}", self.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        sql
+    }
+
+    pub(crate) fn sql_sources(&self) -> Sql {
+        let mut sql = Sql::new(format!(
+            "SELECT DISTINCT data_source FROM {}",
+            self.table_name()
+        ));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        sql
     }
 
     /// The bulk path: binary COPY of every record into the staging table, then one
@@ -389,13 +509,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
 
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
         validate_all(filters, self.table)?;
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters);
-        if let Some(k) = after {
-            sql.keyset(">", k);
-        }
-        sql.push(" ORDER BY created_at, id")
-            .limit_offset(Some(limit), 0);
+        let sql = self.sql_page(filters, after, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -431,25 +545,18 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
 
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
         validate_all(filters, self.table)?;
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters)
-            .push(" ORDER BY created_at DESC, id DESC")
-            .limit_offset(limit, 0);
+        let sql = self.sql_recent(filters, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ")
-            .bind(Bind::Uuid(Some(id)));
+        let sql = self.sql_get(id);
         Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
-        let mut sql = Sql::new(format!("SELECT count(*) AS n FROM {}", self.table_name()));
-        sql.scope_where(self.table, &self.scope, filters);
+        let sql = self.sql_size(filters);
         let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
@@ -518,33 +625,9 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         if top_k == 0 || self.table == TableType::Documents {
             return Ok(Vec::new());
         }
-        let config = self.store().config();
-        // The indexed expression: the first D components, where D is the configured
-        // dimension (or the query's, when longer); zero padding adds nothing to L2.
-        let d = (config.embedding_dim as usize).max(query.dim());
-        let expr = format!("subvector(embedding, 1, {d})::vector({d})");
-        let mut inner = Sql::new(format!("SELECT {}, {expr} <-> ", R::SELECT));
-        inner
-            .bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
-            .push(&format!(" AS distance FROM {}", self.table_name()))
-            .scope_where(self.table, &self.scope, filters)
-            .push(" AND embedding IS NOT NULL ORDER BY distance")
-            .limit_offset(Some(top_k), 0);
-        // relaxed_order lets the HNSW scan keep going until k rows pass the tenant filter;
-        // the outer sort restores exact order among them.
-        let sql = Sql {
-            text: format!(
-                "SELECT * FROM ({}) AS hits ORDER BY distance, id",
-                inner.text
-            ),
-            binds: inner.binds,
-        };
-        let ef = config.hnsw_ef_search;
+        let sql = self.sql_nearest(&query, top_k, filters);
         self.write(|conn| {
-            conn.batch_execute(&format!(
-                "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order;"
-            ))
-            .map_err(map)?;
+            self.set_vector_options(conn)?;
             self.load(conn, sql)
         })
     }
@@ -556,14 +639,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<R>> {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND created_at >= ")
-            .bind(Bind::Time(start))
-            .push(" AND created_at <= ")
-            .bind(Bind::Time(end))
-            .push(" ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+        let sql = self.sql_dates(start, end, limit, offset);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -572,21 +648,13 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        // plainto_tsquery ANDs the words and reads no operator syntax: the same meaning as
-        // on SQLite. The expression matches the GIN index of the migrations.
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND to_tsvector('english'::regconfig, coalesce(text, '')) @@ plainto_tsquery('english'::regconfig, ")
-            .bind(Bind::Text(Some(words.join(" "))))
-            .push(") ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+        let sql = self.sql_text(&words.join(" "), limit, offset);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
-        let mut sql = Sql::new(format!("DELETE FROM {}", self.table_name()));
-        sql.scope_where(self.table, &self.scope, filters);
+        let sql = self.sql_delete(filters);
         self.write(|c| sql.query().execute(c).map_err(map))
             .map(|n| n as u64)
     }
@@ -595,12 +663,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         if self.table == TableType::RecallMemory {
             return Ok(Vec::new());
         }
-        let mut sql = Sql::new(format!(
-            "SELECT DISTINCT data_source FROM {}",
-            self.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        let sql = self.sql_sources();
         let rows: Vec<SourceRow> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }

@@ -19,6 +19,7 @@
 mod connector;
 mod copy;
 mod error;
+mod explain;
 mod metrics;
 mod pool;
 mod record;
@@ -27,6 +28,7 @@ mod store;
 mod url;
 
 pub use connector::PgConnector;
+pub use explain::QueryPlan;
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use record::PgRecord;
 pub use store::{PgStore, PgTx};

@@ -186,6 +186,29 @@ impl PgStore {
         .map_err(map)
     }
 
+    /// The settings in force on a pooled connection: `application_name`, `jit`,
+    /// `statement_timeout` (as `SHOW` prints them).
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn session_settings(&self) -> Result<Vec<(String, String)>> {
+        #[derive(QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = Text)]
+            name: String,
+            #[diesel(sql_type = Text)]
+            setting: String,
+        }
+        let mut conn = self.checkout()?;
+        let rows: Vec<Setting> = diesel::sql_query(
+            "SELECT name, current_setting(name) AS setting FROM pg_settings \
+             WHERE name IN ('application_name', 'jit', 'statement_timeout') ORDER BY name",
+        )
+        .load(&mut *conn)
+        .map_err(map)?;
+        Ok(rows.into_iter().map(|s| (s.name, s.setting)).collect())
+    }
+
     /// Index usage of memgpt's tables (`pg_stat_user_indexes`).
     ///
     /// # Errors

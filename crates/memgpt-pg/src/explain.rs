@@ -1,0 +1,134 @@
+//! `EXPLAIN` of every query pattern a connector issues: the check for missing indexes.
+
+use chrono::{TimeZone, Utc};
+use diesel::sql_types::Text;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::{Embedding, Error, Keyset, Result, StorageConnector, TableType};
+use uuid::Uuid;
+
+use crate::connector::PgConnector;
+use crate::error::map;
+use crate::record::PgRecord;
+use crate::sql::Sql;
+
+/// The plan PostgreSQL chose for one query pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// The table queried.
+    pub table: TableType,
+    /// The connector operation (`get_all`, `get_page`, `size`, …).
+    pub operation: &'static str,
+    /// The plan, as `EXPLAIN` prints it.
+    pub plan: String,
+}
+
+impl QueryPlan {
+    /// Whether the plan reads the table through an index.
+    pub fn uses_index(&self) -> bool {
+        self.plan.contains("Index Scan")
+            || self.plan.contains("Index Only Scan")
+            || self.plan.contains("Bitmap Index Scan")
+    }
+
+    /// Whether the plan reads the whole table.
+    pub fn scans_table(&self) -> bool {
+        self.plan
+            .contains(&format!("Seq Scan on {}", self.table.table_name()))
+    }
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+fn explain(conn: &mut PgConnection, sql: Sql) -> Result<String> {
+    let sql = Sql {
+        text: format!("EXPLAIN {}", sql.text),
+        binds: sql.binds,
+    };
+    let lines: Vec<PlanLine> = sql.query().load(conn).map_err(map)?;
+    Ok(lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+impl<R: PgRecord> PgConnector<'_, R> {
+    /// Runs `EXPLAIN` (never executing anything) on every query pattern this connector
+    /// issues, with sample arguments in its scope. `cargo xtask doctor` prints these and
+    /// flags any plan that reads a whole table.
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn explain(&self) -> Result<Vec<QueryPlan>> {
+        let table = self.table_type();
+        let t0 = Utc
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let after = Keyset {
+            created_at: t0,
+            id: Uuid::nil(),
+        };
+        let mut patterns: Vec<(&'static str, Sql)> = vec![
+            ("get_all", self.sql_recent(&[], Some(100))),
+            ("get_page", self.sql_page(&[], Some(&after), 100)),
+            ("get", self.sql_get(Uuid::nil())),
+            ("size", self.sql_size(&[])),
+            (
+                "query_date",
+                self.sql_dates(t0, t0 + chrono::Duration::hours(1), None, 0),
+            ),
+            ("query_text", self.sql_text("memory", None, 0)),
+            ("delete", self.sql_delete(&[])),
+        ];
+        if table != TableType::RecallMemory {
+            patterns.push(("list_data_sources", self.sql_sources()));
+        }
+        let vector = self.vector_enabled() && table != TableType::Documents;
+        self.with_conn(|conn| {
+            let mut plans = Vec::new();
+            for (operation, sql) in patterns {
+                plans.push(QueryPlan {
+                    table,
+                    operation,
+                    plan: explain(conn, sql)?,
+                });
+            }
+            if vector {
+                let probe = Embedding::new(vec![0.0; 8])?;
+                let sql = self.sql_nearest(&probe, 10, &[]);
+                let plan = conn
+                    .transaction(|c| {
+                        self.set_vector_options(c).map_err(TxErr::Core)?;
+                        explain(c, sql).map_err(TxErr::Core)
+                    })
+                    .map_err(|e: TxErr| match e {
+                        TxErr::Core(e) => e,
+                        TxErr::Diesel(e) => map(e),
+                    })?;
+                plans.push(QueryPlan {
+                    table,
+                    operation: "query",
+                    plan,
+                });
+            }
+            Ok(plans)
+        })
+    }
+}
+
+enum TxErr {
+    Core(Error),
+    Diesel(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxErr {
+    fn from(e: diesel::result::Error) -> Self {
+        TxErr::Diesel(e)
+    }
+}

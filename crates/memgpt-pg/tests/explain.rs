@@ -1,0 +1,147 @@
+//! Every query pattern the connectors issue uses an index on a 100,000-row table.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, TimeZone, Utc};
+use diesel::RunQueryDsl;
+use memgpt_core::{
+    DatabaseUrl, Document, Message, Passage, PgConfig, Role, Scope, StorageConnector, TableType,
+};
+use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::{PgStore, QueryPlan};
+use uuid::Uuid;
+
+const ROWS: usize = 100_000;
+const AGENTS: u128 = 100;
+
+fn user(a: u128) -> Uuid {
+    Uuid::from_u128(a % 10 + 1)
+}
+
+fn agent(a: u128) -> Uuid {
+    Uuid::from_u128(1_000 + a)
+}
+
+fn check(plans: Vec<QueryPlan>, expected: usize) {
+    assert_eq!(plans.len(), expected);
+    for p in &plans {
+        assert!(
+            p.uses_index() && !p.scans_table(),
+            "{} {} does not use an index:\n{}",
+            p.table,
+            p.operation,
+            p.plan
+        );
+    }
+}
+
+#[test]
+fn every_query_pattern_uses_an_index() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 2;
+    config.embedding_dim = 8;
+    let store = PgStore::open(config).unwrap();
+    let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for a in 0..AGENTS {
+        let scope = Scope::agent(user(a), agent(a));
+        let recall = store
+            .connector::<Message>(TableType::RecallMemory, scope)
+            .unwrap();
+        let n = ROWS / AGENTS as usize;
+        recall
+            .insert_many(
+                (0..n).map(|i| {
+                    Message::builder(user(a), agent(a), Role::User)
+                        .text(format!("memory of agent {a} number {i}"))
+                        .created_at(
+                            t0 + Duration::seconds((i * AGENTS as usize + a as usize) as i64),
+                        )
+                        .build()
+                        .unwrap()
+                }),
+                true,
+            )
+            .unwrap();
+        let archival = store
+            .connector::<Passage>(TableType::ArchivalMemory, scope)
+            .unwrap();
+        archival
+            .insert_many(
+                (0..100).map(|i| {
+                    Passage::builder(user(a), format!("passage {a} {i} memory"))
+                        .agent_id(agent(a))
+                        .data_source(format!("source_{}", i % 5))
+                        .embedding_values(vec![
+                            (i % 17) as f32,
+                            a as f32,
+                            1.0,
+                            0.5,
+                            0.0,
+                            -1.0,
+                            2.0,
+                            i as f32,
+                        ])
+                        .created_at(t0 + Duration::seconds(i))
+                        .build()
+                        .unwrap()
+                }),
+                true,
+            )
+            .unwrap();
+    }
+    for u in 1..=10u128 {
+        let scope = Scope::user(Uuid::from_u128(u));
+        let passages = store
+            .connector::<Passage>(TableType::Passages, scope)
+            .unwrap();
+        passages
+            .insert_many(
+                (0..1_000).map(|i| {
+                    Passage::builder(scope.user_id(), format!("loaded {u} {i} memory"))
+                        .data_source(format!("source_{}", i % 5))
+                        .embedding_values(vec![i as f32, u as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+                        .created_at(t0 + Duration::seconds(i))
+                        .build()
+                        .unwrap()
+                }),
+                true,
+            )
+            .unwrap();
+        let docs = store
+            .connector::<Document>(TableType::Documents, scope)
+            .unwrap();
+        docs.insert_many(
+            (0..1_000).map(|i| {
+                Document::builder(scope.user_id(), format!("document {i} memory"))
+                    .data_source(format!("source_{}", i % 5))
+                    .created_at(t0 + Duration::seconds(i))
+                    .build()
+                    .unwrap()
+            }),
+            true,
+        )
+        .unwrap();
+    }
+    let mut conn = db.connect().unwrap();
+    diesel::sql_query("ANALYZE").execute(&mut conn).unwrap();
+
+    let scope = Scope::agent(user(7), agent(7));
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    check(recall.explain().unwrap(), 8);
+    let archival = store
+        .connector::<Passage>(TableType::ArchivalMemory, scope)
+        .unwrap();
+    check(archival.explain().unwrap(), 9);
+    let passages = store
+        .connector::<Passage>(TableType::Passages, Scope::user(user(7)))
+        .unwrap();
+    check(passages.explain().unwrap(), 9);
+    let docs = store
+        .connector::<Document>(TableType::Documents, Scope::user(user(7)))
+        .unwrap();
+    check(docs.explain().unwrap(), 8);
+    assert_eq!(recall.size(&[]).unwrap(), 1_000);
+}

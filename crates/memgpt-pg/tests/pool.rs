@@ -1,0 +1,172 @@
+//! The pool: sizes and overflow under load, timeouts, settings, unreachable servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, RunQueryDsl};
+use memgpt_core::{
+    DatabaseUrl, Error, Message, PgConfig, Record, Role, Scope, StorageConnector, TableType,
+};
+use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::PgStore;
+use uuid::Uuid;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[test]
+fn two_hundred_threads_on_twenty_plus_thirty_never_exceed_fifty_connections() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let app = format!("memgpt-pool-{}", Uuid::new_v4().simple());
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.application_name = app.clone();
+    assert_eq!((config.pool_size, config.max_overflow), (20, 30));
+    let store = PgStore::open(config).unwrap();
+    let done = AtomicBool::new(false);
+    let peak = AtomicI64::new(0);
+    std::thread::scope(|s| {
+        // The server's count of this application's connections, sampled throughout.
+        s.spawn(|| {
+            let mut conn = db.connect().unwrap();
+            while !done.load(Ordering::Relaxed) {
+                let n: Vec<Count> = diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind::<Text, _>(&app)
+                .load(&mut conn)
+                .unwrap();
+                peak.fetch_max(n[0].n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let workers: Vec<_> = (0..200u128)
+            .map(|t| {
+                let store = &store;
+                s.spawn(move || -> Result<(), Error> {
+                    let scope = Scope::agent(Uuid::from_u128(t % 10 + 1), Uuid::from_u128(t + 100));
+                    let c = store.connector::<Message>(TableType::RecallMemory, scope)?;
+                    for r in 0..20 {
+                        let m = Message::builder(
+                            scope.user_id(),
+                            scope.agent_id().unwrap(),
+                            Role::User,
+                        )
+                        .text(format!("round {r}"))
+                        .build()?;
+                        c.insert(&m)?;
+                        assert_eq!(
+                            c.get_all(&[], Some(20))?.first().map(Record::id),
+                            Some(m.id())
+                        );
+                        assert_eq!(c.size(&[])?, r + 1);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let peak = peak.load(Ordering::Relaxed);
+    let m = store.metrics();
+    assert!(peak <= 50, "the server saw {peak} connections");
+    assert!(m.opened <= 50 + m.closed, "{m:?}");
+    assert!(m.connections <= 50, "{m:?}");
+    assert_eq!(m.timeouts, 0, "{m:?}");
+    assert!(m.checkouts >= 200 * 20 * 3, "{m:?}");
+    assert!(
+        peak > 20,
+        "200 threads should have pushed the pool into overflow (peak {peak})"
+    );
+}
+
+#[test]
+fn an_exhausted_pool_times_out_with_its_state() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 1;
+    config.max_overflow = 0;
+    config.pool_timeout = Duration::from_secs(1);
+    let store = PgStore::open(config).unwrap();
+    let scope = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2));
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            store
+                .transaction(|_| {
+                    barrier.wait();
+                    std::thread::sleep(Duration::from_millis(1_500));
+                    Ok(())
+                })
+                .unwrap();
+        });
+        barrier.wait();
+        let c = store
+            .connector::<Message>(TableType::RecallMemory, scope)
+            .unwrap();
+        match c.size(&[]) {
+            Err(Error::PoolTimeout { waited, state }) => {
+                assert!(waited >= Duration::from_millis(900), "{waited:?}");
+                assert_eq!((state.connections, state.idle, state.max), (1, 0, 1));
+            }
+            other => panic!("expected a pool timeout, got {other:?}"),
+        }
+    });
+    assert_eq!(store.metrics().timeouts, 1);
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 0);
+}
+
+#[test]
+fn every_connection_runs_with_the_configured_settings() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 2;
+    config.application_name = "memgpt-settings-test".to_owned();
+    config.statement_timeout = Duration::from_millis(12_345);
+    let store = PgStore::open(config).unwrap();
+    assert_eq!(
+        store.session_settings().unwrap(),
+        vec![
+            (
+                "application_name".to_owned(),
+                "memgpt-settings-test".to_owned()
+            ),
+            ("jit".to_owned(), "off".to_owned()),
+            ("statement_timeout".to_owned(), "12345ms".to_owned()),
+        ]
+    );
+    let activity = store.activity().unwrap();
+    assert!(
+        !activity.is_empty(),
+        "the pool's idle connections show in pg_stat_activity"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_connection_lost_without_the_password() {
+    let mut config = PgConfig::new(DatabaseUrl::new(
+        "postgres://postgres:s3cret-pw@127.0.0.1:1/nowhere",
+    ));
+    config.pool_timeout = Duration::from_secs(1);
+    config.connect_timeout = Duration::from_secs(1);
+    let err = PgStore::open(config.clone()).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        memgpt_core::ErrorKind::ConnectionLost,
+        "{err:?}"
+    );
+    for text in [err.to_string(), format!("{err:?}"), format!("{config:?}")] {
+        assert!(!text.contains("s3cret-pw"), "{text}");
+    }
+}
