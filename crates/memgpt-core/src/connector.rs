@@ -91,6 +91,7 @@ pub trait StorageConnector {
 
     /// Up to `limit` records after `after` (exclusive) in ascending `(created_at, id)`
     /// order: one step of keyset pagination. Backs [`get_all_paginated`](Self::get_all_paginated).
+    #[track_caller]
     fn get_page(
         &self,
         filters: &[Filter],
@@ -103,20 +104,25 @@ pub trait StorageConnector {
     ///
     /// # Errors
     /// [`Error::NotFound`] when `after` or `before` names no record in the scope.
+    #[track_caller]
     fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<Self::Record>>;
 
     /// The `limit` most recent records matching `filters` (all of them without a limit),
     /// newest first.
+    #[track_caller]
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<Self::Record>>;
 
     /// The record with this id, if it exists in the scope.
+    #[track_caller]
     fn get(&self, id: Uuid) -> Result<Option<Self::Record>>;
 
     /// The number of records matching `filters`.
+    #[track_caller]
     fn size(&self, filters: &[Filter]) -> Result<u64>;
 
     /// Inserts one record, replacing a record of the same id (MemGPT's `insert`, which
     /// upserts).
+    #[track_caller]
     fn insert(&self, record: &Self::Record) -> Result<()>;
 
     /// Inserts many records in one transaction: all or nothing. With `exists_ok`, a record
@@ -125,6 +131,7 @@ pub trait StorageConnector {
     /// [`Error::DuplicateId`]. Records may come from an iterator of any length: backends
     /// write in chunks and do not hold the whole input. Returns the number of records
     /// written.
+    #[track_caller]
     fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
     where
         I: IntoIterator<Item = Self::Record>;
@@ -133,6 +140,7 @@ pub trait StorageConnector {
     ///
     /// # Errors
     /// [`Error::NotFound`] when no record of that id exists in the scope.
+    #[track_caller]
     fn update(&self, record: &Self::Record) -> Result<()>;
 
     /// The `top_k` records nearest to `embedding` by L2 distance, nearest first (ties by
@@ -142,6 +150,7 @@ pub trait StorageConnector {
     /// # Errors
     /// [`Error::VectorUnavailable`] where the database cannot search vectors;
     /// [`Error::InvalidInput`] for an empty, too long or non-finite query vector.
+    #[track_caller]
     fn query(
         &self,
         embedding: &[f32],
@@ -151,6 +160,7 @@ pub trait StorageConnector {
 
     /// Records created in `start..=end`, oldest first, skipping `offset` and returning at
     /// most `limit`.
+    #[track_caller]
     fn query_date(
         &self,
         start: DateTime<Utc>,
@@ -162,6 +172,7 @@ pub trait StorageConnector {
     /// Records whose text contains every word of `query` (case-insensitive full-text
     /// match, words stemmed), oldest first, skipping `offset` and returning at most
     /// `limit`. A query without any word matches nothing.
+    #[track_caller]
     fn query_text(
         &self,
         query: &str,
@@ -171,15 +182,18 @@ pub trait StorageConnector {
 
     /// Deletes the records matching `filters` (all of the scope's records without filters)
     /// in one statement. Returns how many were deleted.
+    #[track_caller]
     fn delete(&self, filters: &[Filter]) -> Result<u64>;
 
     /// Deletes every record of the scope. MemGPT dropped the whole shared table here; this
     /// library never touches other tenants' rows. Returns how many were deleted.
+    #[track_caller]
     fn delete_table(&self) -> Result<u64> {
         self.delete(&[])
     }
 
     /// The distinct data sources of the scope's records, sorted.
+    #[track_caller]
     fn list_data_sources(&self) -> Result<Vec<String>>;
 
     /// Every record matching `filters` in ascending `(created_at, id)` order, fetched in

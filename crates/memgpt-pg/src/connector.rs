@@ -18,9 +18,9 @@ use memgpt_core::{
 use uuid::Uuid;
 
 use crate::error::map;
-use crate::pool::Pooled;
 use crate::record::PgRecord;
 use crate::sql::{Bind, Sql};
+use crate::store::Lease;
 use crate::store::PgStore;
 
 /// Records per multi-row INSERT: 13 columns × 1,000 stays far below PostgreSQL's 65,535
@@ -34,7 +34,7 @@ pub(crate) enum Source<'t> {
     Store(PgStore),
     /// The connection of a unit of work.
     Tx {
-        conn: &'t Mutex<Pooled>,
+        conn: &'t Mutex<Lease>,
         store: PgStore,
     },
 }
@@ -143,9 +143,10 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     }
 
     /// Runs `f` on this connector's connection.
+    #[track_caller]
     pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         match &self.source {
-            Source::Store(store) => f(&mut *store.checkout()?),
+            Source::Store(store) => f(&mut **store.checkout()?),
             Source::Tx { conn, .. } => {
                 let mut guard = conn.lock().map_err(|_| {
                     Error::database("a unit of work panicked while holding its connection")
@@ -156,6 +157,7 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     }
 
     /// Runs `f` in a transaction (a savepoint inside a unit of work): all or nothing.
+    #[track_caller]
     fn write<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         self.with_conn(|conn| {
             conn.transaction(|c| f(c).map_err(TxError::Core))

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     timeouts: AtomicU64,
     opened: AtomicU64,
     closed: AtomicU64,
+    leaks: AtomicU64,
 }
 
 impl Counters {
@@ -25,6 +26,10 @@ impl Counters {
         self.wait_max_us.fetch_max(us, Ordering::Relaxed);
         let bucket = (64 - us.leading_zeros()) as usize;
         self.wait_buckets[bucket.min(31)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_leak(&self) {
+        self.leaks.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_timeout(&self) {
@@ -102,6 +107,8 @@ pub struct PoolMetrics {
     pub opened: u64,
     /// Connections closed so far.
     pub closed: u64,
+    /// Checkouts held longer than the leak threshold (`MEMGPT_PG_LEAK_THRESHOLD_MS`).
+    pub leaks: u64,
 }
 
 impl PoolMetrics {
@@ -120,6 +127,7 @@ impl PoolMetrics {
             timeouts: c.timeouts.load(Ordering::Relaxed),
             opened: c.opened.load(Ordering::Relaxed),
             closed: c.closed.load(Ordering::Relaxed),
+            leaks: c.leaks.load(Ordering::Relaxed),
         }
     }
 }

@@ -79,7 +79,7 @@ impl PgStore {
     }
 
     /// Creates the HNSW indexes of archival memory and passages if they are missing.
-    fn ensure_hnsw(&self, conn: &mut Pooled) -> Result<()> {
+    fn ensure_hnsw(&self, conn: &mut Lease) -> Result<()> {
         let d = self.inner.config.embedding_dim;
         for t in [TableType::ArchivalMemory, TableType::Passages] {
             let t = t.table_name();
@@ -89,7 +89,7 @@ impl PgStore {
                  ((subvector(embedding, 1, {d})::vector({d})) vector_l2_ops) \
                  WITH (m = 16, ef_construction = 64)"
             ))
-            .execute(&mut **conn)
+            .execute(&mut ***conn)
             .map_err(map)?;
         }
         Ok(())
@@ -124,12 +124,13 @@ impl PgStore {
     ///
     /// # Errors
     /// The error `f` returned, or the database's on begin or commit.
+    #[track_caller]
     pub fn transaction<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&PgTx<'_>) -> Result<T>,
     {
         let mut conn = self.checkout()?;
-        AnsiTransactionManager::begin_transaction(&mut *conn).map_err(map)?;
+        AnsiTransactionManager::begin_transaction(&mut **conn).map_err(map)?;
         let cell = Mutex::new(conn);
         let outcome = {
             let tx = PgTx {
@@ -141,17 +142,17 @@ impl PgStore {
         let mut conn = cell.into_inner().unwrap_or_else(|p| p.into_inner());
         match outcome {
             Ok(Ok(v)) => {
-                AnsiTransactionManager::commit_transaction(&mut *conn).map_err(map)?;
+                AnsiTransactionManager::commit_transaction(&mut **conn).map_err(map)?;
                 Ok(v)
             }
             Ok(Err(e)) => {
-                AnsiTransactionManager::rollback_transaction(&mut *conn).map_err(map)?;
+                AnsiTransactionManager::rollback_transaction(&mut **conn).map_err(map)?;
                 Err(e)
             }
             Err(panic) => {
                 // A failed rollback leaves the connection in a transaction; the pool then
                 // sees it as broken and closes it.
-                let _ = AnsiTransactionManager::rollback_transaction(&mut *conn);
+                let _ = AnsiTransactionManager::rollback_transaction(&mut **conn);
                 drop(conn);
                 resume_unwind(panic)
             }
@@ -224,10 +225,13 @@ impl PgStore {
         .map_err(map)
     }
 
-    /// Checks a connection out, waiting at most the pool timeout.
-    pub(crate) fn checkout(&self) -> Result<Pooled> {
+    /// Checks a connection out, waiting at most the pool timeout. The lease remembers where
+    /// it was taken, for the leak warning.
+    #[track_caller]
+    pub(crate) fn checkout(&self) -> Result<Lease> {
+        let site = std::panic::Location::caller();
         let start = Instant::now();
-        self.inner.pool.get().map_err(|e| {
+        let conn = self.inner.pool.get().map_err(|e| {
             let waited = start.elapsed().max(Duration::from_millis(1));
             let state = self.inner.pool.state();
             let message = memgpt_core::config::redact(&e.to_string());
@@ -247,13 +251,59 @@ impl PgStore {
                     },
                 }
             }
+        })?;
+        Ok(Lease {
+            conn,
+            taken: Instant::now(),
+            site,
+            threshold: self.inner.config.leak_threshold,
+            counters: self.inner.counters.clone(),
         })
+    }
+}
+
+/// A checked-out connection. Dropping it returns the connection to the pool, after a
+/// warning when it was held longer than the leak threshold.
+pub(crate) struct Lease {
+    conn: Pooled,
+    taken: Instant,
+    site: &'static std::panic::Location<'static>,
+    threshold: Option<Duration>,
+    counters: Arc<Counters>,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Pooled;
+    fn deref(&self) -> &Pooled {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut Pooled {
+        &mut self.conn
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(threshold) = self.threshold {
+            let held = self.taken.elapsed();
+            if held > threshold {
+                self.counters.record_leak();
+                log::warn!(
+                    "memgpt-pg: a connection was held for {held:?} (threshold {threshold:?}); \
+                     it was taken at {}",
+                    self.site
+                );
+            }
+        }
     }
 }
 
 /// A unit of work in progress; see [`PgStore::transaction`].
 pub struct PgTx<'t> {
-    conn: &'t Mutex<Pooled>,
+    conn: &'t Mutex<Lease>,
     store: &'t PgStore,
 }
 

@@ -170,3 +170,25 @@ fn an_unreachable_server_is_connection_lost_without_the_password() {
         assert!(!text.contains("s3cret-pw"), "{text}");
     }
 }
+
+#[test]
+fn a_connection_held_past_the_leak_threshold_is_counted() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 1;
+    config.leak_threshold = Some(Duration::from_millis(100));
+    let store = PgStore::open(config).unwrap();
+    let scope = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2));
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    c.size(&[]).unwrap();
+    assert_eq!(store.metrics().leaks, 0);
+    store
+        .transaction(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.metrics().leaks, 1);
+}
