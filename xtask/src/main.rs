@@ -5,9 +5,12 @@
 //!   `MEMGPT_TEST_DATABASE_URL` is set).
 //! * `migrate [--database-url URL] up|down|status|redo` — schema migrations.
 //! * `pg start|stop|status` — the throwaway PostgreSQL 18 + pgvector for local work.
+//! * `pg stats --database-url URL` — pool, `pg_stat_activity` and index usage.
+//! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern, flagging table scans.
 //! * `bench [--pg] [criterion args…]` — the benchmark suite of `benches/`.
 
 mod bench;
+mod doctor;
 mod migrate;
 mod pg;
 mod test;
@@ -21,6 +24,8 @@ commands:
   migrate [--database-url URL] up|down|status|redo
                                run migrations (default: the embedded SQLite file)
   pg start|stop|status         the throwaway PostgreSQL 18 + pgvector server
+  pg stats --database-url URL  pool, pg_stat_activity and index usage of a deployment
+  doctor [--database-url URL]  EXPLAIN every query pattern; flags any without an index
   bench [--pg] [FILTER]        the criterion suite (SQLite; --pg adds PostgreSQL)";
 
 fn main() {
@@ -39,7 +44,9 @@ fn run() -> Result<()> {
     match cmd.as_str() {
         "test" => test::run(rest),
         "migrate" => migrate::run(rest),
+        "pg" if rest.first().map(String::as_str) == Some("stats") => doctor::stats(&rest[1..]),
         "pg" => pg::run(rest),
+        "doctor" => doctor::doctor(rest),
         "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

@@ -29,7 +29,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 println!("stopped");
             }
         }
-        _ => bail!("usage: cargo xtask pg start|stop|status"),
+        _ => bail!("usage: cargo xtask pg start|stop|status|stats"),
     }
     Ok(())
 }

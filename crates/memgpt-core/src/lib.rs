@@ -34,6 +34,7 @@ pub mod config;
 pub mod connector;
 pub mod error;
 pub mod filter;
+pub mod plan;
 pub mod record;
 pub mod scope;
 pub mod table;
@@ -45,6 +46,7 @@ pub use config::{DatabaseUrl, PgConfig, SqliteConfig};
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
 pub use error::{Error, ErrorKind, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
+pub use plan::QueryPlan;
 pub use record::{
     Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,
     PassageBuilder, Record, Role, ToolCall, MAX_EMBEDDING_DIM,

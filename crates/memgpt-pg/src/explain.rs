@@ -3,7 +3,7 @@
 use chrono::{TimeZone, Utc};
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::{Embedding, Error, Keyset, Result, StorageConnector, TableType};
+use memgpt_core::{Embedding, Error, Keyset, QueryPlan, Result, StorageConnector, TableType};
 use uuid::Uuid;
 
 use crate::connector::PgConnector;
@@ -11,29 +11,15 @@ use crate::error::map;
 use crate::record::PgRecord;
 use crate::sql::Sql;
 
-/// The plan PostgreSQL chose for one query pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryPlan {
-    /// The table queried.
-    pub table: TableType,
-    /// The connector operation (`get_all`, `get_page`, `size`, …).
-    pub operation: &'static str,
-    /// The plan, as `EXPLAIN` prints it.
-    pub plan: String,
-}
-
-impl QueryPlan {
-    /// Whether the plan reads the table through an index.
-    pub fn uses_index(&self) -> bool {
-        self.plan.contains("Index Scan")
-            || self.plan.contains("Index Only Scan")
-            || self.plan.contains("Bitmap Index Scan")
-    }
-
-    /// Whether the plan reads the whole table.
-    pub fn scans_table(&self) -> bool {
-        self.plan
-            .contains(&format!("Seq Scan on {}", self.table.table_name()))
+fn plan(table: TableType, operation: &'static str, plan: String) -> QueryPlan {
+    QueryPlan {
+        uses_index: plan.contains("Index Scan")
+            || plan.contains("Index Only Scan")
+            || plan.contains("Bitmap Index Scan"),
+        full_scan: plan.contains(&format!("Seq Scan on {}", table.table_name())),
+        table,
+        operation,
+        plan,
     }
 }
 
@@ -93,16 +79,12 @@ impl<R: PgRecord> PgConnector<'_, R> {
         self.with_conn(|conn| {
             let mut plans = Vec::new();
             for (operation, sql) in patterns {
-                plans.push(QueryPlan {
-                    table,
-                    operation,
-                    plan: explain(conn, sql)?,
-                });
+                plans.push(plan(table, operation, explain(conn, sql)?));
             }
             if vector {
                 let probe = Embedding::new(vec![0.0; 8])?;
                 let sql = self.sql_nearest(&probe, 10, &[]);
-                let plan = conn
+                let text = conn
                     .transaction(|c| {
                         self.set_vector_options(c).map_err(TxErr::Core)?;
                         explain(c, sql).map_err(TxErr::Core)
@@ -111,11 +93,7 @@ impl<R: PgRecord> PgConnector<'_, R> {
                         TxErr::Core(e) => e,
                         TxErr::Diesel(e) => map(e),
                     })?;
-                plans.push(QueryPlan {
-                    table,
-                    operation: "query",
-                    plan,
-                });
+                plans.push(plan(table, "query", text));
             }
             Ok(plans)
         })

@@ -28,7 +28,6 @@ mod store;
 mod url;
 
 pub use connector::PgConnector;
-pub use explain::QueryPlan;
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use record::PgRecord;
 pub use store::{PgStore, PgTx};

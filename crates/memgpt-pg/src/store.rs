@@ -47,6 +47,20 @@ impl PgStore {
     /// [`Error::ConnectionLost`] or [`Error::PoolTimeout`] when the server cannot be reached
     /// within the pool timeout; [`Error::Migration`] when a migration fails.
     pub fn open(config: PgConfig) -> Result<Self> {
+        Self::start(config, true)
+    }
+
+    /// Builds the pool and detects pgvector, changing nothing in the database: for tools
+    /// that inspect a database (`cargo xtask pg stats`, `cargo xtask doctor`). The tables
+    /// must exist.
+    ///
+    /// # Errors
+    /// As [`PgStore::open`], and [`Error::Database`] when the tables do not exist.
+    pub fn connect(config: PgConfig) -> Result<Self> {
+        Self::start(config, false)
+    }
+
+    fn start(config: PgConfig, migrate: bool) -> Result<Self> {
         let counters = Arc::new(Counters::default());
         let pool = pool::build(&config, counters.clone())?;
         let mut store = PgStore {
@@ -59,15 +73,17 @@ impl PgStore {
         };
         let vector = {
             let mut conn = store.checkout()?;
-            memgpt_migrate::postgres::run_pending(&mut conn)?;
+            if migrate {
+                memgpt_migrate::postgres::run_pending(&mut conn)?;
+            }
             let types: Vec<TypeName> = diesel::sql_query(
                 "SELECT format_type(atttypid, atttypmod) AS name FROM pg_attribute \
                  WHERE attrelid = 'memgpt_passages'::regclass AND attname = 'embedding'",
             )
-            .load(&mut *conn)
+            .load(&mut **conn)
             .map_err(map)?;
             let vector = types.first().is_some_and(|t| t.name.starts_with("vector"));
-            if vector {
+            if vector && migrate {
                 store.ensure_hnsw(&mut conn)?;
             }
             vector

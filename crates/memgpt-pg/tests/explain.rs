@@ -4,11 +4,12 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use diesel::RunQueryDsl;
+use memgpt_core::QueryPlan;
 use memgpt_core::{
     DatabaseUrl, Document, Message, Passage, PgConfig, Role, Scope, StorageConnector, TableType,
 };
 use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
-use memgpt_pg::{PgStore, QueryPlan};
+use memgpt_pg::PgStore;
 use uuid::Uuid;
 
 const ROWS: usize = 100_000;
@@ -26,7 +27,7 @@ fn check(plans: Vec<QueryPlan>, expected: usize) {
     assert_eq!(plans.len(), expected);
     for p in &plans {
         assert!(
-            p.uses_index() && !p.scans_table(),
+            p.is_indexed(),
             "{} {} does not use an index:\n{}",
             p.table,
             p.operation,

@@ -119,7 +119,10 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
     }
 
     /// Runs `f` on the connection.
-    fn with_conn<T>(&self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
         match &self.source {
             Source::Store(store) => f(&mut *store.checkout()?),
             Source::Tx { conn, .. } => {
@@ -194,6 +197,110 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
             created_at: time_from_text(t, row.created_at.as_deref().unwrap_or_default())?,
             id: uuid_from_text(t, "id", &row.id)?,
         })
+    }
+
+    /// One keyset page: `(created_at, id) > after`, ascending.
+    pub(crate) fn sql_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters);
+        if let Some(k) = after {
+            sql.keyset(">", k);
+        }
+        sql.push(" ORDER BY created_at, id")
+            .limit_offset(Some(limit), 0);
+        sql
+    }
+
+    /// The most recent records, newest first.
+    pub(crate) fn sql_recent(&self, filters: &[Filter], limit: Option<usize>) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(" ORDER BY created_at DESC, id DESC")
+            .limit_offset(limit, 0);
+        sql
+    }
+
+    pub(crate) fn sql_get(&self, id: Uuid) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND id = ?")
+            .text_bind(uuid_to_text(&id));
+        sql
+    }
+
+    pub(crate) fn sql_size(&self, filters: &[Filter]) -> Sql {
+        let mut sql = Sql::new(format!(
+            "SELECT count(*) AS n FROM {}",
+            self.table.table_name()
+        ));
+        sql.scope_where(self.table, &self.scope, filters);
+        sql
+    }
+
+    /// The `top_k` nearest records by the registered distance function (exact).
+    pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(&format!(
+                " AND embedding IS NOT NULL ORDER BY {}(embedding, ?), id",
+                R::DISTANCE_FN
+            ))
+            .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
+            .limit_offset(Some(top_k), 0);
+        sql
+    }
+
+    pub(crate) fn sql_dates(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Sql {
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND created_at >= ? AND created_at <= ?")
+            .text_bind(time_to_text(&start))
+            .text_bind(time_to_text(&end))
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        sql
+    }
+
+    /// Full-text match. Each word becomes an FTS5 string (`"…"` with quotes doubled): matched
+    /// literally, never read as FTS5 syntax. Words are ANDed.
+    pub(crate) fn sql_text(&self, words: &[&str], limit: Option<usize>, offset: usize) -> Sql {
+        let fts_query = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let t = self.table.table_name();
+        let mut sql = self.select();
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(&format!(
+                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ?)"
+            ))
+            .text_bind(fts_query)
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        sql
+    }
+
+    pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
+        let mut sql = Sql::new(format!("DELETE FROM {}", self.table.table_name()));
+        sql.scope_where(self.table, &self.scope, filters);
+        sql
+    }
+
+    pub(crate) fn sql_sources(&self) -> Sql {
+        let mut sql = Sql::new(format!(
+            "SELECT DISTINCT data_source FROM {}",
+            self.table.table_name()
+        ));
+        sql.scope_where(self.table, &self.scope, &[])
+            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        sql
     }
 
     /// The owner condition of an upsert: the existing row must belong to the same tenant.
@@ -308,13 +415,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
         self.check_filters(filters)?;
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters);
-        if let Some(k) = after {
-            sql.keyset(">", k);
-        }
-        sql.push(" ORDER BY created_at, id")
-            .limit_offset(Some(limit), 0);
+        let sql = self.sql_page(filters, after, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -350,28 +451,18 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
         self.check_filters(filters)?;
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters)
-            .push(" ORDER BY created_at DESC, id DESC")
-            .limit_offset(limit, 0);
+        let sql = self.sql_recent(filters, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ?")
-            .text_bind(uuid_to_text(&id));
+        let sql = self.sql_get(id);
         Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
-        let mut sql = Sql::new(format!(
-            "SELECT count(*) AS n FROM {}",
-            self.table.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, filters);
+        let sql = self.sql_size(filters);
         let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
@@ -439,14 +530,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         if top_k == 0 || self.table == TableType::Documents {
             return Ok(Vec::new());
         }
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters)
-            .push(&format!(
-                " AND embedding IS NOT NULL ORDER BY {}(embedding, ?), id",
-                R::DISTANCE_FN
-            ))
-            .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
-            .limit_offset(Some(top_k), 0);
+        let sql = self.sql_nearest(&query, top_k, filters);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -457,13 +541,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<R>> {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND created_at >= ? AND created_at <= ?")
-            .text_bind(time_to_text(&start))
-            .text_bind(time_to_text(&end))
-            .push(" ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+        let sql = self.sql_dates(start, end, limit, offset);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -472,29 +550,13 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        // Each word becomes an FTS5 string ("…" with quotes doubled): matched literally,
-        // never read as FTS5 syntax. Words are ANDed.
-        let fts_query = words
-            .iter()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let t = self.table.table_name();
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(&format!(
-                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ?)"
-            ))
-            .text_bind(fts_query)
-            .push(" ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+        let sql = self.sql_text(&words, limit, offset);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
-        let mut sql = Sql::new(format!("DELETE FROM {}", self.table.table_name()));
-        sql.scope_where(self.table, &self.scope, filters);
+        let sql = self.sql_delete(filters);
         self.write(|c| sql.query().execute(c).map_err(map))
             .map(|n| n as u64)
     }
@@ -503,12 +565,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         if self.table == TableType::RecallMemory {
             return Ok(Vec::new());
         }
-        let mut sql = Sql::new(format!(
-            "SELECT DISTINCT data_source FROM {}",
-            self.table.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        let sql = self.sql_sources();
         let rows: Vec<SourceRow> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }

@@ -32,6 +32,7 @@
 mod codec;
 mod connector;
 mod error;
+mod explain;
 mod pragmas;
 mod record;
 mod sql;

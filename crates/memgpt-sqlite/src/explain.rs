@@ -1,0 +1,93 @@
+//! `EXPLAIN QUERY PLAN` of every query pattern a connector issues.
+
+use chrono::{TimeZone, Utc};
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
+use memgpt_core::{Embedding, Keyset, QueryPlan, Result, StorageConnector, TableType};
+use uuid::Uuid;
+
+use crate::connector::SqliteConnector;
+use crate::error::map;
+use crate::record::SqliteRecord;
+use crate::sql::Sql;
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    detail: String,
+}
+
+fn explain(conn: &mut SqliteConnection, sql: Sql) -> Result<String> {
+    let sql = Sql {
+        text: format!("EXPLAIN QUERY PLAN {}", sql.text),
+        binds: sql.binds,
+    };
+    let lines: Vec<PlanLine> = sql.query().load(conn).map_err(map)?;
+    Ok(lines
+        .into_iter()
+        .map(|l| l.detail)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+fn plan(table: TableType, operation: &'static str, plan: String) -> QueryPlan {
+    let t = table.table_name();
+    QueryPlan {
+        uses_index: plan.contains("USING INDEX")
+            || plan.contains("USING COVERING INDEX")
+            || plan.contains("USING PRIMARY KEY")
+            || plan.contains("VIRTUAL TABLE INDEX"),
+        // "SCAN t" alone reads every row; "SCAN t USING INDEX …" walks an index in order.
+        full_scan: plan.lines().any(|l| l.trim() == format!("SCAN {t}")),
+        table,
+        operation,
+        plan,
+    }
+}
+
+impl<R: SqliteRecord> SqliteConnector<'_, R> {
+    /// Runs `EXPLAIN QUERY PLAN` (never executing anything) on every query pattern this
+    /// connector issues, with sample arguments in its scope. `cargo xtask doctor` prints
+    /// these and flags any plan that reads a whole table.
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn explain(&self) -> Result<Vec<QueryPlan>> {
+        let table = self.table_type();
+        let t0 = Utc
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let after = Keyset {
+            created_at: t0,
+            id: Uuid::nil(),
+        };
+        let mut patterns: Vec<(&'static str, Sql)> = vec![
+            ("get_all", self.sql_recent(&[], Some(100))),
+            ("get_page", self.sql_page(&[], Some(&after), 100)),
+            ("get", self.sql_get(Uuid::nil())),
+            ("size", self.sql_size(&[])),
+            (
+                "query_date",
+                self.sql_dates(t0, t0 + chrono::Duration::hours(1), None, 0),
+            ),
+            ("query_text", self.sql_text(&["memory"], None, 0)),
+            ("delete", self.sql_delete(&[])),
+        ];
+        if table != TableType::RecallMemory {
+            patterns.push(("list_data_sources", self.sql_sources()));
+        }
+        if table != TableType::Documents {
+            patterns.push((
+                "query",
+                self.sql_nearest(&Embedding::new(vec![0.0; 8])?, 10, &[]),
+            ));
+        }
+        self.with_conn(|conn| {
+            patterns
+                .into_iter()
+                .map(|(operation, sql)| Ok(plan(table, operation, explain(conn, sql)?)))
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! `cargo xtask pg stats` and `cargo xtask doctor`: what a running deployment looks like.
+
+use anyhow::{anyhow, bail, Result};
+use memgpt_core::config::Backend;
+use memgpt_core::uuid::Uuid;
+use memgpt_core::{
+    DatabaseUrl, Document, Message, Passage, PgConfig, QueryPlan, Scope, SqliteConfig, TableType,
+};
+use memgpt_pg::PgStore;
+use memgpt_sqlite::SqliteStore;
+
+/// The `--database-url` argument, else `MEMGPT_DATABASE_URL`.
+pub fn url_arg(args: &[String]) -> Result<DatabaseUrl> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--database-url" {
+            let v = it
+                .next()
+                .ok_or_else(|| anyhow!("--database-url needs a value"))?;
+            return Ok(DatabaseUrl::new(v.clone()));
+        }
+        if let Some(v) = a.strip_prefix("--database-url=") {
+            return Ok(DatabaseUrl::new(v));
+        }
+    }
+    std::env::var("MEMGPT_DATABASE_URL")
+        .map(DatabaseUrl::new)
+        .map_err(|_| anyhow!("give --database-url URL (or set MEMGPT_DATABASE_URL)"))
+}
+
+fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
+    let mut config = PgConfig::from_lookup(&|name: &str| match name {
+        "MEMGPT_PG_URL" => Some(url.expose().to_owned()),
+        other => std::env::var(other).ok(),
+    })?;
+    config.pool_size = 1;
+    config.max_overflow = 0;
+    Ok(config)
+}
+
+/// `cargo xtask pg stats --database-url URL`.
+pub fn stats(args: &[String]) -> Result<()> {
+    let url = url_arg(args)?;
+    if url.backend() != Backend::Postgres {
+        bail!("pg stats needs a postgres:// URL");
+    }
+    let config = pg_config(url.clone())?;
+    let app = config.application_name.clone();
+    let store = PgStore::connect(config)?;
+    println!(
+        "server {}  pgvector: {}",
+        url.redacted(),
+        store.vector_search()
+    );
+    println!("\nconnections of application_name={app:?} (pg_stat_activity):");
+    let activity = store.activity()?;
+    if activity.is_empty() {
+        println!("  none");
+    }
+    for a in activity {
+        println!(
+            "  pid {:>7}  {:<20} wait {:<14} {:>8.2}s  {}",
+            a.pid,
+            a.state.unwrap_or_default(),
+            a.wait_event.unwrap_or_default(),
+            a.query_seconds.unwrap_or_default(),
+            a.query.unwrap_or_default().replace('\n', " ")
+        );
+    }
+    println!("\nindex usage (pg_stat_user_indexes):");
+    for i in store.index_usage()? {
+        println!(
+            "  {:<30} {:<62} {:>10} scans {:>12} bytes",
+            i.table, i.index, i.scans, i.bytes
+        );
+    }
+    let m = store.metrics();
+    println!(
+        "\nthis process's pool: {} open, {} idle, {} in use, {} overflow, max {}; {} checkouts, \
+         wait max {:?} p99 {:?}, {} timeouts",
+        m.connections,
+        m.idle,
+        m.in_use,
+        m.overflow,
+        m.max,
+        m.checkouts,
+        m.wait_max,
+        m.wait_p99,
+        m.timeouts
+    );
+    Ok(())
+}
+
+fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
+    for p in plans {
+        let verdict = if p.is_indexed() { "ok  " } else { "SCAN" };
+        if !p.is_indexed() {
+            *bad += 1;
+        }
+        // The line naming the access path says the most; else the plan's first line.
+        let first = p
+            .plan
+            .lines()
+            .find(|l| l.contains("Scan") || l.contains("SEARCH") || l.contains("SCAN"))
+            .or_else(|| p.plan.lines().next())
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        println!(
+            "  {verdict} {:<30} {:<18} {}",
+            p.table.table_name(),
+            p.operation,
+            first
+        );
+        if !p.is_indexed() {
+            for l in p.plan.lines() {
+                println!("         {l}");
+            }
+        }
+    }
+}
+
+/// `cargo xtask doctor --database-url URL`: EXPLAIN of every query pattern.
+pub fn doctor(args: &[String]) -> Result<()> {
+    let url = url_arg(args)?;
+    let (agent, user) = (
+        Scope::agent(Uuid::nil(), Uuid::nil()),
+        Scope::user(Uuid::nil()),
+    );
+    let mut bad = 0;
+    println!("query plans on {}:", url.redacted());
+    match url.backend() {
+        Backend::Postgres => {
+            let store = PgStore::connect(pg_config(url)?)?;
+            report(
+                store
+                    .connector::<Message>(TableType::RecallMemory, agent)?
+                    .explain()?,
+                &mut bad,
+            );
+            report(
+                store
+                    .connector::<Passage>(TableType::ArchivalMemory, agent)?
+                    .explain()?,
+                &mut bad,
+            );
+            report(
+                store
+                    .connector::<Passage>(TableType::Passages, user)?
+                    .explain()?,
+                &mut bad,
+            );
+            report(
+                store
+                    .connector::<Document>(TableType::Documents, user)?
+                    .explain()?,
+                &mut bad,
+            );
+        }
+        Backend::Sqlite(path) => {
+            if !path.exists() {
+                bail!("{} does not exist", path.display());
+            }
+            let mut config = SqliteConfig::from_env()?;
+            config.path = path;
+            let store = SqliteStore::open(config)?;
+            report(
+                store
+                    .connector::<Message>(TableType::RecallMemory, agent)?
+                    .explain()?,
+                &mut bad,
+            );
+            report(
+                store
+                    .connector::<Passage>(TableType::ArchivalMemory, agent)?
+                    .explain()?,
+                &mut bad,
+            );
+            report(
+                store
+                    .connector::<Passage>(TableType::Passages, user)?
+                    .explain()?,
+                &mut bad,
+            );
+            report(
+                store
+                    .connector::<Document>(TableType::Documents, user)?
+                    .explain()?,
+                &mut bad,
+            );
+        }
+    }
+    if bad > 0 {
+        bail!(
+            "{bad} query pattern(s) read a whole table: run `cargo xtask migrate up` (missing \
+             indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
+        );
+    }
+    println!("every query pattern uses an index");
+    Ok(())
+}
