@@ -35,10 +35,10 @@ fn with_db(url: &str, db: &str) -> String {
 
 fn fresh_database(admin: &str, name: &str) -> String {
     let mut conn = PgConnection::establish(admin).unwrap();
-    conn.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name};"
-    ))
-    .unwrap();
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
     with_db(admin, name)
 }
 

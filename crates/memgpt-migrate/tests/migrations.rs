@@ -223,3 +223,25 @@ fn missing_server_variable_is_a_config_error() {
     let err = TempDatabase::create("MEMGPT_TEST_NO_SUCH_VARIABLE").unwrap_err();
     assert_eq!(err.kind(), memgpt_core::ErrorKind::Config);
 }
+
+#[test]
+fn a_failing_migration_is_a_migration_error_and_rolls_back() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut conn = db.connect().unwrap();
+    // An object of MemGPT's table name that is not a table: the index migration fails.
+    diesel::sql_query("CREATE VIEW memgpt_documents AS SELECT 1 AS x")
+        .execute(&mut conn)
+        .unwrap();
+    let err = postgres::run_url(db.url(), Command::Up).unwrap_err();
+    assert_eq!(err.kind(), memgpt_core::ErrorKind::Migration, "{err:?}");
+    let status = postgres::run_url(db.url(), Command::Status).unwrap().status;
+    assert!(
+        status[0].applied,
+        "the table migration succeeded on its own"
+    );
+    assert!(
+        !status[1].applied,
+        "the failed index migration left nothing applied"
+    );
+    assert!(pg_names(&mut conn, PG_INDEXES).is_empty());
+}

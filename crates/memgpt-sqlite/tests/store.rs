@@ -226,3 +226,58 @@ fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
     );
     assert!(err.to_string().contains("not a database"), "{err}");
 }
+
+#[test]
+fn a_write_lock_held_by_another_store_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let holder = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let mut cfg = SqliteConfig::new(&path);
+    cfg.busy_timeout = std::time::Duration::from_millis(100);
+    let other = SqliteStore::open(cfg).unwrap();
+    let (u, a) = (Uuid::new_v4(), Uuid::new_v4());
+    let scope = Scope::agent(u, a);
+    let m = Message::builder(u, a, Role::User)
+        .text("x")
+        .build()
+        .unwrap();
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            holder
+                .transaction(|tx| {
+                    tx.connector::<Message>(TableType::RecallMemory, scope)?
+                        .insert(&m)?;
+                    barrier.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    Ok(())
+                })
+                .unwrap();
+        });
+        barrier.wait();
+        let c = other
+            .connector::<Message>(TableType::RecallMemory, scope)
+            .unwrap();
+        let err = c
+            .insert(
+                &Message::builder(u, a, Role::User)
+                    .text("y")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), memgpt_core::ErrorKind::Busy, "{err:?}");
+    });
+    // Once the holder committed, the other store writes and sees its row.
+    let c = other
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    c.insert(
+        &Message::builder(u, a, Role::User)
+            .text("z")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 2);
+}
