@@ -37,6 +37,7 @@ pub mod filter;
 pub mod plan;
 pub mod record;
 pub mod scope;
+pub mod statement;
 pub mod table;
 
 #[cfg(feature = "conformance")]

@@ -11,6 +11,7 @@ use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::batch::{fold_duplicates, query_words};
 use memgpt_core::filter::validate_all;
+use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::{
     CursorPage, CursorRequest, Embedding, Error, Filter, Keyset, Record, Result, Scope,
     StorageConnector, TableType,
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::error::map;
 use crate::record::PgRecord;
-use crate::sql::{Bind, Sql};
+use crate::sql::{query, Bind, Sql};
 use crate::store::Lease;
 use crate::store::PgStore;
 
@@ -169,12 +170,18 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         self.table.table_name()
     }
 
-    fn select(&self) -> Sql {
-        Sql::new(format!("SELECT {} FROM {}", R::SELECT, self.table_name()))
+    /// The statement shapes of this connector.
+    fn shapes(&self) -> Shapes<'_> {
+        Shapes {
+            dialect: Dialect::Postgres,
+            table: self.table,
+            scope: &self.scope,
+            select: R::SELECT,
+        }
     }
 
     fn load(&self, conn: &mut PgConnection, sql: Sql) -> Result<Vec<R>> {
-        let rows: Vec<R::Row> = sql.query().load(conn).map_err(map)?;
+        let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
         rows.into_iter()
             .map(|r| R::from_row(r, self.table))
             .collect()
@@ -185,11 +192,7 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     }
 
     fn keyset_of(&self, conn: &mut PgConnection, id: Uuid) -> Result<Keyset> {
-        let mut sql = Sql::new(format!("SELECT created_at, id FROM {}", self.table_name()));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ")
-            .bind(Bind::Uuid(Some(id)));
-        let rows: Vec<KeyRow> = sql.query().load(conn).map_err(map)?;
+        let rows: Vec<KeyRow> = query(self.shapes().keyset_of(id)).load(conn).map_err(map)?;
         let row = rows.into_iter().next().ok_or(Error::NotFound {
             table: self.table,
             id,
@@ -202,46 +205,12 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         })
     }
 
-    fn same_owner_sql(&self) -> String {
-        let t = self.table_name();
-        if self.table.is_agent_scoped() {
-            format!("{t}.user_id = EXCLUDED.user_id AND {t}.agent_id IS NOT DISTINCT FROM EXCLUDED.agent_id")
-        } else {
-            format!("{t}.user_id = EXCLUDED.user_id")
-        }
-    }
-
     /// Writes one chunk of distinct records in a savepoint; returns the rows written.
     fn insert_chunk(&self, conn: &mut PgConnection, chunk: &[R], exists_ok: bool) -> Result<u64> {
-        let cols = R::COLUMNS;
-        let mut sql = Sql::new(format!(
-            "INSERT INTO {} ({}) VALUES ",
-            self.table_name(),
-            cols.join(", ")
-        ));
-        for (i, r) in chunk.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            for (j, b) in r.binds().into_iter().enumerate() {
-                if j > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(b);
-            }
-            sql.push(")");
-        }
-        if exists_ok {
-            let sets: Vec<String> = cols
-                .iter()
-                .filter(|c| **c != "id")
-                .map(|c| format!("{c} = EXCLUDED.{c}"))
-                .collect();
-            sql.push(&format!(
-                " ON CONFLICT (id) DO UPDATE SET {} WHERE {}",
-                sets.join(", "),
-                self.same_owner_sql()
-            ));
-        }
-        let outcome = conn.transaction(|c| sql.query().execute(c));
+        let sql = self
+            .shapes()
+            .insert(R::COLUMNS, chunk.iter().map(PgRecord::binds), exists_ok);
+        let outcome = conn.transaction(|c| query(sql).execute(c));
         match outcome {
             Ok(n) if n == chunk.len() => Ok(n as u64),
             Ok(_) => Err(self.existing_id(conn, chunk, true)?),
@@ -252,39 +221,20 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         }
     }
 
-    /// One keyset page: `(created_at, id) > after`, ascending.
     pub(crate) fn sql_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters);
-        if let Some(k) = after {
-            sql.keyset(">", k);
-        }
-        sql.push(" ORDER BY created_at, id")
-            .limit_offset(Some(limit), 0);
-        sql
+        self.shapes().page(filters, after, limit)
     }
 
-    /// The most recent records, newest first.
     pub(crate) fn sql_recent(&self, filters: &[Filter], limit: Option<usize>) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters)
-            .push(" ORDER BY created_at DESC, id DESC")
-            .limit_offset(limit, 0);
-        sql
+        self.shapes().recent(filters, limit)
     }
 
     pub(crate) fn sql_get(&self, id: Uuid) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ")
-            .bind(Bind::Uuid(Some(id)));
-        sql
+        self.shapes().by_id(id)
     }
 
     pub(crate) fn sql_size(&self, filters: &[Filter]) -> Sql {
-        let mut sql = Sql::new(format!("SELECT count(*) AS n FROM {}", self.table_name()));
-        sql.scope_where(self.table, &self.scope, filters);
-        sql
+        self.shapes().count(filters)
     }
 
     /// The `top_k` nearest records. The indexed expression is the first D components, where
@@ -294,21 +244,20 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     /// order among them.
     pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
         let d = (self.store().config().embedding_dim as usize).max(query.dim());
-        let expr = format!("subvector(embedding, 1, {d})::vector({d})");
-        let mut inner = Sql::new(format!("SELECT {}, {expr} <-> ", R::SELECT));
-        inner
-            .bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
+        let mut sql: Sql = Sql::new(
+            Dialect::Postgres,
+            format!(
+                "SELECT * FROM (SELECT {}, subvector(embedding, 1, {d})::vector({d}) <-> ",
+                R::SELECT
+            ),
+        );
+        sql.bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
             .push(&format!(" AS distance FROM {}", self.table_name()))
             .scope_where(self.table, &self.scope, filters)
             .push(" AND embedding IS NOT NULL ORDER BY distance")
-            .limit_offset(Some(top_k), 0);
-        Sql {
-            text: format!(
-                "SELECT * FROM ({}) AS hits ORDER BY distance, id",
-                inner.text
-            ),
-            binds: inner.binds,
-        }
+            .limit_offset(Some(top_k), 0)
+            .push(") AS hits ORDER BY distance, id");
+        sql
     }
 
     /// `hnsw.ef_search` and iterative index scans, for the current transaction.
@@ -327,43 +276,27 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND created_at >= ")
-            .bind(Bind::Time(start))
-            .push(" AND created_at <= ")
-            .bind(Bind::Time(end))
-            .push(" ORDER BY created_at, id")
-            .limit_offset(limit, offset);
-        sql
+        self.shapes().dates(start, end, limit, offset)
     }
 
     /// Full-text match. plainto_tsquery ANDs the words and reads no operator syntax: the
     /// same meaning as on SQLite. The expression matches the GIN index of the migrations.
     pub(crate) fn sql_text(&self, words: &str, limit: Option<usize>, offset: usize) -> Sql {
-        let mut sql = self.select();
+        let mut sql: Sql = self.shapes().select();
         sql.scope_where(self.table, &self.scope, &[])
             .push(" AND to_tsvector('english'::regconfig, coalesce(text, '')) @@ plainto_tsquery('english'::regconfig, ")
-            .bind(Bind::Text(Some(words.to_owned())))
+            .param(Param::Text(Some(words.to_owned())))
             .push(") ORDER BY created_at, id")
             .limit_offset(limit, offset);
         sql
     }
 
     pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
-        let mut sql = Sql::new(format!("DELETE FROM {}", self.table_name()));
-        sql.scope_where(self.table, &self.scope, filters);
-        sql
+        self.shapes().delete(filters)
     }
 
     pub(crate) fn sql_sources(&self) -> Sql {
-        let mut sql = Sql::new(format!(
-            "SELECT DISTINCT data_source FROM {}",
-            self.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND data_source IS NOT NULL ORDER BY data_source");
-        sql
+        self.shapes().sources()
     }
 
     /// The bulk path: binary COPY of every record into the staging table, then one
@@ -409,16 +342,7 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
             t = self.table_name()
         );
         if exists_ok {
-            let sets: Vec<String> = R::COLUMNS
-                .iter()
-                .filter(|c| **c != "id")
-                .map(|c| format!("{c} = EXCLUDED.{c}"))
-                .collect();
-            text.push_str(&format!(
-                " ON CONFLICT (id) DO UPDATE SET {} WHERE {}",
-                sets.join(", "),
-                self.same_owner_sql()
-            ));
+            text.push_str(&self.shapes().upsert_clause(R::COLUMNS));
         }
         let distinct: Vec<Count> =
             diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
@@ -526,17 +450,13 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
                 .before
                 .map(|id| self.keyset_of(conn, id))
                 .transpose()?;
-            let mut sql = self.select();
-            sql.scope_where(self.table, &self.scope, &request.filters);
-            if let Some(k) = &after {
-                sql.keyset(">", k);
-            }
-            if let Some(k) = &before {
-                sql.keyset("<", k);
-            }
-            let dir = if request.reverse { "DESC" } else { "ASC" };
-            sql.push(&format!(" ORDER BY created_at {dir}, id {dir}"))
-                .limit_offset(Some(request.limit), 0);
+            let sql = self.shapes().cursor(
+                &request.filters,
+                after.as_ref(),
+                before.as_ref(),
+                request.limit,
+                request.reverse,
+            );
             let records = self.load(conn, sql)?;
             Ok(CursorPage {
                 last_id: records.last().map(Record::id),
@@ -559,7 +479,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
         let sql = self.sql_size(filters);
-        let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        let rows: Vec<Count> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
 
@@ -593,17 +513,10 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
 
     fn update(&self, record: &R) -> Result<()> {
         self.check_owner(record)?;
-        let mut sql = Sql::new(format!("UPDATE {} SET ", self.table_name()));
-        for (i, (col, b)) in R::COLUMNS.iter().zip(record.binds()).skip(1).enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push(&format!("{col} = ")).bind(b);
-        }
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ")
-            .bind(Bind::Uuid(Some(record.id())));
-        let n = self.write(|c| sql.query().execute(c).map_err(map))?;
+        let sql = self
+            .shapes()
+            .update(R::COLUMNS, record.binds(), record.id());
+        let n = self.write(|c| query(sql).execute(c).map_err(map))?;
         if n == 0 {
             return Err(Error::NotFound {
                 table: self.table,
@@ -657,7 +570,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
         let sql = self.sql_delete(filters);
-        self.write(|c| sql.query().execute(c).map_err(map))
+        self.write(|c| query(sql).execute(c).map_err(map))
             .map(|n| n as u64)
     }
 
@@ -666,7 +579,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_sources();
-        let rows: Vec<SourceRow> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        let rows: Vec<SourceRow> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::connector::PgConnector;
 use crate::error::map;
 use crate::record::PgRecord;
-use crate::sql::Sql;
+use crate::sql::{query, Sql};
 
 fn plan(table: TableType, operation: &'static str, plan: String) -> QueryPlan {
     QueryPlan {
@@ -31,11 +31,7 @@ struct PlanLine {
 }
 
 fn explain(conn: &mut PgConnection, sql: Sql) -> Result<String> {
-    let sql = Sql {
-        text: format!("EXPLAIN {}", sql.text),
-        binds: sql.binds,
-    };
-    let lines: Vec<PlanLine> = sql.query().load(conn).map_err(map)?;
+    let lines: Vec<PlanLine> = query(sql.prefixed("EXPLAIN ")).load(conn).map_err(map)?;
     Ok(lines
         .into_iter()
         .map(|l| l.line)

@@ -10,16 +10,17 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_core::batch::{fold_duplicates, query_words};
 use memgpt_core::filter::validate_all;
+use memgpt_core::statement::{Dialect, Param, Shapes, Statement};
 use memgpt_core::{
     CursorPage, CursorRequest, Embedding, Error, Filter, Keyset, Record, Result, Scope,
     StorageConnector, TableType,
 };
 use uuid::Uuid;
 
-use crate::codec::{f32_bytes, time_from_text, time_to_text, uuid_from_text, uuid_to_text};
+use crate::codec::{f32_bytes, time_from_text, uuid_from_text};
 use crate::error::map;
 use crate::record::SqliteRecord;
-use crate::sql::{placeholders, Bind, Sql};
+use crate::sql::{query, Bind, Sql};
 use crate::store::{Pooled, SqliteStore};
 
 /// Where a connector gets its connection.
@@ -155,16 +156,18 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         })
     }
 
-    fn select(&self) -> Sql {
-        Sql::new(format!(
-            "SELECT {} FROM {}",
-            self.columns,
-            self.table.table_name()
-        ))
+    /// The statement shapes of this connector.
+    fn shapes(&self) -> Shapes<'_> {
+        Shapes {
+            dialect: Dialect::Sqlite,
+            table: self.table,
+            scope: &self.scope,
+            select: &self.columns,
+        }
     }
 
     fn load(&self, conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<R>> {
-        let rows: Vec<R::Row> = sql.query().load(conn).map_err(map)?;
+        let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
         rows.into_iter()
             .map(|r| R::from_row(r, self.table))
             .collect()
@@ -180,14 +183,7 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
 
     /// The keyset of record `id` in the scope.
     fn keyset_of(&self, conn: &mut SqliteConnection, id: Uuid) -> Result<Keyset> {
-        let mut sql = Sql::new(format!(
-            "SELECT created_at, id FROM {}",
-            self.table.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ?")
-            .text_bind(uuid_to_text(&id));
-        let rows: Vec<KeyRow> = sql.query().load(conn).map_err(map)?;
+        let rows: Vec<KeyRow> = query(self.shapes().keyset_of(id)).load(conn).map_err(map)?;
         let row = rows.into_iter().next().ok_or(Error::NotFound {
             table: self.table,
             id,
@@ -199,55 +195,20 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         })
     }
 
-    /// One keyset page: `(created_at, id) > after`, ascending.
     pub(crate) fn sql_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters);
-        if let Some(k) = after {
-            sql.keyset(">", k);
-        }
-        sql.push(" ORDER BY created_at, id")
-            .limit_offset(Some(limit), 0);
-        sql
+        self.shapes().page(filters, after, limit)
     }
 
-    /// The most recent records, newest first.
     pub(crate) fn sql_recent(&self, filters: &[Filter], limit: Option<usize>) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters)
-            .push(" ORDER BY created_at DESC, id DESC")
-            .limit_offset(limit, 0);
-        sql
+        self.shapes().recent(filters, limit)
     }
 
     pub(crate) fn sql_get(&self, id: Uuid) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ?")
-            .text_bind(uuid_to_text(&id));
-        sql
+        self.shapes().by_id(id)
     }
 
     pub(crate) fn sql_size(&self, filters: &[Filter]) -> Sql {
-        let mut sql = Sql::new(format!(
-            "SELECT count(*) AS n FROM {}",
-            self.table.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, filters);
-        sql
-    }
-
-    /// The `top_k` nearest records by the registered distance function (exact).
-    pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, filters)
-            .push(&format!(
-                " AND embedding IS NOT NULL ORDER BY {}(embedding, ?), id",
-                R::DISTANCE_FN
-            ))
-            .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
-            .limit_offset(Some(top_k), 0);
-        sql
+        self.shapes().count(filters)
     }
 
     pub(crate) fn sql_dates(
@@ -257,13 +218,28 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Sql {
-        let mut sql = self.select();
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND created_at >= ? AND created_at <= ?")
-            .text_bind(time_to_text(&start))
-            .text_bind(time_to_text(&end))
-            .push(" ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+        self.shapes().dates(start, end, limit, offset)
+    }
+
+    pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
+        self.shapes().delete(filters)
+    }
+
+    pub(crate) fn sql_sources(&self) -> Sql {
+        self.shapes().sources()
+    }
+
+    /// The `top_k` nearest records by the registered distance function (exact).
+    pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
+        let mut sql: Sql = self.shapes().select();
+        sql.scope_where(self.table, &self.scope, filters)
+            .push(&format!(
+                " AND embedding IS NOT NULL ORDER BY {}(embedding, ",
+                R::DISTANCE_FN
+            ))
+            .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
+            .push("), id")
+            .limit_offset(Some(top_k), 0);
         sql
     }
 
@@ -276,41 +252,15 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
             .collect::<Vec<_>>()
             .join(" ");
         let t = self.table.table_name();
-        let mut sql = self.select();
+        let mut sql: Sql = self.shapes().select();
         sql.scope_where(self.table, &self.scope, &[])
             .push(&format!(
-                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ?)"
+                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "
             ))
-            .text_bind(fts_query)
-            .push(" ORDER BY created_at, id")
+            .param(Param::Text(Some(fts_query)))
+            .push(") ORDER BY created_at, id")
             .limit_offset(limit, offset);
         sql
-    }
-
-    pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
-        let mut sql = Sql::new(format!("DELETE FROM {}", self.table.table_name()));
-        sql.scope_where(self.table, &self.scope, filters);
-        sql
-    }
-
-    pub(crate) fn sql_sources(&self) -> Sql {
-        let mut sql = Sql::new(format!(
-            "SELECT DISTINCT data_source FROM {}",
-            self.table.table_name()
-        ));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND data_source IS NOT NULL ORDER BY data_source");
-        sql
-    }
-
-    /// The owner condition of an upsert: the existing row must belong to the same tenant.
-    fn same_owner_sql(&self) -> String {
-        let t = self.table.table_name();
-        if self.table.is_agent_scoped() {
-            format!("{t}.user_id = excluded.user_id AND {t}.agent_id IS excluded.agent_id")
-        } else {
-            format!("{t}.user_id = excluded.user_id")
-        }
     }
 
     /// Writes one chunk of distinct records; returns how many rows were written.
@@ -320,37 +270,10 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         chunk: &[R],
         exists_ok: bool,
     ) -> Result<u64> {
-        let cols = R::COLUMNS;
-        let row = format!("({})", placeholders(cols.len()));
-        let mut text = format!(
-            "INSERT INTO {} ({}) VALUES ",
-            self.table.table_name(),
-            self.columns
-        );
-        text.reserve(chunk.len() * (row.len() + 2));
-        for i in 0..chunk.len() {
-            if i > 0 {
-                text.push_str(", ");
-            }
-            text.push_str(&row);
-        }
-        if exists_ok {
-            let sets: Vec<String> = cols
-                .iter()
-                .filter(|c| **c != "id")
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect();
-            text.push_str(&format!(
-                " ON CONFLICT (id) DO UPDATE SET {} WHERE {}",
-                sets.join(", "),
-                self.same_owner_sql()
-            ));
-        }
-        let mut sql = Sql::new(text);
-        for r in chunk {
-            sql.binds.extend(r.binds());
-        }
-        match sql.query().execute(conn) {
+        let sql =
+            self.shapes()
+                .insert(R::COLUMNS, chunk.iter().map(SqliteRecord::binds), exists_ok);
+        match query(sql).execute(conn) {
             Ok(n) if n == chunk.len() => Ok(n as u64),
             // Fewer rows than records: an id exists under another tenant.
             Ok(_) => Err(self.existing_id(conn, chunk, true)?),
@@ -369,23 +292,26 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         chunk: &[R],
         foreign: bool,
     ) -> Result<Error> {
-        let mut sql = Sql::new(format!(
-            "SELECT id FROM {} WHERE id IN ({})",
-            self.table.table_name(),
-            placeholders(chunk.len())
-        ));
-        for r in chunk {
-            sql.text_bind(uuid_to_text(&r.id()));
+        let mut sql: Sql = Statement::new(
+            Dialect::Sqlite,
+            format!("SELECT id FROM {} WHERE id IN (", self.table.table_name()),
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.param(Param::Uuid(Some(r.id())));
         }
+        sql.push(")");
         if foreign {
-            sql.push(" AND NOT (user_id = ?")
-                .text_bind(uuid_to_text(&self.scope.user_id()));
+            sql.push(" AND NOT (user_id = ")
+                .param(Param::Uuid(Some(self.scope.user_id())));
             if let (true, Some(a)) = (self.table.is_agent_scoped(), self.scope.agent_id()) {
-                sql.push(" AND agent_id = ?").text_bind(uuid_to_text(&a));
+                sql.push(" AND agent_id = ").param(Param::Uuid(Some(a)));
             }
             sql.push(")");
         }
-        let rows: Vec<IdRow> = sql.query().load(conn).map_err(map)?;
+        let rows: Vec<IdRow> = query(sql).load(conn).map_err(map)?;
         let existing: Vec<Uuid> = rows
             .iter()
             .filter_map(|r| Uuid::parse_str(&r.id).ok())
@@ -430,17 +356,13 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
                 .before
                 .map(|id| self.keyset_of(conn, id))
                 .transpose()?;
-            let mut sql = self.select();
-            sql.scope_where(self.table, &self.scope, &request.filters);
-            if let Some(k) = &after {
-                sql.keyset(">", k);
-            }
-            if let Some(k) = &before {
-                sql.keyset("<", k);
-            }
-            let dir = if request.reverse { "DESC" } else { "ASC" };
-            sql.push(&format!(" ORDER BY created_at {dir}, id {dir}"))
-                .limit_offset(Some(request.limit), 0);
+            let sql = self.shapes().cursor(
+                &request.filters,
+                after.as_ref(),
+                before.as_ref(),
+                request.limit,
+                request.reverse,
+            );
             let records = self.load(conn, sql)?;
             Ok(CursorPage {
                 last_id: records.last().map(Record::id),
@@ -463,7 +385,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
         let sql = self.sql_size(filters);
-        let rows: Vec<Count> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        let rows: Vec<Count> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
 
@@ -497,21 +419,10 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn update(&self, record: &R) -> Result<()> {
         self.check_owner(record)?;
-        let sets: Vec<String> = R::COLUMNS
-            .iter()
-            .filter(|c| **c != "id")
-            .map(|c| format!("{c} = ?"))
-            .collect();
-        let mut sql = Sql::new(format!(
-            "UPDATE {} SET {}",
-            self.table.table_name(),
-            sets.join(", ")
-        ));
-        sql.binds.extend(record.binds().into_iter().skip(1));
-        sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND id = ?")
-            .text_bind(uuid_to_text(&record.id()));
-        let n = self.write(|c| sql.query().execute(c).map_err(map))?;
+        let sql = self
+            .shapes()
+            .update(R::COLUMNS, record.binds(), record.id());
+        let n = self.write(|c| query(sql).execute(c).map_err(map))?;
         if n == 0 {
             return Err(Error::NotFound {
                 table: self.table,
@@ -557,7 +468,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
         let sql = self.sql_delete(filters);
-        self.write(|c| sql.query().execute(c).map_err(map))
+        self.write(|c| query(sql).execute(c).map_err(map))
             .map(|n| n as u64)
     }
 
@@ -566,7 +477,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_sources();
-        let rows: Vec<SourceRow> = self.with_conn(|c| sql.query().load(c).map_err(map))?;
+        let rows: Vec<SourceRow> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
 }

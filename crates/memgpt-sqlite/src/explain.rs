@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::connector::SqliteConnector;
 use crate::error::map;
 use crate::record::SqliteRecord;
-use crate::sql::Sql;
+use crate::sql::{query, Sql};
 
 #[derive(QueryableByName)]
 struct PlanLine {
@@ -18,11 +18,9 @@ struct PlanLine {
 }
 
 fn explain(conn: &mut SqliteConnection, sql: Sql) -> Result<String> {
-    let sql = Sql {
-        text: format!("EXPLAIN QUERY PLAN {}", sql.text),
-        binds: sql.binds,
-    };
-    let lines: Vec<PlanLine> = sql.query().load(conn).map_err(map)?;
+    let lines: Vec<PlanLine> = query(sql.prefixed("EXPLAIN QUERY PLAN "))
+        .load(conn)
+        .map_err(map)?;
     Ok(lines
         .into_iter()
         .map(|l| l.detail)

@@ -1,0 +1,415 @@
+//! Backend-neutral SQL statement shapes.
+//!
+//! Both backends issue the same statements, differing only in placeholder syntax and in how
+//! a value is encoded. A [`Statement`] is SQL text plus the values of its placeholders; the
+//! text is assembled only from fixed identifiers (table names from [`TableType`], column
+//! names from [`Column`](crate::Column), column lists of the backends) and placeholders,
+//! and every value a caller supplies is a bound parameter. The functions of this module
+//! build every read and write a connector issues; each backend turns a
+//! [`Statement`] into its driver's query.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::connector::Keyset;
+use crate::filter::{Filter, FilterValue};
+use crate::scope::Scope;
+use crate::table::TableType;
+
+/// A backend-neutral value of a placeholder; each backend's bind type converts from it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// A UUID or NULL.
+    Uuid(Option<Uuid>),
+    /// Text or NULL.
+    Text(Option<String>),
+    /// A timestamp.
+    Time(DateTime<Utc>),
+    /// An integer or NULL.
+    Int(Option<i64>),
+}
+
+/// A backend's SQL dialect, as far as the shared statements differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: `?` placeholders, `LIMIT -1` for no limit, `IS` for null-safe equality.
+    Sqlite,
+    /// PostgreSQL: `$n` placeholders, `LIMIT ALL`, `IS NOT DISTINCT FROM`.
+    Postgres,
+}
+
+/// SQL text and the values of its placeholders, in order.
+#[derive(Debug, Clone)]
+pub struct Statement<B> {
+    /// The SQL text.
+    pub text: String,
+    /// The values of the placeholders, in order.
+    pub binds: Vec<B>,
+    dialect: Dialect,
+}
+
+impl<B: From<Param>> Statement<B> {
+    /// A statement starting with `text`.
+    pub fn new(dialect: Dialect, text: impl Into<String>) -> Self {
+        Statement {
+            text: text.into(),
+            binds: Vec::new(),
+            dialect,
+        }
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Appends fixed SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next placeholder and binds `b` to it.
+    pub fn bind(&mut self, b: B) -> &mut Self {
+        self.binds.push(b);
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                let n = self.binds.len();
+                self.text.push_str(&format!("${n}"));
+            }
+        }
+        self
+    }
+
+    /// Appends the next placeholder and binds a backend-neutral value to it.
+    pub fn param(&mut self, p: Param) -> &mut Self {
+        self.bind(B::from(p))
+    }
+
+    /// Prefixes the text (`EXPLAIN …`); placeholders keep their numbers.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        self.text.insert_str(0, prefix);
+        self
+    }
+
+    /// ` WHERE user_id = ? [AND agent_id = ?] [AND col = ? | col IS NULL …]`: the scope,
+    /// then the filters (validated by the caller).
+    pub fn scope_where(
+        &mut self,
+        table: TableType,
+        scope: &Scope,
+        filters: &[Filter],
+    ) -> &mut Self {
+        self.push(" WHERE user_id = ")
+            .param(Param::Uuid(Some(scope.user_id())));
+        if table.is_agent_scoped() {
+            if let Some(agent) = scope.agent_id() {
+                self.push(" AND agent_id = ")
+                    .param(Param::Uuid(Some(agent)));
+            }
+        }
+        for f in filters {
+            let col = f.column().name();
+            match f.value() {
+                FilterValue::Null => {
+                    self.push(&format!(" AND {col} IS NULL"));
+                }
+                FilterValue::Uuid(u) => {
+                    self.push(&format!(" AND {col} = "))
+                        .param(Param::Uuid(Some(*u)));
+                }
+                FilterValue::Text(t) => {
+                    self.push(&format!(" AND {col} = "))
+                        .param(Param::Text(Some(t.clone())));
+                }
+            }
+        }
+        self
+    }
+
+    /// ` AND (created_at, id) <op> (?, ?)`.
+    pub fn keyset(&mut self, op: &str, k: &Keyset) -> &mut Self {
+        self.push(&format!(" AND (created_at, id) {op} ("))
+            .param(Param::Time(k.created_at))
+            .push(", ")
+            .param(Param::Uuid(Some(k.id)))
+            .push(")")
+    }
+
+    /// ` LIMIT ? [OFFSET ?]`; without a limit SQLite's `-1` or PostgreSQL's `ALL`.
+    pub fn limit_offset(&mut self, limit: Option<usize>, offset: usize) -> &mut Self {
+        let int = |v: usize| Param::Int(Some(i64::try_from(v).unwrap_or(i64::MAX)));
+        match (limit, self.dialect) {
+            (Some(l), _) => {
+                self.push(" LIMIT ").param(int(l));
+            }
+            (None, Dialect::Sqlite) => {
+                self.push(" LIMIT -1");
+            }
+            (None, Dialect::Postgres) => {
+                self.push(" LIMIT ALL");
+            }
+        }
+        if offset > 0 {
+            self.push(" OFFSET ").param(int(offset));
+        }
+        self
+    }
+}
+
+/// The statements of one connector: its dialect, table, scope and select list.
+#[derive(Debug, Clone, Copy)]
+pub struct Shapes<'a> {
+    /// The dialect.
+    pub dialect: Dialect,
+    /// The table.
+    pub table: TableType,
+    /// The tenant.
+    pub scope: &'a Scope,
+    /// The select list of a whole record.
+    pub select: &'a str,
+}
+
+impl Shapes<'_> {
+    fn name(&self) -> &'static str {
+        self.table.table_name()
+    }
+
+    /// `SELECT <record> FROM <table>`.
+    pub fn select<B: From<Param>>(&self) -> Statement<B> {
+        Statement::new(
+            self.dialect,
+            format!("SELECT {} FROM {}", self.select, self.name()),
+        )
+    }
+
+    /// One keyset page: `(created_at, id) > after`, ascending.
+    pub fn page<B: From<Param>>(
+        &self,
+        filters: &[Filter],
+        after: Option<&Keyset>,
+        limit: usize,
+    ) -> Statement<B> {
+        let mut s = self.select();
+        s.scope_where(self.table, self.scope, filters);
+        if let Some(k) = after {
+            s.keyset(">", k);
+        }
+        s.push(" ORDER BY created_at, id")
+            .limit_offset(Some(limit), 0);
+        s
+    }
+
+    /// A cursor page between two keysets, ascending or (`reverse`) descending.
+    pub fn cursor<B: From<Param>>(
+        &self,
+        filters: &[Filter],
+        after: Option<&Keyset>,
+        before: Option<&Keyset>,
+        limit: usize,
+        reverse: bool,
+    ) -> Statement<B> {
+        let mut s = self.select();
+        s.scope_where(self.table, self.scope, filters);
+        if let Some(k) = after {
+            s.keyset(">", k);
+        }
+        if let Some(k) = before {
+            s.keyset("<", k);
+        }
+        let dir = if reverse { "DESC" } else { "ASC" };
+        s.push(&format!(" ORDER BY created_at {dir}, id {dir}"))
+            .limit_offset(Some(limit), 0);
+        s
+    }
+
+    /// The most recent records, newest first.
+    pub fn recent<B: From<Param>>(&self, filters: &[Filter], limit: Option<usize>) -> Statement<B> {
+        let mut s = self.select();
+        s.scope_where(self.table, self.scope, filters)
+            .push(" ORDER BY created_at DESC, id DESC")
+            .limit_offset(limit, 0);
+        s
+    }
+
+    /// One record by id.
+    pub fn by_id<B: From<Param>>(&self, id: Uuid) -> Statement<B> {
+        let mut s = self.select();
+        s.scope_where(self.table, self.scope, &[])
+            .push(" AND id = ")
+            .param(Param::Uuid(Some(id)));
+        s
+    }
+
+    /// The position `(created_at, id)` of one record.
+    pub fn keyset_of<B: From<Param>>(&self, id: Uuid) -> Statement<B> {
+        let mut s = Statement::new(
+            self.dialect,
+            format!("SELECT created_at, id FROM {}", self.name()),
+        );
+        s.scope_where(self.table, self.scope, &[])
+            .push(" AND id = ")
+            .param(Param::Uuid(Some(id)));
+        s
+    }
+
+    /// `count(*) AS n`.
+    pub fn count<B: From<Param>>(&self, filters: &[Filter]) -> Statement<B> {
+        let mut s = Statement::new(
+            self.dialect,
+            format!("SELECT count(*) AS n FROM {}", self.name()),
+        );
+        s.scope_where(self.table, self.scope, filters);
+        s
+    }
+
+    /// Records created in `start..=end`, oldest first.
+    pub fn dates<B: From<Param>>(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Statement<B> {
+        let mut s = self.select();
+        s.scope_where(self.table, self.scope, &[])
+            .push(" AND created_at >= ")
+            .param(Param::Time(start))
+            .push(" AND created_at <= ")
+            .param(Param::Time(end))
+            .push(" ORDER BY created_at, id")
+            .limit_offset(limit, offset);
+        s
+    }
+
+    /// One bulk delete.
+    pub fn delete<B: From<Param>>(&self, filters: &[Filter]) -> Statement<B> {
+        let mut s = Statement::new(self.dialect, format!("DELETE FROM {}", self.name()));
+        s.scope_where(self.table, self.scope, filters);
+        s
+    }
+
+    /// The distinct data sources, sorted.
+    pub fn sources<B: From<Param>>(&self) -> Statement<B> {
+        let mut s = Statement::new(
+            self.dialect,
+            format!("SELECT DISTINCT data_source FROM {}", self.name()),
+        );
+        s.scope_where(self.table, self.scope, &[])
+            .push(" AND data_source IS NOT NULL ORDER BY data_source");
+        s
+    }
+
+    /// `UPDATE … SET <columns but id> … WHERE <scope> AND id = ?`; `values` are the
+    /// record's, `id` first.
+    pub fn update<B: From<Param>>(
+        &self,
+        columns: &[&str],
+        values: Vec<B>,
+        id: Uuid,
+    ) -> Statement<B> {
+        let mut s = Statement::new(self.dialect, format!("UPDATE {} SET ", self.name()));
+        for (i, (col, v)) in columns.iter().zip(values).skip(1).enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            s.push(&format!("{col} = ")).bind(v);
+        }
+        s.scope_where(self.table, self.scope, &[])
+            .push(" AND id = ")
+            .param(Param::Uuid(Some(id)));
+        s
+    }
+
+    /// A multi-row `INSERT`, with the tenant-safe upsert clause when `exists_ok`.
+    pub fn insert<B: From<Param>>(
+        &self,
+        columns: &[&str],
+        rows: impl IntoIterator<Item = Vec<B>>,
+        exists_ok: bool,
+    ) -> Statement<B> {
+        let mut s = Statement::new(
+            self.dialect,
+            format!(
+                "INSERT INTO {} ({}) VALUES ",
+                self.name(),
+                columns.join(", ")
+            ),
+        );
+        for (i, row) in rows.into_iter().enumerate() {
+            s.push(if i == 0 { "(" } else { ", (" });
+            for (j, v) in row.into_iter().enumerate() {
+                if j > 0 {
+                    s.push(", ");
+                }
+                s.bind(v);
+            }
+            s.push(")");
+        }
+        if exists_ok {
+            s.push(&self.upsert_clause(columns));
+        }
+        s
+    }
+
+    /// ` ON CONFLICT (id) DO UPDATE SET … WHERE <the existing row has the same tenant>`: an
+    /// upsert never overwrites another tenant's record (the row count then falls short).
+    pub fn upsert_clause(&self, columns: &[&str]) -> String {
+        let t = self.name();
+        let sets: Vec<String> = columns
+            .iter()
+            .filter(|c| **c != "id")
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        let same_agent = match self.dialect {
+            Dialect::Sqlite => format!(" AND {t}.agent_id IS excluded.agent_id"),
+            Dialect::Postgres => {
+                format!(" AND {t}.agent_id IS NOT DISTINCT FROM excluded.agent_id")
+            }
+        };
+        format!(
+            " ON CONFLICT (id) DO UPDATE SET {} WHERE {t}.user_id = excluded.user_id{}",
+            sets.join(", "),
+            if self.table.is_agent_scoped() {
+                same_agent.as_str()
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        let scope = Scope::agent(Uuid::nil(), Uuid::nil());
+        for (dialect, want) in [
+            (
+                Dialect::Sqlite,
+                "SELECT x FROM memgpt_recall_memory_agent WHERE user_id = ? AND agent_id = ? \
+                 AND role = ? ORDER BY created_at DESC, id DESC LIMIT -1",
+            ),
+            (
+                Dialect::Postgres,
+                "SELECT x FROM memgpt_recall_memory_agent WHERE user_id = $1 AND agent_id = $2 \
+                 AND role = $3 ORDER BY created_at DESC, id DESC LIMIT ALL",
+            ),
+        ] {
+            let shapes = Shapes {
+                dialect,
+                table: TableType::RecallMemory,
+                scope: &scope,
+                select: "x",
+            };
+            let s: Statement<Param> = shapes.recent(&[Filter::eq(Column::Role, "user")], None);
+            assert_eq!(s.text, want);
+            assert_eq!(s.binds.len(), 3);
+            assert_eq!(s.binds[2], Param::Text(Some("user".to_owned())));
+        }
+    }
+}
