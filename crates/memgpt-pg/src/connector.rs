@@ -244,19 +244,24 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     /// order among them.
     pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
         let d = (self.store().config().embedding_dim as usize).max(query.dim());
+        let t = self.table_name();
+        // The inner query orders ids only: whole rows (16 KB padded embeddings) are read for
+        // the k hits, not for every candidate.
         let mut sql: Sql = Sql::new(
             Dialect::Postgres,
             format!(
-                "SELECT * FROM (SELECT {}, subvector(embedding, 1, {d})::vector({d}) <-> ",
+                "SELECT {} FROM (SELECT id, subvector(embedding, 1, {d})::vector({d}) <-> ",
                 R::SELECT
             ),
         );
         sql.bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
-            .push(&format!(" AS distance FROM {}", self.table_name()))
+            .push(&format!(" AS distance FROM {t}"))
             .scope_where(self.table, &self.scope, filters)
             .push(" AND embedding IS NOT NULL ORDER BY distance")
             .limit_offset(Some(top_k), 0)
-            .push(") AS hits ORDER BY distance, id");
+            .push(&format!(
+                ") AS hits JOIN {t} USING (id) ORDER BY hits.distance, id"
+            ));
         sql
     }
 
