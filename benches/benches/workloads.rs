@@ -41,31 +41,6 @@ fn optimized_insert(store: &SqliteStore, msgs: &[Message]) {
     }
 }
 
-fn write_csv(path: &Path, msgs: &[Message]) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for m in msgs {
-        let c = naive::columns(m);
-        let field = |v: &Option<String>| match v {
-            Some(s) => format!("\"{}\"", s.replace('"', "\"\"")),
-            None => String::new(),
-        };
-        writeln!(
-            f,
-            "{},{},{},{},{},{},,{},{},,,,{}",
-            field(&c[0]),
-            field(&c[1]),
-            field(&c[2]),
-            field(&c[3]),
-            field(&c[4]),
-            field(&c[5]),
-            field(&c[6]),
-            field(&c[7]),
-            field(&c[8])
-        )
-        .unwrap();
-    }
-}
-
 /// The ceiling: the sqlite3 shell's `.import` into the same indexed table.
 fn ceiling_import(db: &Path, csv: &Path) -> Duration {
     let start = Instant::now();
@@ -125,7 +100,7 @@ fn w1(c: &mut Criterion, n: usize, with_naive: bool) {
     });
     let csv_dir = tempfile::tempdir().unwrap();
     let csv = csv_dir.path().join("rows.csv");
-    write_csv(&csv, &msgs);
+    naive::write_csv(&csv, &msgs).unwrap();
     g.bench_function("ceiling_sqlite3_import", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

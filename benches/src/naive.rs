@@ -170,3 +170,33 @@ impl Naive {
         )
     }
 }
+
+/// Writes `msgs` as CSV in the column order of the recall table (13 columns; absent values
+/// are empty and unquoted, which PostgreSQL's `\copy … (FORMAT csv)` reads as NULL), for the
+/// bulk-loader ceilings.
+pub fn write_csv(path: &std::path::Path, msgs: &[Message]) -> Result<()> {
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let field = |v: &Option<String>| match v {
+        Some(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+        None => String::new(),
+    };
+    for m in msgs {
+        let c = columns(m);
+        writeln!(
+            f,
+            "{},{},{},{},{},{},,{},{},,,,{}",
+            field(&c[0]),
+            field(&c[1]),
+            field(&c[2]),
+            field(&c[3]),
+            field(&c[4]),
+            field(&c[5]),
+            field(&c[6]),
+            field(&c[7]),
+            field(&c[8])
+        )?;
+    }
+    f.flush()?;
+    Ok(())
+}

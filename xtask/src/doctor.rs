@@ -129,9 +129,10 @@ pub fn doctor(args: &[String]) -> Result<()> {
     );
     let mut bad = 0;
     println!("query plans on {}:", url.redacted());
-    match url.backend() {
-        Backend::Postgres => {
-            let store = PgStore::connect(pg_config(url)?)?;
+    // The same four connectors on either backend.
+    macro_rules! explain_all {
+        ($store:expr) => {{
+            let store = $store;
             report(
                 store
                     .connector::<Message>(TableType::RecallMemory, agent)?
@@ -156,38 +157,17 @@ pub fn doctor(args: &[String]) -> Result<()> {
                     .explain()?,
                 &mut bad,
             );
-        }
+        }};
+    }
+    match url.backend() {
+        Backend::Postgres => explain_all!(PgStore::connect(pg_config(url)?)?),
         Backend::Sqlite(path) => {
             if !path.exists() {
                 bail!("{} does not exist", path.display());
             }
             let mut config = SqliteConfig::from_env()?;
             config.path = path;
-            let store = SqliteStore::open(config)?;
-            report(
-                store
-                    .connector::<Message>(TableType::RecallMemory, agent)?
-                    .explain()?,
-                &mut bad,
-            );
-            report(
-                store
-                    .connector::<Passage>(TableType::ArchivalMemory, agent)?
-                    .explain()?,
-                &mut bad,
-            );
-            report(
-                store
-                    .connector::<Passage>(TableType::Passages, user)?
-                    .explain()?,
-                &mut bad,
-            );
-            report(
-                store
-                    .connector::<Document>(TableType::Documents, user)?
-                    .explain()?,
-                &mut bad,
-            );
+            explain_all!(SqliteStore::open(config)?)
         }
     }
     if bad > 0 {
