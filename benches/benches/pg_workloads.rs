@@ -11,7 +11,6 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,6 @@
 //! ratios against the naive way from timed runs of the same cases.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
