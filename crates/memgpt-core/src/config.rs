@@ -191,6 +191,10 @@ pub struct PgConfig {
     pub pool_timeout: Duration,
     /// Maximum lifetime of a connection (`MEMGPT_PG_POOL_RECYCLE`, seconds, default 3600).
     pub pool_recycle: Duration,
+    /// How long a connection may sit idle before the pool may close it, which is how
+    /// overflow connections go away once load drops (`MEMGPT_PG_IDLE_TIMEOUT`, seconds,
+    /// default 60; the pool then reopens connections up to `pool_size`).
+    pub idle_timeout: Duration,
     /// `application_name` of every connection (`MEMGPT_PG_APPLICATION_NAME`, default
     /// `memgpt-store`).
     pub application_name: String,
@@ -218,6 +222,7 @@ impl PgConfig {
             max_overflow: 30,
             pool_timeout: Duration::from_secs(30),
             pool_recycle: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(60),
             application_name: "memgpt-store".to_owned(),
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(60),
@@ -267,6 +272,7 @@ impl PgConfig {
             max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
             pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,
             pool_recycle: secs_var(env, "MEMGPT_PG_POOL_RECYCLE", 3600, 1)?,
+            idle_timeout: secs_var(env, "MEMGPT_PG_IDLE_TIMEOUT", 60, 1)?,
             application_name,
             connect_timeout: secs_var(env, "MEMGPT_PG_CONNECT_TIMEOUT", 10, 1)?,
             statement_timeout: millis_var(env, "MEMGPT_PG_STATEMENT_TIMEOUT_MS", 60_000, 0)?,

@@ -1,13 +1,13 @@
 //! The connection pool: SQLAlchemy's QueuePool semantics on r2d2.
 //!
 //! r2d2 has no overflow, so it is built from two of its settings: `max_size` is
-//! `pool_size + max_overflow`, `min_idle` is `pool_size`, and `idle_timeout` closes idle
-//! connections, after which r2d2 reopens connections up to `min_idle`. The pool therefore
-//! keeps `pool_size` connections, grows to `pool_size + max_overflow` under load, and shrinks
-//! back once the extra connections sit idle (r2d2's reaper runs every 30 s).
+//! `pool_size + max_overflow`, `min_idle` is `pool_size`, and `idle_timeout`
+//! (`MEMGPT_PG_IDLE_TIMEOUT`) closes idle connections, after which r2d2 reopens connections
+//! up to `min_idle`. The pool therefore keeps `pool_size` connections, grows to
+//! `pool_size + max_overflow` under load, and shrinks back once the extra connections sit
+//! idle (r2d2's reaper runs every 30 s).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::PgConnection;
@@ -18,9 +18,6 @@ use crate::metrics::{Counters, EventHandler};
 pub(crate) type Manager = ConnectionManager<PgConnection>;
 pub(crate) type Pooled = PooledConnection<Manager>;
 
-/// How long an idle connection stays open before the reaper may close it.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Builds the pool. Opens no connection on the caller's thread: r2d2 opens the first
 /// `pool_size` in the background.
 pub(crate) fn build(config: &PgConfig, counters: Arc<Counters>) -> Result<Pool<Manager>, Error> {
@@ -28,7 +25,7 @@ pub(crate) fn build(config: &PgConfig, counters: Arc<Counters>) -> Result<Pool<M
     let pool = Pool::builder()
         .max_size(config.pool_size.saturating_add(config.max_overflow))
         .min_idle(Some(config.pool_size))
-        .idle_timeout(Some(IDLE_TIMEOUT))
+        .idle_timeout(Some(config.idle_timeout))
         .max_lifetime(Some(config.pool_recycle))
         .connection_timeout(config.pool_timeout)
         .test_on_check_out(true)

@@ -192,3 +192,43 @@ fn a_connection_held_past_the_leak_threshold_is_counted() {
         .unwrap();
     assert_eq!(store.metrics().leaks, 1);
 }
+
+#[test]
+fn overflow_connections_close_once_idle() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 2;
+    config.max_overflow = 6;
+    config.idle_timeout = Duration::from_secs(1);
+    let store = PgStore::open(config).unwrap();
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                store
+                    .transaction(|_| {
+                        // All eight hold a connection at once: six are overflow.
+                        barrier.wait();
+                        Ok(())
+                    })
+                    .unwrap();
+            });
+        }
+    });
+    let grown = store.metrics();
+    assert_eq!((grown.connections, grown.overflow), (8, 6), "{grown:?}");
+    // r2d2's reaper runs every 30 s; give it two rounds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(70);
+    loop {
+        let m = store.metrics();
+        if m.connections <= 2 && m.closed >= 6 {
+            assert_eq!(m.overflow, 0, "{m:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "overflow never closed: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
