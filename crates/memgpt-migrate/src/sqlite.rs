@@ -23,8 +23,9 @@ const LOCK_WAIT_MS: u32 = 60_000;
 /// [`Error::Migration`] when a migration fails; everything the run did is rolled back.
 pub fn run(conn: &mut SqliteConnection, command: Command) -> Result<Report, Error> {
     // Wait longer than usual for another migrating process, then restore the caller's
-    // setting.
-    let previous: Vec<Timeout> = diesel::sql_query("SELECT timeout FROM pragma_busy_timeout")
+    // setting. `PRAGMA busy_timeout` reads no schema (the table-valued `pragma_busy_timeout`
+    // would, and fail at once while another process writes).
+    let previous: Vec<Timeout> = diesel::sql_query("PRAGMA busy_timeout")
         .load(conn)
         .map_err(migration_err)?;
     let previous = previous.first().map_or(0, |t| t.timeout);
