@@ -19,6 +19,7 @@ use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use memgpt_benches::data::{messages, passages, tenants, vector_query, SEED};
 use memgpt_benches::naive;
+use memgpt_benches::stats::p50_p99;
 use memgpt_core::{
     DatabaseUrl, Embedding, Message, Passage, PgConfig, Record, Scope, StorageConnector, TableType,
 };
@@ -210,11 +211,11 @@ fn w5(admin: &str, report: &mut Vec<String>) {
         hits += got.iter().filter(|p| want.contains(&p.id())).count();
         total += want.len();
     }
-    lat.sort();
+    let (p50, p99) = p50_p99(lat);
     report.push(format!(
         "W5 PG top-10 one agent (500 of 50,000 passages; the planner ranks them exactly through the (user_id, agent_id) index): p50 {:.2?} p99 {:.2?}, recall@10 {:.3} ({rounds} queries)",
-        lat[lat.len() / 2],
-        lat[lat.len() * 99 / 100],
+        p50,
+        p99,
         hits as f64 / total as f64
     ));
     w5_all_agents(&url, &all, &embeddings, report);
@@ -277,11 +278,11 @@ fn w5_all_agents(url: &str, all: &[Passage], embeddings: &[Vec<f32>], report: &m
         hits += got.iter().filter(|h| want.contains(&h.id)).count();
         total += want.len();
     }
-    lat.sort();
+    let (p50, p99) = p50_p99(lat);
     report.push(format!(
         "W5 PG top-10 over all 50,000 passages, HNSW (m 16, ef_construction 64, ef_search 100): p50 {:.2?} p99 {:.2?}, recall@10 {:.3} ({rounds} queries; plan: {})",
-        lat[lat.len() / 2],
-        lat[lat.len() * 99 / 100],
+        p50,
+        p99,
         hits as f64 / total as f64,
         if plan.contains("hnsw") { "HNSW index scan" } else { "NOT the HNSW index" }
     ));

@@ -3,11 +3,12 @@
 //! extension), on the same 50,000 clustered 1536-d passages, in the same run.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use diesel::sql_types::{Binary, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_benches::data::{passages, tenants, vector_query, SEED};
+use memgpt_benches::stats::p50_p99;
 use memgpt_core::{Passage, Record, Scope, SqliteConfig, StorageConnector, TableType};
 use memgpt_sqlite::SqliteStore;
 use rand::rngs::StdRng;
@@ -44,11 +45,6 @@ struct Hit {
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn pct(mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort();
-    (v[v.len() / 2], v[(v.len() * 99) / 100])
 }
 
 fn main() {
@@ -111,8 +107,8 @@ fn main() {
             same += 1;
         }
     }
-    let (o50, o99) = pct(ours);
-    let (t50, t99) = pct(theirs);
+    let (o50, o99) = p50_p99(ours);
+    let (t50, t99) = p50_p99(theirs);
     println!("W5 SQLite, one agent (500 passages), exact top-10, {rounds} queries:");
     println!("  registered Rust memgpt_l2 (connector.query): p50 {o50:.2?} p99 {o99:.2?}");
     println!("  sqlite-vec vec_distance_l2 (same SQL):        p50 {t50:.2?} p99 {t99:.2?}");

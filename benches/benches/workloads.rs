@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput};
 use memgpt_benches::data::{self, messages, tenants};
 use memgpt_benches::naive::{self, Naive};
+use memgpt_benches::stats::p50_p99;
 use memgpt_core::{Message, Record, Scope, SqliteConfig, StorageConnector, TableType};
 use memgpt_sqlite::SqliteStore;
 use uuid::Uuid;
@@ -216,12 +217,6 @@ fn w4_data() -> &'static W4 {
     })
 }
 
-fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
-    v.sort();
-    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
-    (p(0.50), p(0.99))
-}
-
 fn w4(c: &mut Criterion) {
     let d = w4_data();
     let conn = |i: usize| {
@@ -326,7 +321,7 @@ fn w4(c: &mut Criterion) {
                     s.elapsed()
                 })
                 .collect();
-            percentiles(v)
+            p50_p99(v)
         };
         let (op50, op99) = timed(opt, 200);
         let (np50, np99) = timed(nv, 20);

@@ -301,6 +301,33 @@ impl Shapes<'_> {
         s
     }
 
+    /// The read and delete statements every connector issues, with sample arguments, for
+    /// `EXPLAIN`: `get_all`, `get_page`, `get`, `size`, `query_date`, `delete` and (where the
+    /// table has data sources) `list_data_sources`. Backends add their own full-text and
+    /// vector statements.
+    pub fn explain_patterns<B: From<Param>>(&self) -> Vec<(&'static str, Statement<B>)> {
+        let t0 = DateTime::<Utc>::from_timestamp(1_704_067_200, 0).unwrap_or_default();
+        let after = Keyset {
+            created_at: t0,
+            id: Uuid::nil(),
+        };
+        let mut patterns = vec![
+            ("get_all", self.recent(&[], Some(100))),
+            ("get_page", self.page(&[], Some(&after), 100)),
+            ("get", self.by_id(Uuid::nil())),
+            ("size", self.count(&[])),
+            (
+                "query_date",
+                self.dates(t0, t0 + chrono::Duration::hours(1), None, 0),
+            ),
+            ("delete", self.delete(&[])),
+        ];
+        if self.table != TableType::RecallMemory {
+            patterns.push(("list_data_sources", self.sources()));
+        }
+        patterns
+    }
+
     /// `UPDATE … SET <columns but id> … WHERE <scope> AND id = ?`; `values` are the
     /// record's, `id` first.
     pub fn update<B: From<Param>>(

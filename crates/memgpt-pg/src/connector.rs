@@ -171,7 +171,7 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     }
 
     /// The statement shapes of this connector.
-    fn shapes(&self) -> Shapes<'_> {
+    pub(crate) fn shapes(&self) -> Shapes<'_> {
         Shapes {
             dialect: Dialect::Postgres,
             table: self.table,
@@ -221,22 +221,6 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         }
     }
 
-    pub(crate) fn sql_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Sql {
-        self.shapes().page(filters, after, limit)
-    }
-
-    pub(crate) fn sql_recent(&self, filters: &[Filter], limit: Option<usize>) -> Sql {
-        self.shapes().recent(filters, limit)
-    }
-
-    pub(crate) fn sql_get(&self, id: Uuid) -> Sql {
-        self.shapes().by_id(id)
-    }
-
-    pub(crate) fn sql_size(&self, filters: &[Filter]) -> Sql {
-        self.shapes().count(filters)
-    }
-
     /// The `top_k` nearest records. The indexed expression is the first D components, where
     /// D is the configured dimension (or the query's, when longer); zero padding adds
     /// nothing to an L2 distance. `relaxed_order` (see [`Self::set_vector_options`]) lets the
@@ -274,16 +258,6 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         .map_err(map)
     }
 
-    pub(crate) fn sql_dates(
-        &self,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        limit: Option<usize>,
-        offset: usize,
-    ) -> Sql {
-        self.shapes().dates(start, end, limit, offset)
-    }
-
     /// Full-text match. plainto_tsquery ANDs the words and reads no operator syntax: the
     /// same meaning as on SQLite. The expression matches the GIN index of the migrations.
     pub(crate) fn sql_text(&self, words: &str, limit: Option<usize>, offset: usize) -> Sql {
@@ -294,14 +268,6 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
             .push(") ORDER BY created_at, id")
             .limit_offset(limit, offset);
         sql
-    }
-
-    pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
-        self.shapes().delete(filters)
-    }
-
-    pub(crate) fn sql_sources(&self) -> Sql {
-        self.shapes().sources()
     }
 
     /// The bulk path: binary COPY of every record into the staging table, then one
@@ -440,7 +406,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
 
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
         validate_all(filters, self.table)?;
-        let sql = self.sql_page(filters, after, limit);
+        let sql = self.shapes().page(filters, after, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -472,18 +438,18 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
 
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
         validate_all(filters, self.table)?;
-        let sql = self.sql_recent(filters, limit);
+        let sql = self.shapes().recent(filters, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
-        let sql = self.sql_get(id);
+        let sql = self.shapes().by_id(id);
         Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
-        let sql = self.sql_size(filters);
+        let sql = self.shapes().count(filters);
         let rows: Vec<Count> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
@@ -559,7 +525,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<R>> {
-        let sql = self.sql_dates(start, end, limit, offset);
+        let sql = self.shapes().dates(start, end, limit, offset);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -574,7 +540,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
-        let sql = self.sql_delete(filters);
+        let sql = self.shapes().delete(filters);
         self.write(|c| query(sql).execute(c).map_err(map))
             .map(|n| n as u64)
     }
@@ -583,7 +549,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         if self.table == TableType::RecallMemory {
             return Ok(Vec::new());
         }
-        let sql = self.sql_sources();
+        let sql = self.shapes().sources();
         let rows: Vec<SourceRow> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }

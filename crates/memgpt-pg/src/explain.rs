@@ -1,10 +1,8 @@
 //! `EXPLAIN` of every query pattern a connector issues: the check for missing indexes.
 
-use chrono::{TimeZone, Utc};
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::{Embedding, Error, Keyset, QueryPlan, Result, StorageConnector, TableType};
-use uuid::Uuid;
+use memgpt_core::{Embedding, Error, QueryPlan, Result, StorageConnector, TableType};
 
 use crate::connector::PgConnector;
 use crate::error::map;
@@ -48,29 +46,8 @@ impl<R: PgRecord> PgConnector<'_, R> {
     /// What the database reports.
     pub fn explain(&self) -> Result<Vec<QueryPlan>> {
         let table = self.table_type();
-        let t0 = Utc
-            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or_default();
-        let after = Keyset {
-            created_at: t0,
-            id: Uuid::nil(),
-        };
-        let mut patterns: Vec<(&'static str, Sql)> = vec![
-            ("get_all", self.sql_recent(&[], Some(100))),
-            ("get_page", self.sql_page(&[], Some(&after), 100)),
-            ("get", self.sql_get(Uuid::nil())),
-            ("size", self.sql_size(&[])),
-            (
-                "query_date",
-                self.sql_dates(t0, t0 + chrono::Duration::hours(1), None, 0),
-            ),
-            ("query_text", self.sql_text("memory", None, 0)),
-            ("delete", self.sql_delete(&[])),
-        ];
-        if table != TableType::RecallMemory {
-            patterns.push(("list_data_sources", self.sql_sources()));
-        }
+        let mut patterns: Vec<(&'static str, Sql)> = self.shapes().explain_patterns();
+        patterns.push(("query_text", self.sql_text("memory", None, 0)));
         let vector = self.vector_enabled() && table != TableType::Documents;
         self.with_conn(|conn| {
             let mut plans = Vec::new();

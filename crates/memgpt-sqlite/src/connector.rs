@@ -157,7 +157,7 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
     }
 
     /// The statement shapes of this connector.
-    fn shapes(&self) -> Shapes<'_> {
+    pub(crate) fn shapes(&self) -> Shapes<'_> {
         Shapes {
             dialect: Dialect::Sqlite,
             table: self.table,
@@ -193,40 +193,6 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
             created_at: time_from_text(t, row.created_at.as_deref().unwrap_or_default())?,
             id: uuid_from_text(t, "id", &row.id)?,
         })
-    }
-
-    pub(crate) fn sql_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Sql {
-        self.shapes().page(filters, after, limit)
-    }
-
-    pub(crate) fn sql_recent(&self, filters: &[Filter], limit: Option<usize>) -> Sql {
-        self.shapes().recent(filters, limit)
-    }
-
-    pub(crate) fn sql_get(&self, id: Uuid) -> Sql {
-        self.shapes().by_id(id)
-    }
-
-    pub(crate) fn sql_size(&self, filters: &[Filter]) -> Sql {
-        self.shapes().count(filters)
-    }
-
-    pub(crate) fn sql_dates(
-        &self,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        limit: Option<usize>,
-        offset: usize,
-    ) -> Sql {
-        self.shapes().dates(start, end, limit, offset)
-    }
-
-    pub(crate) fn sql_delete(&self, filters: &[Filter]) -> Sql {
-        self.shapes().delete(filters)
-    }
-
-    pub(crate) fn sql_sources(&self) -> Sql {
-        self.shapes().sources()
     }
 
     /// The `top_k` nearest records by the registered distance function (exact).
@@ -341,7 +307,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
         self.check_filters(filters)?;
-        let sql = self.sql_page(filters, after, limit);
+        let sql = self.shapes().page(filters, after, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -373,18 +339,18 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
         self.check_filters(filters)?;
-        let sql = self.sql_recent(filters, limit);
+        let sql = self.shapes().recent(filters, limit);
         self.with_conn(|c| self.load(c, sql))
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
-        let sql = self.sql_get(id);
+        let sql = self.shapes().by_id(id);
         Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
-        let sql = self.sql_size(filters);
+        let sql = self.shapes().count(filters);
         let rows: Vec<Count> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
@@ -452,7 +418,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<R>> {
-        let sql = self.sql_dates(start, end, limit, offset);
+        let sql = self.shapes().dates(start, end, limit, offset);
         self.with_conn(|c| self.load(c, sql))
     }
 
@@ -467,7 +433,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
-        let sql = self.sql_delete(filters);
+        let sql = self.shapes().delete(filters);
         self.write(|c| query(sql).execute(c).map_err(map))
             .map(|n| n as u64)
     }
@@ -476,7 +442,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         if self.table == TableType::RecallMemory {
             return Ok(Vec::new());
         }
-        let sql = self.sql_sources();
+        let sql = self.shapes().sources();
         let rows: Vec<SourceRow> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
