@@ -7,31 +7,65 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::record::Record;
 
-/// Folds records of one chunk that share an id. `chunk` pairs each record with its index in
-/// the whole batch. With `exists_ok` the last record of an id wins (in the position of the
-/// first); without, a repeated id is [`Error::DuplicateId`] naming both indexes.
-pub fn fold_duplicates<R: Record>(chunk: Vec<(usize, R)>, exists_ok: bool) -> Result<Vec<R>> {
-    let mut seen: HashMap<Uuid, (usize, usize)> = HashMap::with_capacity(chunk.len());
-    let mut out: Vec<R> = Vec::with_capacity(chunk.len());
-    for (index, record) in chunk {
-        match seen.get(&record.id()) {
-            Some(&(position, first)) => {
-                if !exists_ok {
+/// The one rule for ids repeated in one `insert_many` call, applied to the whole call
+/// however it is chunked: with `exists_ok` the last record of an id wins (written in the
+/// position of the first); without, the second record of an id is [`Error::DuplicateId`]
+/// naming both indexes, raised before that chunk reaches the database (and so, the call
+/// being one transaction, before anything is committed).
+///
+/// It remembers every id of the call (about 40 bytes each), not the records.
+#[derive(Debug)]
+pub struct BatchIds {
+    first_index: HashMap<Uuid, usize>,
+    exists_ok: bool,
+}
+
+impl BatchIds {
+    /// The tracker of one call.
+    pub fn new(exists_ok: bool) -> Self {
+        BatchIds {
+            first_index: HashMap::new(),
+            exists_ok,
+        }
+    }
+
+    /// Folds the next chunk of the call. `chunk` pairs each record with its index in the
+    /// whole call. Returns the records to write, each id once.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateId`] without `exists_ok`, when an id of `chunk` came earlier in
+    /// the call.
+    pub fn fold<R: Record>(&mut self, chunk: Vec<(usize, R)>) -> Result<Vec<R>> {
+        let mut position: HashMap<Uuid, usize> = HashMap::with_capacity(chunk.len());
+        let mut out: Vec<R> = Vec::with_capacity(chunk.len());
+        for (index, record) in chunk {
+            let id = record.id();
+            if let Some(&first) = self.first_index.get(&id) {
+                if !self.exists_ok {
                     return Err(Error::DuplicateId {
-                        id: record.id(),
+                        id,
                         first,
                         second: index,
                     });
                 }
-                out[position] = record;
+            } else {
+                self.first_index.insert(id, index);
             }
-            None => {
-                seen.insert(record.id(), (out.len(), index));
-                out.push(record);
+            match position.get(&id) {
+                Some(&p) => out[p] = record,
+                None => {
+                    position.insert(id, out.len());
+                    out.push(record);
+                }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+
+    /// The number of distinct ids seen so far: what the call reports as written.
+    pub fn distinct(&self) -> u64 {
+        self.first_index.len() as u64
+    }
 }
 
 /// The words of a full-text query: whitespace-separated pieces that hold at least one letter

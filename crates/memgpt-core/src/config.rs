@@ -69,32 +69,104 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// Replaces the password of a URL (`scheme://user:PASSWORD@host`) and any `password=`
-/// parameter with `***`.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
+/// Hides every password in `text`: a connection URL, a `key=value` connection string, or a
+/// message quoting either. Errs on the side of hiding too much.
+///
+/// * URL userinfo: everything from the first `:` after `scheme://` up to the **last** `@`
+///   of the text becomes `***`. libpq ends the userinfo at the first `@` before the first
+///   `/`, other parsers elsewhere; an unencoded `?`, `/`, `#` or `@` inside a password
+///   would make a narrower rule print part of it.
+/// * Parameters: the value of every parameter whose name (percent-decoded, any case)
+///   contains `password` (`password`, `sslpassword`, …), as a URL query parameter
+///   (`?`/`&`-separated) or a conninfo pair (`key = value`, the value bare or `'quoted'`
+///   with `\'` escapes), becomes `***`.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
     if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let start = rest_start + colon + 1;
-                out.replace_range(start..rest_start + at, "***");
+        let rest = scheme_end + 3;
+        if let Some(at) = out[rest..].rfind('@') {
+            let at = rest + at;
+            if let Some(colon) = out[rest..at].find(':') {
+                out.replace_range(rest + colon + 1..at, "***");
             }
         }
     }
-    let lower = out.to_ascii_lowercase();
-    if let Some(p) = lower.find("password=") {
-        let start = p + "password=".len();
-        let end = out[start..]
-            .find(['&', ' '])
-            .map_or(out.len(), |i| start + i);
-        out.replace_range(start..end, "***");
+    redact_parameters(&out)
+}
+
+/// The value spans of password parameters, replaced by `***`.
+fn redact_parameters(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_boundary = i == 0
+            || matches!(bytes[i - 1], b'?' | b'&' | b';')
+            || bytes[i - 1].is_ascii_whitespace();
+        if !at_boundary
+            || !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'%' || bytes[i] == b'_')
+        {
+            i += 1;
+            continue;
+        }
+        let key_start = i;
+        while i < bytes.len()
+            && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'%' || bytes[i] == b'_')
+        {
+            i += 1;
+        }
+        let key = percent_decode(&text[key_start..i]).to_ascii_lowercase();
+        let mut j = i;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        if j >= bytes.len() || bytes[j] != b'=' || !key.contains("password") {
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        let value_start = j;
+        if j < bytes.len() && bytes[j] == b'\'' {
+            j += 1;
+            while j < bytes.len() && bytes[j] != b'\'' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            j = (j + 1).min(bytes.len());
+        } else {
+            while j < bytes.len() && bytes[j] != b'&' && !bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+        }
+        out.push_str(&text[copied..value_start]);
+        out.push_str("***");
+        copied = j;
+        i = j;
     }
+    out.push_str(&text[copied..]);
     out
+}
+
+/// `%XX` escapes decoded (invalid ones kept as they are).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where configuration values come from: the process environment, or (in tests) a map.
@@ -203,6 +275,11 @@ pub struct PgConfig {
     /// `statement_timeout` of every connection (`MEMGPT_PG_STATEMENT_TIMEOUT_MS`,
     /// milliseconds, default 60000; 0 turns it off).
     pub statement_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` of every connection
+    /// (`MEMGPT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS`, milliseconds, default 60000; 0 turns it
+    /// off): the server ends a session whose transaction sits idle that long (a unit of
+    /// work whose closure stalls), releasing its locks.
+    pub idle_in_transaction_timeout: Duration,
     /// The true dimension of indexed embeddings (`MEMGPT_EMBEDDING_DIM`, default 1536,
     /// 1..=2000: pgvector's HNSW limit).
     pub embedding_dim: u32,
@@ -226,6 +303,7 @@ impl PgConfig {
             application_name: "memgpt-store".to_owned(),
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(60),
             embedding_dim: 1536,
             hnsw_ef_search: 100,
             leak_threshold: None,
@@ -276,6 +354,12 @@ impl PgConfig {
             application_name,
             connect_timeout: secs_var(env, "MEMGPT_PG_CONNECT_TIMEOUT", 10, 1)?,
             statement_timeout: millis_var(env, "MEMGPT_PG_STATEMENT_TIMEOUT_MS", 60_000, 0)?,
+            idle_in_transaction_timeout: millis_var(
+                env,
+                "MEMGPT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                60_000,
+                0,
+            )?,
             embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM", d.embedding_dim, 1, 2000)?,
             hnsw_ef_search: int_var(env, "MEMGPT_PG_HNSW_EF_SEARCH", d.hnsw_ef_search, 1, 1000)?,
             leak_threshold: Some(millis_var(env, "MEMGPT_PG_LEAK_THRESHOLD_MS", 0, 0)?)
@@ -377,6 +461,13 @@ pub struct SqliteConfig {
     /// Longest wait for the writer connection (`MEMGPT_SQLITE_POOL_TIMEOUT`, seconds,
     /// default 30).
     pub pool_timeout: Duration,
+    /// Read-only connections beside the one writer (`MEMGPT_SQLITE_READ_CONNECTIONS`,
+    /// default 4, 1..=64): reads outside a unit of work use them, so they never wait for
+    /// a write in progress (WAL lets readers and the writer work at once).
+    pub read_connections: u32,
+    /// A cap on the database file, in pages (`MEMGPT_SQLITE_MAX_PAGE_COUNT`; default none):
+    /// a write that would grow the file past it fails with "database or disk is full".
+    pub max_page_count: Option<u64>,
 }
 
 impl SqliteConfig {
@@ -392,6 +483,8 @@ impl SqliteConfig {
             temp_store: TempStore::Memory,
             batch_size: 500,
             pool_timeout: Duration::from_secs(30),
+            read_connections: 4,
+            max_page_count: None,
         }
     }
 
@@ -467,6 +560,23 @@ impl SqliteConfig {
             )?,
             batch_size: int_var(env, "MEMGPT_SQLITE_BATCH_SIZE", d.batch_size, 1, 2000)?,
             pool_timeout: secs_var(env, "MEMGPT_SQLITE_POOL_TIMEOUT", 30, 1)?,
+            read_connections: int_var(
+                env,
+                "MEMGPT_SQLITE_READ_CONNECTIONS",
+                d.read_connections,
+                1,
+                64,
+            )?,
+            max_page_count: match env.get("MEMGPT_SQLITE_MAX_PAGE_COUNT") {
+                None => None,
+                Some(_) => Some(int_var(
+                    env,
+                    "MEMGPT_SQLITE_MAX_PAGE_COUNT",
+                    0,
+                    1,
+                    u64::from(u32::MAX) * 2,
+                )?),
+            },
             path: d.path,
         })
     }
@@ -555,6 +665,10 @@ mod tests {
             redact("host=h password=s3cret user=u"),
             "host=h password=*** user=u"
         );
+        assert_eq!(
+            redact("postgres://u@h/db?sslpassword=x&password=s3cret&sslmode=require"),
+            "postgres://u@h/db?sslpassword=***&password=***&sslmode=require"
+        );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     }
@@ -583,6 +697,52 @@ mod tests {
         assert!(
             err.to_string().contains("MEMGPT_SQLITE_SYNCHRONOUS"),
             "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::*;
+
+    /// A canary password in every form libpq accepts never survives redaction, nor does
+    /// its percent-encoded form.
+    #[test]
+    fn a_canary_password_never_shows_in_any_form() {
+        let canary = "S3cret";
+        for url in [
+            "postgres://u:S3cret@h/db",
+            "postgresql://u:S3cret@h1:5432,h2:5433/db?sslmode=disable",
+            "postgres://u@h/db?password=S3cret",
+            "postgres://u@h/db?sslpassword=x&password=S3cret",
+            "postgres://u@h/db?PassWord=S3cret&sslmode=disable",
+            "postgres://u@h/db?pass%77ord=S3cret",
+            "postgres://u:S%33cret@h/db",
+            "postgres://u:pa?S3cret@h/db",
+            "postgres://u:pa/S3cret@h/db",
+            "postgres://u:p@S3cret@h/db",
+            "postgres://u:pa#S3cret@h/db",
+            "host=h user=u password=S3cret dbname=db",
+            "host=h password = S3cret",
+            "host=h password='S3cret with spaces\\' and quotes' dbname=db",
+            "cannot connect to postgres://u:S3cret@h/db: timeout",
+        ] {
+            let shown = [
+                redact(url),
+                format!("{:?}", DatabaseUrl::new(url)),
+                DatabaseUrl::new(url).to_string(),
+            ];
+            for s in shown {
+                assert!(
+                    !s.contains(canary) && !s.contains("S%33cret") && !s.contains("spaces"),
+                    "{url} shown as {s}"
+                );
+            }
+        }
+        assert_eq!(redact("postgres://h:5432/db"), "postgres://h:5432/db");
+        assert_eq!(
+            redact("postgres://u:S3cret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
         );
     }
 }

@@ -40,12 +40,13 @@ pub trait Backend: Send + Sync {
     fn passages(&self, table: TableType, scope: Scope) -> Result<Self::Passages>;
     /// A document connector of `scope`.
     fn documents(&self, scope: Scope) -> Result<Self::Documents>;
-    /// Runs `f` as one unit of work on a recall connector of `scope`: committed when `f`
-    /// returns `Ok`, rolled back on an error or a panic (which is then resumed).
+    /// Runs `f` as one unit of work on recall connectors of `scopes` (one each, in
+    /// order): committed when `f` returns `Ok`, rolled back on an error or a panic (which
+    /// is then resumed).
     fn recall_transaction<T>(
         &self,
-        scope: Scope,
-        f: impl FnOnce(&Self::RecallTx<'_>) -> Result<T>,
+        scopes: &[Scope],
+        f: impl FnOnce(&[Self::RecallTx<'_>]) -> Result<T>,
     ) -> Result<T>;
     /// Whether this database can search vectors. Where it cannot, the suite expects
     /// [`Error::VectorUnavailable`] from `query`.
@@ -71,7 +72,12 @@ macro_rules! conformance_tests {
             list_data_sources_is_scoped, passage_default_id_upserts,
             passages_table_is_user_scoped, documents_crud, unicode_roundtrip,
             transaction_commits, transaction_rolls_back_on_error,
-            transaction_rolls_back_on_panic, concurrent_writers_and_readers);
+            transaction_rolls_back_on_panic, concurrent_writers_and_readers,
+            duplicate_ids_far_apart_follow_one_rule,
+            passages_agent_filter_selects_one_agent,
+            insert_many_from_an_iterator_reading_the_same_store,
+            insert_many_from_an_iterator_reading_the_same_unit_of_work,
+            unit_of_work_calls_from_threads_take_turns);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
         $(
@@ -250,6 +256,12 @@ pub fn scope_must_fit_table<B: Backend>(b: &B) {
         b.passages(TableType::RecallMemory, scope(1)).map(|_| ()),
         ErrorKind::InvalidInput,
     );
+    // Passages belong to a user: an agent scope there is refused, not half applied.
+    let e = expect_kind(
+        b.passages(TableType::Passages, scope(1)).map(|_| ()),
+        ErrorKind::InvalidInput,
+    );
+    assert!(e.to_string().contains("Scope::user"), "{e}");
 }
 
 pub fn size_counts_with_filters<B: Backend>(b: &B) {
@@ -906,7 +918,8 @@ pub fn transaction_commits<B: Backend>(b: &B) {
     let s = scope(1);
     let all = msgs(&s, 4);
     let n = b
-        .recall_transaction(s, |tx| {
+        .recall_transaction(&[s], |tx| {
+            let tx = &tx[0];
             tx.insert(&all[0])?;
             tx.insert_many(all[1..].to_vec(), false)?;
             // Reads inside the unit of work see its own writes.
@@ -921,7 +934,8 @@ pub fn transaction_rolls_back_on_error<B: Backend>(b: &B) {
     let s = scope(1);
     let all = msgs(&s, 4);
     let e = b
-        .recall_transaction(s, |tx| {
+        .recall_transaction(&[s], |tx| {
+            let tx = &tx[0];
             tx.insert_many(all.clone(), false)?;
             tx.update(&msg(&s, Role::User, 50, "missing"))?;
             Ok(())
@@ -931,7 +945,8 @@ pub fn transaction_rolls_back_on_error<B: Backend>(b: &B) {
     let c = b.recall(s).unwrap();
     assert_eq!(c.size(&[]).unwrap(), 0);
     // The connection went back clean: the next unit of work commits.
-    b.recall_transaction(s, |tx| tx.insert(&all[0])).unwrap();
+    b.recall_transaction(&[s], |tx| tx[0].insert(&all[0]))
+        .unwrap();
     assert_eq!(c.size(&[]).unwrap(), 1);
 }
 
@@ -939,7 +954,8 @@ pub fn transaction_rolls_back_on_panic<B: Backend>(b: &B) {
     let s = scope(1);
     let all = msgs(&s, 3);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        b.recall_transaction(s, |tx| {
+        b.recall_transaction(&[s], |tx| {
+            let tx = &tx[0];
             tx.insert_many(all.clone(), false)?;
             panic!("boom inside a unit of work");
             #[allow(unreachable_code)]
@@ -998,4 +1014,144 @@ pub fn concurrent_writers_and_readers<B: Backend>(b: &B) {
         .map(|u| b.recall(scope(u)).unwrap().size(&[]).unwrap())
         .collect();
     assert_eq!(set.len(), 1, "each scope got the same number of writes");
+}
+
+/// An id given twice far apart in one call (further apart than any backend's chunk, and on
+/// both sides of PostgreSQL's COPY threshold) follows the one rule of `insert_many`:
+/// `DuplicateId` naming both indexes and nothing written, or with `exists_ok` the last
+/// record wins and the call counts each id once.
+pub fn duplicate_ids_far_apart_follow_one_rule<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    for (n, first, second) in [(800usize, 10usize, 700usize), (1_500, 0, 1_200)] {
+        let mut batch = msgs(&s, n);
+        let again = batch[first]
+            .to_builder()
+            .text("the last one wins")
+            .build()
+            .unwrap();
+        batch[second] = again.clone();
+        let e = expect_kind(c.insert_many(batch.clone(), false), ErrorKind::DuplicateId);
+        assert!(
+            matches!(e, Error::DuplicateId { id, first: f, second: sec }
+                if id == again.id() && f == first && sec == second),
+            "{n}: {e:?}"
+        );
+        assert_eq!(c.size(&[]).unwrap(), 0, "{n}: nothing written");
+        assert_eq!(c.insert_many(batch, true).unwrap(), (n - 1) as u64, "{n}");
+        assert_eq!(c.size(&[]).unwrap(), (n - 1) as u64, "{n}");
+        assert_eq!(c.get(again.id()).unwrap(), Some(again), "{n}");
+        c.delete(&[]).unwrap();
+    }
+}
+
+/// Passages of a user carry an agent: a filter selects one agent's, for every operation.
+pub fn passages_agent_filter_selects_one_agent<B: Backend>(b: &B) {
+    let (user, a1) = ids(1);
+    let a2 = Uuid::from_u128(99);
+    let p = b.passages(TableType::Passages, Scope::user(user)).unwrap();
+    let of = |agent: Uuid, secs: i64| {
+        Passage::builder(user, format!("passage of {agent} at {secs}"))
+            .agent_id(agent)
+            .created_at(at(secs))
+            .build()
+            .unwrap()
+    };
+    p.insert_many(vec![of(a1, 1), of(a1, 2), of(a2, 3)], false)
+        .unwrap();
+    let only_a1 = [Filter::eq(Column::AgentId, a1)];
+    assert_eq!(p.size(&only_a1).unwrap(), 2);
+    assert_eq!(p.get_all(&only_a1, None).unwrap().len(), 2);
+    assert_eq!(p.delete(&only_a1).unwrap(), 2);
+    assert_eq!(p.size(&[]).unwrap(), 1);
+}
+
+fn copy_to(m: &Message, to: &Scope) -> Message {
+    let mut b = Message::builder(to.user_id(), to.agent_id().unwrap(), m.role())
+        .maybe_text(m.text().map(str::to_owned))
+        .created_at(m.created_at());
+    if let Some(call) = m.tool_call_id() {
+        b = b.tool_call_id(call);
+    }
+    b.build().unwrap()
+}
+
+/// Copying one agent's messages to another, the records pulled lazily from a paginated
+/// read of the same store while `insert_many` writes: it completes (SQLite reads on
+/// connections of their own while its one writer writes).
+pub fn insert_many_from_an_iterator_reading_the_same_store<B: Backend>(b: &B) {
+    let (src, dst) = (scope(1), scope(2));
+    let from = b.recall(src).unwrap();
+    from.insert_many(msgs(&src, 1_200), false).unwrap();
+    let to = b.recall(dst).unwrap();
+    let pages = from.get_all_paginated(&[], 100).unwrap();
+    let copies = pages
+        .flat_map(|page| page.unwrap())
+        .map(|m| copy_to(&m, &dst));
+    assert_eq!(to.insert_many(copies, false).unwrap(), 1_200);
+    assert_eq!(to.size(&[]).unwrap(), 1_200);
+    assert_eq!(
+        to.get_all(&[], Some(1)).unwrap()[0].text(),
+        Some("message number 1199")
+    );
+}
+
+/// The same copy inside one unit of work, both connectors of it: the iterator's reads
+/// run between the writer's rounds on the unit of work's connection (never hanging), and
+/// everything commits together.
+pub fn insert_many_from_an_iterator_reading_the_same_unit_of_work<B: Backend>(b: &B) {
+    let (src, dst) = (scope(1), scope(2));
+    b.recall(src)
+        .unwrap()
+        .insert_many(msgs(&src, 1_200), false)
+        .unwrap();
+    let (tx_sender, done) = std::sync::mpsc::channel();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let n = b.recall_transaction(&[src, dst], |tx| {
+                let (from, to) = (&tx[0], &tx[1]);
+                let pages = from.get_all_paginated(&[], 100)?;
+                let copies = pages
+                    .flat_map(|page| page.unwrap())
+                    .map(|m| copy_to(&m, &dst));
+                let n = to.insert_many(copies, false)?;
+                // The unit of work sees its own writes.
+                assert_eq!(to.size(&[])?, 1_200);
+                Ok(n)
+            });
+            tx_sender.send(n).unwrap();
+        });
+        // Never a hang: the unit of work answers well within the pool timeout.
+        let n = done
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the unit of work hung");
+        assert_eq!(n.unwrap(), 1_200);
+    });
+    assert_eq!(b.recall(dst).unwrap().size(&[]).unwrap(), 1_200);
+}
+
+/// Threads sharing one unit of work take turns, call by call, and all their writes
+/// commit together.
+pub fn unit_of_work_calls_from_threads_take_turns<B: Backend>(b: &B)
+where
+    for<'t> B::RecallTx<'t>: Sync,
+{
+    let s = scope(1);
+    let all = msgs(&s, 40);
+    b.recall_transaction(&[s], |tx| {
+        let c = &tx[0];
+        std::thread::scope(|sc| {
+            for part in all.chunks(10) {
+                sc.spawn(move || {
+                    for m in part {
+                        c.insert(m).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(c.size(&[])?, 40);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(b.recall(s).unwrap().size(&[]).unwrap(), 40);
 }

@@ -118,6 +118,15 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A unit of work was rolled back as a whole: one of its statements failed in a way
+    /// that ended the database transaction (the server aborted it, SQLite rolled it back by
+    /// itself after a full disk or an I/O error, or the connection was lost), so nothing it
+    /// wrote was committed, even though its closure returned `Ok`.
+    #[error("unit of work rolled back, nothing it wrote was committed: {message}")]
+    Aborted {
+        /// The failure that ended the transaction.
+        message: String,
+    },
     /// Any other error reported by the database.
     #[error("database error: {message}")]
     Database {
@@ -150,6 +159,8 @@ pub enum ErrorKind {
     VectorUnavailable,
     /// [`Error::Migration`]
     Migration,
+    /// [`Error::Aborted`]
+    Aborted,
     /// [`Error::Database`]
     Database,
 }
@@ -168,6 +179,7 @@ impl Error {
             Error::Config { .. } => ErrorKind::Config,
             Error::VectorUnavailable { .. } => ErrorKind::VectorUnavailable,
             Error::Migration { .. } => ErrorKind::Migration,
+            Error::Aborted { .. } => ErrorKind::Aborted,
             Error::Database { .. } => ErrorKind::Database,
         }
     }

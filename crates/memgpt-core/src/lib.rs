@@ -39,6 +39,7 @@ pub mod record;
 pub mod scope;
 pub mod statement;
 pub mod table;
+pub mod unit_of_work;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -44,7 +44,10 @@ impl Scope {
     }
 
     /// Checks that this scope fits `table`: archival and recall memory need an agent;
-    /// documents have no agent column.
+    /// passages and documents belong to a user ([`Scope::user`]). Passages do carry an
+    /// `agent_id` column, but an agent scope on that table is refused rather than applied
+    /// to some statements only: select one agent's passages with a
+    /// [`Filter`](crate::Filter) on [`Column::AgentId`](crate::Column::AgentId).
     pub fn check_for(&self, table: TableType) -> Result<()> {
         if table.is_agent_scoped() && self.agent_id.is_none() {
             return Err(Error::invalid(
@@ -56,6 +59,15 @@ impl Scope {
             return Err(Error::invalid(
                 "scope",
                 format!("{table} has no agent column: build the scope with Scope::user"),
+            ));
+        }
+        if table == TableType::Passages && self.agent_id.is_some() {
+            return Err(Error::invalid(
+                "scope",
+                format!(
+                    "{table} is scoped to one user: build the scope with Scope::user and \
+                     select an agent's passages with Filter::eq(Column::AgentId, agent)"
+                ),
             ));
         }
         Ok(())

@@ -1,17 +1,16 @@
 //! [`StorageConnector`] on PostgreSQL.
 
-use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::batch::{fold_duplicates, query_words};
+use memgpt_core::batch::{query_words, BatchIds};
 use memgpt_core::filter::validate_all;
 use memgpt_core::statement::{Dialect, Param, Shapes};
+use memgpt_core::unit_of_work::{Access, UnitOfWork};
 use memgpt_core::{
     CursorPage, CursorRequest, Embedding, Error, Filter, Keyset, Record, Result, Scope,
     StorageConnector, TableType,
@@ -28,6 +27,11 @@ use crate::store::PgStore;
 /// bound parameters.
 const CHUNK: usize = 1_000;
 
+/// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
+/// pulled from the caller's iterator between COPY statements, never during one, so the
+/// iterator may read this store or this unit of work, and memory stays bounded.
+const COPY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Where a connector gets its connection.
 #[derive(Clone)]
 pub(crate) enum Source<'t> {
@@ -35,7 +39,7 @@ pub(crate) enum Source<'t> {
     Store(PgStore),
     /// The connection of a unit of work.
     Tx {
-        conn: &'t Mutex<Lease>,
+        uow: &'t UnitOfWork<Lease>,
         store: PgStore,
     },
 }
@@ -77,6 +81,13 @@ fn unwrap_tx(e: TxError) -> Error {
         TxError::Core(e) => e,
         TxError::Diesel(e) => map(e),
     }
+}
+
+/// A write's way to the connection.
+pub(crate) type WriteAccess<'a> = Access<'a, PgConnection, Lease>;
+
+fn project(l: &mut Lease) -> &mut PgConnection {
+    l
 }
 
 #[derive(QueryableByName)]
@@ -143,27 +154,33 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         }
     }
 
-    /// Runs `f` on this connector's connection.
+    /// Runs the reads of `f` on one connection: a pooled one, or the unit of work's (in
+    /// a savepoint of its own).
     #[track_caller]
-    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
         match &self.source {
-            Source::Store(store) => f(&mut **store.checkout()?),
-            Source::Tx { conn, .. } => {
-                let mut guard = conn.lock().map_err(|_| {
-                    Error::database("a unit of work panicked while holding its connection")
-                })?;
-                f(&mut guard)
+            Source::Store(store) => {
+                let mut lease = store.checkout()?;
+                f(&mut lease)
             }
+            Source::Tx { uow, .. } => uow.call(|| uow.with(|c| f(c))),
         }
     }
 
-    /// Runs `f` in a transaction (a savepoint inside a unit of work): all or nothing.
+    /// Runs `f` as one write, all or nothing: in a transaction of its own, or in a
+    /// savepoint of the unit of work. `f` reaches the connection through its
+    /// [`WriteAccess`], one round at a time, so that it may pull records from caller code
+    /// between rounds.
     #[track_caller]
-    fn write<T>(&self, f: impl FnOnce(&mut PgConnection) -> Result<T>) -> Result<T> {
-        self.with_conn(|conn| {
-            conn.transaction(|c| f(c).map_err(TxError::Core))
-                .map_err(unwrap_tx)
-        })
+    fn write<T>(&self, f: impl FnOnce(&mut WriteAccess<'_>) -> Result<T>) -> Result<T> {
+        match &self.source {
+            Source::Store(store) => {
+                let mut conn = store.checkout()?;
+                conn.transaction(|c| f(&mut Access::Direct(c)).map_err(TxError::Core))
+                    .map_err(unwrap_tx)
+            }
+            Source::Tx { uow, .. } => uow.call(|| f(&mut Access::Shared(uow, project))),
+        }
     }
 
     fn table_name(&self) -> &'static str {
@@ -274,60 +291,82 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
     /// `INSERT … SELECT` (the last record of each id) into the table.
     fn copy_many(
         &self,
-        conn: &mut PgConnection,
-        records: impl Iterator<Item = (usize, R)>,
+        access: &mut WriteAccess<'_>,
+        mut records: impl Iterator<Item = (usize, R)>,
         exists_ok: bool,
     ) -> Result<u64> {
-        conn.batch_execute(R::STAGING_DDL).map_err(map)?;
-        let rows = RefCell::new(records.map(|(i, r)| {
-            self.check_owner(&r).map_err(|e| e.in_batch(i))?;
-            Ok((i, r.binds()))
-        }));
-        let failure = RefCell::new(None);
-        let feed = |w: &mut dyn std::io::Write| crate::copy::stream(w, &rows, &failure);
-        let copied = R::copy(conn, &feed);
-        if let Some(e) = failure.into_inner() {
-            return Err(e);
-        }
-        copied.map_err(map)?;
-        let staging = R::STAGING;
-        if !exists_ok {
-            let dups: Vec<DupRow> = diesel::sql_query(format!(
-                "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
-                 (array_agg(ord ORDER BY ord))[2] AS second FROM {staging} \
-                 GROUP BY id HAVING count(*) > 1 ORDER BY second LIMIT 1"
-            ))
-            .load(conn)
-            .map_err(map)?;
-            if let Some(d) = dups.into_iter().next() {
-                return Err(Error::DuplicateId {
-                    id: d.id,
-                    first: usize::try_from(d.first).unwrap_or_default(),
-                    second: usize::try_from(d.second).unwrap_or_default(),
-                });
+        access.with(|c| c.batch_execute(R::STAGING_DDL).map_err(map))?;
+        let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
+        loop {
+            buf.clear();
+            crate::copy::header(&mut buf);
+            let mut rows = 0usize;
+            let mut more = true;
+            while buf.len() < COPY_BYTES {
+                let Some((i, r)) = records.next() else {
+                    more = false;
+                    break;
+                };
+                self.check_owner(&r).map_err(|e| e.in_batch(i))?;
+                crate::copy::row(&mut buf, i, &r.binds());
+                rows += 1;
+            }
+            crate::copy::trailer(&mut buf);
+            if rows > 0 {
+                let data = &buf;
+                access.with(|c| {
+                    R::copy(c, &|w: &mut dyn std::io::Write| {
+                        w.write_all(data)
+                            .map_err(|e| DieselError::SerializationError(Box::new(e)))
+                    })
+                    .map_err(map)
+                })?;
+            }
+            if !more {
+                break;
             }
         }
-        let cols = R::COLUMNS.join(", ");
-        let mut text = format!(
-            "INSERT INTO {t} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} ORDER BY id, ord DESC",
-            t = self.table_name()
-        );
-        if exists_ok {
-            text.push_str(&self.shapes().upsert_clause(R::COLUMNS));
-        }
-        let distinct: Vec<Count> =
-            diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
+        drop(buf);
+        let staging = R::STAGING;
+        access.with(|conn| {
+            if !exists_ok {
+                let dups: Vec<DupRow> = diesel::sql_query(format!(
+                    "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
+                     (array_agg(ord ORDER BY ord))[2] AS second FROM {staging} \
+                     GROUP BY id HAVING count(*) > 1 ORDER BY second LIMIT 1"
+                ))
                 .load(conn)
                 .map_err(map)?;
-        let distinct = distinct.first().map_or(0, |c| c.n.max(0) as usize);
-        match conn.transaction(|c| diesel::sql_query(text).execute(c)) {
-            Ok(n) if n == distinct => Ok(n as u64),
-            Ok(_) => Err(self.staged_existing(conn, true)?),
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                Err(self.staged_existing(conn, false)?)
+                if let Some(d) = dups.into_iter().next() {
+                    return Err(Error::DuplicateId {
+                        id: d.id,
+                        first: usize::try_from(d.first).unwrap_or_default(),
+                        second: usize::try_from(d.second).unwrap_or_default(),
+                    });
+                }
             }
-            Err(e) => Err(map(e)),
-        }
+            let cols = R::COLUMNS.join(", ");
+            let mut text = format!(
+                "INSERT INTO {t} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} ORDER BY id, ord DESC",
+                t = self.table_name()
+            );
+            if exists_ok {
+                text.push_str(&self.shapes().upsert_clause(R::COLUMNS));
+            }
+            let distinct: Vec<Count> =
+                diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
+                    .load(conn)
+                    .map_err(map)?;
+            let distinct = distinct.first().map_or(0, |c| c.n.max(0) as usize);
+            match conn.transaction(|c| diesel::sql_query(text).execute(c)) {
+                Ok(n) if n == distinct => Ok(n as u64),
+                Ok(_) => Err(self.staged_existing(conn, true)?),
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                    Err(self.staged_existing(conn, false)?)
+                }
+                Err(e) => Err(map(e)),
+            }
+        })
     }
 
     /// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
@@ -407,12 +446,12 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
         validate_all(filters, self.table)?;
         let sql = self.shapes().page(filters, after, limit);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
         validate_all(&request.filters, self.table)?;
-        self.with_conn(|conn| {
+        self.read(|conn| {
             let after = request
                 .after
                 .map(|id| self.keyset_of(conn, id))
@@ -439,24 +478,24 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
         validate_all(filters, self.table)?;
         let sql = self.shapes().recent(filters, limit);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
         let sql = self.shapes().by_id(id);
-        Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
+        Ok(self.read(|c| self.load(c, sql))?.into_iter().next())
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
         let sql = self.shapes().count(filters);
-        let rows: Vec<Count> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
+        let rows: Vec<Count> = self.read(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
 
     fn insert(&self, record: &R) -> Result<()> {
         self.check_owner(record)?;
-        self.write(|c| self.insert_chunk(c, std::slice::from_ref(record), true))
+        self.write(|a| a.with(|c| self.insert_chunk(c, std::slice::from_ref(record), true)))
             .map(|_| ())
     }
 
@@ -467,19 +506,16 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         let mut iter = records.into_iter().enumerate();
         let head: Vec<(usize, R)> = iter.by_ref().take(CHUNK + 1).collect();
         if head.len() > CHUNK {
-            return self
-                .write(|conn| self.copy_many(conn, head.into_iter().chain(iter), exists_ok));
+            return self.write(|a| self.copy_many(a, head.into_iter().chain(iter), exists_ok));
         }
-        self.write(|conn| {
-            for (i, r) in &head {
-                self.check_owner(r).map_err(|e| e.in_batch(*i))?;
-            }
-            let chunk = fold_duplicates(head, exists_ok)?;
-            if chunk.is_empty() {
-                return Ok(0);
-            }
-            self.insert_chunk(conn, &chunk, exists_ok)
-        })
+        for (i, r) in &head {
+            self.check_owner(r).map_err(|e| e.in_batch(*i))?;
+        }
+        let chunk = BatchIds::new(exists_ok).fold(head)?;
+        if chunk.is_empty() {
+            return Ok(0);
+        }
+        self.write(|a| a.with(|c| self.insert_chunk(c, &chunk, exists_ok)))
     }
 
     fn update(&self, record: &R) -> Result<()> {
@@ -487,7 +523,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         let sql = self
             .shapes()
             .update(R::COLUMNS, record.binds(), record.id());
-        let n = self.write(|c| query(sql).execute(c).map_err(map))?;
+        let n = self.write(|a| a.with(|c| query(sql).execute(c).map_err(map)))?;
         if n == 0 {
             return Err(Error::NotFound {
                 table: self.table,
@@ -512,9 +548,11 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_nearest(&query, top_k, filters);
-        self.write(|conn| {
-            self.set_vector_options(conn)?;
-            self.load(conn, sql)
+        self.write(|a| {
+            a.with(|conn| {
+                self.set_vector_options(conn)?;
+                self.load(conn, sql)
+            })
         })
     }
 
@@ -526,7 +564,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
         offset: usize,
     ) -> Result<Vec<R>> {
         let sql = self.shapes().dates(start, end, limit, offset);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
@@ -535,13 +573,13 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_text(&words.join(" "), limit, offset);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         validate_all(filters, self.table)?;
         let sql = self.shapes().delete(filters);
-        self.write(|c| query(sql).execute(c).map_err(map))
+        self.write(|a| a.with(|c| query(sql).execute(c).map_err(map)))
             .map(|n| n as u64)
     }
 
@@ -550,7 +588,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.shapes().sources();
-        let rows: Vec<SourceRow> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
+        let rows: Vec<SourceRow> = self.read(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
 }

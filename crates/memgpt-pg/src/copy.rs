@@ -5,16 +5,14 @@
 //! the transaction ends; the staging rows carry their index in the batch (`ord`), which
 //! finds repeated ids (the last wins, or [`Error::DuplicateId`] names both) without holding
 //! the batch in memory. Records are encoded as they are pulled from the caller's iterator
-//! and sent in 64 KiB pieces: memory stays flat however many there are.
+//! and sent in COPY statements of a few MiB each: memory stays flat however many there are.
 
-use std::cell::RefCell;
 use std::io::Write;
 
 use diesel::pg::CopyFormat;
 use diesel::result::Error as DieselError;
 use diesel::ExecuteCopyFromDsl;
 use diesel::PgConnection;
-use memgpt_core::Error;
 
 use crate::sql::Bind;
 
@@ -24,7 +22,6 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// OID of `float4`, the element type of embedding arrays.
 const FLOAT4_OID: i32 = 700;
-const SEND_AT: usize = 64 * 1024;
 
 /// The staging tables, one per record shape. Created per transaction (`ON COMMIT DROP`).
 pub(crate) mod staging {
@@ -164,37 +161,21 @@ fn encode(buf: &mut Vec<u8>, b: &Bind) {
     }
 }
 
-/// Streams `(index, values)` tuples as binary COPY data. The first error of `check` stops the
-/// stream (the COPY, and with it the transaction, fails) and is kept in `failure`.
-pub(crate) fn stream<I>(
-    w: &mut dyn Write,
-    rows: &RefCell<I>,
-    failure: &RefCell<Option<Error>>,
-) -> Result<(), DieselError>
-where
-    I: Iterator<Item = Result<(usize, Vec<Bind>), Error>>,
-{
-    let io = |e: std::io::Error| DieselError::SerializationError(Box::new(e));
-    let mut buf = Vec::with_capacity(SEND_AT * 2);
+/// Starts a binary COPY stream.
+pub(crate) fn header(buf: &mut Vec<u8>) {
     buf.extend_from_slice(HEADER);
-    for row in rows.borrow_mut().by_ref() {
-        let (index, binds) = match row {
-            Ok(r) => r,
-            Err(e) => {
-                *failure.borrow_mut() = Some(e);
-                return Err(DieselError::RollbackTransaction);
-            }
-        };
-        buf.extend_from_slice(&((binds.len() + 1) as i16).to_be_bytes());
-        field(&mut buf, &(index as i64).to_be_bytes());
-        for b in &binds {
-            encode(&mut buf, b);
-        }
-        if buf.len() >= SEND_AT {
-            w.write_all(&buf).map_err(io)?;
-            buf.clear();
-        }
+}
+
+/// Appends one staging row: its index in the batch, then its values.
+pub(crate) fn row(buf: &mut Vec<u8>, index: usize, binds: &[Bind]) {
+    buf.extend_from_slice(&((binds.len() + 1) as i16).to_be_bytes());
+    field(buf, &(index as i64).to_be_bytes());
+    for b in binds {
+        encode(buf, b);
     }
+}
+
+/// Ends a binary COPY stream.
+pub(crate) fn trailer(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i16).to_be_bytes());
-    w.write_all(&buf).map_err(io)
 }

@@ -49,7 +49,7 @@ impl<R: PgRecord> PgConnector<'_, R> {
         let mut patterns: Vec<(&'static str, Sql)> = self.shapes().explain_patterns();
         patterns.push(("query_text", self.sql_text("memory", None, 0)));
         let vector = self.vector_enabled() && table != TableType::Documents;
-        self.with_conn(|conn| {
+        self.read(|conn| {
             let mut plans = Vec::new();
             for (operation, sql) in patterns {
                 plans.push(plan(table, operation, explain(conn, sql)?));

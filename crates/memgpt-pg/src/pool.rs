@@ -18,10 +18,14 @@ use crate::metrics::{Counters, EventHandler};
 pub(crate) type Manager = ConnectionManager<PgConnection>;
 pub(crate) type Pooled = PooledConnection<Manager>;
 
-/// Builds the pool. Opens no connection on the caller's thread: r2d2 opens the first
-/// `pool_size` in the background.
-pub(crate) fn build(config: &PgConfig, counters: Arc<Counters>) -> Result<Pool<Manager>, Error> {
-    let url = crate::url::connection_url(config);
+/// Builds the pool on the connection string `conninfo` (see
+/// [`connection_info`](crate::url::connection_info)). Opens no connection on the caller's
+/// thread: r2d2 opens the first `pool_size` in the background.
+pub(crate) fn build(
+    config: &PgConfig,
+    conninfo: String,
+    counters: Arc<Counters>,
+) -> Result<Pool<Manager>, Error> {
     let pool = Pool::builder()
         .max_size(config.pool_size.saturating_add(config.max_overflow))
         .min_idle(Some(config.pool_size))
@@ -31,6 +35,6 @@ pub(crate) fn build(config: &PgConfig, counters: Arc<Counters>) -> Result<Pool<M
         .test_on_check_out(true)
         .event_handler(Box::new(EventHandler(counters)))
         .error_handler(Box::new(r2d2::NopErrorHandler))
-        .build_unchecked(Manager::new(url));
+        .build_unchecked(Manager::new(conninfo));
     Ok(pool)
 }

@@ -1,13 +1,13 @@
 //! The store: the process-wide pool, migrations, units of work, vector support, monitoring.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::Pool;
 use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl};
+use memgpt_core::unit_of_work::{self, TxHooks, UnitOfWork};
 use memgpt_core::{Error, PgConfig, PoolState, Result, Scope, TableType};
 
 use crate::connector::{PgConnector, Source};
@@ -28,6 +28,8 @@ pub struct PgStore {
 struct Inner {
     pool: Pool<Manager>,
     config: PgConfig,
+    /// The connection's passwords, scrubbed from every message that leaves the store.
+    secrets: Secrets,
     counters: Arc<Counters>,
     vector: bool,
 }
@@ -62,11 +64,14 @@ impl PgStore {
 
     fn start(config: PgConfig, migrate: bool) -> Result<Self> {
         let counters = Arc::new(Counters::default());
-        let pool = pool::build(&config, counters.clone())?;
+        let info = crate::url::connection_info(&config)?;
+        let secrets = Secrets(info.secrets());
+        let pool = pool::build(&config, info.to_conninfo(), counters.clone())?;
         let mut store = PgStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
+                secrets,
                 counters,
                 vector: false,
             }),
@@ -138,8 +143,17 @@ impl PgStore {
     /// `f` returns `Ok`. An error or a panic inside `f` rolls everything back (the panic then
     /// continues), and the connection goes back clean.
     ///
+    /// Each connector call inside runs in its own savepoint: a call that fails (a lock
+    /// timeout, a constraint) is undone alone and its error returned, and the closure may
+    /// go on; the rest commits. When the transaction itself is lost (the connection drops,
+    /// the server aborts it), every later call fails at once and the unit of work returns
+    /// [`Error::Aborted`]: it never reports success for writes that were not committed.
+    /// The connectors of a unit of work may be used re-entrantly on its thread (an
+    /// iterator reading the unit of work feeding its `insert_many`) and from other threads,
+    /// one call at a time.
+    ///
     /// # Errors
-    /// The error `f` returned, or the database's on begin or commit.
+    /// The error `f` returned; [`Error::Aborted`]; the database's on begin or commit.
     #[track_caller]
     pub fn transaction<T, F>(&self, f: F) -> Result<T>
     where
@@ -147,32 +161,7 @@ impl PgStore {
     {
         let mut conn = self.checkout()?;
         AnsiTransactionManager::begin_transaction(&mut **conn).map_err(map)?;
-        let cell = Mutex::new(conn);
-        let outcome = {
-            let tx = PgTx {
-                conn: &cell,
-                store: self,
-            };
-            catch_unwind(AssertUnwindSafe(|| f(&tx)))
-        };
-        let mut conn = cell.into_inner().unwrap_or_else(|p| p.into_inner());
-        match outcome {
-            Ok(Ok(v)) => {
-                AnsiTransactionManager::commit_transaction(&mut **conn).map_err(map)?;
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                AnsiTransactionManager::rollback_transaction(&mut **conn).map_err(map)?;
-                Err(e)
-            }
-            Err(panic) => {
-                // A failed rollback leaves the connection in a transaction; the pool then
-                // sees it as broken and closes it.
-                let _ = AnsiTransactionManager::rollback_transaction(&mut **conn);
-                drop(conn);
-                resume_unwind(panic)
-            }
-        }
+        unit_of_work::run(conn, HOOKS, |uow| f(&PgTx { uow, store: self }))
     }
 
     /// A snapshot of the pool's state and counters.
@@ -203,8 +192,9 @@ impl PgStore {
         .map_err(map)
     }
 
-    /// The settings in force on a pooled connection: `application_name`, `jit`,
-    /// `statement_timeout` (as `SHOW` prints them).
+    /// The settings in force on a pooled connection: `application_name`,
+    /// `idle_in_transaction_session_timeout`, `jit`, `statement_timeout` (as `SHOW` prints
+    /// them), by name.
     ///
     /// # Errors
     /// What the database reports.
@@ -219,7 +209,8 @@ impl PgStore {
         let mut conn = self.checkout()?;
         let rows: Vec<Setting> = diesel::sql_query(
             "SELECT name, current_setting(name) AS setting FROM pg_settings \
-             WHERE name IN ('application_name', 'jit', 'statement_timeout') ORDER BY name",
+             WHERE name IN ('application_name', 'idle_in_transaction_session_timeout', 'jit', \
+             'statement_timeout') ORDER BY name",
         )
         .load(&mut *conn)
         .map_err(map)?;
@@ -250,7 +241,7 @@ impl PgStore {
         let conn = self.inner.pool.get().map_err(|e| {
             let waited = start.elapsed().max(Duration::from_millis(1));
             let state = self.inner.pool.state();
-            let message = memgpt_core::config::redact(&e.to_string());
+            let message = crate::url::scrub(&e.to_string(), &self.inner.secrets.0);
             // r2d2 appends the last connection error, if any, to its timeout message: then
             // the server could not be reached, rather than every connection being busy.
             if let Some((_, cause)) = message.split_once(": ") {
@@ -275,6 +266,15 @@ impl PgStore {
             threshold: self.inner.config.leak_threshold,
             counters: self.inner.counters.clone(),
         })
+    }
+}
+
+/// Secret values; never shown by `Debug`.
+struct Secrets(Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} redacted]", self.0.len())
     }
 }
 
@@ -317,9 +317,22 @@ impl Drop for Lease {
     }
 }
 
+/// The SQL of a unit of work on PostgreSQL.
+const HOOKS: TxHooks<Lease> = TxHooks {
+    execute: |c, sql| c.batch_execute(sql).map_err(map),
+    commit: |c| AnsiTransactionManager::commit_transaction(&mut ***c).map_err(map),
+    rollback: |c| {
+        AnsiTransactionManager::rollback_transaction(&mut ***c).map_err(|e| {
+            // The connection, still in a transaction, is then discarded by the pool.
+            log::warn!("memgpt-pg: rolling back a unit of work failed: {e}");
+            map(e)
+        })
+    },
+};
+
 /// A unit of work in progress; see [`PgStore::transaction`].
 pub struct PgTx<'t> {
-    conn: &'t Mutex<Lease>,
+    uow: &'t UnitOfWork<Lease>,
     store: &'t PgStore,
 }
 
@@ -343,7 +356,7 @@ impl<'t> PgTx<'t> {
     ) -> Result<PgConnector<'t, R>> {
         PgConnector::new(
             Source::Tx {
-                conn: self.conn,
+                uow: self.uow,
                 store: self.store.clone(),
             },
             table,

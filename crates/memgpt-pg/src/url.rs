@@ -1,74 +1,250 @@
-//! The connection string handed to libpq: the user's URL plus the per-connection settings.
+//! The connection string handed to libpq: the user's connection string, as libpq itself
+//! parses it, with the library's per-connection settings merged in.
+//!
+//! The user's string is read by libpq's own parser (`PQconninfoParse`), whatever its form
+//! (a `postgres://` URL with percent-encoding, several hosts, query parameters; or a
+//! `key=value` string with quoted values), so it is understood exactly as libpq will
+//! understand it; the result is written back as a `key=value` string. Settings the user
+//! gives win; the server options (`options=`) are merged, never replaced.
 
-use memgpt_core::PgConfig;
+#![allow(unsafe_code)]
 
-/// Appends a `key=value` parameter (percent-encoding the value) unless the URL sets it.
-fn add_param(url: &mut String, key: &str, value: &str) {
-    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    if query.split('&').any(|kv| kv.split('=').next() == Some(key)) {
-        return;
-    }
-    url.push(if url.contains('?') { '&' } else { '?' });
-    url.push_str(key);
-    url.push('=');
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
+use std::ffi::{CStr, CString};
+
+use memgpt_core::{Error, PgConfig};
+
+/// The parameters of a connection string, in libpq's order, with their values.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ConnInfo {
+    params: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.params.iter().map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            }))
+            .finish()
     }
 }
 
-/// The URL with `application_name`, `connect_timeout`, TCP keepalives and
-/// `tcp_user_timeout` (so a dead network cannot hold a call for minutes), and the server
-/// options `jit=off` and `statement_timeout`. Settings the URL gives already are kept.
-pub(crate) fn connection_url(config: &PgConfig) -> String {
-    let mut url = config.database_url.expose().to_owned();
-    add_param(&mut url, "application_name", &config.application_name);
-    add_param(
-        &mut url,
+/// Whether a libpq parameter holds a secret.
+fn is_secret(key: &str) -> bool {
+    key.contains("password")
+}
+
+impl ConnInfo {
+    /// Parses `conninfo` with libpq.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with libpq's reason (never the string itself, which may hold a
+    /// password).
+    pub(crate) fn parse(conninfo: &str) -> Result<Self, Error> {
+        let bad = |reason: String| Error::Config {
+            variable: "MEMGPT_PG_URL".to_owned(),
+            value: memgpt_core::config::redact(conninfo),
+            reason,
+        };
+        let c = CString::new(conninfo).map_err(|_| bad("contains a NUL byte".to_owned()))?;
+        let mut errmsg: *mut std::os::raw::c_char = std::ptr::null_mut();
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the call; `errmsg` is a
+        // valid out-pointer. libpq returns either NULL (then `errmsg` may point at a message
+        // we must free with PQfreemem) or an array terminated by an entry whose `keyword`
+        // is NULL, which we must free with PQconninfoFree.
+        let options = unsafe { pq_sys::PQconninfoParse(c.as_ptr(), &mut errmsg) };
+        if options.is_null() {
+            let reason = if errmsg.is_null() {
+                "libpq could not parse the connection string (out of memory?)".to_owned()
+            } else {
+                // SAFETY: libpq set `errmsg` to a NUL-terminated string it allocated.
+                let m = unsafe { CStr::from_ptr(errmsg) }
+                    .to_string_lossy()
+                    .trim()
+                    .to_owned();
+                // SAFETY: freeing libpq's allocation once, with libpq's allocator.
+                unsafe { pq_sys::PQfreemem(errmsg.cast()) };
+                m
+            };
+            return Err(bad(reason));
+        }
+        let mut params = Vec::new();
+        let mut i = 0usize;
+        loop {
+            // SAFETY: the array is terminated by an entry with a NULL keyword, and we stop
+            // there; every entry before it is initialised by libpq.
+            let opt = unsafe { &*options.add(i) };
+            if opt.keyword.is_null() {
+                break;
+            }
+            if !opt.val.is_null() {
+                // SAFETY: non-NULL keyword and val are NUL-terminated strings owned by
+                // the array, alive until PQconninfoFree below.
+                let (k, v) = unsafe { (CStr::from_ptr(opt.keyword), CStr::from_ptr(opt.val)) };
+                params.push((
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                ));
+            }
+            i += 1;
+        }
+        // SAFETY: `options` came from PQconninfoParse and is freed exactly once.
+        unsafe { pq_sys::PQconninfoFree(options) };
+        Ok(ConnInfo { params })
+    }
+
+    /// The value of `key`, when the string sets it.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `key` unless the string sets it already.
+    fn default(&mut self, key: &str, value: String) {
+        if self.get(key).is_none() {
+            self.params.push((key.to_owned(), value));
+        }
+    }
+
+    /// The values of the secret parameters (`password`, `sslpassword`), for scrubbing
+    /// messages.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .filter(|(k, v)| is_secret(k) && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The `key=value` form, values quoted as libpq reads them.
+    pub(crate) fn to_conninfo(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.params {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(k);
+            out.push_str("='");
+            for ch in v.chars() {
+                if ch == '\'' || ch == '\\' {
+                    out.push('\\');
+                }
+                out.push(ch);
+            }
+            out.push('\'');
+        }
+        out
+    }
+}
+
+/// The connection string of the pool: the user's parameters, plus `application_name`,
+/// `connect_timeout`, TCP keepalives and `tcp_user_timeout` (so a dead network cannot
+/// hold a call for minutes) where the user gives none, and the server options `jit=off`,
+/// `statement_timeout` and `idle_in_transaction_session_timeout` placed before the user's
+/// own `options`, so that a setting the user gives there wins and the others still apply.
+///
+/// # Errors
+/// [`Error::Config`] when libpq cannot parse the user's string.
+pub(crate) fn connection_info(config: &PgConfig) -> Result<ConnInfo, Error> {
+    let mut info = ConnInfo::parse(config.database_url.expose())?;
+    info.default("application_name", config.application_name.clone());
+    info.default(
         "connect_timeout",
-        &config.connect_timeout.as_secs().max(1).to_string(),
+        config.connect_timeout.as_secs().max(1).to_string(),
     );
-    add_param(&mut url, "keepalives", "1");
-    add_param(&mut url, "keepalives_idle", "30");
-    add_param(&mut url, "keepalives_interval", "10");
-    add_param(&mut url, "keepalives_count", "3");
-    add_param(&mut url, "tcp_user_timeout", "60000");
-    add_param(
-        &mut url,
-        "options",
-        &format!(
-            "-c jit=off -c statement_timeout={}",
-            config.statement_timeout.as_millis()
-        ),
+    info.default("keepalives", "1".to_owned());
+    info.default("keepalives_idle", "30".to_owned());
+    info.default("keepalives_interval", "10".to_owned());
+    info.default("keepalives_count", "3".to_owned());
+    info.default("tcp_user_timeout", "60000".to_owned());
+    let ours = format!(
+        "-c jit=off -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        config.statement_timeout.as_millis(),
+        config.idle_in_transaction_timeout.as_millis()
     );
-    url
+    let options = match info.get("options") {
+        Some(theirs) if !theirs.trim().is_empty() => format!("{ours} {theirs}"),
+        _ => ours,
+    };
+    info.params.retain(|(k, _)| k != "options");
+    info.params.push(("options".to_owned(), options));
+    Ok(info)
+}
+
+/// Replaces every occurrence of the connection's secrets in `message` (as given, and
+/// percent-encoded), then redacts anything URL- or conninfo-shaped.
+pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_owned();
+    for s in secrets {
+        out = out.replace(s.as_str(), "***");
+        let encoded: String = s
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        out = out.replace(&encoded, "***");
+    }
+    memgpt_core::config::redact(&out)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use memgpt_core::DatabaseUrl;
 
+    fn info(url: &str) -> ConnInfo {
+        connection_info(&PgConfig::new(DatabaseUrl::new(url))).unwrap()
+    }
+
     #[test]
-    fn settings_are_appended_once() {
-        let c = PgConfig::new(DatabaseUrl::new(
-            "postgres://u:p@h/db?application_name=mine",
-        ));
-        let u = connection_url(&c);
-        assert!(
-            u.starts_with("postgres://u:p@h/db?application_name=mine&"),
-            "{u}"
+    fn the_users_settings_win_and_options_are_merged() {
+        let i = info("postgres://u:p@h/db?application_name=mine&options=-c%20search_path%3Dx");
+        assert_eq!(i.get("application_name"), Some("mine"));
+        assert_eq!(i.get("connect_timeout"), Some("10"));
+        assert_eq!(
+            i.get("options"),
+            Some(
+                "-c jit=off -c statement_timeout=60000 \
+                 -c idle_in_transaction_session_timeout=60000 -c search_path=x"
+            )
         );
-        assert_eq!(u.matches("application_name").count(), 1);
-        assert!(u.contains("connect_timeout=10"));
-        assert!(
-            u.contains("options=-c%20jit%3Doff%20-c%20statement_timeout%3D60000"),
-            "{u}"
-        );
-        let c = PgConfig::new(DatabaseUrl::new("postgres://h/db"));
-        assert!(connection_url(&c).starts_with("postgres://h/db?application_name=memgpt-store&"));
+        assert_eq!(i.get("password"), Some("p"));
+        let c = info("postgres://h/db");
+        assert_eq!(c.get("application_name"), Some("memgpt-store"));
+    }
+
+    #[test]
+    fn libpq_reads_the_password_as_it_will_use_it() {
+        for (url, pw) in [
+            ("postgres://u:pa%3Fss@h/db", "pa?ss"),
+            ("postgres://u:pa?ss@h/db", "pa?ss"),
+            ("host=h user=u password='it\\'s secret'", "it's secret"),
+            ("postgresql://u@h1:1,h2:2/db?password=S3cret", "S3cret"),
+        ] {
+            let i = ConnInfo::parse(url).unwrap();
+            assert_eq!(i.get("password"), Some(pw), "{url}");
+            // The written form parses back to the same parameters.
+            assert_eq!(ConnInfo::parse(&i.to_conninfo()).unwrap(), i, "{url}");
+            assert!(!format!("{i:?}").contains(pw), "{i:?}");
+        }
+    }
+
+    #[test]
+    fn an_unparseable_string_is_a_config_error_without_the_password() {
+        let e = ConnInfo::parse("postgres://u:S3cret@h/db?nosuchparam=1").unwrap_err();
+        assert_eq!(e.kind(), memgpt_core::ErrorKind::Config);
+        assert!(!e.to_string().contains("S3cret"), "{e}");
     }
 }

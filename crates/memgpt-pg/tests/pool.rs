@@ -142,6 +142,10 @@ fn every_connection_runs_with_the_configured_settings() {
                 "application_name".to_owned(),
                 "memgpt-settings-test".to_owned()
             ),
+            (
+                "idle_in_transaction_session_timeout".to_owned(),
+                "1min".to_owned()
+            ),
             ("jit".to_owned(), "off".to_owned()),
             ("statement_timeout".to_owned(), "12345ms".to_owned()),
         ]
@@ -150,6 +154,42 @@ fn every_connection_runs_with_the_configured_settings() {
     assert!(
         !activity.is_empty(),
         "the pool's idle connections show in pg_stat_activity"
+    );
+}
+
+/// A URL that carries `options=` of its own keeps them, and the library's settings still
+/// apply: merged, never replaced. The user's own setting of the same name wins.
+#[test]
+fn a_url_with_options_keeps_them_and_the_librarys_settings() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let url = format!(
+        "{}{}options=-c%20statement_timeout%3D777",
+        db.url().expose(),
+        if db.url().expose().contains('?') {
+            "&"
+        } else {
+            "?"
+        }
+    );
+    let mut config = PgConfig::new(DatabaseUrl::new(url));
+    config.pool_size = 1;
+    config.application_name = "memgpt-options-test".to_owned();
+    config.idle_in_transaction_timeout = Duration::from_millis(4_321);
+    let store = PgStore::open(config).unwrap();
+    assert_eq!(
+        store.session_settings().unwrap(),
+        vec![
+            (
+                "application_name".to_owned(),
+                "memgpt-options-test".to_owned()
+            ),
+            (
+                "idle_in_transaction_session_timeout".to_owned(),
+                "4321ms".to_owned()
+            ),
+            ("jit".to_owned(), "off".to_owned()),
+            ("statement_timeout".to_owned(), "777ms".to_owned()),
+        ]
     );
 }
 
@@ -230,5 +270,45 @@ fn overflow_connections_close_once_idle() {
             "overflow never closed: {m:?}"
         );
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A canary password in every form libpq accepts never shows in the errors of an
+/// unreachable server, nor in `Debug` of the configuration, nor in a migration's error.
+#[test]
+fn a_canary_password_never_shows_in_any_form() {
+    for url in [
+        "postgres://postgres:S3cret@127.0.0.1:1/nowhere",
+        "postgres://postgres@127.0.0.1:1/nowhere?sslpassword=x&password=S3cret",
+        "postgres://postgres:S%33cret@127.0.0.1:1/nowhere",
+        "postgres://postgres:pa?S3cret@127.0.0.1:1/nowhere",
+        "host=127.0.0.1 port=1 user=postgres password='S3cret' dbname=nowhere",
+    ] {
+        let mut config = PgConfig::new(DatabaseUrl::new(url));
+        config.pool_timeout = Duration::from_secs(1);
+        config.connect_timeout = Duration::from_secs(1);
+        let err = PgStore::open(config.clone()).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            memgpt_core::ErrorKind::ConnectionLost,
+            "{url}: {err:?}"
+        );
+        let migrate = memgpt_migrate::postgres::run_url(
+            &DatabaseUrl::new(url),
+            memgpt_migrate::Command::Status,
+        )
+        .unwrap_err();
+        for text in [
+            err.to_string(),
+            format!("{err:?}"),
+            format!("{config:?}"),
+            migrate.to_string(),
+            DatabaseUrl::new(url).redacted(),
+        ] {
+            assert!(
+                !text.contains("S3cret") && !text.contains("S%33cret"),
+                "{url}: {text}"
+            );
+        }
     }
 }

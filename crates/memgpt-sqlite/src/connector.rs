@@ -1,16 +1,15 @@
 //! [`StorageConnector`] on SQLite.
 
 use std::marker::PhantomData;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_core::batch::{fold_duplicates, query_words};
+use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
+use memgpt_core::batch::{query_words, BatchIds};
 use memgpt_core::filter::validate_all;
 use memgpt_core::statement::{Dialect, Param, Shapes, Statement};
+use memgpt_core::unit_of_work::{Access, UnitOfWork};
 use memgpt_core::{
     CursorPage, CursorRequest, Embedding, Error, Filter, Keyset, Record, Result, Scope,
     StorageConnector, TableType,
@@ -26,11 +25,12 @@ use crate::store::{Pooled, SqliteStore};
 /// Where a connector gets its connection.
 #[derive(Clone)]
 pub(crate) enum Source<'t> {
-    /// The store's writer connection, checked out per call.
+    /// The store: its writer for writes, its read-only connections for reads, checked
+    /// out per call.
     Store(SqliteStore),
     /// The connection of a unit of work.
     Tx {
-        conn: &'t Mutex<Pooled>,
+        uow: &'t UnitOfWork<Pooled>,
         batch_size: usize,
     },
 }
@@ -66,6 +66,13 @@ impl From<DieselError> for TxError {
     fn from(e: DieselError) -> Self {
         TxError::Diesel(e)
     }
+}
+
+/// A write's way to the connection.
+pub(crate) type WriteAccess<'a> = Access<'a, SqliteConnection, Pooled>;
+
+fn project(p: &mut Pooled) -> &mut SqliteConnection {
+    p
 }
 
 #[derive(QueryableByName)]
@@ -119,41 +126,31 @@ impl<'t, R: SqliteRecord> SqliteConnector<'t, R> {
         }
     }
 
-    /// Runs `f` on the connection.
-    pub(crate) fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
-    ) -> Result<T> {
+    /// Runs the reads of `f` on one connection: a read-only connection of the store, or
+    /// the unit of work's (in a savepoint of its own).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
         match &self.source {
-            Source::Store(store) => f(&mut *store.checkout()?),
-            Source::Tx { conn, .. } => {
-                let mut guard = conn.lock().map_err(|_| {
-                    Error::database("a unit of work panicked while holding its connection")
-                })?;
-                f(&mut guard)
-            }
+            Source::Store(store) => f(&mut *store.read_checkout()?),
+            Source::Tx { uow, .. } => uow.call(|| uow.with(|c| f(c))),
         }
     }
 
-    /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on its own, a savepoint inside a
-    /// unit of work. All or nothing either way.
-    fn write<T>(&self, f: impl FnOnce(&mut SqliteConnection) -> Result<T>) -> Result<T> {
-        self.with_conn(|conn| {
-            let nested = AnsiTransactionManager::transaction_manager_status_mut(conn)
-                .transaction_depth()
-                .map_err(map)?
-                .is_some();
-            let run = |c: &mut SqliteConnection| f(c).map_err(TxError::Core);
-            let r = if nested {
-                conn.transaction(run)
-            } else {
-                conn.immediate_transaction(run)
-            };
-            r.map_err(|e| match e {
-                TxError::Core(e) => e,
-                TxError::Diesel(e) => map(e),
-            })
-        })
+    /// Runs `f` as one write, all or nothing: in a `BEGIN IMMEDIATE` transaction on the
+    /// writer, or in a savepoint of the unit of work. `f` reaches the connection through
+    /// its [`WriteAccess`], one round at a time, so that it may pull records from caller
+    /// code between rounds.
+    fn write<T>(&self, f: impl FnOnce(&mut WriteAccess<'_>) -> Result<T>) -> Result<T> {
+        match &self.source {
+            Source::Store(store) => {
+                let mut conn = store.checkout()?;
+                conn.immediate_transaction(|c| f(&mut Access::Direct(c)).map_err(TxError::Core))
+                    .map_err(|e| match e {
+                        TxError::Core(e) => e,
+                        TxError::Diesel(e) => map(e),
+                    })
+            }
+            Source::Tx { uow, .. } => uow.call(|| f(&mut Access::Shared(uow, project))),
+        }
     }
 
     /// The statement shapes of this connector.
@@ -308,12 +305,12 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
         self.check_filters(filters)?;
         let sql = self.shapes().page(filters, after, limit);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
         self.check_filters(&request.filters)?;
-        self.with_conn(|conn| {
+        self.read(|conn| {
             let after = request
                 .after
                 .map(|id| self.keyset_of(conn, id))
@@ -340,24 +337,24 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
         self.check_filters(filters)?;
         let sql = self.shapes().recent(filters, limit);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
         let sql = self.shapes().by_id(id);
-        Ok(self.with_conn(|c| self.load(c, sql))?.into_iter().next())
+        Ok(self.read(|c| self.load(c, sql))?.into_iter().next())
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
         let sql = self.shapes().count(filters);
-        let rows: Vec<Count> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
+        let rows: Vec<Count> = self.read(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
     }
 
     fn insert(&self, record: &R) -> Result<()> {
         self.check_owner(record)?;
-        self.write(|c| self.insert_chunk(c, std::slice::from_ref(record), true))
+        self.write(|a| a.with(|c| self.insert_chunk(c, std::slice::from_ref(record), true)))
             .map(|_| ())
     }
 
@@ -367,19 +364,19 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
     {
         let batch = self.batch_size().max(1);
         let mut iter = records.into_iter().enumerate();
-        self.write(|conn| {
-            let mut written = 0u64;
-            loop {
-                let chunk: Vec<(usize, R)> = iter.by_ref().take(batch).collect();
-                if chunk.is_empty() {
-                    return Ok(written);
-                }
-                for (i, r) in &chunk {
-                    self.check_owner(r).map_err(|e| e.in_batch(*i))?;
-                }
-                let chunk = fold_duplicates(chunk, exists_ok)?;
-                written += self.insert_chunk(conn, &chunk, exists_ok)?;
+        let mut ids = BatchIds::new(exists_ok);
+        self.write(|access| loop {
+            // The caller's iterator runs outside any database round: it may read this
+            // store, or this unit of work.
+            let chunk: Vec<(usize, R)> = iter.by_ref().take(batch).collect();
+            if chunk.is_empty() {
+                return Ok(ids.distinct());
             }
+            for (i, r) in &chunk {
+                self.check_owner(r).map_err(|e| e.in_batch(*i))?;
+            }
+            let chunk = ids.fold(chunk)?;
+            access.with(|c| self.insert_chunk(c, &chunk, exists_ok))?;
         })
     }
 
@@ -388,7 +385,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         let sql = self
             .shapes()
             .update(R::COLUMNS, record.binds(), record.id());
-        let n = self.write(|c| query(sql).execute(c).map_err(map))?;
+        let n = self.write(|a| a.with(|c| query(sql).execute(c).map_err(map)))?;
         if n == 0 {
             return Err(Error::NotFound {
                 table: self.table,
@@ -408,7 +405,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_nearest(&query, top_k, filters);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn query_date(
@@ -419,7 +416,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
         offset: usize,
     ) -> Result<Vec<R>> {
         let sql = self.shapes().dates(start, end, limit, offset);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
@@ -428,13 +425,13 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_text(&words, limit, offset);
-        self.with_conn(|c| self.load(c, sql))
+        self.read(|c| self.load(c, sql))
     }
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
         self.check_filters(filters)?;
         let sql = self.shapes().delete(filters);
-        self.write(|c| query(sql).execute(c).map_err(map))
+        self.write(|a| a.with(|c| query(sql).execute(c).map_err(map)))
             .map(|n| n as u64)
     }
 
@@ -443,7 +440,7 @@ impl<R: SqliteRecord> StorageConnector for SqliteConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.shapes().sources();
-        let rows: Vec<SourceRow> = self.with_conn(|c| query(sql).load(c).map_err(map))?;
+        let rows: Vec<SourceRow> = self.read(|c| query(sql).load(c).map_err(map))?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
 }

@@ -58,7 +58,7 @@ impl<R: SqliteRecord> SqliteConnector<'_, R> {
                 self.sql_nearest(&Embedding::new(vec![0.0; 8])?, 10, &[]),
             ));
         }
-        self.with_conn(|conn| {
+        self.read(|conn| {
             patterns
                 .into_iter()
                 .map(|(operation, sql)| Ok(plan(table, operation, explain(conn, sql)?)))

@@ -1,27 +1,34 @@
 //! The store: the writer connection, migrations, units of work and statistics.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{
+    AnsiTransactionManager, SimpleConnection, TransactionManager, TransactionManagerStatus,
+};
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
+use memgpt_core::unit_of_work::{self, TxHooks, UnitOfWork};
 use memgpt_core::{Error, Result, Scope, SqliteConfig, TableType};
 
 use crate::connector::SqliteConnector;
 use crate::error::{map, pool_timeout};
-use crate::pragmas::Customizer;
+use crate::pragmas::{Customizer, ReaderCustomizer};
 use crate::record::SqliteRecord;
 
 pub(crate) type Manager = ConnectionManager<SqliteConnection>;
 pub(crate) type Pooled = PooledConnection<Manager>;
 
-/// An open SQLite database: the single writer connection and the configuration.
+/// An open SQLite database: the single writer connection, a few read-only connections and
+/// the configuration.
 ///
-/// Cheap to clone (an `Arc` inside) and safe to share across threads: every operation checks
-/// the one connection out for its duration, so writers never contend for SQLite's lock and
-/// never see "database is locked". Dropping the last clone runs `PRAGMA optimize`.
+/// Cheap to clone (an `Arc` inside) and safe to share across threads: every write checks
+/// the one writer connection out for its duration, so writers never contend for SQLite's
+/// lock and never see "database is locked"; reads outside a unit of work use the read-only
+/// connections, so they run while a write is in progress (WAL) — an `insert_many` fed by
+/// an iterator that reads the same store works. Dropping the last clone runs
+/// `PRAGMA optimize`.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -30,7 +37,10 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Inner {
     pool: Pool<Manager>,
+    readers: Pool<Manager>,
     config: SqliteConfig,
+    /// The thread running a unit of work, which holds the writer.
+    writer_owner: Mutex<Option<ThreadId>>,
 }
 
 impl Drop for Inner {
@@ -124,8 +134,23 @@ impl SqliteStore {
             .map_err(|e| Error::ConnectionLost {
                 message: format!("cannot open {}: {e}", config.path.display()),
             })?;
+        // Opened on first use, after the writer has set up WAL and migrated.
+        let readers = Pool::builder()
+            .max_size(config.read_connections.max(1))
+            .min_idle(Some(0))
+            .test_on_check_out(false)
+            .connection_timeout(config.pool_timeout)
+            .connection_customizer(Box::new(ReaderCustomizer {
+                config: config.clone(),
+            }))
+            .build_unchecked(Manager::new(path));
         let store = SqliteStore {
-            inner: Arc::new(Inner { pool, config }),
+            inner: Arc::new(Inner {
+                pool,
+                readers,
+                config,
+                writer_owner: Mutex::new(None),
+            }),
         };
         {
             let mut conn = store.checkout()?;
@@ -154,13 +179,23 @@ impl SqliteStore {
         SqliteConnector::new(crate::connector::Source::Store(self.clone()), table, scope)
     }
 
-    /// Runs `f` as one unit of work: every connector made from the [`SqliteTx`] uses one
-    /// connection inside one `BEGIN IMMEDIATE` transaction, committed when `f` returns `Ok`.
-    /// An error or a panic inside `f` rolls everything back (the panic then continues), and
-    /// the connection goes back clean.
+    /// Runs `f` as one unit of work: every connector made from the [`SqliteTx`] uses the
+    /// writer connection inside one `BEGIN IMMEDIATE` transaction, committed when `f`
+    /// returns `Ok`. An error or a panic inside `f` rolls everything back (the panic then
+    /// continues), and the connection goes back clean.
+    ///
+    /// Each connector call inside runs in its own savepoint: a call that fails is undone
+    /// alone and reported, and the closure may go on. When SQLite ends the transaction by
+    /// itself (a full disk, an I/O error, an interrupt), every later call fails at once and
+    /// the unit of work returns [`Error::Aborted`], so no later write commits on its own.
+    /// The connectors of a unit of work may be used re-entrantly on its thread (an iterator
+    /// reading the unit of work feeding its `insert_many`) and from other threads, one
+    /// call at a time. While it runs, the writer is the unit of work's: a write through a
+    /// store connector on the same thread fails at once with [`Error::InvalidInput`]
+    /// instead of waiting for itself.
     ///
     /// # Errors
-    /// The error `f` returned, or the database's on begin or commit.
+    /// The error `f` returned; [`Error::Aborted`]; the database's on begin or commit.
     pub fn transaction<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&SqliteTx<'_>) -> Result<T>,
@@ -168,32 +203,8 @@ impl SqliteStore {
         let mut conn = self.checkout()?;
         AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE")
             .map_err(map)?;
-        let cell = Mutex::new(conn);
-        let outcome = {
-            let tx = SqliteTx {
-                conn: &cell,
-                store: self,
-            };
-            catch_unwind(AssertUnwindSafe(|| f(&tx)))
-        };
-        let mut conn = cell.into_inner().unwrap_or_else(|p| p.into_inner());
-        match outcome {
-            Ok(Ok(v)) => {
-                AnsiTransactionManager::commit_transaction(&mut *conn).map_err(map)?;
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                AnsiTransactionManager::rollback_transaction(&mut *conn).map_err(map)?;
-                Err(e)
-            }
-            Err(panic) => {
-                // A failed rollback leaves the connection in a transaction; the pool then
-                // sees it as broken and replaces it.
-                let _ = AnsiTransactionManager::rollback_transaction(&mut *conn);
-                drop(conn);
-                resume_unwind(panic)
-            }
-        }
+        let _owner = OwnerGuard::set(&self.inner.writer_owner);
+        unit_of_work::run(conn, HOOKS, |uow| f(&SqliteTx { uow, store: self }))
     }
 
     /// Runs `PRAGMA optimize` (also run when the store closes).
@@ -285,14 +296,49 @@ impl SqliteStore {
     }
 
     /// Checks the writer connection out, waiting at most the pool timeout.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] at once when a unit of work of this thread holds the writer;
+    /// [`Error::PoolTimeout`].
     pub(crate) fn checkout(&self) -> Result<Pooled> {
+        let me = std::thread::current().id();
+        if *self
+            .inner
+            .writer_owner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            == Some(me)
+        {
+            return Err(Error::invalid(
+                "connector",
+                "a unit of work of this thread holds the writer connection: write through \
+                 a connector made by its SqliteTx::connector",
+            ));
+        }
+        Self::get(&self.inner.pool)
+    }
+
+    /// Checks a read-only connection out, waiting at most the pool timeout.
+    pub(crate) fn read_checkout(&self) -> Result<Pooled> {
+        Self::get(&self.inner.readers)
+    }
+
+    fn get(pool: &Pool<Manager>) -> Result<Pooled> {
         let start = Instant::now();
-        self.inner.pool.get().map_err(|_| {
-            pool_timeout(
-                start.elapsed().max(Duration::from_millis(1)),
-                self.inner.pool.state(),
-                self.inner.pool.max_size(),
-            )
+        pool.get().map_err(|e| {
+            let message = e.to_string();
+            // r2d2 appends the last connection error to its timeout message: then the file
+            // could not be opened, rather than every connection being busy.
+            match message.split_once(": ") {
+                Some((_, cause)) => Error::ConnectionLost {
+                    message: cause.to_owned(),
+                },
+                None => pool_timeout(
+                    start.elapsed().max(Duration::from_millis(1)),
+                    pool.state(),
+                    pool.max_size(),
+                ),
+            }
         })
     }
 
@@ -301,9 +347,49 @@ impl SqliteStore {
     }
 }
 
+/// The SQL of a unit of work on SQLite.
+const HOOKS: TxHooks<Pooled> = TxHooks {
+    execute: |c, sql| c.batch_execute(sql).map_err(map),
+    commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
+    rollback,
+};
+
+/// Rolls the unit of work back. When SQLite has rolled the transaction back by itself
+/// already, there is nothing to undo: the connection is clean and stays in the pool.
+fn rollback(c: &mut Pooled) -> Result<()> {
+    match AnsiTransactionManager::rollback_transaction(&mut **c) {
+        Ok(()) => Ok(()),
+        Err(e) if e.to_string().contains("no transaction is active") => {
+            *AnsiTransactionManager::transaction_manager_status_mut(&mut **c) =
+                TransactionManagerStatus::Valid(Default::default());
+            Ok(())
+        }
+        Err(e) => {
+            log::warn!("memgpt-sqlite: rolling back a unit of work failed: {e}");
+            Err(map(e))
+        }
+    }
+}
+
+/// Marks the writer as held by this thread's unit of work, until dropped.
+struct OwnerGuard<'a>(&'a Mutex<Option<ThreadId>>);
+
+impl<'a> OwnerGuard<'a> {
+    fn set(slot: &'a Mutex<Option<ThreadId>>) -> Self {
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current().id());
+        OwnerGuard(slot)
+    }
+}
+
+impl Drop for OwnerGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
 /// A unit of work in progress; see [`SqliteStore::transaction`].
 pub struct SqliteTx<'t> {
-    conn: &'t Mutex<Pooled>,
+    uow: &'t UnitOfWork<Pooled>,
     store: &'t SqliteStore,
 }
 
@@ -327,7 +413,7 @@ impl<'t> SqliteTx<'t> {
     ) -> Result<SqliteConnector<'t, R>> {
         SqliteConnector::new(
             crate::connector::Source::Tx {
-                conn: self.conn,
+                uow: self.uow,
                 batch_size: self.store.batch_size(),
             },
             table,

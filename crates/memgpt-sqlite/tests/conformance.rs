@@ -34,12 +34,15 @@ impl Backend for SqliteBackend {
     }
     fn recall_transaction<T>(
         &self,
-        scope: Scope,
-        f: impl FnOnce(&Self::RecallTx<'_>) -> Result<T>,
+        scopes: &[Scope],
+        f: impl FnOnce(&[Self::RecallTx<'_>]) -> Result<T>,
     ) -> Result<T> {
         self.store.transaction(|tx| {
-            let c = tx.connector::<Message>(TableType::RecallMemory, scope)?;
-            f(&c)
+            let connectors = scopes
+                .iter()
+                .map(|s| tx.connector::<Message>(TableType::RecallMemory, *s))
+                .collect::<Result<Vec<_>>>()?;
+            f(&connectors)
         })
     }
     fn vector_search(&self) -> bool {

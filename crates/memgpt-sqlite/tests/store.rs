@@ -170,19 +170,21 @@ mod base64_encode {
 }
 
 #[test]
-fn a_held_connection_times_out_other_callers_with_the_pool_state() {
+fn a_held_writer_times_out_other_writers_with_the_pool_state_while_reads_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = SqliteConfig::new(dir.path().join("a.db"));
     cfg.pool_timeout = std::time::Duration::from_secs(1);
     let store = SqliteStore::open(cfg).unwrap();
     let (u, a) = (Uuid::new_v4(), Uuid::new_v4());
     let barrier = std::sync::Barrier::new(2);
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
         s.spawn(|| {
+            let wait_done = wait_done;
             store
                 .transaction(|_tx| {
                     barrier.wait();
-                    std::thread::sleep(std::time::Duration::from_millis(1_500));
+                    wait_done.recv().unwrap();
                     Ok(())
                 })
                 .unwrap();
@@ -191,7 +193,13 @@ fn a_held_connection_times_out_other_callers_with_the_pool_state() {
         let c = store
             .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
             .unwrap();
-        match c.size(&[]) {
+        // Reads use their own connections: the held writer does not stop them.
+        assert_eq!(c.size(&[]).unwrap(), 0);
+        let m = Message::builder(u, a, Role::User)
+            .text("x")
+            .build()
+            .unwrap();
+        match c.insert(&m) {
             Err(memgpt_core::Error::PoolTimeout { waited, state }) => {
                 assert!(
                     waited >= std::time::Duration::from_millis(900),
@@ -201,12 +209,18 @@ fn a_held_connection_times_out_other_callers_with_the_pool_state() {
             }
             other => panic!("expected a pool timeout, got {other:?}"),
         }
+        done.send(()).unwrap();
     });
     // Once the holder is done, the store works again.
     let c = store
         .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
         .unwrap();
-    assert_eq!(c.size(&[]).unwrap(), 0);
+    let m = Message::builder(u, a, Role::User)
+        .text("x")
+        .build()
+        .unwrap();
+    c.insert(&m).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 1);
 }
 
 #[test]
