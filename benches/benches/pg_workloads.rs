@@ -42,10 +42,25 @@ fn fresh_database(admin: &str, name: &str) -> String {
     with_db(admin, name)
 }
 
+/// The store, after `migrate up` has built the HNSW indexes for `embedding_dim` (as
+/// `cargo xtask migrate up --embedding-dim` does).
 fn store(url: &str, embedding_dim: u32) -> PgStore {
+    let options = memgpt_migrate::Options {
+        embedding_dim: Some(embedding_dim),
+        ..Default::default()
+    };
+    memgpt_migrate::postgres::run_url_with(
+        &DatabaseUrl::new(url),
+        memgpt_migrate::Command::Up,
+        &options,
+        &|_| {},
+    )
+    .unwrap();
     let mut config = PgConfig::new(DatabaseUrl::new(url));
     config.embedding_dim = embedding_dim;
-    PgStore::open(config).unwrap()
+    let store = PgStore::open(config).unwrap();
+    assert!(store.missing_indexes().unwrap().is_empty());
+    store
 }
 
 fn by_agent(msgs: &[Message]) -> BTreeMap<(Uuid, Uuid), Vec<Message>> {

@@ -160,7 +160,24 @@ pub fn doctor(args: &[String]) -> Result<()> {
         }};
     }
     match url.backend() {
-        Backend::Postgres => explain_all!(PgStore::connect(pg_config(url)?)?),
+        Backend::Postgres => {
+            let store = PgStore::connect(pg_config(url)?)?;
+            if let Some(v) = store.pgvector() {
+                println!("pgvector {v}");
+                let missing = store.missing_indexes()?;
+                if !missing.is_empty() {
+                    println!(
+                        "  MISSING vector indexes {} (dimension {}): build them with \
+                         `cargo xtask migrate --database-url URL up --embedding-dim {}`",
+                        missing.join(", "),
+                        store.config().embedding_dim,
+                        store.config().embedding_dim
+                    );
+                    bad += missing.len();
+                }
+            }
+            explain_all!(store)
+        }
         Backend::Sqlite(path) => {
             if !path.exists() {
                 bail!("{} does not exist", path.display());
@@ -172,8 +189,8 @@ pub fn doctor(args: &[String]) -> Result<()> {
     }
     if bad > 0 {
         bail!(
-            "{bad} query pattern(s) read a whole table: run `cargo xtask migrate up` (missing \
-             indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
+            "{bad} problem(s): a missing index, or a query pattern that reads a whole table: run \
+             `cargo xtask migrate up` (missing indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
         );
     }
     println!("every query pattern uses an index");

@@ -3,7 +3,9 @@
 //! * `test` — the README's test command: format check, clippy, every test of the workspace
 //!   on SQLite and on PostgreSQL (a throwaway server it starts and stops itself unless
 //!   `MEMGPT_TEST_DATABASE_URL` is set).
-//! * `migrate [--database-url URL] up|down|status|redo` — schema migrations.
+//! * `migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]` —
+//!   schema migrations and the HNSW indexes; `down`/`redo` refuse to drop tables holding rows
+//!   without `--drop-data`.
 //! * `pg start|stop|status` — the throwaway PostgreSQL 18 + pgvector for local work.
 //! * `pg stats --database-url URL` — pool, `pg_stat_activity` and index usage.
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern, flagging table scans.
@@ -21,7 +23,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test                         fmt check, clippy, all tests on SQLite and PostgreSQL
-  migrate [--database-url URL] up|down|status|redo
+  migrate [--database-url URL] [--embedding-dim N] [--drop-data]
+                               up|down|status|redo|revert [N]
                                run migrations (default: the embedded SQLite file)
   pg start|stop|status         the throwaway PostgreSQL 18 + pgvector server
   pg stats --database-url URL  pool, pg_stat_activity and index usage of a deployment

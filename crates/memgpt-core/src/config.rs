@@ -283,8 +283,6 @@ pub struct PgConfig {
     /// The true dimension of indexed embeddings (`MEMGPT_EMBEDDING_DIM`, default 1536,
     /// 1..=2000: pgvector's HNSW limit).
     pub embedding_dim: u32,
-    /// `hnsw.ef_search` for vector queries (`MEMGPT_PG_HNSW_EF_SEARCH`, default 100).
-    pub hnsw_ef_search: u32,
     /// Warn (through the `log` crate) when a connection is held longer than this, naming
     /// where it was taken (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
     pub leak_threshold: Option<Duration>,
@@ -305,7 +303,6 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(60),
             idle_in_transaction_timeout: Duration::from_secs(60),
             embedding_dim: 1536,
-            hnsw_ef_search: 100,
             leak_threshold: None,
         }
     }
@@ -361,7 +358,6 @@ impl PgConfig {
                 0,
             )?,
             embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM", d.embedding_dim, 1, 2000)?,
-            hnsw_ef_search: int_var(env, "MEMGPT_PG_HNSW_EF_SEARCH", d.hnsw_ef_search, 1, 1000)?,
             leak_threshold: Some(millis_var(env, "MEMGPT_PG_LEAK_THRESHOLD_MS", 0, 0)?)
                 .filter(|d| !d.is_zero()),
             database_url: d.database_url,

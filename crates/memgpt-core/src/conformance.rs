@@ -77,7 +77,9 @@ macro_rules! conformance_tests {
             passages_agent_filter_selects_one_agent,
             insert_many_from_an_iterator_reading_the_same_store,
             insert_many_from_an_iterator_reading_the_same_unit_of_work,
-            unit_of_work_calls_from_threads_take_turns);
+            unit_of_work_calls_from_threads_take_turns,
+            long_texts_are_stored_whole_and_indexed_up_to_the_prefix,
+            query_vector_is_exact_whatever_other_tenants_hold);
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
         $(
@@ -1154,4 +1156,137 @@ where
     })
     .unwrap();
     assert_eq!(b.recall(s).unwrap().size(&[]).unwrap(), 40);
+}
+
+/// A 2.4 MB text of distinct words (a book loaded as one document) is stored, whole, in
+/// every table and inside a batch; the full-text index covers its first
+/// [`FULL_TEXT_INDEXED_CHARS`](crate::FULL_TEXT_INDEXED_CHARS) characters on every
+/// backend: a word inside them is found, a word past them is not.
+pub fn long_texts_are_stored_whole_and_indexed_up_to_the_prefix<B: Backend>(b: &B) {
+    let n = crate::FULL_TEXT_INDEXED_CHARS;
+    let mut text = String::with_capacity(2_500_000);
+    text.push_str("openingword ");
+    let mut i = 0;
+    while text.len() < n - 100 {
+        text.push_str(&format!("w{i} "));
+        i += 1;
+    }
+    text.push_str("insideword ");
+    assert!(text.len() < n);
+    while text.len() < n + 100 {
+        text.push_str("padding ");
+    }
+    text.push_str("outsideword ");
+    while text.len() < 2_400_000 {
+        text.push_str(&format!("v{i} "));
+        i += 1;
+    }
+    text.push_str("lastword");
+    let s = scope(1);
+    let user = Scope::user(s.user_id());
+    let recall = b.recall(s).unwrap();
+    let m = Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User)
+        .text(text.clone())
+        .build()
+        .unwrap();
+    recall.insert(&m).unwrap();
+    let arch = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let long_passage = passage(&s, 1, &text, Some(vec![1.0; 8]));
+    arch.insert_many(
+        vec![
+            passage(&s, 0, "short one", None),
+            long_passage.clone(),
+            passage(&s, 2, "short two", None),
+        ],
+        false,
+    )
+    .unwrap();
+    let loose = b.passages(TableType::Passages, user).unwrap();
+    let p = Passage::builder(user.user_id(), text.clone())
+        .build()
+        .unwrap();
+    loose.insert(&p).unwrap();
+    let docs = b.documents(user).unwrap();
+    let d = Document::builder(user.user_id(), text.clone())
+        .build()
+        .unwrap();
+    docs.insert_many(vec![d.clone()], false).unwrap();
+
+    assert_eq!(
+        recall.get(m.id()).unwrap().unwrap().text(),
+        Some(text.as_str())
+    );
+    assert_eq!(
+        arch.get(long_passage.id()).unwrap().unwrap().text(),
+        Some(text.as_str())
+    );
+    assert_eq!(
+        docs.get(d.id()).unwrap().unwrap().text(),
+        Some(text.as_str())
+    );
+    let found = |w: &str| -> [usize; 4] {
+        [
+            recall.query_text(w, None, 0).unwrap().len(),
+            arch.query_text(w, None, 0).unwrap().len(),
+            loose.query_text(w, None, 0).unwrap().len(),
+            docs.query_text(w, None, 0).unwrap().len(),
+        ]
+    };
+    assert_eq!(found("openingword"), [1, 1, 1, 1]);
+    assert_eq!(found("insideword"), [1, 1, 1, 1]);
+    assert_eq!(found("outsideword"), [0, 0, 0, 0]);
+    assert_eq!(found("lastword"), [0, 0, 0, 0]);
+    // An update re-indexes the new text's prefix.
+    let moved = m.to_builder().text("lastword first now").build().unwrap();
+    recall.update(&moved).unwrap();
+    assert_eq!(recall.query_text("lastword", None, 0).unwrap().len(), 1);
+    assert_eq!(recall.query_text("insideword", None, 0).unwrap().len(), 0);
+}
+
+/// Other tenants' passages lie near the query, the scope's far from it: the scope's
+/// `top_k` nearest come back exactly, in order, as a brute-force ranking says.
+pub fn query_vector_is_exact_whatever_other_tenants_hold<B: Backend>(b: &B) {
+    let (mine, theirs) = (scope(1), scope(2));
+    let p = b.passages(TableType::ArchivalMemory, mine).unwrap();
+    if !b.vector_search() {
+        expect_kind(p.query(&[1.0], 3, &[]), ErrorKind::VectorUnavailable);
+        return;
+    }
+    let point = |i: usize, centre: f32| -> Vec<f32> {
+        (0..4)
+            .map(|d| centre + ((i * 7 + d * 13) % 17) as f32 / 17.0)
+            .collect()
+    };
+    let others: Vec<Passage> = (0..300)
+        .map(|i| passage(&theirs, i as i64, &format!("near {i}"), Some(point(i, 0.0))))
+        .collect();
+    b.passages(TableType::ArchivalMemory, theirs)
+        .unwrap()
+        .insert_many(others, false)
+        .unwrap();
+    let own: Vec<Passage> = (0..40)
+        .map(|i| {
+            passage(
+                &mine,
+                i as i64,
+                &format!("far {i}"),
+                Some(point(i * 3 + 1, 30.0)),
+            )
+        })
+        .collect();
+    p.insert_many(own.clone(), false).unwrap();
+    let q = [0.5f32; 4];
+    let dist = |e: &[f32]| -> f64 {
+        e.iter()
+            .zip(q)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+    };
+    let mut want: Vec<(f64, Uuid)> = own
+        .iter()
+        .map(|r| (dist(r.embedding().unwrap().as_slice()), r.id()))
+        .collect();
+    want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let want: Vec<Uuid> = want.into_iter().take(7).map(|(_, id)| id).collect();
+    assert_eq!(id_list(&p.query(&q, 7, &[]).unwrap()), want);
 }

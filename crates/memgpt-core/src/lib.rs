@@ -54,6 +54,15 @@ pub use record::{
     PassageBuilder, Record, Role, ToolCall, MAX_EMBEDDING_DIM,
 };
 pub use scope::Scope;
+
+/// How many characters of a record's text the full-text index covers, on every backend:
+/// `query_text` finds a word only within them. A tsvector of PostgreSQL holds at most
+/// 1 MiB of lexemes and positions; at most 4.5 bytes of it per character of text (one-letter
+/// words of four-byte letters, each with its position), plus at most 32 KiB of positions,
+/// keep 200,000 characters under that limit for any text, so that no valid record is ever
+/// made unstorable by its index. SQLite indexes the same prefix, so that both backends
+/// find the same records. The whole text is always stored and returned.
+pub const FULL_TEXT_INDEXED_CHARS: usize = 200_000;
 pub use table::TableType;
 
 /// Re-exported so that users name the same `Uuid` and time types as this crate.

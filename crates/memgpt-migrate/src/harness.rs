@@ -12,10 +12,13 @@ use crate::migration_err;
 pub enum Command {
     /// Apply every pending migration.
     Up,
-    /// Revert every applied migration.
+    /// Revert every applied migration. Refused while a table it would drop holds rows,
+    /// unless [`Options::drop_data`] is set.
     Down,
-    /// Revert the last applied migration and apply it again.
+    /// Revert the last applied migration and apply it again. Refused as [`Command::Down`].
     Redo,
+    /// Revert the last `n` applied migrations. Refused as [`Command::Down`].
+    Revert(usize),
     /// Report which migrations are applied.
     Status,
 }
@@ -27,10 +30,14 @@ impl std::str::FromStr for Command {
             "up" => Ok(Command::Up),
             "down" => Ok(Command::Down),
             "redo" => Ok(Command::Redo),
+            "revert" => Ok(Command::Revert(1)),
             "status" => Ok(Command::Status),
             other => Err(Error::invalid(
                 "command",
-                format!("unknown migration command {other:?} (expected up, down, redo or status)"),
+                format!(
+                    "unknown migration command {other:?} (expected up, down, redo, revert or \
+                     status)"
+                ),
             )),
         }
     }
@@ -43,6 +50,30 @@ pub struct MigrationStatus {
     pub name: String,
     /// Whether it is applied.
     pub applied: bool,
+}
+
+/// How to run a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Let `down` and `redo` drop tables that hold rows, and the rows with them
+    /// (`cargo xtask migrate down --drop-data`). Without it they refuse, naming the tables
+    /// and their row counts.
+    pub drop_data: bool,
+    /// PostgreSQL: the dimension of the HNSW indexes `up` builds on archival memory and
+    /// passages (`--embedding-dim`, else `MEMGPT_EMBEDDING_DIM`, else 1536). Ignored on
+    /// SQLite, whose vector search is exact.
+    pub embedding_dim: Option<u32>,
+}
+
+/// Each of MemGPT's tables that exists, with its row count.
+pub(crate) type TableRows = Vec<(String, i64)>;
+
+/// What a backend tells the harness about its database.
+pub(crate) struct Catalog<H> {
+    /// Rows of each of MemGPT's tables that exists.
+    pub table_rows: fn(&mut H) -> Result<TableRows, Error>,
+    /// Drops the indexes migration `name` created (as its up recorded them).
+    pub drop_owned_indexes: fn(&mut H, name: &str) -> Result<(), Error>,
 }
 
 /// What a run did.
@@ -61,6 +92,8 @@ pub(crate) fn run<DB, H, S>(
     conn: &mut H,
     source: impl Fn() -> S,
     command: Command,
+    options: &Options,
+    catalog: &Catalog<H>,
 ) -> Result<Report, Error>
 where
     DB: Backend,
@@ -77,33 +110,67 @@ where
                 .map(ToString::to_string)
                 .collect();
         }
-        Command::Down => {
-            report.reverted = conn
-                .revert_all_migrations(source())
-                .map_err(migration_err)?
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-        }
-        Command::Redo => {
+        Command::Down | Command::Redo | Command::Revert(_) => {
             let applied = conn.applied_migrations().map_err(migration_err)?;
-            if !applied.is_empty() {
-                let v = conn
-                    .revert_last_migration(source())
-                    .map_err(migration_err)?;
-                report.reverted.push(v.to_string());
+            let count = match command {
+                Command::Redo => 1,
+                Command::Revert(n) => n,
+                _ => applied.len(),
             }
-            report.applied = conn
-                .run_pending_migrations(source())
-                .map_err(migration_err)?
+            .min(applied.len());
+            let mut all: Vec<Box<dyn Migration<DB>>> =
+                source().migrations().map_err(migration_err)?;
+            // Newest first, as they are reverted.
+            all.sort_by_key(|m| std::cmp::Reverse(m.name().version().as_owned()));
+            let to_revert: Vec<&dyn Migration<DB>> = applied
                 .iter()
-                .map(ToString::to_string)
-                .collect();
+                .take(count)
+                .map(|v| {
+                    all.iter()
+                        .find(|m| m.name().version() == *v)
+                        .map(|m| m.as_ref())
+                        .ok_or_else(|| {
+                            migration_err(format!("applied migration {v} is not known here"))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            if !options.drop_data && to_revert.iter().any(|m| drops_tables(*m)) {
+                let holding: Vec<String> = (catalog.table_rows)(conn)?
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(t, n)| format!("{t} ({n} rows)"))
+                    .collect();
+                if !holding.is_empty() {
+                    return Err(migration_err(format!(
+                        "refusing to revert: it would drop tables that hold rows: {}; pass \
+                         --drop-data (Options::drop_data) to drop them with their rows",
+                        holding.join(", ")
+                    )));
+                }
+            }
+            for m in to_revert {
+                (catalog.drop_owned_indexes)(conn, &m.name().to_string())?;
+                let version = conn.revert_migration(m).map_err(migration_err)?;
+                report.reverted.push(version.to_string());
+            }
+            if command == Command::Redo {
+                report.applied = conn
+                    .run_pending_migrations(source())
+                    .map_err(migration_err)?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            }
         }
         Command::Status => {}
     }
     report.status = status(conn, source())?;
     Ok(report)
+}
+
+/// Whether reverting `m` drops MemGPT's tables.
+fn drops_tables<DB: Backend>(m: &dyn Migration<DB>) -> bool {
+    m.name().to_string().ends_with("_create_tables")
 }
 
 fn status<DB, H, S>(conn: &mut H, source: S) -> Result<Vec<MigrationStatus>, Error>

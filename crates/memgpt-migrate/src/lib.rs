@@ -20,7 +20,7 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use harness::{Command, MigrationStatus, Report};
+pub use harness::{Command, MigrationStatus, Options, Report};
 
 use memgpt_core::Error;
 
@@ -39,8 +39,26 @@ pub(crate) fn migration_err(e: impl std::fmt::Display) -> Error {
 /// [`Error::ConnectionLost`] when the database cannot be opened.
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 pub fn run_url(url: &memgpt_core::DatabaseUrl, command: Command) -> Result<Report, Error> {
+    run_url_with(url, command, &Options::default(), &|_| {})
+}
+
+/// [`run_url`] with options; `progress` hears of long index builds.
+///
+/// # Errors
+/// As [`run_url`].
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+pub fn run_url_with(
+    url: &memgpt_core::DatabaseUrl,
+    command: Command,
+    options: &Options,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Report, Error> {
     match url.backend() {
-        memgpt_core::config::Backend::Postgres => postgres::run_url(url, command),
-        memgpt_core::config::Backend::Sqlite(path) => sqlite::run_path(&path, command),
+        memgpt_core::config::Backend::Postgres => {
+            postgres::run_url_with(url, command, options, progress)
+        }
+        memgpt_core::config::Backend::Sqlite(path) => {
+            sqlite::run_path_with(&path, command, options)
+        }
     }
 }

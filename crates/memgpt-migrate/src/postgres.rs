@@ -1,11 +1,14 @@
 //! PostgreSQL migrations.
 
-use diesel::sql_types::BigInt;
-use diesel::{Connection, PgConnection, RunQueryDsl};
-use diesel_migrations::{embed_migrations, EmbeddedMigrations};
-use memgpt_core::{DatabaseUrl, Error};
+use std::time::Duration;
 
-use crate::harness::{self, Command, Report};
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use memgpt_core::{DatabaseUrl, Error, TableType};
+
+use crate::harness::{self, Catalog, Command, Options, Report};
 use crate::migration_err;
 
 /// The PostgreSQL migrations, embedded from `migrations/postgres`.
@@ -14,17 +17,66 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/p
 /// The key of the session advisory lock held while migrating (`memgpt` in ASCII).
 pub const ADVISORY_LOCK_KEY: i64 = 0x6d65_6d67_7074;
 
+/// The embedding dimension of the HNSW indexes when neither `--embedding-dim` nor
+/// `MEMGPT_EMBEDDING_DIM` says otherwise.
+pub const DEFAULT_EMBEDDING_DIM: u32 = 1536;
+
+/// The migration the HNSW indexes are recorded under (reverting it drops them).
+const INDEX_MIGRATION: &str = "2024-01-01-000002_create_indexes";
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = Bool)]
+    v: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
 /// Runs `command` on an open connection while holding a session advisory lock, so that two
 /// processes never migrate at once: the second waits, then finds nothing left to do.
+/// `down` and `redo` run in one transaction: all of it or nothing.
 ///
 /// # Errors
-/// [`Error::Migration`] when a migration fails (that migration is rolled back).
+/// [`Error::Migration`] when a migration fails (that migration is rolled back), or when
+/// `down`/`redo` would drop tables that hold rows without [`Options::drop_data`].
 pub fn run(conn: &mut PgConnection, command: Command) -> Result<Report, Error> {
-    diesel::sql_query("SELECT pg_advisory_lock($1)")
-        .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
-        .execute(conn)
-        .map_err(migration_err)?;
-    let result = harness::run(conn, || MIGRATIONS, command);
+    run_with(conn, command, &Options::default())
+}
+
+/// [`run`] with options.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(
+    conn: &mut PgConnection,
+    command: Command,
+    options: &Options,
+) -> Result<Report, Error> {
+    lock(conn)?;
+    let catalog = Catalog {
+        table_rows,
+        drop_owned_indexes,
+    };
+    let result = match command {
+        Command::Down | Command::Redo | Command::Revert(_) => conn
+            .transaction(|c| {
+                harness::run(c, || MIGRATIONS, command, options, &catalog).map_err(TxError::Run)
+            })
+            .map_err(TxError::into_error),
+        Command::Up | Command::Status => {
+            harness::run(conn, || MIGRATIONS, command, options, &catalog)
+        }
+    };
     let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
         .execute(conn)
@@ -34,7 +86,90 @@ pub fn run(conn: &mut PgConnection, command: Command) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// Applies every pending migration (see [`run`]); returns the names applied.
+/// Takes the migration lock, polling: a session waiting in `pg_advisory_lock` would hold a
+/// snapshot that a concurrent `CREATE INDEX CONCURRENTLY` of the lock's holder waits for.
+fn lock(conn: &mut PgConnection) -> Result<(), Error> {
+    loop {
+        let got: Vec<Flag> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS v")
+            .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
+            .load(conn)
+            .map_err(migration_err)?;
+        if got.first().is_some_and(|f| f.v) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The error of the transaction around `down`/`redo`.
+enum TxError {
+    Run(Error),
+    Diesel(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Diesel(e)
+    }
+}
+
+impl TxError {
+    fn into_error(self) -> Error {
+        match self {
+            TxError::Run(e) => e,
+            TxError::Diesel(e) => migration_err(e),
+        }
+    }
+}
+
+fn table_rows(conn: &mut PgConnection) -> Result<crate::harness::TableRows, Error> {
+    let mut out = Vec::new();
+    for t in TableType::ALL.map(TableType::table_name) {
+        let exists: Vec<Flag> = diesel::sql_query("SELECT to_regclass($1) IS NOT NULL AS v")
+            .bind::<Text, _>(t)
+            .load(conn)
+            .map_err(migration_err)?;
+        if exists.first().is_some_and(|f| f.v) {
+            // The table name is ours, not caller text.
+            let n: Vec<Count> = diesel::sql_query(format!("SELECT count(*) AS n FROM {t}"))
+                .load(conn)
+                .map_err(migration_err)?;
+            out.push((t.to_owned(), n.first().map_or(0, |c| c.n)));
+        }
+    }
+    Ok(out)
+}
+
+fn drop_owned_indexes(conn: &mut PgConnection, migration: &str) -> Result<(), Error> {
+    let exists: Vec<Flag> =
+        diesel::sql_query("SELECT to_regclass('__memgpt_store_owned_indexes') IS NOT NULL AS v")
+            .load(conn)
+            .map_err(migration_err)?;
+    if !exists.first().is_some_and(|f| f.v) {
+        return Ok(());
+    }
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT name FROM __memgpt_store_owned_indexes WHERE migration = $1")
+            .bind::<Text, _>(migration)
+            .load(conn)
+            .map_err(migration_err)?;
+    for n in names {
+        diesel::sql_query("SELECT format('DROP INDEX IF EXISTS %I', $1::text) AS name")
+            .bind::<Text, _>(&n.name)
+            .load::<Name>(conn)
+            .map_err(migration_err)?
+            .into_iter()
+            .try_for_each(|ddl| conn.batch_execute(&ddl.name).map_err(migration_err))?;
+    }
+    diesel::sql_query("DELETE FROM __memgpt_store_owned_indexes WHERE migration = $1")
+        .bind::<Text, _>(migration)
+        .execute(conn)
+        .map_err(migration_err)?;
+    Ok(())
+}
+
+/// Applies every pending migration (see [`run`]); returns the names applied. Builds no
+/// vector index: see [`ensure_hnsw`].
 ///
 /// # Errors
 /// As [`run`].
@@ -47,12 +182,220 @@ pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
 /// # Errors
 /// [`Error::ConnectionLost`] when the server cannot be reached, else as [`run`].
 pub fn run_url(url: &DatabaseUrl, command: Command) -> Result<Report, Error> {
-    let mut conn = PgConnection::establish(url.expose()).map_err(|e| Error::ConnectionLost {
+    run_url_with(url, command, &Options::default(), &|_| {})
+}
+
+/// Connects to `url` and runs `command` with `options`. After `up`, builds the HNSW
+/// indexes of archival memory and passages for the options' dimension where pgvector is
+/// installed (see [`ensure_hnsw`]), reporting its progress through `progress`.
+///
+/// # Errors
+/// As [`run_url`].
+pub fn run_url_with(
+    url: &DatabaseUrl,
+    command: Command,
+    options: &Options,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Report, Error> {
+    let mut conn = connect(url)?;
+    let report = run_with(&mut conn, command, options)?;
+    if matches!(command, Command::Up | Command::Redo) {
+        let dim = options.embedding_dim.unwrap_or(DEFAULT_EMBEDDING_DIM);
+        lock(&mut conn)?;
+        let built = ensure_hnsw(&mut conn, url, dim, progress);
+        let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
+            .execute(&mut conn)
+            .map_err(migration_err);
+        built?;
+        unlocked?;
+    }
+    Ok(report)
+}
+
+fn connect(url: &DatabaseUrl) -> Result<PgConnection, Error> {
+    PgConnection::establish(url.expose()).map_err(|e| Error::ConnectionLost {
         message: format!(
             "cannot connect to {}: {}",
             url.redacted(),
             memgpt_core::config::redact(&e.to_string())
         ),
-    })?;
-    run(&mut conn, command)
+    })
+}
+
+/// The name of the HNSW index of `table` for dimension `dim`.
+pub fn hnsw_index_name(table: TableType, dim: u32) -> String {
+    format!("{}_embedding_hnsw_{dim}", table.table_name())
+}
+
+/// Whether the embedding columns are pgvector's `vector` (else `real[]`: no vector index).
+///
+/// # Errors
+/// What the database reports.
+pub fn has_vector_column(conn: &mut PgConnection) -> Result<bool, Error> {
+    let types: Vec<Name> = diesel::sql_query(
+        "SELECT format_type(atttypid, atttypmod) AS name FROM pg_attribute \
+         WHERE attrelid = to_regclass('memgpt_passages') AND attname = 'embedding'",
+    )
+    .load(conn)
+    .map_err(migration_err)?;
+    Ok(types.first().is_some_and(|t| t.name.starts_with("vector")))
+}
+
+/// The HNSW indexes of dimension `dim` that are missing or invalid (a failed concurrent
+/// build leaves an invalid one), by name. Empty without pgvector.
+///
+/// # Errors
+/// What the database reports.
+pub fn missing_hnsw(conn: &mut PgConnection, dim: u32) -> Result<Vec<String>, Error> {
+    if !has_vector_column(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut missing = Vec::new();
+    for t in [TableType::ArchivalMemory, TableType::Passages] {
+        let name = hnsw_index_name(t, dim);
+        let valid: Vec<Flag> = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) \
+             AND indisvalid) AS v",
+        )
+        .bind::<Text, _>(&name)
+        .load(conn)
+        .map_err(migration_err)?;
+        if !valid.first().is_some_and(|f| f.v) {
+            missing.push(name);
+        }
+    }
+    Ok(missing)
+}
+
+/// Builds the HNSW indexes of archival memory and passages on
+/// `subvector(embedding, 1, dim)::vector(dim)` where they are missing (or left invalid by
+/// a failed build): `CONCURRENTLY` when the table holds rows, so that writers go on, and
+/// with no statement timeout for this session. Reports progress (from
+/// `pg_stat_progress_create_index`, read on a second connection to `url`) about every
+/// second. The caller holds the migration lock. Does nothing without pgvector.
+///
+/// # Errors
+/// [`Error::Migration`] when a build fails (an invalid index it leaves is dropped and
+/// rebuilt by the next run); [`Error::InvalidInput`] for a dimension outside 1..=2000
+/// (pgvector's HNSW limit).
+pub fn ensure_hnsw(
+    conn: &mut PgConnection,
+    url: &DatabaseUrl,
+    dim: u32,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), Error> {
+    if !(1..=2000).contains(&dim) {
+        return Err(Error::invalid(
+            "embedding_dim",
+            format!("{dim} is outside 1..=2000, the dimensions pgvector's HNSW indexes"),
+        ));
+    }
+    let missing = missing_hnsw(conn, dim)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    conn.batch_execute("SET statement_timeout = 0")
+        .map_err(migration_err)?;
+    let result = missing
+        .iter()
+        .try_for_each(|name| build_one(conn, url, name, dim, progress));
+    let reset = conn
+        .batch_execute("RESET statement_timeout")
+        .map_err(migration_err);
+    result?;
+    reset
+}
+
+fn build_one(
+    conn: &mut PgConnection,
+    url: &DatabaseUrl,
+    name: &str,
+    dim: u32,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), Error> {
+    let table = [TableType::ArchivalMemory, TableType::Passages]
+        .into_iter()
+        .find(|t| hnsw_index_name(*t, dim) == name)
+        .map(TableType::table_name)
+        .ok_or_else(|| migration_err(format!("unknown vector index {name}")))?;
+    // An invalid index of a failed concurrent build: drop it first.
+    conn.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+        .map_err(migration_err)?;
+    let rows: Vec<Flag> = diesel::sql_query(format!("SELECT EXISTS (SELECT 1 FROM {table}) AS v"))
+        .load(conn)
+        .map_err(migration_err)?;
+    let has_rows = rows.first().is_some_and(|f| f.v);
+    // Identifiers and the dimension are ours (a validated integer), never caller text.
+    let ddl = format!(
+        "CREATE INDEX {concurrently} IF NOT EXISTS {name} ON {table} USING hnsw \
+         ((subvector(embedding, 1, {dim})::vector({dim})) vector_l2_ops) \
+         WITH (m = 16, ef_construction = 64)",
+        concurrently = if has_rows { "CONCURRENTLY" } else { "" },
+    );
+    progress(&format!("building {name} on {table}"));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let built = std::thread::scope(|s| {
+        if has_rows {
+            s.spawn(|| watch(url, table, &done, progress));
+        }
+        let r = conn.batch_execute(&ddl).map_err(migration_err);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    built?;
+    diesel::sql_query(
+        "INSERT INTO __memgpt_store_owned_indexes (name, migration) VALUES ($1, $2) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind::<Text, _>(name)
+    .bind::<Text, _>(INDEX_MIGRATION)
+    .execute(conn)
+    .map_err(migration_err)?;
+    progress(&format!("built {name}"));
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Progress {
+    #[diesel(sql_type = Text)]
+    phase: String,
+    #[diesel(sql_type = BigInt)]
+    done: i64,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
+/// Reports the build's phase and blocks about every second until `done`.
+fn watch(
+    url: &DatabaseUrl,
+    table: &str,
+    done: &std::sync::atomic::AtomicBool,
+    progress: &(dyn Fn(&str) + Sync),
+) {
+    let Ok(mut c) = connect(url) else {
+        return;
+    };
+    let mut waited = Duration::ZERO;
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+        if waited < Duration::from_secs(1) {
+            continue;
+        }
+        waited = Duration::ZERO;
+        let p: Vec<Progress> = diesel::sql_query(
+            "SELECT phase, coalesce(blocks_done, 0) AS done, coalesce(blocks_total, 0) AS total \
+             FROM pg_stat_progress_create_index WHERE relid = to_regclass($1)",
+        )
+        .bind::<Text, _>(table)
+        .load(&mut c)
+        .unwrap_or_default();
+        if let Some(p) = p.first() {
+            progress(&format!(
+                "  {table}: {} ({} of {} blocks)",
+                p.phase, p.done, p.total
+            ));
+        }
+    }
 }

@@ -57,6 +57,11 @@ impl TempDatabase {
         Ok(TempDatabase { admin, name, url })
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The database's URL.
     pub fn url(&self) -> &DatabaseUrl {
         &self.url

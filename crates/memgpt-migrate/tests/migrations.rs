@@ -2,10 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
+
+/// Migrations per backend.
+const MIGRATIONS: usize = 4;
 
 const TABLES: [&str; 4] = [
     "memgpt_archival_memory_agent",
@@ -81,7 +85,7 @@ fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let report = sqlite::run_path(&path, Command::Up).unwrap();
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), MIGRATIONS);
     assert!(report.status.iter().all(|s| s.applied));
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     let tables = sqlite_names(&mut conn, "table");
@@ -98,6 +102,7 @@ fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
         .collect();
     assert_eq!(indexes, seed_indexes());
     assert_eq!(sqlite_names(&mut conn, "trigger").len(), 12);
+    assert_eq!(sqlite_names(&mut conn, "view").len(), 4);
     // Idempotent: a second run applies nothing.
     assert!(sqlite::run_path(&path, Command::Up)
         .unwrap()
@@ -106,10 +111,11 @@ fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
     let report = sqlite::run_path(&path, Command::Redo).unwrap();
     assert_eq!(report.reverted, report.applied);
     let report = sqlite::run_path(&path, Command::Down).unwrap();
-    assert_eq!(report.reverted.len(), 3);
+    assert_eq!(report.reverted.len(), MIGRATIONS);
     assert!(sqlite_names(&mut conn, "table").is_empty());
     assert!(sqlite_names(&mut conn, "index").is_empty());
     assert!(sqlite_names(&mut conn, "trigger").is_empty());
+    assert!(sqlite_names(&mut conn, "view").is_empty());
 }
 
 #[test]
@@ -122,7 +128,7 @@ fn sqlite_concurrent_migrations_are_safe() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
+    assert_eq!(applied.iter().sum::<usize>(), MIGRATIONS, "{applied:?}");
     let status = sqlite::run_path(&path, Command::Status).unwrap().status;
     assert!(status.iter().all(|s| s.applied));
 }
@@ -130,7 +136,7 @@ fn sqlite_concurrent_migrations_are_safe() {
 fn pg_roundtrip(server: &str, embedding_type: &str) {
     let db = TempDatabase::create(server).unwrap();
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), MIGRATIONS);
     let mut conn = db.connect().unwrap();
     assert_eq!(
         pg_names(&mut conn, PG_TABLES),
@@ -149,7 +155,7 @@ fn pg_roundtrip(server: &str, embedding_type: &str) {
     let report = postgres::run_url(db.url(), Command::Redo).unwrap();
     assert_eq!(report.reverted, report.applied);
     let report = postgres::run_url(db.url(), Command::Down).unwrap();
-    assert_eq!(report.reverted.len(), 3);
+    assert_eq!(report.reverted.len(), MIGRATIONS);
     assert!(pg_names(&mut conn, PG_TABLES).is_empty());
     assert!(pg_names(&mut conn, PG_INDEXES).is_empty());
 }
@@ -180,7 +186,7 @@ fn postgres_concurrent_migrations_are_safe() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(applied.iter().sum::<usize>(), 3, "{applied:?}");
+    assert_eq!(applied.iter().sum::<usize>(), MIGRATIONS, "{applied:?}");
 }
 
 /// MemGPT 0.3.x's DDL for recall memory on PostgreSQL, as SQLAlchemy emitted it.
@@ -207,7 +213,7 @@ fn postgres_migrations_apply_to_a_memgpt_created_database() {
     .execute(&mut conn)
     .unwrap();
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
-    assert_eq!(report.applied.len(), 3);
+    assert_eq!(report.applied.len(), MIGRATIONS);
     let n: Vec<Name> =
         diesel::sql_query("SELECT text::text AS name FROM memgpt_recall_memory_agent")
             .load(&mut conn)
@@ -244,4 +250,221 @@ fn a_failing_migration_is_a_migration_error_and_rolls_back() {
         "the failed index migration left nothing applied"
     );
     assert!(pg_names(&mut conn, PG_INDEXES).is_empty());
+}
+
+fn sqlite_count(conn: &mut SqliteConnection, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql).load::<N>(conn).unwrap()[0].n
+}
+
+/// `down` and `redo` refuse to drop tables that hold rows, naming them and their counts;
+/// `--drop-data` lets them. Tables MemGPT created and `up` adopted are protected alike.
+#[test]
+fn sqlite_down_refuses_to_drop_tables_holding_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    sqlite::run_path(&path, Command::Up).unwrap();
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    diesel::sql_query(
+        "INSERT INTO memgpt_documents (id, user_id, text) VALUES ('a', 'u', 'x'), ('b', 'u', 'y')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let e = sqlite::run_path(&path, Command::Down).unwrap_err();
+    assert_eq!(e.kind(), memgpt_core::ErrorKind::Migration);
+    assert!(
+        e.to_string().contains("memgpt_documents (2 rows)")
+            && e.to_string().contains("--drop-data"),
+        "{e}"
+    );
+    // Nothing was reverted.
+    let status = sqlite::run_path(&path, Command::Status).unwrap().status;
+    assert!(status.iter().all(|s| s.applied));
+    assert_eq!(
+        sqlite_count(&mut conn, "SELECT count(*) AS n FROM memgpt_documents"),
+        2
+    );
+    // Redo reverts only the last migration, which drops no table: allowed.
+    sqlite::run_path(&path, Command::Redo).unwrap();
+    let options = memgpt_migrate::Options {
+        drop_data: true,
+        ..Default::default()
+    };
+    let report = sqlite::run_path_with(&path, Command::Down, &options).unwrap();
+    assert_eq!(report.reverted.len(), MIGRATIONS);
+    assert!(sqlite_names(&mut conn, "table").is_empty());
+}
+
+/// An index that existed before `up` (the operator's own, of one of this crate's names)
+/// survives reverting the index migrations; the ones `up` created go.
+#[test]
+fn sqlite_down_keeps_the_operators_own_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    // MemGPT's tables, then the operator's index, then `up` adopts them.
+    conn.batch_execute(include_str!(
+        "../../../migrations/sqlite/2024-01-01-000001_create_tables/up.sql"
+    ))
+    .unwrap();
+    conn.batch_execute(
+        "CREATE INDEX memgpt_documents_user_id_idx ON memgpt_documents (user_id, text);",
+    )
+    .unwrap();
+    sqlite::run_path(&path, Command::Up).unwrap();
+    diesel::sql_query("INSERT INTO memgpt_documents (id, user_id, text) VALUES ('a', 'u', 'x')")
+        .execute(&mut conn)
+        .unwrap();
+    // Everything but the tables.
+    let report = sqlite::run_path(&path, Command::Revert(MIGRATIONS - 1)).unwrap();
+    assert_eq!(report.reverted.len(), MIGRATIONS - 1);
+    assert_eq!(
+        sqlite_names(&mut conn, "index"),
+        vec!["memgpt_documents_user_id_idx".to_owned()],
+        "only the operator's index remains"
+    );
+    // The last step would drop a table holding a row.
+    let e = sqlite::run_path(&path, Command::Revert(1)).unwrap_err();
+    assert!(e.to_string().contains("memgpt_documents (1 rows)"), "{e}");
+}
+
+/// The same on PostgreSQL: `down` refuses while tables hold rows, and reverting the index
+/// migrations keeps the operator's own index of one of this crate's names.
+#[test]
+fn postgres_down_refuses_to_drop_rows_and_keeps_the_operators_indexes() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut conn = db.connect().unwrap();
+    diesel::sql_query("CREATE EXTENSION IF NOT EXISTS vector")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(MEMGPT_PG_RECALL)
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(
+        "CREATE INDEX memgpt_recall_memory_agent_user_id_idx ON memgpt_recall_memory_agent (user_id, role)",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    postgres::run_url(db.url(), Command::Up).unwrap();
+    diesel::sql_query(
+        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'user', 'hi', now())",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let e = postgres::run_url(db.url(), Command::Down).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("memgpt_recall_memory_agent (1 rows)"),
+        "{e}"
+    );
+    let status = postgres::run_url(db.url(), Command::Status).unwrap().status;
+    assert!(status.iter().all(|s| s.applied), "nothing reverted");
+    postgres::run_url(db.url(), Command::Revert(MIGRATIONS - 1)).unwrap();
+    assert_eq!(
+        pg_names(&mut conn, PG_INDEXES),
+        vec!["memgpt_recall_memory_agent_user_id_idx".to_owned()]
+    );
+    let options = memgpt_migrate::Options {
+        drop_data: true,
+        ..Default::default()
+    };
+    postgres::run_url_with(db.url(), Command::Down, &options, &|_| {}).unwrap();
+    assert!(pg_names(&mut conn, PG_TABLES).is_empty());
+}
+
+/// A MemGPT database that already holds a text whose whole tsvector exceeds 1 MiB still
+/// migrates (the full-text index covers a prefix), and the text is found by its start.
+#[test]
+fn postgres_migrates_a_memgpt_database_holding_a_huge_text() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut conn = db.connect().unwrap();
+    diesel::sql_query("CREATE EXTENSION IF NOT EXISTS vector")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(MEMGPT_PG_RECALL)
+        .execute(&mut conn)
+        .unwrap();
+    // 2.4 MB of distinct words.
+    diesel::sql_query(
+        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'user',
+                'firstword ' || string_agg('w' || g, ' '), now()
+         FROM generate_series(1, 300000) AS g",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let whole = diesel::sql_query(
+        "SELECT to_tsvector('english', text)::text AS name FROM memgpt_recall_memory_agent",
+    )
+    .load::<Name>(&mut conn);
+    assert!(
+        whole.is_err_and(|e| e.to_string().contains("too long for tsvector")),
+        "the whole text cannot be indexed"
+    );
+    let report = postgres::run_url(db.url(), Command::Up).unwrap();
+    assert_eq!(report.applied.len(), MIGRATIONS);
+    let found = diesel::sql_query(
+        "SELECT id::text AS name FROM memgpt_recall_memory_agent WHERE \
+         to_tsvector('english'::regconfig, left(coalesce(text, ''), 200000)) @@ plainto_tsquery('english', 'firstword')",
+    )
+    .load::<Name>(&mut conn)
+    .unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+/// `up` builds the HNSW indexes for the configured dimension, concurrently when the table
+/// holds rows, reporting progress; a database migrated without them reports them missing.
+#[test]
+fn postgres_up_builds_the_hnsw_indexes_for_the_dimension() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut conn = db.connect().unwrap();
+    postgres::run_pending(&mut conn).unwrap();
+    assert_eq!(
+        postgres::missing_hnsw(&mut conn, 8).unwrap(),
+        vec![
+            "memgpt_archival_memory_agent_embedding_hnsw_8".to_owned(),
+            "memgpt_passages_embedding_hnsw_8".to_owned()
+        ]
+    );
+    diesel::sql_query(
+        "INSERT INTO memgpt_passages (id, user_id, text, embedding, embedding_dim, created_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'p' || g,
+                (array_fill(0::real, ARRAY[4096]))::vector(4096), 8, now()
+         FROM generate_series(1, 2000) AS g",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let lines = std::sync::Mutex::new(Vec::<String>::new());
+    let options = memgpt_migrate::Options {
+        embedding_dim: Some(8),
+        ..Default::default()
+    };
+    postgres::run_url_with(db.url(), Command::Up, &options, &|l| {
+        lines.lock().unwrap().push(l.to_owned())
+    })
+    .unwrap();
+    assert!(postgres::missing_hnsw(&mut conn, 8).unwrap().is_empty());
+    let lines = lines.into_inner().unwrap();
+    assert!(
+        lines.contains(&"built memgpt_passages_embedding_hnsw_8".to_owned()),
+        "{lines:?}"
+    );
+    // Idempotent: nothing left to build.
+    let again = std::sync::Mutex::new(0usize);
+    postgres::run_url_with(db.url(), Command::Up, &options, &|_| {
+        *again.lock().unwrap() += 1
+    })
+    .unwrap();
+    assert_eq!(*again.lock().unwrap(), 0);
+    let bad = memgpt_migrate::Options {
+        embedding_dim: Some(2001),
+        ..Default::default()
+    };
+    let e = postgres::run_url_with(db.url(), Command::Up, &bad, &|_| {}).unwrap_err();
+    assert_eq!(e.kind(), memgpt_core::ErrorKind::InvalidInput);
 }

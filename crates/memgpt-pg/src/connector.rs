@@ -238,49 +238,48 @@ impl<'t, R: PgRecord> PgConnector<'t, R> {
         }
     }
 
-    /// The `top_k` nearest records. The indexed expression is the first D components, where
-    /// D is the configured dimension (or the query's, when longer); zero padding adds
-    /// nothing to an L2 distance. `relaxed_order` (see [`Self::set_vector_options`]) lets the
-    /// HNSW scan go on until k rows pass the tenant filter; the outer sort restores exact
-    /// order among them.
+    /// The `top_k` nearest records of the scope, exactly: every embedding of the scope is
+    /// compared (found through the scope's btree index), never an approximate HNSW walk,
+    /// whose result would depend on how many rows other tenants have and where they lie
+    /// (a walk filtered to one tenant stops after `hnsw.max_scan_tuples` and may return
+    /// fewer than `top_k`, or none). The `OFFSET 0` fence keeps the planner from ordering
+    /// by an index. Stored embeddings are zero-padded to 4096, so is the query: zero
+    /// padding adds nothing to an L2 distance. The inner query orders ids only: whole rows
+    /// are read for the k hits.
     pub(crate) fn sql_nearest(&self, query: &Embedding, top_k: usize, filters: &[Filter]) -> Sql {
-        let d = (self.store().config().embedding_dim as usize).max(query.dim());
         let t = self.table_name();
-        // The inner query orders ids only: whole rows (16 KB padded embeddings) are read for
-        // the k hits, not for every candidate.
         let mut sql: Sql = Sql::new(
             Dialect::Postgres,
             format!(
-                "SELECT {} FROM (SELECT id, subvector(embedding, 1, {d})::vector({d}) <-> ",
+                "SELECT {} FROM (SELECT id, distance FROM (SELECT id, embedding <-> ",
                 R::SELECT
             ),
         );
-        sql.bind(Bind::Vector(pgvector::Vector::from(query.padded(d))))
-            .push(&format!(" AS distance FROM {t}"))
-            .scope_where(self.table, &self.scope, filters)
-            .push(" AND embedding IS NOT NULL ORDER BY distance")
-            .limit_offset(Some(top_k), 0)
-            .push(&format!(
-                ") AS hits JOIN {t} USING (id) ORDER BY hits.distance, id"
-            ));
+        sql.bind(Bind::Vector(pgvector::Vector::from(
+            query.padded(memgpt_core::MAX_EMBEDDING_DIM),
+        )))
+        .push(&format!(" AS distance FROM {t}"))
+        .scope_where(self.table, &self.scope, filters)
+        .push(" AND embedding IS NOT NULL OFFSET 0) AS scoped ORDER BY distance, id")
+        .limit_offset(Some(top_k), 0)
+        .push(&format!(
+            ") AS hits JOIN {t} USING (id) ORDER BY hits.distance, id"
+        ));
         sql
     }
 
-    /// `hnsw.ef_search` and iterative index scans, for the current transaction.
-    pub(crate) fn set_vector_options(&self, conn: &mut PgConnection) -> Result<()> {
-        let ef = self.store().config().hnsw_ef_search;
-        conn.batch_execute(&format!(
-            "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order;"
-        ))
-        .map_err(map)
-    }
-
     /// Full-text match. plainto_tsquery ANDs the words and reads no operator syntax: the
-    /// same meaning as on SQLite. The expression matches the GIN index of the migrations.
+    /// same meaning as on SQLite. The expression matches the GIN index of the migrations:
+    /// the first [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS)
+    /// characters of the text.
     pub(crate) fn sql_text(&self, words: &str, limit: Option<usize>, offset: usize) -> Sql {
         let mut sql: Sql = self.shapes().select();
         sql.scope_where(self.table, &self.scope, &[])
-            .push(" AND to_tsvector('english'::regconfig, coalesce(text, '')) @@ plainto_tsquery('english'::regconfig, ")
+            .push(&format!(
+                " AND to_tsvector('english'::regconfig, left(coalesce(text, ''), {})) \
+                 @@ plainto_tsquery('english'::regconfig, ",
+                memgpt_core::FULL_TEXT_INDEXED_CHARS
+            ))
             .param(Param::Text(Some(words.to_owned())))
             .push(") ORDER BY created_at, id")
             .limit_offset(limit, offset);
@@ -548,12 +547,7 @@ impl<R: PgRecord> StorageConnector for PgConnector<'_, R> {
             return Ok(Vec::new());
         }
         let sql = self.sql_nearest(&query, top_k, filters);
-        self.write(|a| {
-            a.with(|conn| {
-                self.set_vector_options(conn)?;
-                self.load(conn, sql)
-            })
-        })
+        self.read(|conn| self.load(conn, sql))
     }
 
     fn query_date(

@@ -1,8 +1,8 @@
 //! `EXPLAIN` of every query pattern a connector issues: the check for missing indexes.
 
 use diesel::sql_types::Text;
-use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::{Embedding, Error, QueryPlan, Result, StorageConnector, TableType};
+use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::{Embedding, QueryPlan, Result, StorageConnector, TableType};
 
 use crate::connector::PgConnector;
 use crate::error::map;
@@ -57,29 +57,9 @@ impl<R: PgRecord> PgConnector<'_, R> {
             if vector {
                 let probe = Embedding::new(vec![0.0; 8])?;
                 let sql = self.sql_nearest(&probe, 10, &[]);
-                let text = conn
-                    .transaction(|c| {
-                        self.set_vector_options(c).map_err(TxErr::Core)?;
-                        explain(c, sql).map_err(TxErr::Core)
-                    })
-                    .map_err(|e: TxErr| match e {
-                        TxErr::Core(e) => e,
-                        TxErr::Diesel(e) => map(e),
-                    })?;
-                plans.push(plan(table, "query", text));
+                plans.push(plan(table, "query", explain(conn, sql)?));
             }
             Ok(plans)
         })
-    }
-}
-
-enum TxErr {
-    Core(Error),
-    Diesel(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxErr {
-    fn from(e: diesel::result::Error) -> Self {
-        TxErr::Diesel(e)
     }
 }

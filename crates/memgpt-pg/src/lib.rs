@@ -32,4 +32,4 @@ mod url;
 pub use connector::PgConnector;
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use record::PgRecord;
-pub use store::{PgStore, PgTx};
+pub use store::{PgStore, PgTx, PgVector};

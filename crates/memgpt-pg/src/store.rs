@@ -31,7 +31,43 @@ struct Inner {
     /// The connection's passwords, scrubbed from every message that leaves the store.
     secrets: Secrets,
     counters: Arc<Counters>,
-    vector: bool,
+    vector: Option<PgVector>,
+}
+
+/// A version of the pgvector extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct PgVector {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Patch version.
+    pub patch: u32,
+}
+
+impl PgVector {
+    /// Parses `extversion` (`0.8.0`); missing or malformed parts read as 0.
+    pub fn parse(version: &str) -> PgVector {
+        let mut parts = version
+            .split('.')
+            .map(|p| p.trim().parse::<u32>().unwrap_or(0));
+        PgVector {
+            major: parts.next().unwrap_or(0),
+            minor: parts.next().unwrap_or(0),
+            patch: parts.next().unwrap_or(0),
+        }
+    }
+
+    /// Whether HNSW index scans can iterate (`hnsw.iterative_scan`, pgvector 0.8).
+    pub fn iterative_scan(self) -> bool {
+        (self.major, self.minor) >= (0, 8)
+    }
+}
+
+impl std::fmt::Display for PgVector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
 }
 
 #[derive(QueryableByName)]
@@ -42,12 +78,16 @@ struct TypeName {
 
 impl PgStore {
     /// Builds the pool, applies pending migrations (under an advisory lock, so processes
-    /// starting together are safe), detects pgvector and makes sure the HNSW indexes on
-    /// `subvector(embedding, 1, MEMGPT_EMBEDDING_DIM)` exist.
+    /// starting together are safe) and detects pgvector and its version. Builds no vector
+    /// index: `cargo xtask migrate up` (or [`memgpt_migrate::postgres::ensure_hnsw`]) does,
+    /// concurrently and with progress; when the HNSW indexes for `MEMGPT_EMBEDDING_DIM`
+    /// are missing, opening logs a warning naming that command (see also
+    /// [`PgStore::missing_indexes`] and `cargo xtask doctor`).
     ///
     /// # Errors
     /// [`Error::ConnectionLost`] or [`Error::PoolTimeout`] when the server cannot be reached
-    /// within the pool timeout; [`Error::Migration`] when a migration fails.
+    /// within the pool timeout; [`Error::Migration`] when a migration fails;
+    /// [`Error::Config`] when libpq cannot parse the connection string.
     pub fn open(config: PgConfig) -> Result<Self> {
         Self::start(config, true)
     }
@@ -73,7 +113,7 @@ impl PgStore {
                 config,
                 secrets,
                 counters,
-                vector: false,
+                vector: None,
             }),
         };
         let vector = {
@@ -81,17 +121,30 @@ impl PgStore {
             if migrate {
                 memgpt_migrate::postgres::run_pending(&mut conn)?;
             }
-            let types: Vec<TypeName> = diesel::sql_query(
-                "SELECT format_type(atttypid, atttypmod) AS name FROM pg_attribute \
-                 WHERE attrelid = 'memgpt_passages'::regclass AND attname = 'embedding'",
-            )
-            .load(&mut **conn)
-            .map_err(map)?;
-            let vector = types.first().is_some_and(|t| t.name.starts_with("vector"));
-            if vector && migrate {
-                store.ensure_hnsw(&mut conn)?;
+            if memgpt_migrate::postgres::has_vector_column(&mut conn)? {
+                let versions: Vec<TypeName> = diesel::sql_query(
+                    "SELECT extversion AS name FROM pg_extension WHERE extname = 'vector'",
+                )
+                .load(&mut **conn)
+                .map_err(map)?;
+                let version = versions
+                    .first()
+                    .map(|v| PgVector::parse(&v.name))
+                    .unwrap_or_default();
+                let dim = store.inner.config.embedding_dim;
+                let missing = memgpt_migrate::postgres::missing_hnsw(&mut conn, dim)?;
+                if !missing.is_empty() {
+                    log::warn!(
+                        "memgpt-pg: vector indexes missing: {}; vector search still answers \
+                         exactly within a scope, but build them with `cargo xtask migrate \
+                         --database-url URL up --embedding-dim {dim}`",
+                        missing.join(", ")
+                    );
+                }
+                Some(version)
+            } else {
+                None
             }
-            vector
         };
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner.vector = vector;
@@ -99,21 +152,19 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Creates the HNSW indexes of archival memory and passages if they are missing.
-    fn ensure_hnsw(&self, conn: &mut Lease) -> Result<()> {
-        let d = self.inner.config.embedding_dim;
-        for t in [TableType::ArchivalMemory, TableType::Passages] {
-            let t = t.table_name();
-            // Identifiers and the dimension are ours (a validated integer), not user text.
-            diesel::sql_query(format!(
-                "CREATE INDEX IF NOT EXISTS {t}_embedding_hnsw_{d} ON {t} USING hnsw \
-                 ((subvector(embedding, 1, {d})::vector({d})) vector_l2_ops) \
-                 WITH (m = 16, ef_construction = 64)"
-            ))
-            .execute(&mut ***conn)
-            .map_err(map)?;
-        }
-        Ok(())
+    /// The vector indexes (HNSW, for `MEMGPT_EMBEDDING_DIM`) that are missing or invalid;
+    /// empty without pgvector.
+    ///
+    /// # Errors
+    /// What the database reports.
+    pub fn missing_indexes(&self) -> Result<Vec<String>> {
+        let mut conn = self.checkout()?;
+        memgpt_migrate::postgres::missing_hnsw(&mut conn, self.inner.config.embedding_dim)
+    }
+
+    /// The version of pgvector, when the server has it (and so vector search).
+    pub fn pgvector(&self) -> Option<PgVector> {
+        self.inner.vector
     }
 
     /// The configuration the store was opened with.
@@ -123,7 +174,7 @@ impl PgStore {
 
     /// Whether the server has pgvector (and so vector search).
     pub fn vector_search(&self) -> bool {
-        self.inner.vector
+        self.inner.vector.is_some()
     }
 
     /// A connector of `table` bound to `scope`. Opens nothing.
@@ -362,5 +413,28 @@ impl<'t> PgTx<'t> {
             table,
             scope,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PgVector;
+
+    #[test]
+    fn pgvector_versions_parse_and_compare() {
+        assert_eq!(
+            PgVector::parse("0.8.0"),
+            PgVector {
+                major: 0,
+                minor: 8,
+                patch: 0
+            }
+        );
+        assert!(PgVector::parse("0.8.1").iterative_scan());
+        assert!(!PgVector::parse("0.7.4").iterative_scan());
+        assert!(!PgVector::parse("0.5").iterative_scan());
+        assert!(PgVector::parse("1.0.0").iterative_scan());
+        assert_eq!(PgVector::parse("garbage"), PgVector::default());
+        assert_eq!(PgVector::parse("0.7.4").to_string(), "0.7.4");
     }
 }

@@ -1,29 +1,4 @@
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_user_id_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_agent_id_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_created_at_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_role_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_tool_call_id_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_user_id_agent_id_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_user_id_created_at_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_agent_id_created_at_idx;
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_role_created_at_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_user_id_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_agent_id_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_created_at_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_data_source_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_doc_id_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_user_id_agent_id_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_user_id_created_at_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_agent_id_created_at_idx;
-DROP INDEX IF EXISTS memgpt_passages_user_id_idx;
-DROP INDEX IF EXISTS memgpt_passages_agent_id_idx;
-DROP INDEX IF EXISTS memgpt_passages_created_at_idx;
-DROP INDEX IF EXISTS memgpt_passages_data_source_idx;
-DROP INDEX IF EXISTS memgpt_passages_doc_id_idx;
-DROP INDEX IF EXISTS memgpt_passages_user_id_agent_id_idx;
-DROP INDEX IF EXISTS memgpt_passages_user_id_created_at_idx;
-DROP INDEX IF EXISTS memgpt_passages_agent_id_created_at_idx;
-DROP INDEX IF EXISTS memgpt_documents_user_id_idx;
-DROP INDEX IF EXISTS memgpt_documents_created_at_idx;
-DROP INDEX IF EXISTS memgpt_documents_data_source_idx;
-DROP INDEX IF EXISTS memgpt_documents_user_id_created_at_idx;
+-- memgpt-migrate drops the indexes this migration created (those recorded in
+-- __memgpt_store_owned_indexes) before it runs this file; an index that existed before
+-- `up` (the operator's own) stays.
+DROP TABLE IF EXISTS __memgpt_store_owned_indexes;

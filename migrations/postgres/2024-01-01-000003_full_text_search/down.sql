@@ -1,4 +1,3 @@
-DROP INDEX IF EXISTS memgpt_recall_memory_agent_text_fts_idx;
-DROP INDEX IF EXISTS memgpt_archival_memory_agent_text_fts_idx;
-DROP INDEX IF EXISTS memgpt_passages_text_fts_idx;
-DROP INDEX IF EXISTS memgpt_documents_text_fts_idx;
+-- memgpt-migrate drops the full-text indexes this migration created (recorded in
+-- __memgpt_store_owned_indexes) before it runs this file.
+DELETE FROM __memgpt_store_owned_indexes WHERE migration = '2024-01-01-000003_full_text_search';

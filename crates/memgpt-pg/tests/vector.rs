@@ -1,0 +1,162 @@
+//! Vector search inside a scope is exact, whatever other tenants hold and where it lies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, RunQueryDsl};
+use memgpt_core::{DatabaseUrl, Passage, PgConfig, Record, Scope, StorageConnector, TableType};
+use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_migrate::{Command, Options};
+use memgpt_pg::PgStore;
+use uuid::Uuid;
+
+const DIM: usize = 8;
+
+/// A deterministic pseudo-random generator (xorshift), so the data is the same each run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn around(&mut self, centre: f32) -> Vec<f32> {
+        (0..DIM).map(|_| centre + self.next()).collect()
+    }
+}
+
+fn passages(user: Uuid, agent: Uuid, n: usize, centre: f32, rng: &mut Rng) -> Vec<Passage> {
+    (0..n)
+        .map(|i| {
+            Passage::builder(user, format!("passage {i} of {agent}"))
+                .agent_id(agent)
+                .embedding(rng.around(centre), "test")
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn l2(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(QueryableByName)]
+struct Line {
+    #[diesel(sql_type = Text)]
+    line: String,
+}
+
+/// The issue's shape, scaled down: other tenants' passages lie near the query, one small
+/// and one large agent lie far from it, the HNSW index exists and HNSW walks are capped
+/// (`hnsw.max_scan_tuples`). An HNSW walk filtered to the agent would stop among the
+/// others' rows and come back short or empty; the connector returns each agent's exact
+/// top 10, in order, as a brute-force ranking computed here.
+#[test]
+fn an_agent_far_from_the_query_gets_its_exact_top_k() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let options = Options {
+        embedding_dim: Some(DIM as u32),
+        ..Default::default()
+    };
+    memgpt_migrate::postgres::run_url_with(db.url(), Command::Up, &options, &|_| {}).unwrap();
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET hnsw.max_scan_tuples = 500; \
+             ALTER DATABASE {} SET hnsw.iterative_scan = relaxed_order;",
+            db.name(),
+            db.name()
+        ))
+        .unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.embedding_dim = DIM as u32;
+    config.pool_size = 2;
+    let store = PgStore::open(config).unwrap();
+    assert!(store.missing_indexes().unwrap().is_empty());
+    let user = Uuid::new_v4();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..4 {
+        let agent = Uuid::new_v4();
+        store
+            .connector::<Passage>(TableType::ArchivalMemory, Scope::agent(user, agent))
+            .unwrap()
+            .insert_many(passages(user, agent, 1_500, 0.0, &mut rng), false)
+            .unwrap();
+    }
+    let mut agents = Vec::new();
+    for (n, centre) in [(60usize, 50.0f32), (2_000, 80.0)] {
+        let agent = Uuid::new_v4();
+        let mine = passages(user, agent, n, centre, &mut rng);
+        store
+            .connector::<Passage>(TableType::ArchivalMemory, Scope::agent(user, agent))
+            .unwrap()
+            .insert_many(mine.clone(), false)
+            .unwrap();
+        agents.push((agent, mine));
+    }
+    admin
+        .batch_execute("ANALYZE memgpt_archival_memory_agent")
+        .unwrap();
+    let q = vec![0.5f32; DIM];
+    for (agent, mine) in &agents {
+        let c = store
+            .connector::<Passage>(TableType::ArchivalMemory, Scope::agent(user, *agent))
+            .unwrap();
+        let got: Vec<Uuid> = c
+            .query(&q, 10, &[])
+            .unwrap()
+            .iter()
+            .map(Record::id)
+            .collect();
+        let mut want: Vec<(f64, Uuid)> = mine
+            .iter()
+            .map(|p| (l2(p.embedding().unwrap().as_slice(), &q), p.id()))
+            .collect();
+        want.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let want: Vec<Uuid> = want.into_iter().take(10).map(|(_, id)| id).collect();
+        assert_eq!(got, want, "agent with {} passages", mine.len());
+    }
+    // The trap is real on this data: an HNSW walk filtered to the large agent (the shape
+    // this library used before) comes back short.
+    let (large, _) = &agents[1];
+    let mut conn = db.connect().unwrap();
+    conn.batch_execute("BEGIN; SET LOCAL hnsw.iterative_scan = relaxed_order;")
+        .unwrap();
+    let shape = format!(
+        "SELECT id::text AS line FROM memgpt_archival_memory_agent WHERE user_id = '{user}' \
+         AND agent_id = '{large}' ORDER BY subvector(embedding, 1, {DIM})::vector({DIM}) \
+         <-> '[{}]' LIMIT 10",
+        ["0.5"; DIM].join(",")
+    );
+    let plan: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN {shape}"))
+        .load(&mut conn)
+        .unwrap();
+    assert!(
+        plan.iter().any(|l| l.line.contains("embedding_hnsw_8")),
+        "the planner walks the HNSW index for the unfenced shape"
+    );
+    let walked: Vec<Line> = diesel::sql_query(shape).load(&mut conn).unwrap();
+    let large_ids: Vec<String> = agents[1].1.iter().map(|p| p.id().to_string()).collect();
+    assert!(walked.iter().all(|l| large_ids.contains(&l.line)));
+    assert!(
+        walked.len() < 10,
+        "the walk came back with {}",
+        walked.len()
+    );
+}

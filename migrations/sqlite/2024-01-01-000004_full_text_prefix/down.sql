@@ -1,0 +1,77 @@
+-- Back to FTS5 over the whole text (migration 000003's shape).
+DROP TRIGGER IF EXISTS memgpt_recall_memory_agent_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_recall_memory_agent_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_recall_memory_agent_fts_au;
+DROP TABLE IF EXISTS memgpt_recall_memory_agent_fts;
+DROP VIEW IF EXISTS memgpt_recall_memory_agent_fts_source;
+CREATE VIRTUAL TABLE memgpt_recall_memory_agent_fts USING fts5(
+    text, content='memgpt_recall_memory_agent', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER memgpt_recall_memory_agent_fts_ai AFTER INSERT ON memgpt_recall_memory_agent BEGIN
+    INSERT INTO memgpt_recall_memory_agent_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER memgpt_recall_memory_agent_fts_ad AFTER DELETE ON memgpt_recall_memory_agent BEGIN
+    INSERT INTO memgpt_recall_memory_agent_fts(memgpt_recall_memory_agent_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER memgpt_recall_memory_agent_fts_au AFTER UPDATE OF text ON memgpt_recall_memory_agent BEGIN
+    INSERT INTO memgpt_recall_memory_agent_fts(memgpt_recall_memory_agent_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO memgpt_recall_memory_agent_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+INSERT INTO memgpt_recall_memory_agent_fts(memgpt_recall_memory_agent_fts) VALUES ('rebuild');
+DROP TRIGGER IF EXISTS memgpt_archival_memory_agent_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_archival_memory_agent_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_archival_memory_agent_fts_au;
+DROP TABLE IF EXISTS memgpt_archival_memory_agent_fts;
+DROP VIEW IF EXISTS memgpt_archival_memory_agent_fts_source;
+CREATE VIRTUAL TABLE memgpt_archival_memory_agent_fts USING fts5(
+    text, content='memgpt_archival_memory_agent', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER memgpt_archival_memory_agent_fts_ai AFTER INSERT ON memgpt_archival_memory_agent BEGIN
+    INSERT INTO memgpt_archival_memory_agent_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER memgpt_archival_memory_agent_fts_ad AFTER DELETE ON memgpt_archival_memory_agent BEGIN
+    INSERT INTO memgpt_archival_memory_agent_fts(memgpt_archival_memory_agent_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER memgpt_archival_memory_agent_fts_au AFTER UPDATE OF text ON memgpt_archival_memory_agent BEGIN
+    INSERT INTO memgpt_archival_memory_agent_fts(memgpt_archival_memory_agent_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO memgpt_archival_memory_agent_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+INSERT INTO memgpt_archival_memory_agent_fts(memgpt_archival_memory_agent_fts) VALUES ('rebuild');
+DROP TRIGGER IF EXISTS memgpt_passages_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_passages_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_passages_fts_au;
+DROP TABLE IF EXISTS memgpt_passages_fts;
+DROP VIEW IF EXISTS memgpt_passages_fts_source;
+CREATE VIRTUAL TABLE memgpt_passages_fts USING fts5(
+    text, content='memgpt_passages', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER memgpt_passages_fts_ai AFTER INSERT ON memgpt_passages BEGIN
+    INSERT INTO memgpt_passages_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER memgpt_passages_fts_ad AFTER DELETE ON memgpt_passages BEGIN
+    INSERT INTO memgpt_passages_fts(memgpt_passages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER memgpt_passages_fts_au AFTER UPDATE OF text ON memgpt_passages BEGIN
+    INSERT INTO memgpt_passages_fts(memgpt_passages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO memgpt_passages_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+INSERT INTO memgpt_passages_fts(memgpt_passages_fts) VALUES ('rebuild');
+DROP TRIGGER IF EXISTS memgpt_documents_fts_ai;
+DROP TRIGGER IF EXISTS memgpt_documents_fts_ad;
+DROP TRIGGER IF EXISTS memgpt_documents_fts_au;
+DROP TABLE IF EXISTS memgpt_documents_fts;
+DROP VIEW IF EXISTS memgpt_documents_fts_source;
+CREATE VIRTUAL TABLE memgpt_documents_fts USING fts5(
+    text, content='memgpt_documents', content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER memgpt_documents_fts_ai AFTER INSERT ON memgpt_documents BEGIN
+    INSERT INTO memgpt_documents_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+CREATE TRIGGER memgpt_documents_fts_ad AFTER DELETE ON memgpt_documents BEGIN
+    INSERT INTO memgpt_documents_fts(memgpt_documents_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+END;
+CREATE TRIGGER memgpt_documents_fts_au AFTER UPDATE OF text ON memgpt_documents BEGIN
+    INSERT INTO memgpt_documents_fts(memgpt_documents_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    INSERT INTO memgpt_documents_fts(rowid, text) VALUES (new.rowid, new.text);
+END;
+INSERT INTO memgpt_documents_fts(memgpt_documents_fts) VALUES ('rebuild');
