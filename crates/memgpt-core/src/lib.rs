@@ -29,11 +29,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod batch;
 pub mod config;
 pub mod connector;
 pub mod error;
 pub mod filter;
+mod generic;
 pub mod plan;
 pub mod record;
 pub mod scope;
@@ -48,6 +50,7 @@ pub use config::{DatabaseUrl, PgConfig, SqliteConfig};
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
 pub use error::{Error, ErrorKind, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
+pub use generic::{Connector, Tx};
 pub use plan::QueryPlan;
 pub use record::{
     Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,

@@ -1,12 +1,15 @@
 //! Backend-neutral SQL statement shapes.
 //!
-//! Both backends issue the same statements, differing only in placeholder syntax and in how
-//! a value is encoded. A [`Statement`] is SQL text plus the values of its placeholders; the
-//! text is assembled only from fixed identifiers (table names from [`TableType`], column
-//! names from [`Column`](crate::Column), column lists of the backends) and placeholders,
-//! and every value a caller supplies is a bound parameter. The functions of this module
-//! build every read and write a connector issues; each backend turns a
-//! [`Statement`] into its driver's query.
+//! Every backend issues the same statements, differing only in what its [`Dialect`] says:
+//! placeholder syntax, how a value is encoded, the spelling of "no limit" and of null-safe
+//! equality. A [`Statement`] is SQL text plus the values of its placeholders; the text is
+//! assembled only from fixed identifiers (table names from [`TableType`], column names from
+//! [`Column`](crate::Column), column lists of the backends) and placeholders, and every
+//! value a caller supplies is a bound parameter. The functions of this module build every
+//! read and write a connector issues; each backend turns a [`Statement`] into its driver's
+//! query.
+
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -29,38 +32,46 @@ pub enum Param {
     Int(Option<i64>),
 }
 
-/// A backend's SQL dialect, as far as the shared statements differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// SQLite: `?` placeholders, `LIMIT -1` for no limit, `IS` for null-safe equality.
-    Sqlite,
-    /// PostgreSQL: `$n` placeholders, `LIMIT ALL`, `IS NOT DISTINCT FROM`.
-    Postgres,
+/// A backend's SQL dialect, as far as the shared statements differ: the backend owns its
+/// placeholders and value encodings (as in sqlx's `Arguments::format_placeholder`).
+pub trait Dialect {
+    /// A value bound to a placeholder, in the backend's encoding.
+    type Bind: From<Param>;
+    /// `LIMIT` with no limit (`LIMIT -1`, `LIMIT ALL`).
+    const NO_LIMIT: &'static str;
+    /// Null-safe equality (`IS`, `IS NOT DISTINCT FROM`).
+    const NULL_SAFE_EQ: &'static str;
+    /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
+    fn placeholder(n: usize, sql: &mut String);
 }
 
 /// SQL text and the values of its placeholders, in order.
-#[derive(Debug, Clone)]
-pub struct Statement<B> {
+pub struct Statement<D: Dialect> {
     /// The SQL text.
     pub text: String,
     /// The values of the placeholders, in order.
-    pub binds: Vec<B>,
-    dialect: Dialect,
+    pub binds: Vec<D::Bind>,
+    dialect: PhantomData<fn() -> D>,
 }
 
-impl<B: From<Param>> Statement<B> {
+impl<D: Dialect> std::fmt::Debug for Statement<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bound values may be caller data: only their count is shown.
+        f.debug_struct("Statement")
+            .field("text", &self.text)
+            .field("binds", &self.binds.len())
+            .finish()
+    }
+}
+
+impl<D: Dialect> Statement<D> {
     /// A statement starting with `text`.
-    pub fn new(dialect: Dialect, text: impl Into<String>) -> Self {
+    pub fn new(text: impl Into<String>) -> Self {
         Statement {
             text: text.into(),
             binds: Vec::new(),
-            dialect,
+            dialect: PhantomData,
         }
-    }
-
-    /// The dialect.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
     }
 
     /// Appends fixed SQL text.
@@ -70,21 +81,15 @@ impl<B: From<Param>> Statement<B> {
     }
 
     /// Appends the next placeholder and binds `b` to it.
-    pub fn bind(&mut self, b: B) -> &mut Self {
+    pub fn bind(&mut self, b: D::Bind) -> &mut Self {
         self.binds.push(b);
-        match self.dialect {
-            Dialect::Sqlite => self.text.push('?'),
-            Dialect::Postgres => {
-                let n = self.binds.len();
-                self.text.push_str(&format!("${n}"));
-            }
-        }
+        D::placeholder(self.binds.len(), &mut self.text);
         self
     }
 
     /// Appends the next placeholder and binds a backend-neutral value to it.
     pub fn param(&mut self, p: Param) -> &mut Self {
-        self.bind(B::from(p))
+        self.bind(D::Bind::from(p))
     }
 
     /// Prefixes the text (`EXPLAIN …`); placeholders keep their numbers.
@@ -137,18 +142,15 @@ impl<B: From<Param>> Statement<B> {
             .push(")")
     }
 
-    /// ` LIMIT ? [OFFSET ?]`; without a limit SQLite's `-1` or PostgreSQL's `ALL`.
+    /// ` LIMIT ? [OFFSET ?]`; without a limit the dialect's [`Dialect::NO_LIMIT`].
     pub fn limit_offset(&mut self, limit: Option<usize>, offset: usize) -> &mut Self {
         let int = |v: usize| Param::Int(Some(i64::try_from(v).unwrap_or(i64::MAX)));
-        match (limit, self.dialect) {
-            (Some(l), _) => {
+        match limit {
+            Some(l) => {
                 self.push(" LIMIT ").param(int(l));
             }
-            (None, Dialect::Sqlite) => {
-                self.push(" LIMIT -1");
-            }
-            (None, Dialect::Postgres) => {
-                self.push(" LIMIT ALL");
+            None => {
+                self.push(" ").push(D::NO_LIMIT);
             }
         }
         if offset > 0 {
@@ -158,11 +160,10 @@ impl<B: From<Param>> Statement<B> {
     }
 }
 
-/// The statements of one connector: its dialect, table, scope and select list.
-#[derive(Debug, Clone, Copy)]
-pub struct Shapes<'a> {
+/// The statements of one connector in dialect `D`: its table, scope and select list.
+pub struct Shapes<'a, D> {
     /// The dialect.
-    pub dialect: Dialect,
+    pub dialect: PhantomData<fn() -> D>,
     /// The table.
     pub table: TableType,
     /// The tenant.
@@ -171,26 +172,46 @@ pub struct Shapes<'a> {
     pub select: &'a str,
 }
 
-impl Shapes<'_> {
+impl<D> Clone for Shapes<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D> Copy for Shapes<'_, D> {}
+
+impl<D> std::fmt::Debug for Shapes<'_, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shapes")
+            .field("table", &self.table)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, D: Dialect> Shapes<'a, D> {
+    /// The shapes of a connector of `table` bound to `scope`, whose record reads as
+    /// `select`.
+    pub fn new(table: TableType, scope: &'a Scope, select: &'a str) -> Self {
+        Shapes {
+            dialect: PhantomData,
+            table,
+            scope,
+            select,
+        }
+    }
+
     fn name(&self) -> &'static str {
         self.table.table_name()
     }
 
     /// `SELECT <record> FROM <table>`.
-    pub fn select<B: From<Param>>(&self) -> Statement<B> {
-        Statement::new(
-            self.dialect,
-            format!("SELECT {} FROM {}", self.select, self.name()),
-        )
+    pub fn select(&self) -> Statement<D> {
+        Statement::new(format!("SELECT {} FROM {}", self.select, self.name()))
     }
 
     /// One keyset page: `(created_at, id) > after`, ascending.
-    pub fn page<B: From<Param>>(
-        &self,
-        filters: &[Filter],
-        after: Option<&Keyset>,
-        limit: usize,
-    ) -> Statement<B> {
+    pub fn page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Statement<D> {
         let mut s = self.select();
         s.scope_where(self.table, self.scope, filters);
         if let Some(k) = after {
@@ -202,14 +223,14 @@ impl Shapes<'_> {
     }
 
     /// A cursor page between two keysets, ascending or (`reverse`) descending.
-    pub fn cursor<B: From<Param>>(
+    pub fn cursor(
         &self,
         filters: &[Filter],
         after: Option<&Keyset>,
         before: Option<&Keyset>,
         limit: usize,
         reverse: bool,
-    ) -> Statement<B> {
+    ) -> Statement<D> {
         let mut s = self.select();
         s.scope_where(self.table, self.scope, filters);
         if let Some(k) = after {
@@ -225,7 +246,7 @@ impl Shapes<'_> {
     }
 
     /// The most recent records, newest first.
-    pub fn recent<B: From<Param>>(&self, filters: &[Filter], limit: Option<usize>) -> Statement<B> {
+    pub fn recent(&self, filters: &[Filter], limit: Option<usize>) -> Statement<D> {
         let mut s = self.select();
         s.scope_where(self.table, self.scope, filters)
             .push(" ORDER BY created_at DESC, id DESC")
@@ -234,7 +255,7 @@ impl Shapes<'_> {
     }
 
     /// One record by id.
-    pub fn by_id<B: From<Param>>(&self, id: Uuid) -> Statement<B> {
+    pub fn by_id(&self, id: Uuid) -> Statement<D> {
         let mut s = self.select();
         s.scope_where(self.table, self.scope, &[])
             .push(" AND id = ")
@@ -243,11 +264,8 @@ impl Shapes<'_> {
     }
 
     /// The position `(created_at, id)` of one record.
-    pub fn keyset_of<B: From<Param>>(&self, id: Uuid) -> Statement<B> {
-        let mut s = Statement::new(
-            self.dialect,
-            format!("SELECT created_at, id FROM {}", self.name()),
-        );
+    pub fn keyset_of(&self, id: Uuid) -> Statement<D> {
+        let mut s = Statement::new(format!("SELECT created_at, id FROM {}", self.name()));
         s.scope_where(self.table, self.scope, &[])
             .push(" AND id = ")
             .param(Param::Uuid(Some(id)));
@@ -255,23 +273,20 @@ impl Shapes<'_> {
     }
 
     /// `count(*) AS n`.
-    pub fn count<B: From<Param>>(&self, filters: &[Filter]) -> Statement<B> {
-        let mut s = Statement::new(
-            self.dialect,
-            format!("SELECT count(*) AS n FROM {}", self.name()),
-        );
+    pub fn count(&self, filters: &[Filter]) -> Statement<D> {
+        let mut s = Statement::new(format!("SELECT count(*) AS n FROM {}", self.name()));
         s.scope_where(self.table, self.scope, filters);
         s
     }
 
     /// Records created in `start..=end`, oldest first.
-    pub fn dates<B: From<Param>>(
+    pub fn dates(
         &self,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         limit: Option<usize>,
         offset: usize,
-    ) -> Statement<B> {
+    ) -> Statement<D> {
         let mut s = self.select();
         s.scope_where(self.table, self.scope, &[])
             .push(" AND created_at >= ")
@@ -284,18 +299,15 @@ impl Shapes<'_> {
     }
 
     /// One bulk delete.
-    pub fn delete<B: From<Param>>(&self, filters: &[Filter]) -> Statement<B> {
-        let mut s = Statement::new(self.dialect, format!("DELETE FROM {}", self.name()));
+    pub fn delete(&self, filters: &[Filter]) -> Statement<D> {
+        let mut s = Statement::new(format!("DELETE FROM {}", self.name()));
         s.scope_where(self.table, self.scope, filters);
         s
     }
 
     /// The distinct data sources, sorted.
-    pub fn sources<B: From<Param>>(&self) -> Statement<B> {
-        let mut s = Statement::new(
-            self.dialect,
-            format!("SELECT DISTINCT data_source FROM {}", self.name()),
-        );
+    pub fn sources(&self) -> Statement<D> {
+        let mut s = Statement::new(format!("SELECT DISTINCT data_source FROM {}", self.name()));
         s.scope_where(self.table, self.scope, &[])
             .push(" AND data_source IS NOT NULL ORDER BY data_source");
         s
@@ -305,7 +317,7 @@ impl Shapes<'_> {
     /// `EXPLAIN`: `get_all`, `get_page`, `get`, `size`, `query_date`, `delete` and (where the
     /// table has data sources) `list_data_sources`. Backends add their own full-text and
     /// vector statements.
-    pub fn explain_patterns<B: From<Param>>(&self) -> Vec<(&'static str, Statement<B>)> {
+    pub fn explain_patterns(&self) -> Vec<(&'static str, Statement<D>)> {
         let t0 = DateTime::<Utc>::from_timestamp(1_704_067_200, 0).unwrap_or_default();
         let after = Keyset {
             created_at: t0,
@@ -330,13 +342,8 @@ impl Shapes<'_> {
 
     /// `UPDATE … SET <columns but id> … WHERE <scope> AND id = ?`; `values` are the
     /// record's, `id` first.
-    pub fn update<B: From<Param>>(
-        &self,
-        columns: &[&str],
-        values: Vec<B>,
-        id: Uuid,
-    ) -> Statement<B> {
-        let mut s = Statement::new(self.dialect, format!("UPDATE {} SET ", self.name()));
+    pub fn update(&self, columns: &[&str], values: Vec<D::Bind>, id: Uuid) -> Statement<D> {
+        let mut s = Statement::new(format!("UPDATE {} SET ", self.name()));
         for (i, (col, v)) in columns.iter().zip(values).skip(1).enumerate() {
             if i > 0 {
                 s.push(", ");
@@ -350,20 +357,17 @@ impl Shapes<'_> {
     }
 
     /// A multi-row `INSERT`, with the tenant-safe upsert clause when `exists_ok`.
-    pub fn insert<B: From<Param>>(
+    pub fn insert(
         &self,
         columns: &[&str],
-        rows: impl IntoIterator<Item = Vec<B>>,
+        rows: impl IntoIterator<Item = Vec<D::Bind>>,
         exists_ok: bool,
-    ) -> Statement<B> {
-        let mut s = Statement::new(
-            self.dialect,
-            format!(
-                "INSERT INTO {} ({}) VALUES ",
-                self.name(),
-                columns.join(", ")
-            ),
-        );
+    ) -> Statement<D> {
+        let mut s = Statement::new(format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.name(),
+            columns.join(", ")
+        ));
         for (i, row) in rows.into_iter().enumerate() {
             s.push(if i == 0 { "(" } else { ", (" });
             for (j, v) in row.into_iter().enumerate() {
@@ -389,12 +393,7 @@ impl Shapes<'_> {
             .filter(|c| **c != "id")
             .map(|c| format!("{c} = excluded.{c}"))
             .collect();
-        let same_agent = match self.dialect {
-            Dialect::Sqlite => format!(" AND {t}.agent_id IS excluded.agent_id"),
-            Dialect::Postgres => {
-                format!(" AND {t}.agent_id IS NOT DISTINCT FROM excluded.agent_id")
-            }
-        };
+        let same_agent = format!(" AND {t}.agent_id {} excluded.agent_id", D::NULL_SAFE_EQ);
         format!(
             " ON CONFLICT (id) DO UPDATE SET {} WHERE {t}.user_id = excluded.user_id{}",
             sets.join(", "),
@@ -412,31 +411,49 @@ mod tests {
     use super::*;
     use crate::Column;
 
+    /// A dialect of `?` placeholders.
+    struct Question;
+    impl Dialect for Question {
+        type Bind = Param;
+        const NO_LIMIT: &'static str = "LIMIT -1";
+        const NULL_SAFE_EQ: &'static str = "IS";
+        fn placeholder(_: usize, sql: &mut String) {
+            sql.push('?');
+        }
+    }
+
+    /// A dialect of `$n` placeholders.
+    struct Dollar;
+    impl Dialect for Dollar {
+        type Bind = Param;
+        const NO_LIMIT: &'static str = "LIMIT ALL";
+        const NULL_SAFE_EQ: &'static str = "IS NOT DISTINCT FROM";
+        fn placeholder(n: usize, sql: &mut String) {
+            sql.push_str(&format!("${n}"));
+        }
+    }
+
+    fn recent<D: Dialect<Bind = Param>>() -> Statement<D> {
+        let scope = Scope::agent(Uuid::nil(), Uuid::nil());
+        Shapes::<D>::new(TableType::RecallMemory, &scope, "x")
+            .recent(&[Filter::eq(Column::Role, "user")], None)
+    }
+
     #[test]
     fn placeholders_follow_the_dialect() {
-        let scope = Scope::agent(Uuid::nil(), Uuid::nil());
-        for (dialect, want) in [
-            (
-                Dialect::Sqlite,
-                "SELECT x FROM memgpt_recall_memory_agent WHERE user_id = ? AND agent_id = ? \
-                 AND role = ? ORDER BY created_at DESC, id DESC LIMIT -1",
-            ),
-            (
-                Dialect::Postgres,
-                "SELECT x FROM memgpt_recall_memory_agent WHERE user_id = $1 AND agent_id = $2 \
-                 AND role = $3 ORDER BY created_at DESC, id DESC LIMIT ALL",
-            ),
-        ] {
-            let shapes = Shapes {
-                dialect,
-                table: TableType::RecallMemory,
-                scope: &scope,
-                select: "x",
-            };
-            let s: Statement<Param> = shapes.recent(&[Filter::eq(Column::Role, "user")], None);
-            assert_eq!(s.text, want);
-            assert_eq!(s.binds.len(), 3);
-            assert_eq!(s.binds[2], Param::Text(Some("user".to_owned())));
-        }
+        let s = recent::<Question>();
+        assert_eq!(
+            s.text,
+            "SELECT x FROM memgpt_recall_memory_agent WHERE user_id = ? AND agent_id = ? \
+             AND role = ? ORDER BY created_at DESC, id DESC LIMIT -1"
+        );
+        assert_eq!(s.binds[2], Param::Text(Some("user".to_owned())));
+        let s = recent::<Dollar>();
+        assert_eq!(
+            s.text,
+            "SELECT x FROM memgpt_recall_memory_agent WHERE user_id = $1 AND agent_id = $2 \
+             AND role = $3 ORDER BY created_at DESC, id DESC LIMIT ALL"
+        );
+        assert_eq!(s.binds.len(), 3);
     }
 }

@@ -9,12 +9,155 @@
 
 use std::io::Write;
 
+use diesel::connection::SimpleConnection;
 use diesel::pg::CopyFormat;
-use diesel::result::Error as DieselError;
-use diesel::ExecuteCopyFromDsl;
-use diesel::PgConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::BigInt;
+use diesel::{Connection, ExecuteCopyFromDsl, PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::unit_of_work::Access;
+use memgpt_core::{Error, Result, StorageConnector};
+use uuid::Uuid;
 
-use crate::sql::Bind;
+use crate::connector::PgConnector;
+use crate::error::map;
+use crate::record::PgRecord;
+use crate::sql::{Bind, Count, IdRow};
+use crate::store::Lease;
+
+/// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
+/// pulled from the caller's iterator between COPY statements, never during one, so the
+/// iterator may read this store or this unit of work, and memory stays bounded.
+const COPY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(QueryableByName)]
+struct DupRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    first: i64,
+    #[diesel(sql_type = BigInt)]
+    second: i64,
+}
+
+/// The bulk path: binary COPY of every record into the staging table, then one
+/// `INSERT … SELECT` (the last record of each id) into the table.
+pub(crate) fn copy_many<R: PgRecord>(
+    connector: &PgConnector<'_, R>,
+    access: &mut Access<'_, PgConnection, Lease>,
+    records: &mut dyn Iterator<Item = (usize, R)>,
+    exists_ok: bool,
+) -> Result<u64> {
+    access.with(|c| c.batch_execute(R::STAGING_DDL).map_err(map))?;
+    let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
+    loop {
+        buf.clear();
+        header(&mut buf);
+        let mut rows = 0usize;
+        let mut more = true;
+        while buf.len() < COPY_BYTES {
+            let Some(one) = records.next() else {
+                more = false;
+                break;
+            };
+            connector.check_owners([&one])?;
+            row(&mut buf, one.0, &one.1.binds());
+            rows += 1;
+        }
+        trailer(&mut buf);
+        if rows > 0 {
+            let data = &buf;
+            access.with(|c| {
+                R::copy(c, &|w: &mut dyn Write| {
+                    w.write_all(data)
+                        .map_err(|e| DieselError::SerializationError(Box::new(e)))
+                })
+                .map_err(map)
+            })?;
+        }
+        if !more {
+            break;
+        }
+    }
+    drop(buf);
+    access.with(|conn| merge(connector, conn, exists_ok))
+}
+
+/// Moves the staged records into the table: the last record of each id, upserted with
+/// `exists_ok`; the first repeated id is [`Error::DuplicateId`] without.
+fn merge<R: PgRecord>(
+    connector: &PgConnector<'_, R>,
+    conn: &mut PgConnection,
+    exists_ok: bool,
+) -> Result<u64> {
+    let staging = R::STAGING;
+    if !exists_ok {
+        let dups: Vec<DupRow> = diesel::sql_query(format!(
+            "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
+             (array_agg(ord ORDER BY ord))[2] AS second FROM {staging} \
+             GROUP BY id HAVING count(*) > 1 ORDER BY second LIMIT 1"
+        ))
+        .load(conn)
+        .map_err(map)?;
+        if let Some(d) = dups.into_iter().next() {
+            return Err(Error::DuplicateId {
+                id: d.id,
+                first: usize::try_from(d.first).unwrap_or_default(),
+                second: usize::try_from(d.second).unwrap_or_default(),
+            });
+        }
+    }
+    let table = connector.table_type().table_name();
+    let cols = R::COLUMNS.join(", ");
+    let mut text = format!(
+        "INSERT INTO {table} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} \
+         ORDER BY id, ord DESC"
+    );
+    if exists_ok {
+        text.push_str(&connector.shapes().upsert_clause(R::COLUMNS));
+    }
+    let distinct: Vec<Count> =
+        diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
+            .load(conn)
+            .map_err(map)?;
+    let distinct = distinct.first().map_or(0, |c| c.n.max(0) as usize);
+    match conn.transaction(|c| diesel::sql_query(text).execute(c)) {
+        Ok(n) if n == distinct => Ok(n as u64),
+        Ok(_) => Err(staged_existing(connector, conn, true)?),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(staged_existing(connector, conn, false)?)
+        }
+        Err(e) => Err(map(e)),
+    }
+}
+
+/// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
+/// exists already (only under another tenant when `foreign`).
+fn staged_existing<R: PgRecord>(
+    connector: &PgConnector<'_, R>,
+    conn: &mut PgConnection,
+    foreign: bool,
+) -> Result<Error> {
+    let table = connector.table_type();
+    let t = table.table_name();
+    let owner = if !foreign {
+        ""
+    } else if table.is_agent_scoped() {
+        " AND NOT (t.user_id = s.user_id AND t.agent_id IS NOT DISTINCT FROM s.agent_id)"
+    } else {
+        " AND t.user_id <> s.user_id"
+    };
+    let rows: Vec<IdRow> = diesel::sql_query(format!(
+        "SELECT s.id FROM {} s JOIN {t} t ON t.id = s.id WHERE true{owner} ORDER BY s.ord LIMIT 1",
+        R::STAGING
+    ))
+    .load(conn)
+    .map_err(map)?;
+    let id = rows
+        .first()
+        .map(|r| r.id)
+        .ok_or_else(|| Error::database("bulk insert wrote fewer rows than given"))?;
+    Ok(Error::AlreadyExists { table, id })
+}
 
 /// Binary COPY's fixed header: signature, flags, header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";

@@ -21,7 +21,6 @@
 mod connector;
 mod copy;
 mod error;
-mod explain;
 mod metrics;
 mod pool;
 mod record;
@@ -32,4 +31,4 @@ mod url;
 pub use connector::PgConnector;
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use record::PgRecord;
-pub use store::{PgStore, PgTx, PgVector};
+pub use store::{Lease, PgStore, PgTx, PgVector};

@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
+use diesel::QueryableByName;
 use memgpt_core::statement::{Param, Statement};
+use memgpt_core::Error;
 use uuid::Uuid;
 
 /// A value bound to a `$n` placeholder.
@@ -38,8 +41,8 @@ impl From<Param> for Bind {
     }
 }
 
-/// A statement with PostgreSQL binds.
-pub(crate) type Sql = Statement<Bind>;
+/// A statement in PostgreSQL's dialect.
+pub(crate) type Sql = Statement<crate::PgStore>;
 
 /// The diesel query of `sql`, with every value bound.
 pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
@@ -56,4 +59,53 @@ pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
         };
     }
     q
+}
+
+// The rows the connector's statements return.
+
+#[derive(QueryableByName)]
+pub(crate) struct Count {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub(crate) id: Uuid,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct KeyRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    pub(crate) created_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub(crate) id: Uuid,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct SourceRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) data_source: String,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    pub(crate) line: String,
+}
+
+/// The error of a diesel transaction closure: ours, or the transaction's.
+pub(crate) enum TxError {
+    /// The closure's own error.
+    Core(Error),
+    /// The transaction's.
+    Diesel(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Diesel(e)
+    }
 }

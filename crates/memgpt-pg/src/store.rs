@@ -3,18 +3,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::Pool;
 use diesel::sql_types::Text;
-use diesel::{QueryableByName, RunQueryDsl};
-use memgpt_core::unit_of_work::{self, TxHooks, UnitOfWork};
-use memgpt_core::{Error, PgConfig, PoolState, Result, Scope, TableType};
+use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::backend::Stores;
+use memgpt_core::unit_of_work::{self, TxHooks};
+use memgpt_core::{Error, PgConfig, PoolState, Record, Result, Scope, TableType, Tx};
 
-use crate::connector::{PgConnector, Source};
+use crate::connector::PgConnector;
 use crate::error::map;
 use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
 use crate::pool::{self, Manager, Pooled};
-use crate::record::PgRecord;
 
 /// The PostgreSQL backend: one pool per process, shared by every connector.
 ///
@@ -125,7 +125,7 @@ impl PgStore {
                 let versions: Vec<TypeName> = diesel::sql_query(
                     "SELECT extversion AS name FROM pg_extension WHERE extname = 'vector'",
                 )
-                .load(&mut **conn)
+                .load(&mut *conn)
                 .map_err(map)?;
                 let version = versions
                     .first()
@@ -182,12 +182,15 @@ impl PgStore {
     /// # Errors
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it.
-    pub fn connector<R: PgRecord>(
+    pub fn connector<R: Record>(
         &self,
         table: TableType,
         scope: Scope,
-    ) -> Result<PgConnector<'static, R>> {
-        PgConnector::new(Source::Store(self.clone()), table, scope)
+    ) -> Result<PgConnector<'static, R>>
+    where
+        Self: Stores<R>,
+    {
+        PgConnector::new(self.clone(), table, scope)
     }
 
     /// Runs `f` as one unit of work on one connection in one transaction, committed when
@@ -211,8 +214,8 @@ impl PgStore {
         F: FnOnce(&PgTx<'_>) -> Result<T>,
     {
         let mut conn = self.checkout()?;
-        AnsiTransactionManager::begin_transaction(&mut **conn).map_err(map)?;
-        unit_of_work::run(conn, HOOKS, |uow| f(&PgTx { uow, store: self }))
+        AnsiTransactionManager::begin_transaction(&mut *conn).map_err(map)?;
+        unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))
     }
 
     /// A snapshot of the pool's state and counters.
@@ -329,9 +332,10 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// A checked-out connection. Dropping it returns the connection to the pool, after a
-/// warning when it was held longer than the leak threshold.
-pub(crate) struct Lease {
+/// A connection checked out of the store's pool (it dereferences to diesel's
+/// `PgConnection`). Dropping it returns the connection to the pool, after a warning when it
+/// was held longer than the leak threshold.
+pub struct Lease {
     conn: Pooled,
     taken: Instant,
     site: &'static std::panic::Location<'static>,
@@ -340,14 +344,14 @@ pub(crate) struct Lease {
 }
 
 impl std::ops::Deref for Lease {
-    type Target = Pooled;
-    fn deref(&self) -> &Pooled {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
         &self.conn
     }
 }
 
 impl std::ops::DerefMut for Lease {
-    fn deref_mut(&mut self) -> &mut Pooled {
+    fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.conn
     }
 }
@@ -370,10 +374,10 @@ impl Drop for Lease {
 
 /// The SQL of a unit of work on PostgreSQL.
 const HOOKS: TxHooks<Lease> = TxHooks {
-    execute: |c, sql| c.batch_execute(sql).map_err(map),
-    commit: |c| AnsiTransactionManager::commit_transaction(&mut ***c).map_err(map),
+    execute: crate::connector::execute_batch,
+    commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
     rollback: |c| {
-        AnsiTransactionManager::rollback_transaction(&mut ***c).map_err(|e| {
+        AnsiTransactionManager::rollback_transaction(&mut **c).map_err(|e| {
             // The connection, still in a transaction, is then discarded by the pool.
             log::warn!("memgpt-pg: rolling back a unit of work failed: {e}");
             map(e)
@@ -381,40 +385,9 @@ const HOOKS: TxHooks<Lease> = TxHooks {
     },
 };
 
-/// A unit of work in progress; see [`PgStore::transaction`].
-pub struct PgTx<'t> {
-    uow: &'t UnitOfWork<Lease>,
-    store: &'t PgStore,
-}
-
-impl std::fmt::Debug for PgTx<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgTx")
-            .field("database", &self.store.config().database_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'t> PgTx<'t> {
-    /// A connector of `table` bound to `scope` that works inside this unit of work.
-    ///
-    /// # Errors
-    /// As [`PgStore::connector`].
-    pub fn connector<R: PgRecord>(
-        &self,
-        table: TableType,
-        scope: Scope,
-    ) -> Result<PgConnector<'t, R>> {
-        PgConnector::new(
-            Source::Tx {
-                uow: self.uow,
-                store: self.store.clone(),
-            },
-            table,
-            scope,
-        )
-    }
-}
+/// A unit of work in progress; see [`PgStore::transaction`]. Its
+/// [`connector`](Tx::connector) makes connectors that work inside it.
+pub type PgTx<'t> = Tx<'t, PgStore>;
 
 #[cfg(test)]
 mod tests {

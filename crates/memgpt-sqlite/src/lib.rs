@@ -32,7 +32,6 @@
 mod codec;
 mod connector;
 mod error;
-mod explain;
 mod pragmas;
 mod record;
 mod sql;

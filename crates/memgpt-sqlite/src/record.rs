@@ -27,6 +27,9 @@ pub trait SqliteRecord: Record + sealed::Sealed {
     /// The stored columns, in the order of [`binds`](Self::binds).
     #[doc(hidden)]
     const COLUMNS: &'static [&'static str];
+    /// The select list of a whole record ([`COLUMNS`](Self::COLUMNS), joined).
+    #[doc(hidden)]
+    const SELECT: &'static str;
     /// The name of the SQL function that computes the L2 distance of the stored embedding.
     #[doc(hidden)]
     const DISTANCE_FN: &'static str;
@@ -99,6 +102,7 @@ impl SqliteRecord for Message {
         "embedding_model",
         "created_at",
     ];
+    const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at";
     const DISTANCE_FN: &'static str = "memgpt_l2_base64";
 
     fn binds(&self) -> Vec<Bind> {
@@ -214,6 +218,7 @@ impl SqliteRecord for Passage {
         "metadata_",
         "created_at",
     ];
+    const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at";
     const DISTANCE_FN: &'static str = "memgpt_l2";
 
     fn binds(&self) -> Vec<Bind> {
@@ -293,6 +298,7 @@ impl SqliteRecord for Document {
         "metadata_",
         "created_at",
     ];
+    const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
     const DISTANCE_FN: &'static str = "memgpt_l2";
 
     fn binds(&self) -> Vec<Bind> {

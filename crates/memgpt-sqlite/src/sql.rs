@@ -1,9 +1,12 @@
 //! SQLite's side of [`Statement`]: how each value is bound.
 
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
+use diesel::result::Error as DieselError;
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::Sqlite;
+use diesel::QueryableByName;
 use memgpt_core::statement::{Param, Statement};
+use memgpt_core::Error;
 
 use crate::codec::{time_to_text, uuid_to_text};
 
@@ -16,8 +19,6 @@ pub enum Bind {
     Blob(Option<Vec<u8>>),
     /// An integer or NULL.
     Int(Option<i64>),
-    /// A float.
-    Real(f64),
 }
 
 /// SQLite's encodings: uuids as 36-character text, timestamps as MemGPT's text.
@@ -32,8 +33,8 @@ impl From<Param> for Bind {
     }
 }
 
-/// A statement with SQLite binds.
-pub(crate) type Sql = Statement<Bind>;
+/// A statement in SQLite's dialect.
+pub(crate) type Sql = Statement<crate::SqliteStore>;
 
 /// The diesel query of `sql`, with every value bound.
 pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Sqlite, SqlQuery> {
@@ -43,8 +44,55 @@ pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Sqlite, SqlQuery> {
             Bind::Text(v) => q.bind::<Nullable<Text>, _>(v),
             Bind::Blob(v) => q.bind::<Nullable<Binary>, _>(v),
             Bind::Int(v) => q.bind::<Nullable<BigInt>, _>(v),
-            Bind::Real(v) => q.bind::<Double, _>(v),
         };
     }
     q
+}
+
+// The rows the connector's statements return.
+
+#[derive(QueryableByName)]
+pub(crate) struct Count {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) n: i64,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct IdRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) id: String,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct KeyRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) created_at: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub(crate) id: String,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct SourceRow {
+    #[diesel(sql_type = Text)]
+    pub(crate) data_source: String,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct PlanLine {
+    #[diesel(sql_type = Text)]
+    pub(crate) detail: String,
+}
+
+/// The error of a diesel transaction closure: ours, or the transaction's.
+pub(crate) enum TxError {
+    /// The closure's own error.
+    Core(Error),
+    /// The transaction's.
+    Diesel(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Diesel(e)
+    }
 }

@@ -9,13 +9,13 @@ use diesel::connection::{
 };
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
-use memgpt_core::unit_of_work::{self, TxHooks, UnitOfWork};
-use memgpt_core::{Error, Result, Scope, SqliteConfig, TableType};
+use memgpt_core::backend::Stores;
+use memgpt_core::unit_of_work::{self, TxHooks};
+use memgpt_core::{Error, Record, Result, Scope, SqliteConfig, TableType, Tx};
 
 use crate::connector::SqliteConnector;
 use crate::error::{map, pool_timeout};
 use crate::pragmas::{Customizer, ReaderCustomizer};
-use crate::record::SqliteRecord;
 
 pub(crate) type Manager = ConnectionManager<SqliteConnection>;
 pub(crate) type Pooled = PooledConnection<Manager>;
@@ -171,12 +171,15 @@ impl SqliteStore {
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it (archival and recall memory need [`Scope::agent`], documents
     /// [`Scope::user`]).
-    pub fn connector<R: SqliteRecord>(
+    pub fn connector<R: Record>(
         &self,
         table: TableType,
         scope: Scope,
-    ) -> Result<SqliteConnector<'static, R>> {
-        SqliteConnector::new(crate::connector::Source::Store(self.clone()), table, scope)
+    ) -> Result<SqliteConnector<'static, R>>
+    where
+        Self: Stores<R>,
+    {
+        SqliteConnector::new(self.clone(), table, scope)
     }
 
     /// Runs `f` as one unit of work: every connector made from the [`SqliteTx`] uses the
@@ -204,7 +207,7 @@ impl SqliteStore {
         AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE")
             .map_err(map)?;
         let _owner = OwnerGuard::set(&self.inner.writer_owner);
-        unit_of_work::run(conn, HOOKS, |uow| f(&SqliteTx { uow, store: self }))
+        unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))
     }
 
     /// Runs `PRAGMA optimize` (also run when the store closes).
@@ -349,7 +352,7 @@ impl SqliteStore {
 
 /// The SQL of a unit of work on SQLite.
 const HOOKS: TxHooks<Pooled> = TxHooks {
-    execute: |c, sql| c.batch_execute(sql).map_err(map),
+    execute: crate::connector::execute_batch,
     commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
     rollback,
 };
@@ -387,37 +390,6 @@ impl Drop for OwnerGuard<'_> {
     }
 }
 
-/// A unit of work in progress; see [`SqliteStore::transaction`].
-pub struct SqliteTx<'t> {
-    uow: &'t UnitOfWork<Pooled>,
-    store: &'t SqliteStore,
-}
-
-impl std::fmt::Debug for SqliteTx<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteTx")
-            .field("path", &self.store.config().path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'t> SqliteTx<'t> {
-    /// A connector of `table` bound to `scope` that works inside this unit of work.
-    ///
-    /// # Errors
-    /// As [`SqliteStore::connector`].
-    pub fn connector<R: SqliteRecord>(
-        &self,
-        table: TableType,
-        scope: Scope,
-    ) -> Result<SqliteConnector<'t, R>> {
-        SqliteConnector::new(
-            crate::connector::Source::Tx {
-                uow: self.uow,
-                batch_size: self.store.batch_size(),
-            },
-            table,
-            scope,
-        )
-    }
-}
+/// A unit of work in progress; see [`SqliteStore::transaction`]. Its
+/// [`connector`](Tx::connector) makes connectors that work inside it.
+pub type SqliteTx<'t> = Tx<'t, SqliteStore>;
