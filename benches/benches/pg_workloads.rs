@@ -21,8 +21,9 @@ use memgpt_benches::data::{messages, passages, tenants, vector_query, SEED};
 use memgpt_benches::naive;
 use memgpt_benches::stats::p50_p99;
 use memgpt_core::{
-    DatabaseUrl, Embedding, Message, Passage, PgConfig, Record, Scope, StorageConnector, TableType,
+    DatabaseUrl, Embedding, Message, Passage, Record, Scope, StorageConnector, TableType,
 };
+use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

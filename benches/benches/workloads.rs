@@ -15,7 +15,8 @@ use criterion::{BatchSize, Criterion, Throughput};
 use memgpt_benches::data::{self, messages, tenants};
 use memgpt_benches::naive::{self, Naive};
 use memgpt_benches::stats::p50_p99;
-use memgpt_core::{Message, Record, Scope, SqliteConfig, StorageConnector, TableType};
+use memgpt_core::{Message, Record, Scope, StorageConnector, TableType};
+use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 use uuid::Uuid;
 

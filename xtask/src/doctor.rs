@@ -1,12 +1,12 @@
 //! `cargo xtask pg stats` and `cargo xtask doctor`: what a running deployment looks like.
 
 use anyhow::{anyhow, bail, Result};
-use memgpt_core::config::Backend;
 use memgpt_core::uuid::Uuid;
-use memgpt_core::{
-    DatabaseUrl, Document, Message, Passage, PgConfig, QueryPlan, Scope, SqliteConfig, TableType,
-};
+use memgpt_core::{DatabaseUrl, Document, Message, Passage, QueryPlan, Scope, TableType};
+use memgpt_migrate::Target as Backend;
+use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
+use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 
 /// The `--database-url` argument, else `MEMGPT_DATABASE_URL`.
@@ -41,7 +41,7 @@ fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
 /// `cargo xtask pg stats --database-url URL`.
 pub fn stats(args: &[String]) -> Result<()> {
     let url = url_arg(args)?;
-    if url.backend() != Backend::Postgres {
+    if Backend::of(&url) != Backend::Postgres {
         bail!("pg stats needs a postgres:// URL");
     }
     let config = pg_config(url.clone())?;
@@ -159,7 +159,7 @@ pub fn doctor(args: &[String]) -> Result<()> {
             );
         }};
     }
-    match url.backend() {
+    match Backend::of(&url) {
         Backend::Postgres => {
             let store = PgStore::connect(pg_config(url)?)?;
             if let Some(v) = store.pgvector() {

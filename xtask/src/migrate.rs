@@ -2,8 +2,9 @@
 //! up|down|status|redo|revert [N]`.
 
 use anyhow::{anyhow, bail, Context, Result};
-use memgpt_core::{DatabaseUrl, SqliteConfig};
+use memgpt_core::DatabaseUrl;
 use memgpt_migrate::{Command, Options};
+use memgpt_sqlite::SqliteConfig;
 
 const USAGE: &str =
     "usage: cargo xtask migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]";

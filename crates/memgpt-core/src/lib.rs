@@ -10,7 +10,8 @@
 //!   parameters;
 //! * the [`StorageConnector`] trait with MemGPT's connector operations;
 //! * one [`Error`] type whose variants a caller can act on;
-//! * configuration from the environment ([`PgConfig`], [`SqliteConfig`]).
+//! * configuration from the environment: [`DatabaseUrl`], redaction and the readers every
+//!   backend's settings use.
 //!
 //! Backends live in their own crates (`memgpt-sqlite`, `memgpt-pg`), like sqlx's
 //! per-database crates.
@@ -46,7 +47,7 @@ pub mod unit_of_work;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use config::{DatabaseUrl, PgConfig, SqliteConfig};
+pub use config::DatabaseUrl;
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
 pub use error::{Error, ErrorKind, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};

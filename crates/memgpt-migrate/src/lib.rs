@@ -53,12 +53,32 @@ pub fn run_url_with(
     options: &Options,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Report, Error> {
-    match url.backend() {
-        memgpt_core::config::Backend::Postgres => {
-            postgres::run_url_with(url, command, options, progress)
-        }
-        memgpt_core::config::Backend::Sqlite(path) => {
-            sqlite::run_path_with(&path, command, options)
+    match Target::of(url) {
+        Target::Postgres => postgres::run_url_with(url, command, options, progress),
+        Target::Sqlite(path) => sqlite::run_path_with(&path, command, options),
+    }
+}
+
+/// The database a [`DatabaseUrl`](memgpt_core::DatabaseUrl) names, by its scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+    /// `sqlite://PATH`, `sqlite:PATH` or a plain file path.
+    Sqlite(std::path::PathBuf),
+}
+
+impl Target {
+    /// What `url` names.
+    pub fn of(url: &memgpt_core::DatabaseUrl) -> Target {
+        let u = url.expose();
+        match url.scheme() {
+            Some("postgres" | "postgresql") => Target::Postgres,
+            _ => Target::Sqlite(std::path::PathBuf::from(
+                u.strip_prefix("sqlite://")
+                    .or_else(|| u.strip_prefix("sqlite:"))
+                    .unwrap_or(u),
+            )),
         }
     }
 }

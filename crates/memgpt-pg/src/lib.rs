@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
 mod connector;
 mod copy;
 mod error;
@@ -28,6 +29,7 @@ mod sql;
 mod store;
 mod url;
 
+pub use config::PgConfig;
 pub use connector::PgConnector;
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use record::PgRecord;

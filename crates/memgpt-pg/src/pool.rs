@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
+use crate::PgConfig;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::PgConnection;
-use memgpt_core::{Error, PgConfig};
+use memgpt_core::Error;
 
 use crate::metrics::{Counters, EventHandler};
 

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::PgConfig;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::Pool;
 use diesel::sql_types::Text;
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::backend::Stores;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Error, PgConfig, PoolState, Record, Result, Scope, TableType, Tx};
+use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 
 use crate::connector::PgConnector;
 use crate::error::map;

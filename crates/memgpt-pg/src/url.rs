@@ -11,7 +11,8 @@
 
 use std::ffi::{CStr, CString};
 
-use memgpt_core::{Error, PgConfig};
+use crate::PgConfig;
+use memgpt_core::Error;
 
 /// The parameters of a connection string, in libpq's order, with their values.
 #[derive(Clone, PartialEq, Eq)]

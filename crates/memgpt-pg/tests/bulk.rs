@@ -6,10 +6,11 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use memgpt_core::{
-    Column, DatabaseUrl, Error, ErrorKind, Filter, Message, Passage, PgConfig, Record, Role, Scope,
+    Column, DatabaseUrl, Error, ErrorKind, Filter, Message, Passage, Record, Role, Scope,
     StorageConnector, TableType,
 };
 use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::PgConfig;
 use memgpt_pg::{PgConnector, PgStore};
 use uuid::Uuid;
 

@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use memgpt_core::conformance::Backend;
-use memgpt_core::{DatabaseUrl, Document, Message, Passage, PgConfig, Result, Scope, TableType};
+use memgpt_core::{DatabaseUrl, Document, Message, Passage, Result, Scope, TableType};
 use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
+use memgpt_pg::PgConfig;
 use memgpt_pg::{PgConnector, PgStore};
 
 struct PgBackend {

@@ -6,9 +6,10 @@ use chrono::{Duration, TimeZone, Utc};
 use diesel::RunQueryDsl;
 use memgpt_core::QueryPlan;
 use memgpt_core::{
-    DatabaseUrl, Document, Message, Passage, PgConfig, Role, Scope, StorageConnector, TableType,
+    DatabaseUrl, Document, Message, Passage, Role, Scope, StorageConnector, TableType,
 };
 use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
 use uuid::Uuid;
 

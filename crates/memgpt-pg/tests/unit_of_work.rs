@@ -8,10 +8,10 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Integer, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{
-    DatabaseUrl, Document, ErrorKind, Message, PgConfig, Record, Role, Scope, StorageConnector,
-    TableType,
+    DatabaseUrl, Document, ErrorKind, Message, Record, Role, Scope, StorageConnector, TableType,
 };
 use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
 use uuid::Uuid;
 

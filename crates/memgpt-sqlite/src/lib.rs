@@ -3,13 +3,13 @@
 //! One [`SqliteStore`] per database file holds the single writer connection (a one-connection
 //! r2d2 pool that never reaps it), opened with `busy_timeout` first, then WAL,
 //! `synchronous=NORMAL`, a 256 MB mmap, a 10 MB page cache, `temp_store=MEMORY` and foreign
-//! keys — every setting from [`SqliteConfig`](memgpt_core::SqliteConfig). Opening a store
+//! keys — every setting from [`SqliteConfig`]. Opening a store
 //! applies pending migrations. Connectors are cheap handles on the store, bound to one
 //! table and one tenant; they implement [`StorageConnector`](memgpt_core::StorageConnector).
 //!
 //! ```
-//! use memgpt_core::{Message, Role, Scope, StorageConnector, SqliteConfig, TableType};
-//! use memgpt_sqlite::SqliteStore;
+//! use memgpt_core::{Message, Role, Scope, StorageConnector, TableType};
+//! use memgpt_sqlite::{SqliteConfig, SqliteStore};
 //! use uuid::Uuid;
 //!
 //! let dir = tempfile::tempdir()?;
@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod codec;
+mod config;
 mod connector;
 mod error;
 mod pragmas;
@@ -38,6 +39,7 @@ mod sql;
 mod store;
 mod vector;
 
+pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
 pub use connector::SqliteConnector;
 pub use record::SqliteRecord;
 pub use store::{AppliedSettings, SqliteStore, SqliteTx, StoreStats};

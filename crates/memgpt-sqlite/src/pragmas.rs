@@ -1,8 +1,8 @@
 //! Per-connection settings, applied when the writer connection opens.
 
+use crate::SqliteConfig;
 use diesel::connection::SimpleConnection;
 use diesel::SqliteConnection;
-use memgpt_core::SqliteConfig;
 
 /// Applies the configured PRAGMAs — `busy_timeout` first, so that the others wait for a
 /// lock instead of failing — and registers the distance functions.

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use crate::SqliteConfig;
 use diesel::connection::{
     AnsiTransactionManager, SimpleConnection, TransactionManager, TransactionManagerStatus,
 };
@@ -11,7 +12,7 @@ use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
 use memgpt_core::backend::Stores;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Error, Record, Result, Scope, SqliteConfig, TableType, Tx};
+use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
 
 use crate::connector::SqliteConnector;
 use crate::error::{map, pool_timeout};

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use memgpt_core::conformance::Backend;
-use memgpt_core::{Document, Message, Passage, Result, Scope, SqliteConfig, TableType};
+use memgpt_core::{Document, Message, Passage, Result, Scope, TableType};
+use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::{SqliteConnector, SqliteStore};
 
 struct SqliteBackend {

@@ -4,8 +4,9 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use memgpt_core::{
-    Document, Message, Passage, QueryPlan, Role, Scope, SqliteConfig, StorageConnector, TableType,
+    Document, Message, Passage, QueryPlan, Role, Scope, StorageConnector, TableType,
 };
+use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 use uuid::Uuid;
 

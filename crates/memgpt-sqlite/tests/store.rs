@@ -6,9 +6,10 @@ use chrono::{TimeZone, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Binary, Nullable, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_core::config::{JournalMode, Synchronous};
-use memgpt_core::{Message, Role, Scope, SqliteConfig, StorageConnector, TableType, ToolCall};
+use memgpt_core::{Message, Role, Scope, StorageConnector, TableType, ToolCall};
+use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
+use memgpt_sqlite::{JournalMode, Synchronous};
 use uuid::Uuid;
 
 #[test]

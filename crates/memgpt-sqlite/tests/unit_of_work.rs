@@ -4,9 +4,8 @@
 
 use diesel::sql_types::BigInt;
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_core::{
-    ErrorKind, Message, Record, Role, Scope, SqliteConfig, StorageConnector, TableType,
-};
+use memgpt_core::{ErrorKind, Message, Record, Role, Scope, StorageConnector, TableType};
+use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 use uuid::Uuid;
 

@@ -1,0 +1,205 @@
+//! The PostgreSQL backend's settings, read from the environment.
+
+use std::time::Duration;
+
+use memgpt_core::config::{config_err, int_var, millis_var, secs_var, Env, Lookup};
+use memgpt_core::{DatabaseUrl, Error, Result};
+
+/// Settings of the PostgreSQL backend. Defaults are the seed's: 20 connections kept, 30
+/// more under load, 30 s checkout timeout, connections recycled after an hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgConfig {
+    /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`).
+    pub database_url: DatabaseUrl,
+    /// Connections kept open (`MEMGPT_PG_POOL_SIZE`, default 20, at least 1).
+    pub pool_size: u32,
+    /// Connections opened beyond `pool_size` under load, closed again once idle
+    /// (`MEMGPT_PG_MAX_OVERFLOW`, default 30).
+    pub max_overflow: u32,
+    /// Longest wait for a connection (`MEMGPT_PG_POOL_TIMEOUT`, seconds, default 30).
+    pub pool_timeout: Duration,
+    /// Maximum lifetime of a connection (`MEMGPT_PG_POOL_RECYCLE`, seconds, default 3600).
+    pub pool_recycle: Duration,
+    /// How long a connection may sit idle before the pool may close it, which is how
+    /// overflow connections go away once load drops (`MEMGPT_PG_IDLE_TIMEOUT`, seconds,
+    /// default 60; the pool then reopens connections up to `pool_size`).
+    pub idle_timeout: Duration,
+    /// `application_name` of every connection (`MEMGPT_PG_APPLICATION_NAME`, default
+    /// `memgpt-store`).
+    pub application_name: String,
+    /// libpq `connect_timeout` (`MEMGPT_PG_CONNECT_TIMEOUT`, seconds, default 10).
+    pub connect_timeout: Duration,
+    /// `statement_timeout` of every connection (`MEMGPT_PG_STATEMENT_TIMEOUT_MS`,
+    /// milliseconds, default 60000; 0 turns it off).
+    pub statement_timeout: Duration,
+    /// `idle_in_transaction_session_timeout` of every connection
+    /// (`MEMGPT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS`, milliseconds, default 60000; 0 turns it
+    /// off): the server ends a session whose transaction sits idle that long (a unit of
+    /// work whose closure stalls), releasing its locks.
+    pub idle_in_transaction_timeout: Duration,
+    /// The true dimension of indexed embeddings (`MEMGPT_EMBEDDING_DIM`, default 1536,
+    /// 1..=2000: pgvector's HNSW limit).
+    pub embedding_dim: u32,
+    /// Warn (through the `log` crate) when a connection is held longer than this, naming
+    /// where it was taken (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
+    pub leak_threshold: Option<Duration>,
+}
+
+impl PgConfig {
+    /// The default settings for `database_url`.
+    pub fn new(database_url: DatabaseUrl) -> Self {
+        PgConfig {
+            database_url,
+            pool_size: 20,
+            max_overflow: 30,
+            pool_timeout: Duration::from_secs(30),
+            pool_recycle: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(60),
+            application_name: "memgpt-store".to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            embedding_dim: 1536,
+            leak_threshold: None,
+        }
+    }
+
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(&Env)
+    }
+
+    /// Reads the settings from `env` (the process environment, or a map in tests).
+    pub fn from_lookup(env: &dyn Lookup) -> Result<Self> {
+        let url = env
+            .get("MEMGPT_PG_URL")
+            .or_else(|| env.get("MEMGPT_DATABASE_URL"))
+            .ok_or_else(|| Error::Config {
+                variable: "MEMGPT_PG_URL".to_owned(),
+                value: String::new(),
+                reason: "not set (nor MEMGPT_DATABASE_URL)".to_owned(),
+            })?;
+        let database_url = DatabaseUrl::new(url);
+        if !matches!(database_url.scheme(), Some("postgres" | "postgresql")) {
+            return Err(config_err(
+                "MEMGPT_PG_URL",
+                database_url.expose(),
+                "expected a postgres:// or postgresql:// URL",
+            ));
+        }
+        let d = PgConfig::new(database_url);
+        let application_name = match env.get("MEMGPT_PG_APPLICATION_NAME") {
+            Some(v) if v.is_empty() || v.len() > 63 || !v.is_ascii() => {
+                return Err(config_err(
+                    "MEMGPT_PG_APPLICATION_NAME",
+                    &v,
+                    "expected 1 to 63 ASCII characters",
+                ))
+            }
+            Some(v) => v,
+            None => d.application_name.clone(),
+        };
+        Ok(PgConfig {
+            pool_size: int_var(env, "MEMGPT_PG_POOL_SIZE", d.pool_size, 1, 10_000)?,
+            max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
+            pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,
+            pool_recycle: secs_var(env, "MEMGPT_PG_POOL_RECYCLE", 3600, 1)?,
+            idle_timeout: secs_var(env, "MEMGPT_PG_IDLE_TIMEOUT", 60, 1)?,
+            application_name,
+            connect_timeout: secs_var(env, "MEMGPT_PG_CONNECT_TIMEOUT", 10, 1)?,
+            statement_timeout: millis_var(env, "MEMGPT_PG_STATEMENT_TIMEOUT_MS", 60_000, 0)?,
+            idle_in_transaction_timeout: millis_var(
+                env,
+                "MEMGPT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                60_000,
+                0,
+            )?,
+            embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM", d.embedding_dim, 1, 2000)?,
+            leak_threshold: Some(millis_var(env, "MEMGPT_PG_LEAK_THRESHOLD_MS", 0, 0)?)
+                .filter(|d| !d.is_zero()),
+            database_url: d.database_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k: &str| m.get(k).cloned()
+    }
+
+    const URL: (&str, &str) = ("MEMGPT_PG_URL", "postgres://u:s3cret@localhost/db");
+
+    #[test]
+    fn pg_defaults_are_the_seeds() {
+        let c = PgConfig::from_lookup(&env(&[URL])).unwrap();
+        assert_eq!(c.pool_size, 20);
+        assert_eq!(c.max_overflow, 30);
+        assert_eq!(c.pool_timeout, Duration::from_secs(30));
+        assert_eq!(c.pool_recycle, Duration::from_secs(3600));
+        assert_eq!(c.application_name, "memgpt-store");
+        assert_eq!(c.embedding_dim, 1536);
+    }
+
+    #[test]
+    fn malformed_pool_size_names_the_variable() {
+        for bad in ["abc", "0", "-1", "", "1.5"] {
+            let err =
+                PgConfig::from_lookup(&env(&[URL, ("MEMGPT_PG_POOL_SIZE", bad)])).unwrap_err();
+            match err {
+                Error::Config {
+                    variable, value, ..
+                } => {
+                    assert_eq!(variable, "MEMGPT_PG_POOL_SIZE");
+                    assert_eq!(value, bad);
+                }
+                other => panic!("expected a config error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn each_pool_variable_is_read() {
+        let c = PgConfig::from_lookup(&env(&[
+            URL,
+            ("MEMGPT_PG_POOL_SIZE", "5"),
+            ("MEMGPT_PG_MAX_OVERFLOW", "0"),
+            ("MEMGPT_PG_POOL_TIMEOUT", "7"),
+            ("MEMGPT_PG_POOL_RECYCLE", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (c.pool_size, c.max_overflow, c.pool_timeout, c.pool_recycle),
+            (5, 0, Duration::from_secs(7), Duration::from_secs(60))
+        );
+        for var in [
+            "MEMGPT_PG_MAX_OVERFLOW",
+            "MEMGPT_PG_POOL_TIMEOUT",
+            "MEMGPT_PG_POOL_RECYCLE",
+        ] {
+            let err = PgConfig::from_lookup(&env(&[URL, (var, "-1")])).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { variable, .. } if variable == var),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        let c = PgConfig::from_lookup(&env(&[URL])).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret"), "{dbg}");
+        assert!(dbg.contains("u:***@localhost"), "{dbg}");
+        let err =
+            PgConfig::from_lookup(&env(&[("MEMGPT_PG_URL", "mysql://u:s3cret@h/db")])).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+}
