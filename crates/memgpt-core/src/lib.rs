@@ -44,9 +44,6 @@ pub mod statement;
 pub mod table;
 pub mod unit_of_work;
 
-#[cfg(feature = "conformance")]
-pub mod conformance;
-
 pub use config::DatabaseUrl;
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
 pub use error::{Error, ErrorKind, PoolState, Result};

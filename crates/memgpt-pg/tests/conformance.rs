@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use memgpt_core::conformance::Backend;
+use memgpt_conformance::Backend;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, Result, Scope, TableType};
 use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_pg::PgConfig;
@@ -63,10 +63,10 @@ impl Backend for PgBackend {
 
 mod with_pgvector {
     use super::*;
-    memgpt_core::conformance_tests!(fresh(VECTOR_SERVER, true));
+    memgpt_conformance::conformance_tests!(fresh(VECTOR_SERVER, true));
 }
 
 mod without_pgvector {
     use super::*;
-    memgpt_core::conformance_tests!(fresh(NO_VECTOR_SERVER, false));
+    memgpt_conformance::conformance_tests!(fresh(NO_VECTOR_SERVER, false));
 }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use memgpt_core::conformance::Backend;
+use memgpt_conformance::Backend;
 use memgpt_core::{Document, Message, Passage, Result, Scope, TableType};
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::{SqliteConnector, SqliteStore};
@@ -51,4 +51,4 @@ impl Backend for SqliteBackend {
     }
 }
 
-memgpt_core::conformance_tests!(fresh());
+memgpt_conformance::conformance_tests!(fresh());

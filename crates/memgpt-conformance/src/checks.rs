@@ -1,12 +1,5 @@
-//! The conformance suite: one set of exact expectations every backend must meet.
-//!
-//! A backend crate implements [`Backend`] for a fresh, migrated, empty database and expands
-//! [`conformance_tests!`](crate::conformance_tests) in an integration test; every function
-//! of this module then runs as its own test against the real database.
-//!
-//! ```text
-//! memgpt_core::conformance_tests!(my_backend_factory());
-//! ```
+//! The checks of the suite: each `pub fn NAME<B: Backend>(b: &B)` here becomes one test
+//! per backend (the build script lists them; none can be forgotten).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeSet;
@@ -16,81 +9,12 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{
+use memgpt_core::{
     Column, CursorRequest, Document, Error, ErrorKind, Filter, Message, Passage, Record, Result,
     Role, Scope, StorageConnector, TableType, ToolCall,
 };
 
-/// A fresh, migrated, empty database of one backend, as the suite needs it.
-pub trait Backend: Send + Sync {
-    /// Recall memory connectors.
-    type Recall: StorageConnector<Record = Message> + Send + Sync;
-    /// Archival memory and passages connectors.
-    type Passages: StorageConnector<Record = Passage> + Send + Sync;
-    /// Document connectors.
-    type Documents: StorageConnector<Record = Document> + Send + Sync;
-    /// A recall connector bound to one unit of work.
-    type RecallTx<'t>: StorageConnector<Record = Message>
-    where
-        Self: 't;
-
-    /// A recall memory connector of `scope`.
-    fn recall(&self, scope: Scope) -> Result<Self::Recall>;
-    /// A passage connector of `table` (archival memory or passages) and `scope`.
-    fn passages(&self, table: TableType, scope: Scope) -> Result<Self::Passages>;
-    /// A document connector of `scope`.
-    fn documents(&self, scope: Scope) -> Result<Self::Documents>;
-    /// Runs `f` as one unit of work on recall connectors of `scopes` (one each, in
-    /// order): committed when `f` returns `Ok`, rolled back on an error or a panic (which
-    /// is then resumed).
-    fn recall_transaction<T>(
-        &self,
-        scopes: &[Scope],
-        f: impl FnOnce(&[Self::RecallTx<'_>]) -> Result<T>,
-    ) -> Result<T>;
-    /// Whether this database can search vectors. Where it cannot, the suite expects
-    /// [`Error::VectorUnavailable`] from `query`.
-    fn vector_search(&self) -> bool;
-}
-
-/// Expands to one `#[test]` per conformance check, each on a fresh backend made by
-/// `$factory` (an expression evaluated anew in each test).
-#[macro_export]
-macro_rules! conformance_tests {
-    ($factory:expr) => {
-        $crate::conformance_tests!(@each $factory;
-            message_roundtrip, tenant_isolation, records_of_other_tenants_are_rejected,
-            scope_must_fit_table, size_counts_with_filters, filters_are_validated,
-            get_all_is_newest_first, paginated_walks_everything_once,
-            paginated_is_stable_under_inserts, cursor_after_before_reverse,
-            cursor_unknown_id_is_not_found, insert_many_all_or_nothing,
-            insert_many_upserts, duplicate_ids_in_one_batch, insert_many_spans_chunks,
-            insert_many_rejects_invalid_record_before_writing,
-            update_replaces_and_reports_missing, query_vector_exact_order,
-            query_vector_rejects_bad_input, query_date_bounds, query_text_words,
-            query_text_is_literal, delete_with_filters, delete_table_is_scoped,
-            list_data_sources_is_scoped, passage_default_id_upserts,
-            passages_table_is_user_scoped, documents_crud, unicode_roundtrip,
-            transaction_commits, transaction_rolls_back_on_error,
-            transaction_rolls_back_on_panic, concurrent_writers_and_readers,
-            duplicate_ids_far_apart_follow_one_rule,
-            passages_agent_filter_selects_one_agent,
-            insert_many_from_an_iterator_reading_the_same_store,
-            insert_many_from_an_iterator_reading_the_same_unit_of_work,
-            unit_of_work_calls_from_threads_take_turns,
-            long_texts_are_stored_whole_and_indexed_up_to_the_prefix,
-            query_vector_is_exact_whatever_other_tenants_hold);
-    };
-    (@each $factory:expr; $($name:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $name() {
-                let backend = $factory;
-                $crate::conformance::$name(&backend);
-            }
-        )*
-    };
-}
+use crate::Backend;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
@@ -1160,10 +1084,10 @@ where
 
 /// A 2.4 MB text of distinct words (a book loaded as one document) is stored, whole, in
 /// every table and inside a batch; the full-text index covers its first
-/// [`FULL_TEXT_INDEXED_CHARS`](crate::FULL_TEXT_INDEXED_CHARS) characters on every
+/// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters on every
 /// backend: a word inside them is found, a word past them is not.
 pub fn long_texts_are_stored_whole_and_indexed_up_to_the_prefix<B: Backend>(b: &B) {
-    let n = crate::FULL_TEXT_INDEXED_CHARS;
+    let n = memgpt_core::FULL_TEXT_INDEXED_CHARS;
     let mut text = String::with_capacity(2_500_000);
     text.push_str("openingword ");
     let mut i = 0;
