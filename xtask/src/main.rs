@@ -1,19 +1,20 @@
 //! Project automation, run as `cargo xtask <command>` (plain Rust instead of shell scripts).
+//! It links no database crate: the database commands are the `memgpt-store` binary of
+//! `crates/memgpt-cli`, which it runs.
 //!
-//! * `test` — the README's test command: format check, clippy, every test of the workspace
-//!   on SQLite and on PostgreSQL (a throwaway server it starts and stops itself unless
-//!   `MEMGPT_TEST_DATABASE_URL` is set).
-//! * `migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]` —
-//!   schema migrations and the HNSW indexes; `down`/`redo` refuse to drop tables holding rows
-//!   without `--drop-data`.
+//! * `tidy` — format check and clippy.
+//! * `test [sqlite|pg|all]` — the README's test command (default `all`): tidy, every test
+//!   of the workspace on SQLite and on PostgreSQL (a throwaway server it starts and stops
+//!   itself unless `MEMGPT_TEST_DATABASE_URL` is set), the doc tests. `sqlite` runs the
+//!   SQLite side only (no server), `pg` the PostgreSQL side only.
+//! * `migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]`
+//!   — schema migrations and the HNSW indexes (`memgpt-store migrate`).
 //! * `pg start|stop|status` — the throwaway PostgreSQL 18 + pgvector for local work.
 //! * `pg stats --database-url URL` — pool, `pg_stat_activity` and index usage.
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern, flagging table scans.
 //! * `bench [--pg] [criterion args…]` — the benchmark suite of `benches/`.
 
 mod bench;
-mod doctor;
-mod migrate;
 mod pg;
 mod test;
 
@@ -22,7 +23,8 @@ use anyhow::{bail, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test                         fmt check, clippy, all tests on SQLite and PostgreSQL
+  tidy                         fmt check and clippy
+  test [sqlite|pg|all]         tidy, then the tests (default all: SQLite and PostgreSQL)
   migrate [--database-url URL] [--embedding-dim N] [--drop-data]
                                up|down|status|redo|revert [N]
                                run migrations (default: the embedded SQLite file)
@@ -45,11 +47,11 @@ fn run() -> Result<()> {
         return Ok(());
     };
     match cmd.as_str() {
+        "tidy" => test::tidy(),
         "test" => test::run(rest),
-        "migrate" => migrate::run(rest),
-        "pg" if rest.first().map(String::as_str) == Some("stats") => doctor::stats(&rest[1..]),
+        "migrate" | "doctor" => cli(cmd, rest),
+        "pg" if rest.first().map(String::as_str) == Some("stats") => cli("stats", &rest[1..]),
         "pg" => pg::run(rest),
-        "doctor" => doctor::doctor(rest),
         "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -57,6 +59,22 @@ fn run() -> Result<()> {
         }
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
     }
+}
+
+/// Runs a command of the `memgpt-store` binary.
+fn cli(command: &str, args: &[String]) -> Result<()> {
+    let mut all = vec![
+        "run",
+        "-q",
+        "-p",
+        "memgpt-cli",
+        "--bin",
+        "memgpt-store",
+        "--",
+        command,
+    ];
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all, &[])
 }
 
 /// The workspace root (the parent of this crate's folder).

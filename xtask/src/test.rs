@@ -1,4 +1,4 @@
-//! `cargo xtask test`: the README's test command.
+//! `cargo xtask tidy` and `cargo xtask test [sqlite|pg|all]`: the README's test command.
 
 use anyhow::{bail, Result};
 
@@ -8,10 +8,33 @@ use crate::{cargo, pg};
 /// works there.
 const DEFAULT_NO_VECTOR_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-pub fn run(args: &[String]) -> Result<()> {
-    if let Some(a) = args.first() {
-        bail!("cargo xtask test takes no arguments (got {a:?})");
-    }
+/// The SQLite side: everything that needs no server (the migration tests that do are
+/// named `postgres_…`).
+const SQLITE: &[&str] = &[
+    "-p",
+    "memgpt-core",
+    "-p",
+    "memgpt-conformance",
+    "-p",
+    "memgpt-sqlite",
+    "-p",
+    "memgpt-migrate",
+    "-E",
+    "not test(/postgres/)",
+];
+
+/// The PostgreSQL side.
+const PG: &[&str] = &[
+    "-p",
+    "memgpt-pg",
+    "-p",
+    "memgpt-migrate",
+    "-E",
+    "package(memgpt-pg) | test(/postgres/)",
+];
+
+/// Format check and clippy.
+pub fn tidy() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     cargo(
         &[
@@ -23,7 +46,19 @@ pub fn run(args: &[String]) -> Result<()> {
             "warnings",
         ],
         &[],
-    )?;
+    )
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let which = match args {
+        [] => "all",
+        [w] if matches!(w.as_str(), "sqlite" | "pg" | "all") => w.as_str(),
+        other => bail!("usage: cargo xtask test [sqlite|pg|all] (got {other:?})"),
+    };
+    tidy()?;
+    if which == "sqlite" {
+        return nextest(SQLITE, &[]);
+    }
     let (_guard, url) = match std::env::var("MEMGPT_TEST_DATABASE_URL") {
         Ok(url) => (None, url),
         Err(_) => {
@@ -37,7 +72,15 @@ pub fn run(args: &[String]) -> Result<()> {
         ("MEMGPT_TEST_DATABASE_URL", url),
         ("MEMGPT_TEST_PG_NO_VECTOR_URL", no_vector),
     ];
+    if which == "pg" {
+        return nextest(PG, &envs);
+    }
     cargo(&["nextest", "run", "--workspace", "--no-fail-fast"], &envs)?;
-    cargo(&["test", "--workspace", "--doc"], &envs)?;
-    Ok(())
+    cargo(&["test", "--workspace", "--doc"], &envs)
+}
+
+fn nextest(selection: &[&str], envs: &[(&str, String)]) -> Result<()> {
+    let mut args = vec!["nextest", "run", "--no-fail-fast"];
+    args.extend_from_slice(selection);
+    cargo(&args, envs)
 }

@@ -231,7 +231,7 @@ fn missing_server_variable_is_a_config_error() {
 }
 
 #[test]
-fn a_failing_migration_is_a_migration_error_and_rolls_back() {
+fn postgres_a_failing_migration_is_a_migration_error_and_rolls_back() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
     let mut conn = db.connect().unwrap();
     // An object of MemGPT's table name that is not a table: the index migration fails.

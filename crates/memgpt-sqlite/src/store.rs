@@ -116,25 +116,67 @@ impl SqliteStore {
                 message: format!("cannot create {}: {e}", dir.display()),
             })?;
         }
+        let store = Self::build(config, true)?;
+        {
+            let mut conn = store.checkout()?;
+            memgpt_migrate::sqlite::run_pending(&mut conn)?;
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing, migrated database file for reading, changing nothing: no file
+    /// or folder is created, no migration runs, and the writer connection is opened only if
+    /// a write is made. For tools that inspect a database (`memgpt-store doctor`).
+    ///
+    /// # Errors
+    /// [`Error::ConnectionLost`] when the file does not exist or cannot be opened;
+    /// [`Error::Database`] when it holds no memgpt tables.
+    pub fn connect(config: SqliteConfig) -> Result<Self> {
+        if !config.path.is_file() {
+            return Err(Error::ConnectionLost {
+                message: format!("{} does not exist", config.path.display()),
+            });
+        }
+        let store = Self::build(config, false)?;
+        let mut conn = store.read_checkout()?;
+        conn.batch_execute("SELECT 1 FROM memgpt_recall_memory_agent LIMIT 0;")
+            .map_err(|e| {
+                Error::database(format!(
+                    "{} holds no memgpt tables ({e}): run `memgpt-store migrate up` first",
+                    store.inner.config.path.display()
+                ))
+            })?;
+        drop(conn);
+        Ok(store)
+    }
+
+    /// The pools of `config`: the writer opened now (`writer_now`) or on first write, the
+    /// readers on first read.
+    fn build(config: SqliteConfig, writer_now: bool) -> Result<Self> {
         let path = config.path.to_str().ok_or_else(|| Error::Config {
             variable: "MEMGPT_SQLITE_PATH".to_owned(),
             value: config.path.display().to_string(),
             reason: "not valid UTF-8".to_owned(),
         })?;
-        let pool = Pool::builder()
+        let writer = Pool::builder()
             .max_size(1)
-            .min_idle(Some(1))
+            .min_idle(Some(u32::from(writer_now)))
             .idle_timeout(None)
             .max_lifetime(None)
             .test_on_check_out(false)
             .connection_timeout(config.pool_timeout)
             .connection_customizer(Box::new(Customizer {
                 config: config.clone(),
-            }))
-            .build(Manager::new(path))
-            .map_err(|e| Error::ConnectionLost {
-                message: format!("cannot open {}: {e}", config.path.display()),
-            })?;
+            }));
+        let pool = if writer_now {
+            writer
+                .build(Manager::new(path))
+                .map_err(|e| Error::ConnectionLost {
+                    message: format!("cannot open {}: {e}", config.path.display()),
+                })?
+        } else {
+            writer.build_unchecked(Manager::new(path))
+        };
         // Opened on first use, after the writer has set up WAL and migrated.
         let readers = Pool::builder()
             .max_size(config.read_connections.max(1))
@@ -145,19 +187,14 @@ impl SqliteStore {
                 config: config.clone(),
             }))
             .build_unchecked(Manager::new(path));
-        let store = SqliteStore {
+        Ok(SqliteStore {
             inner: Arc::new(Inner {
                 pool,
                 readers,
                 config,
                 writer_owner: Mutex::new(None),
             }),
-        };
-        {
-            let mut conn = store.checkout()?;
-            memgpt_migrate::sqlite::run_pending(&mut conn)?;
-        }
-        Ok(store)
+        })
     }
 
     /// The configuration the store was opened with.

@@ -296,3 +296,38 @@ fn a_write_lock_held_by_another_store_is_busy() {
     .unwrap();
     assert_eq!(c.size(&[]).unwrap(), 2);
 }
+
+/// `connect` changes nothing: it creates no file, runs no migration, and explains through
+/// read-only connections.
+#[test]
+fn connect_opens_an_existing_database_without_changing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let e = SqliteStore::connect(SqliteConfig::new(&missing)).unwrap_err();
+    assert_eq!(e.kind(), memgpt_core::ErrorKind::ConnectionLost, "{e}");
+    assert!(!missing.exists(), "no file was created");
+
+    let empty = dir.path().join("empty.db");
+    drop(SqliteConnection::establish(empty.to_str().unwrap()).unwrap());
+    let e = SqliteStore::connect(SqliteConfig::new(&empty)).unwrap_err();
+    assert!(e.to_string().contains("migrate up"), "{e}");
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let tables: Vec<N> = diesel::sql_query("SELECT count(*) AS n FROM sqlite_master")
+        .load(&mut SqliteConnection::establish(empty.to_str().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(tables[0].n, 0, "no migration ran");
+
+    let path = dir.path().join("m.db");
+    drop(SqliteStore::open(SqliteConfig::new(&path)).unwrap());
+    let store = SqliteStore::connect(SqliteConfig::new(&path)).unwrap();
+    let (u, a) = (Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
+        .unwrap();
+    assert!(!c.explain().unwrap().is_empty());
+    assert_eq!(c.size(&[]).unwrap(), 0);
+}

@@ -1,13 +1,13 @@
-//! `cargo xtask migrate [--database-url URL] [--embedding-dim N] [--drop-data]
+//! `memgpt-store migrate [--database-url URL] [--embedding-dim N] [--drop-data]
 //! up|down|status|redo|revert [N]`.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::{anyhow, bail, Result};
 use memgpt_core::DatabaseUrl;
 use memgpt_migrate::{Command, Options};
 use memgpt_sqlite::SqliteConfig;
 
 const USAGE: &str =
-    "usage: cargo xtask migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]";
+    "usage: memgpt-store migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]";
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut url: Option<String> = None;
@@ -26,7 +26,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 let v = value("--embedding-dim")?;
                 options.embedding_dim = Some(
                     v.parse()
-                        .with_context(|| format!("--embedding-dim {v:?}: expected a number"))?,
+                        .map_err(|_| anyhow!("--embedding-dim {v:?}: expected a number"))?,
                 );
             }
             "--drop-data" => options.drop_data = true,
@@ -47,7 +47,7 @@ pub fn run(args: &[String]) -> Result<()> {
         if let Ok(v) = std::env::var("MEMGPT_EMBEDDING_DIM") {
             options.embedding_dim = Some(
                 v.parse()
-                    .with_context(|| format!("MEMGPT_EMBEDDING_DIM={v:?}: expected a number"))?,
+                    .map_err(|_| anyhow!("MEMGPT_EMBEDDING_DIM={v:?}: expected a number"))?,
             );
         }
     }

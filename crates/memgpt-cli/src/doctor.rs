@@ -1,6 +1,8 @@
-//! `cargo xtask pg stats` and `cargo xtask doctor`: what a running deployment looks like.
+//! `memgpt-store stats` and `memgpt-store doctor`: what a running deployment looks like.
+//! Neither changes the database: PostgreSQL and SQLite are opened without migrating, SQLite
+//! through read-only connections.
 
-use anyhow::{anyhow, bail, Result};
+use crate::{anyhow, bail, Result};
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, QueryPlan, Scope, TableType};
 use memgpt_migrate::Target as Backend;
@@ -38,7 +40,7 @@ fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
     Ok(config)
 }
 
-/// `cargo xtask pg stats --database-url URL`.
+/// `memgpt-store stats --database-url URL`.
 pub fn stats(args: &[String]) -> Result<()> {
     let url = url_arg(args)?;
     if Backend::of(&url) != Backend::Postgres {
@@ -120,7 +122,7 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
     }
 }
 
-/// `cargo xtask doctor --database-url URL`: EXPLAIN of every query pattern.
+/// `memgpt-store doctor --database-url URL`: EXPLAIN of every query pattern.
 pub fn doctor(args: &[String]) -> Result<()> {
     let url = url_arg(args)?;
     let (agent, user) = (
@@ -168,7 +170,7 @@ pub fn doctor(args: &[String]) -> Result<()> {
                 if !missing.is_empty() {
                     println!(
                         "  MISSING vector indexes {} (dimension {}): build them with \
-                         `cargo xtask migrate --database-url URL up --embedding-dim {}`",
+                         `memgpt-store migrate --database-url URL up --embedding-dim {}`",
                         missing.join(", "),
                         store.config().embedding_dim,
                         store.config().embedding_dim
@@ -184,13 +186,13 @@ pub fn doctor(args: &[String]) -> Result<()> {
             }
             let mut config = SqliteConfig::from_env()?;
             config.path = path;
-            explain_all!(SqliteStore::open(config)?)
+            explain_all!(SqliteStore::connect(config)?)
         }
     }
     if bad > 0 {
         bail!(
             "{bad} problem(s): a missing index, or a query pattern that reads a whole table: run \
-             `cargo xtask migrate up` (missing indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
+             `memgpt-store migrate up` (missing indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
         );
     }
     println!("every query pattern uses an index");
