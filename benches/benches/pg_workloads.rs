@@ -67,7 +67,7 @@ fn store(url: &str, embedding_dim: u32) -> PgStore {
 fn by_agent(msgs: &[Message]) -> BTreeMap<(Uuid, Uuid), Vec<Message>> {
     let mut m: BTreeMap<(Uuid, Uuid), Vec<Message>> = BTreeMap::new();
     for x in msgs {
-        m.entry((x.user_id(), x.agent()))
+        m.entry((x.user_id(), x.agent_id().unwrap_or_default()))
             .or_default()
             .push(x.clone());
     }

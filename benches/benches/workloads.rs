@@ -30,7 +30,7 @@ fn optimized_insert(store: &SqliteStore, msgs: &[Message]) {
     let mut by_agent: std::collections::BTreeMap<(Uuid, Uuid), Vec<Message>> = Default::default();
     for m in msgs {
         by_agent
-            .entry((m.user_id(), m.agent()))
+            .entry((m.user_id(), m.agent_id().unwrap_or_default()))
             .or_default()
             .push(m.clone());
     }
@@ -138,7 +138,7 @@ fn w1(c: &mut Criterion, n: usize, with_naive: bool) {
     let opt = start.elapsed();
     assert_eq!(
         msgs.iter()
-            .map(|m| (m.user_id(), m.agent()))
+            .map(|m| (m.user_id(), m.agent_id().unwrap_or_default()))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .map(|(u, a)| store

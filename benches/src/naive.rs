@@ -30,7 +30,7 @@ pub fn columns(m: &Message) -> [Option<String>; 9] {
     [
         Some(m.id().to_string()),
         Some(m.user_id().to_string()),
-        Some(m.agent().to_string()),
+        m.agent_id().map(|a| a.to_string()),
         Some(m.role().as_str().to_owned()),
         m.text().map(str::to_owned),
         m.model().map(str::to_owned),

@@ -116,7 +116,7 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     ///
     /// # Errors
     /// [`Error::VectorUnavailable`](crate::Error::VectorUnavailable) saying why not.
-    fn vector_search(&self) -> Result<()>;
+    fn vector_support(&self) -> Result<()>;
 
     /// The records of `shapes`' scope whose text holds every one of `words` (at least one),
     /// oldest first.

@@ -251,7 +251,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         let shapes = self.shapes();
         let mut patterns: Vec<(&'static str, Sql<B>)> = shapes.explain_patterns();
         patterns.push(("query_text", B::text_match(&shapes, &["memory"], None, 0)));
-        if self.table != TableType::Documents && self.store().vector_search().is_ok() {
+        if self.table != TableType::Documents && self.store().vector_support().is_ok() {
             let probe = Embedding::new(vec![0.0; 8])?;
             patterns.push(("query", self.store().nearest(&shapes, &probe, 10, &[])));
         }
@@ -376,7 +376,7 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
     }
 
     fn query(&self, embedding: &[f32], top_k: usize, filters: &[Filter]) -> Result<Vec<R>> {
-        self.store().vector_search()?;
+        self.store().vector_support()?;
         let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
             Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
             other => other,

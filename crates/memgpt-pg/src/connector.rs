@@ -129,8 +129,8 @@ impl Backend for PgStore {
         })
     }
 
-    fn vector_search(&self) -> Result<()> {
-        if PgStore::vector_search(self) {
+    fn vector_support(&self) -> Result<()> {
+        if self.vector_search() {
             Ok(())
         } else {
             Err(Error::VectorUnavailable {

@@ -163,7 +163,7 @@ impl PgRecord for Message {
         vec![
             Bind::Uuid(Some(self.id())),
             Bind::Uuid(Some(self.user_id())),
-            Bind::Uuid(Some(self.agent())),
+            Bind::Uuid(self.agent_id()),
             Bind::Text(Some(self.role().as_str().to_owned())),
             text(Record::text(self)),
             text(self.model()),
@@ -269,7 +269,7 @@ impl PgRecord for Passage {
         vec![
             Bind::Uuid(Some(self.id())),
             Bind::Uuid(Some(self.user_id())),
-            text(Some(self.content())),
+            text(Record::text(self)),
             Bind::Uuid(self.doc_id()),
             Bind::Uuid(self.agent_id()),
             text(self.data_source()),
@@ -352,7 +352,7 @@ impl PgRecord for Document {
         vec![
             Bind::Uuid(Some(self.id())),
             Bind::Uuid(Some(self.user_id())),
-            text(Some(self.content())),
+            text(Record::text(self)),
             text(self.data_source()),
             Bind::Json(Some(serde_json::Value::Object(self.metadata().clone()))),
             Bind::Time(self.created_at()),

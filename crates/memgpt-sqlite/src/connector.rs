@@ -132,7 +132,7 @@ impl Backend for SqliteStore {
         })
     }
 
-    fn vector_search(&self) -> Result<()> {
+    fn vector_support(&self) -> Result<()> {
         Ok(())
     }
 
@@ -188,14 +188,18 @@ impl<R: SqliteRecord> Stores<R> for SqliteStore {
         filters: &[Filter],
     ) -> Sql {
         let mut sql = shapes.select();
-        sql.scope_where(shapes.table, shapes.scope, filters)
-            .push(&format!(
-                " AND embedding IS NOT NULL ORDER BY {}(embedding, ",
-                R::DISTANCE_FN
-            ))
-            .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
-            .push("), id")
-            .limit_offset(Some(top_k), 0);
+        sql.scope_where(shapes.table, shapes.scope, filters);
+        let Some(distance) = R::DISTANCE_FN else {
+            // A record without embeddings has no nearest.
+            sql.push(" AND false");
+            return sql;
+        };
+        sql.push(&format!(
+            " AND embedding IS NOT NULL ORDER BY {distance}(embedding, "
+        ))
+        .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
+        .push("), id")
+        .limit_offset(Some(top_k), 0);
         sql
     }
 }

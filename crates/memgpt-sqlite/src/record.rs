@@ -30,9 +30,10 @@ pub trait SqliteRecord: Record + sealed::Sealed {
     /// The select list of a whole record ([`COLUMNS`](Self::COLUMNS), joined).
     #[doc(hidden)]
     const SELECT: &'static str;
-    /// The name of the SQL function that computes the L2 distance of the stored embedding.
+    /// The name of the SQL function that computes the L2 distance of the stored embedding;
+    /// `None` for records without embeddings.
     #[doc(hidden)]
-    const DISTANCE_FN: &'static str;
+    const DISTANCE_FN: Option<&'static str>;
     /// The values of [`COLUMNS`](Self::COLUMNS).
     #[doc(hidden)]
     fn binds(&self) -> Vec<Bind>;
@@ -103,7 +104,7 @@ impl SqliteRecord for Message {
         "created_at",
     ];
     const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at";
-    const DISTANCE_FN: &'static str = "memgpt_l2_base64";
+    const DISTANCE_FN: Option<&'static str> = Some("memgpt_l2_base64");
 
     fn binds(&self) -> Vec<Bind> {
         let tool_calls = self
@@ -112,7 +113,7 @@ impl SqliteRecord for Message {
         vec![
             Bind::Text(Some(uuid_to_text(&self.id()))),
             Bind::Text(Some(uuid_to_text(&self.user_id()))),
-            Bind::Text(Some(uuid_to_text(&self.agent()))),
+            Bind::Text(self.agent_id().as_ref().map(uuid_to_text)),
             Bind::Text(Some(self.role().as_str().to_owned())),
             text(Record::text(self)),
             text(self.model()),
@@ -219,13 +220,13 @@ impl SqliteRecord for Passage {
         "created_at",
     ];
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at";
-    const DISTANCE_FN: &'static str = "memgpt_l2";
+    const DISTANCE_FN: Option<&'static str> = Some("memgpt_l2");
 
     fn binds(&self) -> Vec<Bind> {
         vec![
             Bind::Text(Some(uuid_to_text(&self.id()))),
             Bind::Text(Some(uuid_to_text(&self.user_id()))),
-            text(Some(self.content())),
+            text(Record::text(self)),
             Bind::Text(self.doc_id().as_ref().map(uuid_to_text)),
             Bind::Text(self.agent_id().as_ref().map(uuid_to_text)),
             text(self.data_source()),
@@ -299,13 +300,13 @@ impl SqliteRecord for Document {
         "created_at",
     ];
     const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
-    const DISTANCE_FN: &'static str = "memgpt_l2";
+    const DISTANCE_FN: Option<&'static str> = None;
 
     fn binds(&self) -> Vec<Bind> {
         vec![
             Bind::Text(Some(uuid_to_text(&self.id()))),
             Bind::Text(Some(uuid_to_text(&self.user_id()))),
-            text(Some(self.content())),
+            text(Record::text(self)),
             text(self.data_source()),
             metadata_to(self.metadata()),
             Bind::Text(Some(time_to_text(&self.created_at()))),

@@ -47,10 +47,6 @@ impl Document {
         }
     }
 
-    /// The document's text.
-    pub fn content(&self) -> &str {
-        &self.text
-    }
     /// Its data source.
     pub fn data_source(&self) -> Option<&str> {
         self.data_source.as_deref()

@@ -170,10 +170,6 @@ impl Message {
     pub fn role(&self) -> Role {
         self.role
     }
-    /// The agent.
-    pub fn agent(&self) -> Uuid {
-        self.agent_id
-    }
     /// The model that wrote the message.
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()

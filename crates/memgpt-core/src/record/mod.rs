@@ -15,7 +15,7 @@ use uuid::Uuid;
 pub use document::{Document, DocumentBuilder};
 pub use embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use message::{FunctionCall, Message, MessageBuilder, Role, ToolCall};
-pub use passage::{memgpt_passage_id, Passage, PassageBuilder};
+pub use passage::{Passage, PassageBuilder};
 
 use crate::connector::Keyset;
 use crate::error::{Error, Result};

@@ -28,7 +28,7 @@ pub struct Passage {
 /// MemGPT 0.3.x's default passage id: the UUID whose 16 bytes are the MD5 digest of
 /// `text + str(agent_id) + str(user_id)` (Python's `str(None)` is `"None"`). Inserting the
 /// same text for the same agent again therefore lands on the same row.
-pub fn memgpt_passage_id(text: &str, agent_id: Option<Uuid>, user_id: Uuid) -> Uuid {
+pub(crate) fn memgpt_passage_id(text: &str, agent_id: Option<Uuid>, user_id: Uuid) -> Uuid {
     let mut h = Md5::new();
     h.update(text.as_bytes());
     match agent_id {
@@ -57,7 +57,8 @@ impl Passage {
         }
     }
 
-    /// MemGPT's default id for a passage: see [`memgpt_passage_id`].
+    /// MemGPT's default id for a passage: the UUID of `md5(text + str(agent_id) +
+    /// str(user_id))` (`"None"` for no agent), as MemGPT 0.3.x computes it.
     pub fn memgpt_id(text: &str, agent_id: Option<Uuid>, user_id: Uuid) -> Uuid {
         memgpt_passage_id(text, agent_id, user_id)
     }
@@ -78,10 +79,6 @@ impl Passage {
         }
     }
 
-    /// The passage's text.
-    pub fn content(&self) -> &str {
-        &self.text
-    }
     /// The document it came from.
     pub fn doc_id(&self) -> Option<Uuid> {
         self.doc_id
