@@ -150,7 +150,6 @@ pub trait Stores<R: Record>: Backend {
     /// The `top_k` records of `shapes`' scope nearest to `query` by L2 distance, nearest
     /// first, ties by id, exactly (never depending on other tenants' rows).
     fn nearest(
-        &self,
         shapes: &Shapes<'_, Self>,
         query: &Embedding,
         top_k: usize,
@@ -173,4 +172,170 @@ pub trait Stores<R: Record>: Backend {
     ) -> Option<Result<u64>> {
         None
     }
+}
+
+/// Every statement shape a connector of backend `B` issues, with sample arguments, as
+/// text: `name: SQL` lines, one table after another. Backends compare it with a golden
+/// file of theirs (`tests/golden/statements.txt`), so that a change of any statement in
+/// either dialect shows in review.
+pub fn statement_shapes<B>() -> String
+where
+    B: Stores<crate::Message> + Stores<crate::Passage> + Stores<crate::Document>,
+{
+    use crate::{Column, Document, Message, Passage, Scope};
+    let agent = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2));
+    let user = Scope::user(Uuid::from_u128(1));
+    let mut out = String::new();
+    let mut shapes_of = |table: TableType,
+                         scope: &Scope,
+                         select: &str,
+                         columns: &[&str],
+                         nearest: Option<Sql<B>>| {
+        let s = Shapes::<B>::new(table, scope, select);
+        let t0 =
+            chrono::DateTime::<chrono::Utc>::from_timestamp(1_704_067_200, 0).unwrap_or_default();
+        let k = Keyset {
+            created_at: t0,
+            id: Uuid::nil(),
+        };
+        let filters = [
+            Filter::eq(Column::DataSource, "s"),
+            Filter::is_null(Column::DocId),
+        ];
+        let filters: &[Filter] =
+            if table == TableType::Passages || table == TableType::ArchivalMemory {
+                &filters
+            } else {
+                &[]
+            };
+        let mut stmts: Vec<(&str, Sql<B>)> = vec![
+            ("page", s.page(filters, Some(&k), 100)),
+            ("cursor", s.cursor(filters, Some(&k), Some(&k), 10, true)),
+            ("recent", s.recent(filters, None)),
+            ("get", s.by_id(Uuid::nil())),
+            ("keyset_of", s.keyset_of(Uuid::nil())),
+            ("size", s.count(filters)),
+            ("query_date", s.dates(t0, t0, Some(5), 2)),
+            ("delete", s.delete(filters)),
+            (
+                "text_match",
+                B::text_match(&s, &["banana", "bread"], Some(3), 1),
+            ),
+        ];
+        if table != TableType::RecallMemory {
+            stmts.push(("list_data_sources", s.sources()));
+        }
+        if let Some(n) = nearest {
+            stmts.push(("nearest", n));
+        }
+        out.push_str(&format!("# {table}\n"));
+        for (name, sql) in stmts {
+            out.push_str(&format!(
+                "{name}: {} [{} binds]\n",
+                sql.text,
+                sql.binds.len()
+            ));
+        }
+        let row = || -> Vec<B::Bind> {
+            columns
+                .iter()
+                .map(|_| B::Bind::from(crate::statement::Param::Int(None)))
+                .collect()
+        };
+        let insert = s.insert(columns, [row(), row()], true);
+        out.push_str(&format!(
+            "insert+upsert: {} [{} binds]\n",
+            insert.text,
+            insert.binds.len()
+        ));
+        let update = s.update(columns, row(), Uuid::nil());
+        out.push_str(&format!(
+            "update: {} [{} binds]\n",
+            update.text,
+            update.binds.len()
+        ));
+        // The select list names the stored columns, in order.
+        let named: Vec<&str> = select
+            .split(", ")
+            .map(|c| c.rsplit(" AS ").next().unwrap_or(c).trim())
+            .collect();
+        out.push_str(&format!(
+            "select list names the columns: {}\n",
+            named == columns
+        ));
+    };
+    let probe = Embedding::new(vec![0.5; 4]).ok();
+    let near = |table, scope: &Scope, select| {
+        probe.as_ref().map(|q| {
+            <B as Stores<Passage>>::nearest(&Shapes::new(table, scope, select), q, 10, &[])
+        })
+    };
+    shapes_of(
+        TableType::RecallMemory,
+        &agent,
+        <B as Stores<Message>>::SELECT,
+        <B as Stores<Message>>::COLUMNS,
+        probe.as_ref().map(|q| {
+            <B as Stores<Message>>::nearest(
+                &Shapes::new(
+                    TableType::RecallMemory,
+                    &agent,
+                    <B as Stores<Message>>::SELECT,
+                ),
+                q,
+                10,
+                &[],
+            )
+        }),
+    );
+    for (table, scope) in [
+        (TableType::ArchivalMemory, &agent),
+        (TableType::Passages, &user),
+    ] {
+        let sel = <B as Stores<Passage>>::SELECT;
+        shapes_of(
+            table,
+            scope,
+            sel,
+            <B as Stores<Passage>>::COLUMNS,
+            near(table, scope, sel),
+        );
+    }
+    shapes_of(
+        TableType::Documents,
+        &user,
+        <B as Stores<Document>>::SELECT,
+        <B as Stores<Document>>::COLUMNS,
+        None,
+    );
+    out
+}
+
+/// Compares `actual` with the golden file at `path`; with `MEMGPT_BLESS=1` in the
+/// environment, writes it instead.
+///
+/// # Errors
+/// The first differing line, or why the file could not be read or written.
+pub fn check_golden(path: &std::path::Path, actual: &str) -> std::result::Result<(), String> {
+    if std::env::var_os("MEMGPT_BLESS").is_some() {
+        return std::fs::write(path, actual).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let golden = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: {e} (MEMGPT_BLESS=1 writes it)", path.display()))?;
+    for (i, (g, a)) in golden.lines().zip(actual.lines()).enumerate() {
+        if g != a {
+            return Err(format!(
+                "{}:{}: statement changed\n  golden: {g}\n  now:    {a}\n(MEMGPT_BLESS=1 accepts it)",
+                path.display(),
+                i + 1
+            ));
+        }
+    }
+    if golden.lines().count() != actual.lines().count() {
+        return Err(format!(
+            "{}: the number of statements changed",
+            path.display()
+        ));
+    }
+    Ok(())
 }

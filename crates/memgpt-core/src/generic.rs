@@ -253,7 +253,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         patterns.push(("query_text", B::text_match(&shapes, &["memory"], None, 0)));
         if self.table != TableType::Documents && self.store().vector_support().is_ok() {
             let probe = Embedding::new(vec![0.0; 8])?;
-            patterns.push(("query", self.store().nearest(&shapes, &probe, 10, &[])));
+            patterns.push(("query", B::nearest(&shapes, &probe, 10, &[])));
         }
         self.read(|conn| {
             patterns
@@ -385,7 +385,7 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
         if top_k == 0 || self.table == TableType::Documents {
             return Ok(Vec::new());
         }
-        let sql = self.store().nearest(&self.shapes(), &query, top_k, filters);
+        let sql = B::nearest(&self.shapes(), &query, top_k, filters);
         self.read(|c| B::load(c, sql, self.table))
     }
 

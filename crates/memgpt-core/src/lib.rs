@@ -72,3 +72,18 @@ pub use chrono;
 pub use serde_json;
 /// Re-exported so that users name the same `Uuid` type as this crate.
 pub use uuid;
+
+/// The stored columns of a table as a `&[&str]`, checked against the table's declaration
+/// (a diesel `table!` module, or any module with one item per column) when this compiles:
+/// a name that is not a column of `$table` is an error. Backends declare their record
+/// columns with it, so that a column list and the table cannot drift apart.
+#[macro_export]
+macro_rules! checked_columns {
+    ($table:path: $($col:ident),+ $(,)?) => {{
+        const _: () = {
+            use $table as t;
+            let _ = ($(t::$col,)+);
+        };
+        &[$(stringify!($col)),+]
+    }};
+}

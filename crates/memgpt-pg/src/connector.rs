@@ -187,7 +187,6 @@ impl<R: PgRecord> Stores<R> for PgStore {
     /// zero-padded to 4096, so is the query: zero padding adds nothing to an L2 distance.
     /// The inner query orders ids only: whole rows are read for the k hits.
     fn nearest(
-        &self,
         shapes: &Shapes<'_, Self>,
         query: &Embedding,
         top_k: usize,

@@ -47,7 +47,16 @@ pub(crate) fn copy_many<R: PgRecord>(
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
 ) -> Result<u64> {
-    access.with(|c| c.batch_execute(R::STAGING_DDL).map_err(map))?;
+    // The staging table has the columns the connector reads, in the same order, from the
+    // table itself: `ord`, then the select list (embeddings as real[]).
+    let ddl = format!(
+        "DROP TABLE IF EXISTS pg_temp.{staging}; CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
+         SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",
+        staging = R::STAGING,
+        select = R::SELECT,
+        table = connector.table_type().table_name(),
+    );
+    access.with(|c| c.batch_execute(&ddl).map_err(map))?;
     let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
     loop {
         buf.clear();
@@ -166,66 +175,12 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// OID of `float4`, the element type of embedding arrays.
 const FLOAT4_OID: i32 = 700;
 
-/// The staging tables, one per record shape. Created per transaction (`ON COMMIT DROP`).
-pub(crate) mod staging {
-    diesel::table! {
-        use diesel::sql_types::*;
-        memgpt_staging_messages (ord) {
-            ord -> Int8,
-            id -> Uuid,
-            user_id -> Uuid,
-            agent_id -> Uuid,
-            role -> Text,
-            text -> Nullable<Text>,
-            model -> Nullable<Text>,
-            name -> Nullable<Text>,
-            tool_calls -> Nullable<Json>,
-            tool_call_id -> Nullable<Text>,
-            embedding -> Nullable<Array<Float4>>,
-            embedding_dim -> Nullable<Int8>,
-            embedding_model -> Nullable<Text>,
-            created_at -> Timestamptz,
-        }
-    }
-
-    diesel::table! {
-        use diesel::sql_types::*;
-        memgpt_staging_passages (ord) {
-            ord -> Int8,
-            id -> Uuid,
-            user_id -> Uuid,
-            text -> Nullable<Text>,
-            doc_id -> Nullable<Uuid>,
-            agent_id -> Nullable<Uuid>,
-            data_source -> Nullable<Text>,
-            embedding -> Nullable<Array<Float4>>,
-            embedding_dim -> Nullable<Int8>,
-            embedding_model -> Nullable<Text>,
-            metadata_ -> Nullable<Json>,
-            created_at -> Timestamptz,
-        }
-    }
-
-    diesel::table! {
-        use diesel::sql_types::*;
-        memgpt_staging_documents (ord) {
-            ord -> Int8,
-            id -> Uuid,
-            user_id -> Uuid,
-            text -> Nullable<Text>,
-            data_source -> Nullable<Text>,
-            metadata_ -> Nullable<Json>,
-            created_at -> Timestamptz,
-        }
-    }
-}
-
 /// The writer callback handed to diesel's COPY.
 pub(crate) type Feed<'a> = &'a dyn Fn(&mut dyn Write) -> Result<(), DieselError>;
 
 /// Runs `COPY <staging> FROM STDIN (FORMAT binary)` fed by `feed`.
 pub(crate) fn copy_messages(conn: &mut PgConnection, feed: Feed<'_>) -> Result<usize, DieselError> {
-    use staging::memgpt_staging_messages::table;
+    use crate::schema::memgpt_staging_messages::table;
     diesel::copy_from(table)
         .from_raw_data(table, feed)
         .with_format(CopyFormat::Binary)
@@ -234,7 +189,7 @@ pub(crate) fn copy_messages(conn: &mut PgConnection, feed: Feed<'_>) -> Result<u
 
 /// As [`copy_messages`], for passages.
 pub(crate) fn copy_passages(conn: &mut PgConnection, feed: Feed<'_>) -> Result<usize, DieselError> {
-    use staging::memgpt_staging_passages::table;
+    use crate::schema::memgpt_staging_passages::table;
     diesel::copy_from(table)
         .from_raw_data(table, feed)
         .with_format(CopyFormat::Binary)
@@ -246,7 +201,7 @@ pub(crate) fn copy_documents(
     conn: &mut PgConnection,
     feed: Feed<'_>,
 ) -> Result<usize, DieselError> {
-    use staging::memgpt_staging_documents::table;
+    use crate::schema::memgpt_staging_documents::table;
     diesel::copy_from(table)
         .from_raw_data(table, feed)
         .with_format(CopyFormat::Binary)

@@ -25,6 +25,7 @@ mod error;
 mod metrics;
 mod pool;
 mod record;
+mod schema;
 mod sql;
 mod store;
 mod url;

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
-use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use memgpt_core::{
     Document, Embedding, Error, Message, Passage, Record, Role, TableType, ToolCall,
@@ -35,9 +34,6 @@ pub trait PgRecord: Record + sealed::Sealed {
     /// The staging table of bulk loads (`ord` then [`COLUMNS`](Self::COLUMNS)).
     #[doc(hidden)]
     const STAGING: &'static str;
-    /// Creates the staging table for this transaction.
-    #[doc(hidden)]
-    const STAGING_DDL: &'static str;
     /// Runs the binary COPY into the staging table.
     #[doc(hidden)]
     fn copy(
@@ -97,60 +93,29 @@ fn metadata(
 /// A row of `memgpt_recall_memory_agent`.
 #[doc(hidden)]
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::schema::memgpt_recall_memory_agent, check_for_backend(Pg))]
 pub struct MessageRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     user_id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     agent_id: Uuid,
-    #[diesel(sql_type = Text)]
     role: String,
-    #[diesel(sql_type = Nullable<Text>)]
     text: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     model: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     name: Option<String>,
-    #[diesel(sql_type = Nullable<Json>)]
     tool_calls: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Text>)]
     tool_call_id: Option<String>,
-    #[diesel(sql_type = Nullable<Array<Float4>>)]
     embedding: Option<Vec<f32>>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     embedding_dim: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
     embedding_model: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     created_at: Option<DateTime<Utc>>,
 }
 
 impl PgRecord for Message {
     type Row = MessageRow;
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "agent_id",
-        "role",
-        "text",
-        "model",
-        "name",
-        "tool_calls",
-        "tool_call_id",
-        "embedding",
-        "embedding_dim",
-        "embedding_model",
-        "created_at",
-    ];
+    const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_recall_memory_agent: id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at);
     const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, \
         tool_call_id, embedding::real[] AS embedding, embedding_dim, embedding_model, created_at";
     const STAGING: &'static str = "memgpt_staging_messages";
-    const STAGING_DDL: &'static str = "DROP TABLE IF EXISTS pg_temp.memgpt_staging_messages; \
-        CREATE TEMP TABLE memgpt_staging_messages (ord bigint, id uuid, user_id uuid, \
-        agent_id uuid, role varchar, text varchar, model varchar, name varchar, tool_calls json, \
-        tool_call_id varchar, embedding real[], embedding_dim bigint, embedding_model varchar, \
-        created_at timestamptz) ON COMMIT DROP;";
 
     fn copy(
         conn: &mut diesel::PgConnection,
@@ -209,54 +174,27 @@ impl PgRecord for Message {
 /// A row of `memgpt_archival_memory_agent` or `memgpt_passages`.
 #[doc(hidden)]
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::schema::memgpt_passages, check_for_backend(Pg))]
 pub struct PassageRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     user_id: Uuid,
-    #[diesel(sql_type = Nullable<Text>)]
     text: Option<String>,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
     doc_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
     agent_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
     data_source: Option<String>,
-    #[diesel(sql_type = Nullable<Array<Float4>>)]
     embedding: Option<Vec<f32>>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     embedding_dim: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
     embedding_model: Option<String>,
-    #[diesel(sql_type = Nullable<Json>)]
     metadata_: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     created_at: Option<DateTime<Utc>>,
 }
 
 impl PgRecord for Passage {
     type Row = PassageRow;
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "text",
-        "doc_id",
-        "agent_id",
-        "data_source",
-        "embedding",
-        "embedding_dim",
-        "embedding_model",
-        "metadata_",
-        "created_at",
-    ];
+    const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_passages: id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, \
         embedding::real[] AS embedding, embedding_dim, embedding_model, metadata_, created_at";
     const STAGING: &'static str = "memgpt_staging_passages";
-    const STAGING_DDL: &'static str = "DROP TABLE IF EXISTS pg_temp.memgpt_staging_passages; \
-        CREATE TEMP TABLE memgpt_staging_passages (ord bigint, id uuid, user_id uuid, \
-        text varchar, doc_id uuid, agent_id uuid, data_source varchar, embedding real[], \
-        embedding_dim bigint, embedding_model varchar, metadata_ json, created_at timestamptz) \
-        ON COMMIT DROP;";
 
     fn copy(
         conn: &mut diesel::PgConnection,
@@ -309,37 +247,21 @@ impl PgRecord for Passage {
 /// A row of `memgpt_documents`.
 #[doc(hidden)]
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::schema::memgpt_documents, check_for_backend(Pg))]
 pub struct DocumentRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
     user_id: Uuid,
-    #[diesel(sql_type = Nullable<Text>)]
     text: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     data_source: Option<String>,
-    #[diesel(sql_type = Nullable<Json>)]
     metadata_: Option<serde_json::Value>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     created_at: Option<DateTime<Utc>>,
 }
 
 impl PgRecord for Document {
     type Row = DocumentRow;
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "text",
-        "data_source",
-        "metadata_",
-        "created_at",
-    ];
+    const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_documents: id, user_id, text, data_source, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
     const STAGING: &'static str = "memgpt_staging_documents";
-    const STAGING_DDL: &'static str = "DROP TABLE IF EXISTS pg_temp.memgpt_staging_documents; \
-        CREATE TEMP TABLE memgpt_staging_documents (ord bigint, id uuid, user_id uuid, \
-        text varchar, data_source varchar, metadata_ json, created_at timestamptz) \
-        ON COMMIT DROP;";
 
     fn copy(
         conn: &mut diesel::PgConnection,

@@ -181,7 +181,6 @@ impl<R: SqliteRecord> Stores<R> for SqliteStore {
 
     /// Exact: SQLite orders the scope's rows by the registered distance function.
     fn nearest(
-        &self,
         shapes: &Shapes<'_, Self>,
         query: &Embedding,
         top_k: usize,

@@ -35,6 +35,7 @@ mod connector;
 mod error;
 mod pragmas;
 mod record;
+mod schema;
 mod sql;
 mod store;
 mod vector;

@@ -1,6 +1,5 @@
 //! How each record type maps onto its SQLite table.
 
-use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::QueryableByName;
 use memgpt_core::{Document, Error, Message, Passage, Record, Role, TableType, ToolCall};
 
@@ -57,52 +56,26 @@ fn built<T>(table: TableType, r: Result<T, Error>) -> Result<T, Error> {
 /// A row of `memgpt_recall_memory_agent`.
 #[doc(hidden)]
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::schema::memgpt_recall_memory_agent, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct MessageRow {
-    #[diesel(sql_type = Text)]
     id: String,
-    #[diesel(sql_type = Text)]
     user_id: String,
-    #[diesel(sql_type = Text)]
     agent_id: String,
-    #[diesel(sql_type = Text)]
     role: String,
-    #[diesel(sql_type = Nullable<Text>)]
     text: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     model: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     tool_calls: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     tool_call_id: Option<String>,
-    #[diesel(sql_type = Nullable<Binary>)]
     embedding: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<BigInt>)]
     embedding_dim: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
     embedding_model: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     created_at: Option<String>,
 }
 
 impl SqliteRecord for Message {
     type Row = MessageRow;
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "agent_id",
-        "role",
-        "text",
-        "model",
-        "name",
-        "tool_calls",
-        "tool_call_id",
-        "embedding",
-        "embedding_dim",
-        "embedding_model",
-        "created_at",
-    ];
+    const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_recall_memory_agent: id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at);
     const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at";
     const DISTANCE_FN: Option<&'static str> = Some("memgpt_l2_base64");
 
@@ -167,26 +140,17 @@ impl SqliteRecord for Message {
 /// A row of `memgpt_archival_memory_agent` or `memgpt_passages`.
 #[doc(hidden)]
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::schema::memgpt_passages, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct PassageRow {
-    #[diesel(sql_type = Text)]
     id: String,
-    #[diesel(sql_type = Text)]
     user_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
     text: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     doc_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     agent_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     data_source: Option<String>,
-    #[diesel(sql_type = Nullable<Binary>)]
     embedding: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Text>)]
     embedding_model: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     metadata_: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     created_at: Option<String>,
 }
 
@@ -206,19 +170,7 @@ fn metadata_to(m: &serde_json::Map<String, serde_json::Value>) -> Bind {
 
 impl SqliteRecord for Passage {
     type Row = PassageRow;
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "text",
-        "doc_id",
-        "agent_id",
-        "data_source",
-        "embedding",
-        "embedding_dim",
-        "embedding_model",
-        "metadata_",
-        "created_at",
-    ];
+    const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_passages: id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at";
     const DISTANCE_FN: Option<&'static str> = Some("memgpt_l2");
 
@@ -274,31 +226,19 @@ impl SqliteRecord for Passage {
 /// A row of `memgpt_documents`.
 #[doc(hidden)]
 #[derive(QueryableByName)]
+#[diesel(table_name = crate::schema::memgpt_documents, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct DocumentRow {
-    #[diesel(sql_type = Text)]
     id: String,
-    #[diesel(sql_type = Text)]
     user_id: String,
-    #[diesel(sql_type = Nullable<Text>)]
     text: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     data_source: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     metadata_: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
     created_at: Option<String>,
 }
 
 impl SqliteRecord for Document {
     type Row = DocumentRow;
-    const COLUMNS: &'static [&'static str] = &[
-        "id",
-        "user_id",
-        "text",
-        "data_source",
-        "metadata_",
-        "created_at",
-    ];
+    const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_documents: id, user_id, text, data_source, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
     const DISTANCE_FN: Option<&'static str> = None;
 
