@@ -178,6 +178,16 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
     }
 }
 
+/// Fixed `(name, value)` pairs, as tests give them; the last pair of a name wins.
+impl<const N: usize> Lookup for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
 /// The [`Error::Config`] of `variable` set to `value` (redacted), rejected for `reason`.
 pub fn config_err(variable: &str, value: &str, reason: impl Into<String>) -> Error {
     Error::Config {

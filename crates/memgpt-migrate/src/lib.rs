@@ -24,6 +24,27 @@ pub use harness::{Command, MigrationStatus, Options, Report};
 
 use memgpt_core::Error;
 
+/// Runs `f` in the transaction `begin` opens (diesel's `transaction` or
+/// `immediate_transaction`): `f`'s own error is kept aside, so that a failed rollback never
+/// hides it.
+pub(crate) fn in_transaction<C, T>(
+    begin: impl FnOnce(
+        &mut dyn FnMut(&mut C) -> Result<T, diesel::result::Error>,
+    ) -> Result<T, diesel::result::Error>,
+    f: impl FnOnce(&mut C) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut failed = None;
+    let mut f = Some(f);
+    let done = begin(&mut |c: &mut C| match f.take() {
+        Some(f) => f(c).map_err(|e| {
+            failed = Some(e);
+            diesel::result::Error::RollbackTransaction
+        }),
+        None => Err(diesel::result::Error::RollbackTransaction),
+    });
+    done.map_err(|e| failed.take().unwrap_or_else(|| migration_err(e)))
+}
+
 /// Turns a migration harness error into [`Error::Migration`].
 pub(crate) fn migration_err(e: impl std::fmt::Display) -> Error {
     Error::Migration {

@@ -68,11 +68,10 @@ pub fn run_with(
         drop_owned_indexes,
     };
     let result = match command {
-        Command::Down | Command::Redo | Command::Revert(_) => conn
-            .transaction(|c| {
-                harness::run(c, || MIGRATIONS, command, options, &catalog).map_err(TxError::Run)
-            })
-            .map_err(TxError::into_error),
+        Command::Down | Command::Redo | Command::Revert(_) => crate::in_transaction(
+            |run| conn.transaction(run),
+            |c| harness::run(c, || MIGRATIONS, command, options, &catalog),
+        ),
         Command::Up | Command::Status => {
             harness::run(conn, || MIGRATIONS, command, options, &catalog)
         }
@@ -98,27 +97,6 @@ fn lock(conn: &mut PgConnection) -> Result<(), Error> {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The error of the transaction around `down`/`redo`.
-enum TxError {
-    Run(Error),
-    Diesel(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Diesel(e)
-    }
-}
-
-impl TxError {
-    fn into_error(self) -> Error {
-        match self {
-            TxError::Run(e) => e,
-            TxError::Diesel(e) => migration_err(e),
-        }
     }
 }
 

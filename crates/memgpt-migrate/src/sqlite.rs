@@ -67,13 +67,10 @@ fn locked(
         table_rows,
         drop_owned_indexes,
     };
-    conn.immediate_transaction(|c| {
-        harness::run(c, || MIGRATIONS, command, options, &catalog).map_err(TxError::Run)
-    })
-    .map_err(|e| match e {
-        TxError::Run(e) => e,
-        TxError::Diesel(e) => migration_err(e),
-    })
+    crate::in_transaction(
+        |run| conn.immediate_transaction(run),
+        |c| harness::run(c, || MIGRATIONS, command, options, &catalog),
+    )
 }
 
 #[derive(QueryableByName)]
@@ -136,18 +133,6 @@ fn drop_owned_indexes(conn: &mut SqliteConnection, migration: &str) -> Result<()
         .execute(conn)
         .map_err(migration_err)?;
     Ok(())
-}
-
-/// The error of the locking transaction: the run's own, or the transaction's.
-enum TxError {
-    Run(Error),
-    Diesel(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Diesel(e)
-    }
 }
 
 /// Applies every pending migration (see [`run`]); returns the names applied.

@@ -125,21 +125,12 @@ impl PgConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k: &str| m.get(k).cloned()
-    }
 
     const URL: (&str, &str) = ("MEMGPT_PG_URL", "postgres://u:s3cret@localhost/db");
 
     #[test]
     fn pg_defaults_are_the_seeds() {
-        let c = PgConfig::from_lookup(&env(&[URL])).unwrap();
+        let c = PgConfig::from_lookup(&([URL])).unwrap();
         assert_eq!(c.pool_size, 20);
         assert_eq!(c.max_overflow, 30);
         assert_eq!(c.pool_timeout, Duration::from_secs(30));
@@ -151,8 +142,7 @@ mod tests {
     #[test]
     fn malformed_pool_size_names_the_variable() {
         for bad in ["abc", "0", "-1", "", "1.5"] {
-            let err =
-                PgConfig::from_lookup(&env(&[URL, ("MEMGPT_PG_POOL_SIZE", bad)])).unwrap_err();
+            let err = PgConfig::from_lookup(&([URL, ("MEMGPT_PG_POOL_SIZE", bad)])).unwrap_err();
             match err {
                 Error::Config {
                     variable, value, ..
@@ -167,13 +157,15 @@ mod tests {
 
     #[test]
     fn each_pool_variable_is_read() {
-        let c = PgConfig::from_lookup(&env(&[
-            URL,
-            ("MEMGPT_PG_POOL_SIZE", "5"),
-            ("MEMGPT_PG_MAX_OVERFLOW", "0"),
-            ("MEMGPT_PG_POOL_TIMEOUT", "7"),
-            ("MEMGPT_PG_POOL_RECYCLE", "60"),
-        ]))
+        let c = PgConfig::from_lookup(
+            &([
+                URL,
+                ("MEMGPT_PG_POOL_SIZE", "5"),
+                ("MEMGPT_PG_MAX_OVERFLOW", "0"),
+                ("MEMGPT_PG_POOL_TIMEOUT", "7"),
+                ("MEMGPT_PG_POOL_RECYCLE", "60"),
+            ]),
+        )
         .unwrap();
         assert_eq!(
             (c.pool_size, c.max_overflow, c.pool_timeout, c.pool_recycle),
@@ -184,7 +176,7 @@ mod tests {
             "MEMGPT_PG_POOL_TIMEOUT",
             "MEMGPT_PG_POOL_RECYCLE",
         ] {
-            let err = PgConfig::from_lookup(&env(&[URL, (var, "-1")])).unwrap_err();
+            let err = PgConfig::from_lookup(&([URL, (var, "-1")])).unwrap_err();
             assert!(
                 matches!(&err, Error::Config { variable, .. } if variable == var),
                 "{err}"
@@ -194,12 +186,12 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        let c = PgConfig::from_lookup(&env(&[URL])).unwrap();
+        let c = PgConfig::from_lookup(&([URL])).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("s3cret"), "{dbg}");
         assert!(dbg.contains("u:***@localhost"), "{dbg}");
         let err =
-            PgConfig::from_lookup(&env(&[("MEMGPT_PG_URL", "mysql://u:s3cret@h/db")])).unwrap_err();
+            PgConfig::from_lookup(&([("MEMGPT_PG_URL", "mysql://u:s3cret@h/db")])).unwrap_err();
         assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 }

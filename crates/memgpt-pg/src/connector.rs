@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{corrupt, map};
 use crate::record::PgRecord;
-use crate::sql::{query, Bind, Count, IdRow, KeyRow, PlanLine, SourceRow, Sql, TxError};
+use crate::sql::{query, Bind, Count, IdRow, KeyRow, PlanLine, SourceRow, Sql};
 use crate::store::{Lease, PgStore};
 
 /// A connector of one table, bound to one tenant, on PostgreSQL. Made by
@@ -56,11 +56,15 @@ impl Backend for PgStore {
         conn: &mut PgConnection,
         f: impl FnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        conn.transaction(|c| f(c).map_err(TxError::Core))
-            .map_err(|e| match e {
-                TxError::Core(e) => e,
-                TxError::Diesel(e) => map(e),
+        // The closure's own error is kept aside: a failed rollback never hides it.
+        let mut failed = None;
+        let done = conn.transaction(|c| {
+            f(c).map_err(|e| {
+                failed = Some(e);
+                DieselError::RollbackTransaction
             })
+        });
+        done.map_err(|e| failed.take().unwrap_or_else(|| map(e)))
     }
 
     /// In a savepoint of its own: a unique violation then leaves the transaction usable

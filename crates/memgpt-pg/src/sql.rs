@@ -3,11 +3,9 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use memgpt_core::statement::{Param, Statement};
-use memgpt_core::Error;
 use uuid::Uuid;
 
 /// A value bound to a `$n` placeholder.
@@ -94,18 +92,4 @@ pub(crate) struct PlanLine {
     #[diesel(sql_type = Text)]
     #[diesel(column_name = "QUERY PLAN")]
     pub(crate) line: String,
-}
-
-/// The error of a diesel transaction closure: ours, or the transaction's.
-pub(crate) enum TxError {
-    /// The closure's own error.
-    Core(Error),
-    /// The transaction's.
-    Diesel(DieselError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(e: DieselError) -> Self {
-        TxError::Diesel(e)
-    }
 }

@@ -119,6 +119,8 @@ impl PgStore {
         };
         let vector = {
             let mut conn = store.checkout()?;
+            // Migrating takes as long as it takes: not a leak.
+            conn.threshold = None;
             if migrate {
                 memgpt_migrate::postgres::run_pending(&mut conn)?;
             }

@@ -232,19 +232,10 @@ impl SqliteConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k: &str| m.get(k).cloned()
-    }
 
     #[test]
     fn sqlite_defaults_and_overrides() {
-        let c = SqliteConfig::from_lookup(&env(&[("MEMGPT_SQLITE_PATH", "/tmp/x.db")])).unwrap();
+        let c = SqliteConfig::from_lookup(&([("MEMGPT_SQLITE_PATH", "/tmp/x.db")])).unwrap();
         assert_eq!(c.path, PathBuf::from("/tmp/x.db"));
         assert_eq!(c.journal_mode, JournalMode::Wal);
         assert_eq!(c.synchronous, Synchronous::Normal);
@@ -252,23 +243,25 @@ mod tests {
         assert_eq!(c.cache_size_kib, 10_240);
         assert_eq!(c.temp_store, TempStore::Memory);
         assert_eq!(c.batch_size, 500);
-        let c = SqliteConfig::from_lookup(&env(&[
-            ("MEMGPT_SQLITE_PATH", "sqlite:///tmp/y.db"),
-            ("MEMGPT_SQLITE_SYNCHRONOUS", "full"),
-            ("MEMGPT_SQLITE_JOURNAL_MODE", "delete"),
-        ]))
+        let c = SqliteConfig::from_lookup(
+            &([
+                ("MEMGPT_SQLITE_PATH", "sqlite:///tmp/y.db"),
+                ("MEMGPT_SQLITE_SYNCHRONOUS", "full"),
+                ("MEMGPT_SQLITE_JOURNAL_MODE", "delete"),
+            ]),
+        )
         .unwrap();
         assert_eq!(c.path, PathBuf::from("/tmp/y.db"));
         assert_eq!(c.synchronous, Synchronous::Full);
         assert_eq!(c.journal_mode, JournalMode::Delete);
-        let err = SqliteConfig::from_lookup(&env(&[("MEMGPT_SQLITE_SYNCHRONOUS", "sometimes")]))
-            .unwrap_err();
+        let err =
+            SqliteConfig::from_lookup(&([("MEMGPT_SQLITE_SYNCHRONOUS", "sometimes")])).unwrap_err();
         assert!(
             err.to_string().contains("MEMGPT_SQLITE_SYNCHRONOUS"),
             "{err}"
         );
         let err =
-            SqliteConfig::from_lookup(&env(&[("MEMGPT_SQLITE_PATH", "postgres://u:s3cret@h/db")]))
+            SqliteConfig::from_lookup(&([("MEMGPT_SQLITE_PATH", "postgres://u:s3cret@h/db")]))
                 .unwrap_err();
         assert!(err.to_string().contains("postgres:// URL"), "{err}");
         assert!(!err.to_string().contains("s3cret"), "{err}");

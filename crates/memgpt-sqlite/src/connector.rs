@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::codec::{f32_bytes, time_from_text, uuid_from_text};
 use crate::error::map;
 use crate::record::SqliteRecord;
-use crate::sql::{query, Bind, Count, IdRow, KeyRow, PlanLine, SourceRow, Sql, TxError};
+use crate::sql::{query, Bind, Count, IdRow, KeyRow, PlanLine, SourceRow, Sql};
 use crate::store::{Pooled, SqliteStore};
 
 /// A connector of one table, bound to one tenant, on SQLite. Made by
@@ -51,11 +51,15 @@ impl Backend for SqliteStore {
         conn: &mut SqliteConnection,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        conn.immediate_transaction(|c| f(c).map_err(TxError::Core))
-            .map_err(|e| match e {
-                TxError::Core(e) => e,
-                TxError::Diesel(e) => map(e),
+        // The closure's own error is kept aside: a failed rollback never hides it.
+        let mut failed = None;
+        let done = conn.immediate_transaction(|c| {
+            f(c).map_err(|e| {
+                failed = Some(e);
+                DieselError::RollbackTransaction
             })
+        });
+        done.map_err(|e| failed.take().unwrap_or_else(|| map(e)))
     }
 
     fn execute(conn: &mut SqliteConnection, sql: Sql) -> Result<Written> {

@@ -1,12 +1,10 @@
 //! SQLite's side of [`Statement`]: how each value is bound.
 
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::QueryableByName;
 use memgpt_core::statement::{Param, Statement};
-use memgpt_core::Error;
 
 use crate::codec::{time_to_text, uuid_to_text};
 
@@ -81,18 +79,4 @@ pub(crate) struct SourceRow {
 pub(crate) struct PlanLine {
     #[diesel(sql_type = Text)]
     pub(crate) detail: String,
-}
-
-/// The error of a diesel transaction closure: ours, or the transaction's.
-pub(crate) enum TxError {
-    /// The closure's own error.
-    Core(Error),
-    /// The transaction's.
-    Diesel(DieselError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(e: DieselError) -> Self {
-        TxError::Diesel(e)
-    }
 }
