@@ -10,8 +10,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use memgpt_core::{
-    Column, CursorRequest, Document, Error, ErrorKind, Filter, Message, Passage, Record, Result,
-    Role, Scope, StorageConnector, TableType, ToolCall,
+    Column, CursorRequest, Document, Error, Filter, Message, Passage, Record, Result, Role, Scope,
+    StorageConnector, TableType, ToolCall,
 };
 
 use crate::Backend;
@@ -72,11 +72,14 @@ fn id_list<R: Record>(rs: &[R]) -> Vec<Uuid> {
     rs.iter().map(Record::id).collect()
 }
 
-fn expect_kind<T: std::fmt::Debug>(r: Result<T>, kind: ErrorKind) -> Error {
-    match r {
-        Err(e) if e.kind() == kind => e,
-        other => panic!("expected {kind:?}, got {other:?}"),
-    }
+/// The error of `$r`, which must be `Err(Error::$kind { .. })`.
+macro_rules! expect_err {
+    ($r:expr, $kind:ident) => {
+        match $r {
+            Err(e @ Error::$kind { .. }) => e,
+            other => panic!("expected Error::{}, got {other:?}", stringify!($kind)),
+        }
+    };
 }
 
 pub fn message_roundtrip<B: Backend>(b: &B) {
@@ -130,7 +133,7 @@ pub fn tenant_isolation<B: Backend>(b: &B) {
     c2.insert_many(msgs(&s2, 3), false).unwrap();
     for other in [&c2, &c3] {
         assert_eq!(other.get(m1.id()).unwrap(), None);
-        let e = expect_kind(other.update(&m1), ErrorKind::InvalidInput);
+        let e = expect_err!(other.update(&m1), InvalidInput);
         assert!(e.to_string().contains("connector is scoped"), "{e}");
         assert_eq!(other.delete(&[Filter::eq(Column::Id, m1.id())]).unwrap(), 0);
     }
@@ -149,21 +152,21 @@ pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
     let (s1, s2) = (scope(1), scope(2));
     let c1 = b.recall(s1).unwrap();
     let foreign = msg(&s2, Role::User, 1, "not yours");
-    let e = expect_kind(c1.insert(&foreign), ErrorKind::InvalidInput);
+    let e = expect_err!(c1.insert(&foreign), InvalidInput);
     assert!(
         matches!(&e, Error::InvalidInput { field, .. } if field == "user_id"),
         "{e}"
     );
     let mut batch = msgs(&s1, 3);
     batch.push(foreign);
-    let e = expect_kind(c1.insert_many(batch, true), ErrorKind::InvalidInput);
+    let e = expect_err!(c1.insert_many(batch, true), InvalidInput);
     assert!(
         matches!(&e, Error::InvalidInput { field, .. } if field == "records[3].user_id"),
         "{e}"
     );
     assert_eq!(c1.size(&[]).unwrap(), 0);
     let wrong_agent = msg(&Scope::agent(s1.user_id(), ids(9).1), Role::User, 1, "x");
-    let e = expect_kind(c1.insert(&wrong_agent), ErrorKind::InvalidInput);
+    let e = expect_err!(c1.insert(&wrong_agent), InvalidInput);
     assert!(
         matches!(&e, Error::InvalidInput { field, .. } if field == "agent_id"),
         "{e}"
@@ -172,20 +175,20 @@ pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
 
 pub fn scope_must_fit_table<B: Backend>(b: &B) {
     let user_only = Scope::user(ids(1).0);
-    expect_kind(b.recall(user_only).map(|_| ()), ErrorKind::InvalidInput);
-    expect_kind(
+    expect_err!(b.recall(user_only).map(|_| ()), InvalidInput);
+    expect_err!(
         b.passages(TableType::ArchivalMemory, user_only).map(|_| ()),
-        ErrorKind::InvalidInput,
+        InvalidInput
     );
-    expect_kind(b.documents(scope(1)).map(|_| ()), ErrorKind::InvalidInput);
-    expect_kind(
+    expect_err!(b.documents(scope(1)).map(|_| ()), InvalidInput);
+    expect_err!(
         b.passages(TableType::RecallMemory, scope(1)).map(|_| ()),
-        ErrorKind::InvalidInput,
+        InvalidInput
     );
     // Passages belong to a user: an agent scope there is refused, not half applied.
-    let e = expect_kind(
+    let e = expect_err!(
         b.passages(TableType::Passages, scope(1)).map(|_| ()),
-        ErrorKind::InvalidInput,
+        InvalidInput
     );
     assert!(e.to_string().contains("Scope::user"), "{e}");
 }
@@ -213,23 +216,17 @@ pub fn size_counts_with_filters<B: Backend>(b: &B) {
 pub fn filters_are_validated<B: Backend>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
-    let e = expect_kind(
-        c.size(&[Filter::eq(Column::DataSource, "x")]),
-        ErrorKind::InvalidInput,
-    );
+    let e = expect_err!(c.size(&[Filter::eq(Column::DataSource, "x")]), InvalidInput);
     assert!(e.to_string().contains("filter.data_source"), "{e}");
-    expect_kind(
+    expect_err!(
         c.get_all(&[Filter::eq(Column::Id, "not-a-uuid")], None),
-        ErrorKind::InvalidInput,
+        InvalidInput
     );
-    expect_kind(
-        c.delete(&[Filter::eq(Column::Role, "a\0b")]),
-        ErrorKind::InvalidInput,
-    );
+    expect_err!(c.delete(&[Filter::eq(Column::Role, "a\0b")]), InvalidInput);
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
-    expect_kind(
+    expect_err!(
         p.size(&[Filter::eq(Column::Role, Role::User)]),
-        ErrorKind::InvalidInput,
+        InvalidInput
     );
     // A hostile value is data, never SQL.
     c.insert_many(msgs(&s, 4), false).unwrap();
@@ -289,10 +286,7 @@ pub fn paginated_walks_everything_once<B: Backend>(b: &B) {
         .concat();
     assert_eq!(users.len(), 10);
     assert!(users.windows(2).all(|w| w[0].keyset() < w[1].keyset()));
-    expect_kind(
-        c.get_all_paginated(&[], 0).map(|_| ()),
-        ErrorKind::InvalidInput,
-    );
+    expect_err!(c.get_all_paginated(&[], 0).map(|_| ()), InvalidInput);
     // An exact multiple of the page size ends without an empty page.
     let exact: Vec<_> = c.get_all_paginated(&[], 5).unwrap().collect();
     assert_eq!(exact.len(), 5);
@@ -378,12 +372,12 @@ pub fn cursor_unknown_id_is_not_found<B: Backend>(b: &B) {
     let other = msg(&s2, Role::User, 1, "theirs");
     c2.insert(&other).unwrap();
     for id in [Uuid::from_u128(5), other.id()] {
-        let e = expect_kind(
+        let e = expect_err!(
             c1.get_all_cursor(&CursorRequest {
                 after: Some(id),
                 ..Default::default()
             }),
-            ErrorKind::NotFound,
+            NotFound
         );
         assert!(matches!(e, Error::NotFound { id: got, .. } if got == id));
     }
@@ -396,7 +390,7 @@ pub fn insert_many_all_or_nothing<B: Backend>(b: &B) {
     c.insert(&existing).unwrap();
     let mut batch = msgs(&s, 700);
     batch.push(existing.to_builder().text("changed").build().unwrap());
-    let e = expect_kind(c.insert_many(batch, false), ErrorKind::AlreadyExists);
+    let e = expect_err!(c.insert_many(batch, false), AlreadyExists);
     assert!(
         matches!(e, Error::AlreadyExists { id, .. } if id == existing.id()),
         "{e:?}"
@@ -435,9 +429,9 @@ pub fn duplicate_ids_in_one_batch<B: Backend>(b: &B) {
     let a = msg(&s, Role::User, 1, "first");
     let a2 = a.to_builder().text("second").build().unwrap();
     let other = msg(&s, Role::User, 2, "other");
-    let e = expect_kind(
+    let e = expect_err!(
         c.insert_many(vec![a.clone(), other.clone(), a2.clone()], false),
-        ErrorKind::DuplicateId,
+        DuplicateId
     );
     assert!(
         matches!(e, Error::DuplicateId { id, first: 0, second: 2 } if id == a.id()),
@@ -487,7 +481,7 @@ pub fn insert_many_rejects_invalid_record_before_writing<B: Backend>(b: &B) {
         .map(|i| passage(&s, i, &format!("p{i}"), None))
         .collect();
     batch.push(passage(&scope(2), 0, "foreign", None));
-    let e = expect_kind(p.insert_many(batch, true), ErrorKind::InvalidInput);
+    let e = expect_err!(p.insert_many(batch, true), InvalidInput);
     assert!(e.to_string().contains("records[1200].user_id"), "{e}");
     assert_eq!(p.size(&[]).unwrap(), 0);
 }
@@ -501,7 +495,7 @@ pub fn update_replaces_and_reports_missing<B: Backend>(b: &B) {
     c.update(&changed).unwrap();
     assert_eq!(c.get(m.id()).unwrap(), Some(changed));
     let missing = msg(&s, Role::User, 2, "never stored");
-    let e = expect_kind(c.update(&missing), ErrorKind::NotFound);
+    let e = expect_err!(c.update(&missing), NotFound);
     assert!(
         matches!(e, Error::NotFound { id, table: TableType::RecallMemory } if id == missing.id())
     );
@@ -512,7 +506,7 @@ pub fn query_vector_exact_order<B: Backend>(b: &B) {
     let s = scope(1);
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
     if !b.vector_search() {
-        expect_kind(p.query(&[1.0, 0.0], 3, &[]), ErrorKind::VectorUnavailable);
+        expect_err!(p.query(&[1.0, 0.0], 3, &[]), VectorUnavailable);
         return;
     }
     let near = passage(&s, 1, "near", Some(vec![1.0, 0.0, 0.0]));
@@ -566,11 +560,11 @@ pub fn query_vector_exact_order<B: Backend>(b: &B) {
 pub fn query_vector_rejects_bad_input<B: Backend>(b: &B) {
     let p = b.passages(TableType::ArchivalMemory, scope(1)).unwrap();
     if !b.vector_search() {
-        expect_kind(p.query(&[1.0], 1, &[]), ErrorKind::VectorUnavailable);
+        expect_err!(p.query(&[1.0], 1, &[]), VectorUnavailable);
         return;
     }
     for bad in [vec![], vec![f32::NAN], vec![0.0; 4097]] {
-        expect_kind(p.query(&bad, 3, &[]), ErrorKind::InvalidInput);
+        expect_err!(p.query(&bad, 3, &[]), InvalidInput);
     }
 }
 
@@ -676,7 +670,7 @@ pub fn query_text_is_literal<B: Backend>(b: &B) {
         vec![m.id()]
     );
     assert_eq!(c.size(&[]).unwrap(), 2);
-    expect_kind(c.query_text("a\0b", None, 0), ErrorKind::InvalidInput);
+    expect_err!(c.query_text("a\0b", None, 0), InvalidInput);
 }
 
 pub fn delete_with_filters<B: Backend>(b: &B) {
@@ -867,7 +861,7 @@ pub fn transaction_rolls_back_on_error<B: Backend>(b: &B) {
             Ok(())
         })
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(matches!(e, Error::NotFound { .. }));
     let c = b.recall(s).unwrap();
     assert_eq!(c.size(&[]).unwrap(), 0);
     // The connection went back clean: the next unit of work commits.
@@ -957,7 +951,7 @@ pub fn duplicate_ids_far_apart_follow_one_rule<B: Backend>(b: &B) {
             .build()
             .unwrap();
         batch[second] = again.clone();
-        let e = expect_kind(c.insert_many(batch.clone(), false), ErrorKind::DuplicateId);
+        let e = expect_err!(c.insert_many(batch.clone(), false), DuplicateId);
         assert!(
             matches!(e, Error::DuplicateId { id, first: f, second: sec }
                 if id == again.id() && f == first && sec == second),
@@ -1173,7 +1167,7 @@ pub fn query_vector_is_exact_whatever_other_tenants_hold<B: Backend>(b: &B) {
     let (mine, theirs) = (scope(1), scope(2));
     let p = b.passages(TableType::ArchivalMemory, mine).unwrap();
     if !b.vector_search() {
-        expect_kind(p.query(&[1.0], 3, &[]), ErrorKind::VectorUnavailable);
+        expect_err!(p.query(&[1.0], 3, &[]), VectorUnavailable);
         return;
     }
     let point = |i: usize, centre: f32| -> Vec<f32> {

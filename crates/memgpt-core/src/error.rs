@@ -135,55 +135,7 @@ pub enum Error {
     },
 }
 
-/// The kind of an [`Error`], for matching without destructuring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// [`Error::PoolTimeout`]
-    PoolTimeout,
-    /// [`Error::ConnectionLost`]
-    ConnectionLost,
-    /// [`Error::Busy`]
-    Busy,
-    /// [`Error::NotFound`]
-    NotFound,
-    /// [`Error::AlreadyExists`]
-    AlreadyExists,
-    /// [`Error::InvalidInput`]
-    InvalidInput,
-    /// [`Error::DuplicateId`]
-    DuplicateId,
-    /// [`Error::Config`]
-    Config,
-    /// [`Error::VectorUnavailable`]
-    VectorUnavailable,
-    /// [`Error::Migration`]
-    Migration,
-    /// [`Error::Aborted`]
-    Aborted,
-    /// [`Error::Database`]
-    Database,
-}
-
 impl Error {
-    /// The kind of this error.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::PoolTimeout { .. } => ErrorKind::PoolTimeout,
-            Error::ConnectionLost { .. } => ErrorKind::ConnectionLost,
-            Error::Busy { .. } => ErrorKind::Busy,
-            Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
-            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
-            Error::DuplicateId { .. } => ErrorKind::DuplicateId,
-            Error::Config { .. } => ErrorKind::Config,
-            Error::VectorUnavailable { .. } => ErrorKind::VectorUnavailable,
-            Error::Migration { .. } => ErrorKind::Migration,
-            Error::Aborted { .. } => ErrorKind::Aborted,
-            Error::Database { .. } => ErrorKind::Database,
-        }
-    }
-
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {

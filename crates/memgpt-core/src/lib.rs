@@ -46,7 +46,7 @@ pub mod unit_of_work;
 
 pub use config::DatabaseUrl;
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
-pub use error::{Error, ErrorKind, PoolState, Result};
+pub use error::{Error, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
 pub use generic::{Connector, Tx};
 pub use plan::QueryPlan;

@@ -339,12 +339,12 @@ mod tests {
             |u| {
                 let _ = u.call(|| -> Result<()> { Err(Error::database("disk full")) });
                 let later = u.call(|| u.with(|c| push(c, "INSERT")));
-                assert_eq!(later.unwrap_err().kind(), crate::ErrorKind::Aborted);
+                assert!(matches!(later.unwrap_err(), crate::Error::Aborted { .. }));
                 Ok(())
             },
         );
         let e = out.unwrap_err();
-        assert_eq!(e.kind(), crate::ErrorKind::Aborted);
+        assert!(matches!(e, crate::Error::Aborted { .. }));
         assert!(e.to_string().contains("disk full"), "{e}");
     }
 

@@ -227,7 +227,7 @@ fn postgres_migrations_apply_to_a_memgpt_created_database() {
 #[test]
 fn missing_server_variable_is_a_config_error() {
     let err = TempDatabase::create("MEMGPT_TEST_NO_SUCH_VARIABLE").unwrap_err();
-    assert_eq!(err.kind(), memgpt_core::ErrorKind::Config);
+    assert!(matches!(err, memgpt_core::Error::Config { .. }));
 }
 
 #[test]
@@ -239,7 +239,10 @@ fn postgres_a_failing_migration_is_a_migration_error_and_rolls_back() {
         .execute(&mut conn)
         .unwrap();
     let err = postgres::run_url(db.url(), Command::Up).unwrap_err();
-    assert_eq!(err.kind(), memgpt_core::ErrorKind::Migration, "{err:?}");
+    assert!(
+        matches!(err, memgpt_core::Error::Migration { .. }),
+        "{err:?}"
+    );
     let status = postgres::run_url(db.url(), Command::Status).unwrap().status;
     assert!(
         status[0].applied,
@@ -275,7 +278,7 @@ fn sqlite_down_refuses_to_drop_tables_holding_rows() {
     .execute(&mut conn)
     .unwrap();
     let e = sqlite::run_path(&path, Command::Down).unwrap_err();
-    assert_eq!(e.kind(), memgpt_core::ErrorKind::Migration);
+    assert!(matches!(e, memgpt_core::Error::Migration { .. }));
     assert!(
         e.to_string().contains("memgpt_documents (2 rows)")
             && e.to_string().contains("--drop-data"),
@@ -466,5 +469,5 @@ fn postgres_up_builds_the_hnsw_indexes_for_the_dimension() {
         ..Default::default()
     };
     let e = postgres::run_url_with(db.url(), Command::Up, &bad, &|_| {}).unwrap_err();
-    assert_eq!(e.kind(), memgpt_core::ErrorKind::InvalidInput);
+    assert!(matches!(e, memgpt_core::Error::InvalidInput { .. }));
 }
