@@ -10,6 +10,7 @@ use memgpt_core::{DatabaseUrl, Error, TableType};
 
 use crate::harness::{self, Catalog, Command, Options, Report};
 use crate::migration_err;
+use crate::rows::{Count, Name};
 
 /// The PostgreSQL migrations, embedded from `migrations/postgres`.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -28,18 +29,6 @@ const INDEX_MIGRATION: &str = "2024-01-01-000002_create_indexes";
 struct Flag {
     #[diesel(sql_type = Bool)]
     v: bool,
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
 }
 
 /// Runs `command` on an open connection while holding a session advisory lock, so that two

@@ -3,13 +3,14 @@
 use std::path::Path;
 
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Text};
-use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel::sql_types::Text;
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use memgpt_core::{Error, TableType};
 
 use crate::harness::{self, Catalog, Command, Options, Report};
 use crate::migration_err;
+use crate::rows::{Count, Name};
 
 /// The SQLite migrations, embedded from `migrations/sqlite`.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -71,18 +72,6 @@ fn locked(
         |run| conn.immediate_transaction(run),
         |c| harness::run(c, || MIGRATIONS, command, options, &catalog),
     )
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Name {
-    #[diesel(sql_type = Text)]
-    name: String,
 }
 
 fn table_rows(conn: &mut SqliteConnection) -> Result<crate::harness::TableRows, Error> {

@@ -9,11 +9,12 @@ use memgpt_core::backend::{Backend, Stores, Written};
 use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::unit_of_work::Access;
 use memgpt_core::{Connector, Embedding, Error, Filter, Keyset, QueryPlan, Result, TableType};
+use memgpt_migrate::rows::{Count, DataSource};
 use uuid::Uuid;
 
 use crate::error::{corrupt, map};
 use crate::record::PgRecord;
-use crate::sql::{query, Bind, Count, IdRow, KeyRow, PlanLine, SourceRow, Sql};
+use crate::sql::{query, Bind, IdRow, KeyRow, PlanLine, Sql};
 use crate::store::{Lease, PgStore};
 
 /// A connector of one table, bound to one tenant, on PostgreSQL. Made by
@@ -105,7 +106,7 @@ impl Backend for PgStore {
     }
 
     fn load_strings(conn: &mut PgConnection, sql: Sql) -> Result<Vec<String>> {
-        let rows: Vec<SourceRow> = query(sql).load(conn).map_err(map)?;
+        let rows: Vec<DataSource> = query(sql).load(conn).map_err(map)?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
 

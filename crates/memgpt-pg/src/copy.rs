@@ -21,8 +21,9 @@ use uuid::Uuid;
 use crate::connector::PgConnector;
 use crate::error::map;
 use crate::record::PgRecord;
-use crate::sql::{Bind, Count, IdRow};
+use crate::sql::{Bind, IdRow};
 use crate::store::Lease;
+use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
 /// pulled from the caller's iterator between COPY statements, never during one, so the

@@ -62,12 +62,6 @@ pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
 // The rows the connector's statements return.
 
 #[derive(QueryableByName)]
-pub(crate) struct Count {
-    #[diesel(sql_type = BigInt)]
-    pub(crate) n: i64,
-}
-
-#[derive(QueryableByName)]
 pub(crate) struct IdRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub(crate) id: Uuid,
@@ -79,12 +73,6 @@ pub(crate) struct KeyRow {
     pub(crate) created_at: Option<chrono::DateTime<chrono::Utc>>,
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub(crate) id: Uuid,
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct SourceRow {
-    #[diesel(sql_type = Text)]
-    pub(crate) data_source: String,
 }
 
 #[derive(QueryableByName)]

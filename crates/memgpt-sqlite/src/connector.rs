@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::codec::{f32_bytes, time_from_text, uuid_from_text};
 use crate::error::map;
 use crate::record::SqliteRecord;
-use crate::sql::{query, Bind, Count, IdRow, KeyRow, PlanLine, SourceRow, Sql};
+use crate::sql::{query, Bind, IdRow, KeyRow, PlanLine, Sql};
 use crate::store::{Pooled, SqliteStore};
+use memgpt_migrate::rows::{Count, DataSource};
 
 /// A connector of one table, bound to one tenant, on SQLite. Made by
 /// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
@@ -103,7 +104,7 @@ impl Backend for SqliteStore {
     }
 
     fn load_strings(conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<String>> {
-        let rows: Vec<SourceRow> = query(sql).load(conn).map_err(map)?;
+        let rows: Vec<DataSource> = query(sql).load(conn).map_err(map)?;
         Ok(rows.into_iter().map(|r| r.data_source).collect())
     }
 

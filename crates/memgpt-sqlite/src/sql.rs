@@ -50,12 +50,6 @@ pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Sqlite, SqlQuery> {
 // The rows the connector's statements return.
 
 #[derive(QueryableByName)]
-pub(crate) struct Count {
-    #[diesel(sql_type = BigInt)]
-    pub(crate) n: i64,
-}
-
-#[derive(QueryableByName)]
 pub(crate) struct IdRow {
     #[diesel(sql_type = Text)]
     pub(crate) id: String,
@@ -67,12 +61,6 @@ pub(crate) struct KeyRow {
     pub(crate) created_at: Option<String>,
     #[diesel(sql_type = Text)]
     pub(crate) id: String,
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct SourceRow {
-    #[diesel(sql_type = Text)]
-    pub(crate) data_source: String,
 }
 
 #[derive(QueryableByName)]
