@@ -10,7 +10,7 @@
 //!   transaction), running a statement and decoding what it returns, mapping errors,
 //!   whether it can search vectors, and its full-text statement;
 //! * [`Stores<R>`] for each record type — the columns, values and decoding of `R`, the
-//!   nearest-neighbour statement, and (optionally) a bulk-write path of its own.
+//!   and (optionally) a bulk-write path of its own.
 
 use std::ops::DerefMut;
 
@@ -35,6 +35,28 @@ pub enum Written {
     Rows(usize),
     /// The statement failed on a unique key (an id that exists already); it changed nothing.
     UniqueViolation,
+}
+
+/// The arguments of a full-text statement.
+#[derive(Debug, Clone, Copy)]
+pub struct TextQuery<'a> {
+    /// The words, every one of which must occur (at least one).
+    pub words: &'a [&'a str],
+    /// At most this many records.
+    pub limit: Option<usize>,
+    /// Skip this many first.
+    pub offset: usize,
+}
+
+/// The arguments of a nearest-neighbour statement.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorQuery<'a> {
+    /// The query vector.
+    pub embedding: &'a Embedding,
+    /// How many records.
+    pub top_k: usize,
+    /// Filters inside the scope (validated by the caller).
+    pub filters: &'a [Filter],
 }
 
 /// A database backend: the store handle (cheap to clone) and its hooks.
@@ -120,12 +142,12 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
 
     /// The records of `shapes`' scope whose text holds every one of `words` (at least one),
     /// oldest first.
-    fn text_match(
-        shapes: &Shapes<'_, Self>,
-        words: &[&str],
-        limit: Option<usize>,
-        offset: usize,
-    ) -> Sql<Self>;
+    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql<Self>;
+
+    /// The `top_k` records of `shapes`' scope (its table, tenant and select list) nearest
+    /// to `query` by L2 distance, nearest
+    /// first, ties by id, exactly (never depending on other tenants' rows).
+    fn nearest(shapes: &Shapes<'_, Self>, query: &VectorQuery<'_>) -> Sql<Self>;
 
     /// Records per multi-row `INSERT` (within the database's bound-parameter limit).
     fn chunk_size(&self) -> usize;
@@ -146,15 +168,6 @@ pub trait Stores<R: Record>: Backend {
     /// # Errors
     /// What the database reports; a row that does not decode.
     fn load(conn: &mut Self::Conn, sql: Sql<Self>, table: TableType) -> Result<Vec<R>>;
-
-    /// The `top_k` records of `shapes`' scope nearest to `query` by L2 distance, nearest
-    /// first, ties by id, exactly (never depending on other tenants' rows).
-    fn nearest(
-        shapes: &Shapes<'_, Self>,
-        query: &Embedding,
-        top_k: usize,
-        filters: &[Filter],
-    ) -> Sql<Self>;
 
     /// Writes `records` (each with its index in the call) in the write transaction behind
     /// `access`, by the backend's own bulk path; `None` to use the chunked multi-row
@@ -219,7 +232,14 @@ where
             ("delete", s.delete(filters)),
             (
                 "text_match",
-                B::text_match(&s, &["banana", "bread"], Some(3), 1),
+                B::text_match(
+                    &s,
+                    &TextQuery {
+                        words: &["banana", "bread"],
+                        limit: Some(3),
+                        offset: 1,
+                    },
+                ),
             ),
         ];
         if table != TableType::RecallMemory {
@@ -265,10 +285,15 @@ where
         ));
     };
     let probe = Embedding::new(vec![0.5; 4]).ok();
+    let top10 = |embedding| VectorQuery {
+        embedding,
+        top_k: 10,
+        filters: &[],
+    };
     let near = |table, scope: &Scope, select| {
-        probe.as_ref().map(|q| {
-            <B as Stores<Passage>>::nearest(&Shapes::new(table, scope, select), q, 10, &[])
-        })
+        probe
+            .as_ref()
+            .map(|q| B::nearest(&Shapes::new(table, scope, select), &top10(q)))
     };
     shapes_of(
         TableType::RecallMemory,
@@ -276,15 +301,13 @@ where
         <B as Stores<Message>>::SELECT,
         <B as Stores<Message>>::COLUMNS,
         probe.as_ref().map(|q| {
-            <B as Stores<Message>>::nearest(
+            B::nearest(
                 &Shapes::new(
                     TableType::RecallMemory,
                     &agent,
                     <B as Stores<Message>>::SELECT,
                 ),
-                q,
-                10,
-                &[],
+                &top10(q),
             )
         }),
     );

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::backend::{Backend, Sql, Stores, Written};
+use crate::backend::{Backend, Sql, Stores, TextQuery, VectorQuery, Written};
 use crate::batch::{query_words, BatchIds};
 use crate::connector::{CursorPage, CursorRequest, Keyset, StorageConnector};
 use crate::error::{Error, Result};
@@ -250,10 +250,20 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
     pub fn explain(&self) -> Result<Vec<QueryPlan>> {
         let shapes = self.shapes();
         let mut patterns: Vec<(&'static str, Sql<B>)> = shapes.explain_patterns();
-        patterns.push(("query_text", B::text_match(&shapes, &["memory"], None, 0)));
+        let text = TextQuery {
+            words: &["memory"],
+            limit: None,
+            offset: 0,
+        };
+        patterns.push(("query_text", B::text_match(&shapes, &text)));
         if self.table != TableType::Documents && self.store().vector_support().is_ok() {
             let probe = Embedding::new(vec![0.0; 8])?;
-            patterns.push(("query", B::nearest(&shapes, &probe, 10, &[])));
+            let query = VectorQuery {
+                embedding: &probe,
+                top_k: 10,
+                filters: &[],
+            };
+            patterns.push(("query", B::nearest(&shapes, &query)));
         }
         self.read(|conn| {
             patterns
@@ -385,7 +395,12 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
         if top_k == 0 || self.table == TableType::Documents {
             return Ok(Vec::new());
         }
-        let sql = B::nearest(&self.shapes(), &query, top_k, filters);
+        let query = VectorQuery {
+            embedding: &query,
+            top_k,
+            filters,
+        };
+        let sql = B::nearest(&self.shapes(), &query);
         self.read(|c| B::load(c, sql, self.table))
     }
 
@@ -405,7 +420,12 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
         if words.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = B::text_match(&self.shapes(), &words, limit, offset);
+        let query = TextQuery {
+            words: &words,
+            limit,
+            offset,
+        };
+        let sql = B::text_match(&self.shapes(), &query);
         self.read(|c| B::load(c, sql, self.table))
     }
 

@@ -28,12 +28,15 @@ use memgpt_core::Error;
 
 /// Runs `f` in the transaction `begin` opens (diesel's `transaction` or
 /// `immediate_transaction`): `f`'s own error is kept aside, so that a failed rollback never
-/// hides it.
-pub(crate) fn in_transaction<C, T>(
+/// hides it; the transaction's own errors are mapped by `map`. Shared by the migrations
+/// and both backends' write transactions.
+#[doc(hidden)]
+pub fn in_transaction_mapped<C, T>(
     begin: impl FnOnce(
         &mut dyn FnMut(&mut C) -> Result<T, diesel::result::Error>,
     ) -> Result<T, diesel::result::Error>,
     f: impl FnOnce(&mut C) -> Result<T, Error>,
+    map: impl FnOnce(diesel::result::Error) -> Error,
 ) -> Result<T, Error> {
     let mut failed = None;
     let mut f = Some(f);
@@ -44,7 +47,17 @@ pub(crate) fn in_transaction<C, T>(
         }),
         None => Err(diesel::result::Error::RollbackTransaction),
     });
-    done.map_err(|e| failed.take().unwrap_or_else(|| migration_err(e)))
+    done.map_err(|e| failed.take().unwrap_or_else(|| map(e)))
+}
+
+/// [`in_transaction_mapped`] with migration errors.
+pub(crate) fn in_transaction<C, T>(
+    begin: impl FnOnce(
+        &mut dyn FnMut(&mut C) -> Result<T, diesel::result::Error>,
+    ) -> Result<T, diesel::result::Error>,
+    f: impl FnOnce(&mut C) -> Result<T, Error>,
+) -> Result<T, Error> {
+    in_transaction_mapped(begin, f, migration_err)
 }
 
 /// Turns a migration harness error into [`Error::Migration`].

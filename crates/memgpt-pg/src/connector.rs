@@ -5,15 +5,14 @@
 use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use memgpt_core::backend::{Backend, Stores, Written};
+use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
 use memgpt_core::statement::{Dialect, Param, Shapes};
-use memgpt_core::unit_of_work::Access;
-use memgpt_core::{Connector, Embedding, Error, Filter, Keyset, QueryPlan, Result, TableType};
+use memgpt_core::{Connector, Error, Keyset, QueryPlan, Result, TableType};
 use memgpt_migrate::rows::{Count, DataSource};
 use uuid::Uuid;
 
 use crate::error::{corrupt, map};
-use crate::record::PgRecord;
+use crate::record::PgRow;
 use crate::sql::{query, Bind, IdRow, KeyRow, PlanLine, Sql};
 use crate::store::{Lease, PgStore};
 
@@ -57,15 +56,7 @@ impl Backend for PgStore {
         conn: &mut PgConnection,
         f: impl FnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        // The closure's own error is kept aside: a failed rollback never hides it.
-        let mut failed = None;
-        let done = conn.transaction(|c| {
-            f(c).map_err(|e| {
-                failed = Some(e);
-                DieselError::RollbackTransaction
-            })
-        });
-        done.map_err(|e| failed.take().unwrap_or_else(|| map(e)))
+        memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map)
     }
 
     /// In a savepoint of its own: a unique violation then leaves the transaction usable
@@ -147,12 +138,7 @@ impl Backend for PgStore {
     /// plainto_tsquery ANDs the words and reads no operator syntax: the same meaning as on
     /// SQLite. The expression matches the GIN index of the migrations: the first
     /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters.
-    fn text_match(
-        shapes: &Shapes<'_, Self>,
-        words: &[&str],
-        limit: Option<usize>,
-        offset: usize,
-    ) -> Sql {
+    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
         let mut sql = shapes.select();
         sql.scope_where(shapes.table, shapes.scope, &[])
             .push(&format!(
@@ -160,28 +146,10 @@ impl Backend for PgStore {
                  @@ plainto_tsquery('english'::regconfig, ",
                 memgpt_core::FULL_TEXT_INDEXED_CHARS
             ))
-            .param(Param::Text(Some(words.join(" "))))
+            .param(Param::Text(Some(query.words.join(" "))))
             .push(") ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+            .limit_offset(query.limit, query.offset);
         sql
-    }
-
-    fn chunk_size(&self) -> usize {
-        CHUNK
-    }
-}
-
-impl<R: PgRecord> Stores<R> for PgStore {
-    const COLUMNS: &'static [&'static str] = R::COLUMNS;
-    const SELECT: &'static str = R::SELECT;
-
-    fn binds(record: &R) -> Vec<Bind> {
-        record.binds()
-    }
-
-    fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<R>> {
-        let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
-        rows.into_iter().map(|r| R::from_row(r, table)).collect()
     }
 
     /// Exact: every embedding of the scope is compared (found through the scope's btree
@@ -191,41 +159,38 @@ impl<R: PgRecord> Stores<R> for PgStore {
     /// fence keeps the planner from ordering by an index. Stored embeddings are
     /// zero-padded to 4096, so is the query: zero padding adds nothing to an L2 distance.
     /// The inner query orders ids only: whole rows are read for the k hits.
-    fn nearest(
-        shapes: &Shapes<'_, Self>,
-        query: &Embedding,
-        top_k: usize,
-        filters: &[Filter],
-    ) -> Sql {
+    fn nearest(shapes: &Shapes<'_, Self>, query: &VectorQuery<'_>) -> Sql {
         let t = shapes.table.table_name();
         let mut sql = Sql::new(format!(
             "SELECT {} FROM (SELECT id, distance FROM (SELECT id, embedding <-> ",
-            R::SELECT
+            shapes.select
         ));
         sql.bind(Bind::Vector(pgvector::Vector::from(
-            query.padded(memgpt_core::MAX_EMBEDDING_DIM),
+            query.embedding.padded(memgpt_core::MAX_EMBEDDING_DIM),
         )))
         .push(&format!(" AS distance FROM {t}"))
-        .scope_where(shapes.table, shapes.scope, filters)
+        .scope_where(shapes.table, shapes.scope, query.filters)
         .push(" AND embedding IS NOT NULL OFFSET 0) AS scoped ORDER BY distance, id")
-        .limit_offset(Some(top_k), 0)
+        .limit_offset(Some(query.top_k), 0)
         .push(&format!(
             ") AS hits JOIN {t} USING (id) ORDER BY hits.distance, id"
         ));
         sql
     }
 
-    fn bulk_insert(
-        &self,
-        connector: &PgConnector<'_, R>,
-        access: &mut Access<'_, PgConnection, Lease>,
-        records: &mut dyn Iterator<Item = (usize, R)>,
-        exists_ok: bool,
-    ) -> Option<Result<u64>> {
-        Some(crate::copy::copy_many(
-            connector, access, records, exists_ok,
-        ))
+    fn chunk_size(&self) -> usize {
+        CHUNK
     }
+}
+
+/// Runs a `SELECT <record> …` and decodes the records.
+pub(crate) fn load<R: PgRow>(
+    conn: &mut PgConnection,
+    sql: Sql,
+    table: TableType,
+) -> Result<Vec<R>> {
+    let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
+    rows.into_iter().map(|r| R::from_row(r, table)).collect()
 }
 
 /// Runs SQL that returns no rows on a unit of work's connection.

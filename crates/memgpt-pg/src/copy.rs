@@ -20,9 +20,12 @@ use uuid::Uuid;
 
 use crate::connector::PgConnector;
 use crate::error::map;
-use crate::record::PgRecord;
+use crate::record::PgRow;
 use crate::sql::{Bind, IdRow};
 use crate::store::Lease;
+use crate::store::PgStore;
+use memgpt_core::backend::Stores;
+use memgpt_core::Record;
 use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
@@ -42,19 +45,23 @@ struct DupRow {
 
 /// The bulk path: binary COPY of every record into the staging table, then one
 /// `INSERT … SELECT` (the last record of each id) into the table.
-pub(crate) fn copy_many<R: PgRecord>(
+pub(crate) fn copy_many<R>(
     connector: &PgConnector<'_, R>,
     access: &mut Access<'_, PgConnection, Lease>,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
-) -> Result<u64> {
+) -> Result<u64>
+where
+    R: Record + PgRow,
+    PgStore: Stores<R>,
+{
     // The staging table has the columns the connector reads, in the same order, from the
     // table itself: `ord`, then the select list (embeddings as real[]).
     let ddl = format!(
         "DROP TABLE IF EXISTS pg_temp.{staging}; CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
          SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",
         staging = R::STAGING,
-        select = R::SELECT,
+        select = <PgStore as Stores<R>>::SELECT,
         table = connector.table_type().table_name(),
     );
     access.with(|c| c.batch_execute(&ddl).map_err(map))?;
@@ -70,7 +77,7 @@ pub(crate) fn copy_many<R: PgRecord>(
                 break;
             };
             connector.check_owners([&one])?;
-            row(&mut buf, one.0, &one.1.binds());
+            row(&mut buf, one.0, &PgStore::binds(&one.1));
             rows += 1;
         }
         trailer(&mut buf);
@@ -94,11 +101,11 @@ pub(crate) fn copy_many<R: PgRecord>(
 
 /// Moves the staged records into the table: the last record of each id, upserted with
 /// `exists_ok`; the first repeated id is [`Error::DuplicateId`] without.
-fn merge<R: PgRecord>(
-    connector: &PgConnector<'_, R>,
-    conn: &mut PgConnection,
-    exists_ok: bool,
-) -> Result<u64> {
+fn merge<R>(connector: &PgConnector<'_, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
+where
+    R: Record + PgRow,
+    PgStore: Stores<R>,
+{
     let staging = R::STAGING;
     if !exists_ok {
         let dups: Vec<DupRow> = diesel::sql_query(format!(
@@ -117,13 +124,17 @@ fn merge<R: PgRecord>(
         }
     }
     let table = connector.table_type().table_name();
-    let cols = R::COLUMNS.join(", ");
+    let cols = <PgStore as Stores<R>>::COLUMNS.join(", ");
     let mut text = format!(
         "INSERT INTO {table} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} \
          ORDER BY id, ord DESC"
     );
     if exists_ok {
-        text.push_str(&connector.shapes().upsert_clause(R::COLUMNS));
+        text.push_str(
+            &connector
+                .shapes()
+                .upsert_clause(<PgStore as Stores<R>>::COLUMNS),
+        );
     }
     let distinct: Vec<Count> =
         diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
@@ -142,11 +153,15 @@ fn merge<R: PgRecord>(
 
 /// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
 /// exists already (only under another tenant when `foreign`).
-fn staged_existing<R: PgRecord>(
+fn staged_existing<R>(
     connector: &PgConnector<'_, R>,
     conn: &mut PgConnection,
     foreign: bool,
-) -> Result<Error> {
+) -> Result<Error>
+where
+    R: Record + PgRow,
+    PgStore: Stores<R>,
+{
     let table = connector.table_type();
     let t = table.table_name();
     let owner = if !foreign {

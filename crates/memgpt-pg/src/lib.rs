@@ -33,5 +33,4 @@ mod url;
 pub use config::PgConfig;
 pub use connector::PgConnector;
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
-pub use record::PgRecord;
 pub use store::{Lease, PgStore, PgTx, PgVector};

@@ -9,42 +9,27 @@ use memgpt_core::{
 };
 use uuid::Uuid;
 
+use crate::connector::PgConnector;
 use crate::error::corrupt;
-use crate::sql::Bind;
+use crate::sql::{Bind, Sql};
+use crate::store::{Lease, PgStore};
+use diesel::PgConnection;
+use memgpt_core::backend::Stores;
+use memgpt_core::unit_of_work::Access;
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for memgpt_core::Message {}
-    impl Sealed for memgpt_core::Passage {}
-    impl Sealed for memgpt_core::Document {}
-}
-
-/// A record type the PostgreSQL backend stores: [`Message`], [`Passage`] or [`Document`].
-/// Sealed: its items are the backend's own.
-pub trait PgRecord: Record + sealed::Sealed {
+/// How a record decodes from its row and where its bulk loads are staged; the rest of its
+/// mapping is its [`Stores`](memgpt_core::backend::Stores) impl below.
+pub(crate) trait PgRow: Sized {
     /// The row as read from the table.
-    #[doc(hidden)]
     type Row: QueryableByName<Pg> + 'static;
-    /// The stored columns, in the order of [`binds`](Self::binds).
-    #[doc(hidden)]
-    const COLUMNS: &'static [&'static str];
-    /// The select list (embeddings read as `real[]`, whatever the column's type).
-    #[doc(hidden)]
-    const SELECT: &'static str;
-    /// The staging table of bulk loads (`ord` then [`COLUMNS`](Self::COLUMNS)).
-    #[doc(hidden)]
+    /// The staging table of bulk loads (`ord`, then the stored columns).
     const STAGING: &'static str;
     /// Runs the binary COPY into the staging table.
-    #[doc(hidden)]
     fn copy(
         conn: &mut diesel::PgConnection,
         feed: crate::copy::Feed<'_>,
     ) -> Result<usize, diesel::result::Error>;
-    /// The values of [`COLUMNS`](Self::COLUMNS).
-    #[doc(hidden)]
-    fn binds(&self) -> Vec<Bind>;
     /// Decodes a row.
-    #[doc(hidden)]
     fn from_row(row: Self::Row, table: TableType) -> Result<Self, Error>;
 }
 
@@ -110,11 +95,52 @@ pub struct MessageRow {
     created_at: Option<DateTime<Utc>>,
 }
 
-impl PgRecord for Message {
-    type Row = MessageRow;
+impl Stores<Message> for PgStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_recall_memory_agent: id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at);
     const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, \
         tool_call_id, embedding::real[] AS embedding, embedding_dim, embedding_model, created_at";
+
+    fn binds(record: &Message) -> Vec<Bind> {
+        vec![
+            Bind::Uuid(Some(record.id())),
+            Bind::Uuid(Some(record.user_id())),
+            Bind::Uuid(record.agent_id()),
+            Bind::Text(Some(record.role().as_str().to_owned())),
+            text(Record::text(record)),
+            text(record.model()),
+            text(record.name()),
+            Bind::Json(
+                record
+                    .tool_calls()
+                    .and_then(|c| serde_json::to_value(c).ok()),
+            ),
+            text(record.tool_call_id()),
+            padded(record.embedding()),
+            dim(record.embedding_dim()),
+            text(record.embedding_model()),
+            Bind::Time(record.created_at()),
+        ]
+    }
+
+    fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<Message>, Error> {
+        crate::connector::load(conn, sql, table)
+    }
+
+    fn bulk_insert(
+        &self,
+        connector: &PgConnector<'_, Message>,
+        access: &mut Access<'_, PgConnection, Lease>,
+        records: &mut dyn Iterator<Item = (usize, Message)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64, Error>> {
+        Some(crate::copy::copy_many(
+            connector, access, records, exists_ok,
+        ))
+    }
+}
+
+impl PgRow for Message {
+    type Row = MessageRow;
     const STAGING: &'static str = "memgpt_staging_messages";
 
     fn copy(
@@ -124,24 +150,6 @@ impl PgRecord for Message {
         crate::copy::copy_messages(conn, feed)
     }
 
-    fn binds(&self) -> Vec<Bind> {
-        vec![
-            Bind::Uuid(Some(self.id())),
-            Bind::Uuid(Some(self.user_id())),
-            Bind::Uuid(self.agent_id()),
-            Bind::Text(Some(self.role().as_str().to_owned())),
-            text(Record::text(self)),
-            text(self.model()),
-            text(self.name()),
-            Bind::Json(self.tool_calls().and_then(|c| serde_json::to_value(c).ok())),
-            text(self.tool_call_id()),
-            padded(self.embedding()),
-            dim(self.embedding_dim()),
-            text(self.embedding_model()),
-            Bind::Time(self.created_at()),
-        ]
-    }
-
     fn from_row(r: MessageRow, table: TableType) -> Result<Self, Error> {
         let t = table.table_name();
         let role: Role = r.role.parse().map_err(|e| corrupt(t, "role", e))?;
@@ -149,16 +157,10 @@ impl PgRecord for Message {
             .id(r.id)
             .maybe_text(r.text)
             .created_at(created(t, r.created_at)?)
-            .embedding_model(r.embedding_model);
-        if let Some(m) = r.model {
-            b = b.model(m);
-        }
-        if let Some(n) = r.name {
-            b = b.name(n);
-        }
-        if let Some(id) = r.tool_call_id {
-            b = b.tool_call_id(id);
-        }
+            .embedding_model(r.embedding_model)
+            .maybe_model(r.model)
+            .maybe_name(r.name)
+            .maybe_tool_call_id(r.tool_call_id);
         if let Some(json) = r.tool_calls.filter(|j| !j.is_null()) {
             let calls: Vec<ToolCall> =
                 serde_json::from_value(json).map_err(|e| corrupt(t, "tool_calls", e))?;
@@ -189,11 +191,46 @@ pub struct PassageRow {
     created_at: Option<DateTime<Utc>>,
 }
 
-impl PgRecord for Passage {
-    type Row = PassageRow;
+impl Stores<Passage> for PgStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_passages: id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, \
         embedding::real[] AS embedding, embedding_dim, embedding_model, metadata_, created_at";
+
+    fn binds(record: &Passage) -> Vec<Bind> {
+        vec![
+            Bind::Uuid(Some(record.id())),
+            Bind::Uuid(Some(record.user_id())),
+            text(Record::text(record)),
+            Bind::Uuid(record.doc_id()),
+            Bind::Uuid(record.agent_id()),
+            text(record.data_source()),
+            padded(record.embedding()),
+            dim(record.embedding_dim()),
+            text(record.embedding_model()),
+            Bind::Json(Some(serde_json::Value::Object(record.metadata().clone()))),
+            Bind::Time(record.created_at()),
+        ]
+    }
+
+    fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<Passage>, Error> {
+        crate::connector::load(conn, sql, table)
+    }
+
+    fn bulk_insert(
+        &self,
+        connector: &PgConnector<'_, Passage>,
+        access: &mut Access<'_, PgConnection, Lease>,
+        records: &mut dyn Iterator<Item = (usize, Passage)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64, Error>> {
+        Some(crate::copy::copy_many(
+            connector, access, records, exists_ok,
+        ))
+    }
+}
+
+impl PgRow for Passage {
+    type Row = PassageRow;
     const STAGING: &'static str = "memgpt_staging_passages";
 
     fn copy(
@@ -201,22 +238,6 @@ impl PgRecord for Passage {
         feed: crate::copy::Feed<'_>,
     ) -> Result<usize, diesel::result::Error> {
         crate::copy::copy_passages(conn, feed)
-    }
-
-    fn binds(&self) -> Vec<Bind> {
-        vec![
-            Bind::Uuid(Some(self.id())),
-            Bind::Uuid(Some(self.user_id())),
-            text(Record::text(self)),
-            Bind::Uuid(self.doc_id()),
-            Bind::Uuid(self.agent_id()),
-            text(self.data_source()),
-            padded(self.embedding()),
-            dim(self.embedding_dim()),
-            text(self.embedding_model()),
-            Bind::Json(Some(serde_json::Value::Object(self.metadata().clone()))),
-            Bind::Time(self.created_at()),
-        ]
     }
 
     fn from_row(r: PassageRow, table: TableType) -> Result<Self, Error> {
@@ -257,10 +278,40 @@ pub struct DocumentRow {
     created_at: Option<DateTime<Utc>>,
 }
 
-impl PgRecord for Document {
-    type Row = DocumentRow;
+impl Stores<Document> for PgStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_documents: id, user_id, text, data_source, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
+
+    fn binds(record: &Document) -> Vec<Bind> {
+        vec![
+            Bind::Uuid(Some(record.id())),
+            Bind::Uuid(Some(record.user_id())),
+            text(Record::text(record)),
+            text(record.data_source()),
+            Bind::Json(Some(serde_json::Value::Object(record.metadata().clone()))),
+            Bind::Time(record.created_at()),
+        ]
+    }
+
+    fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<Document>, Error> {
+        crate::connector::load(conn, sql, table)
+    }
+
+    fn bulk_insert(
+        &self,
+        connector: &PgConnector<'_, Document>,
+        access: &mut Access<'_, PgConnection, Lease>,
+        records: &mut dyn Iterator<Item = (usize, Document)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64, Error>> {
+        Some(crate::copy::copy_many(
+            connector, access, records, exists_ok,
+        ))
+    }
+}
+
+impl PgRow for Document {
+    type Row = DocumentRow;
     const STAGING: &'static str = "memgpt_staging_documents";
 
     fn copy(
@@ -268,17 +319,6 @@ impl PgRecord for Document {
         feed: crate::copy::Feed<'_>,
     ) -> Result<usize, diesel::result::Error> {
         crate::copy::copy_documents(conn, feed)
-    }
-
-    fn binds(&self) -> Vec<Bind> {
-        vec![
-            Bind::Uuid(Some(self.id())),
-            Bind::Uuid(Some(self.user_id())),
-            text(Record::text(self)),
-            text(self.data_source()),
-            Bind::Json(Some(serde_json::Value::Object(self.metadata().clone()))),
-            Bind::Time(self.created_at()),
-        ]
     }
 
     fn from_row(r: DocumentRow, table: TableType) -> Result<Self, Error> {

@@ -5,14 +5,14 @@
 use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
-use memgpt_core::backend::{Backend, Stores, Written};
+use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
 use memgpt_core::statement::{Dialect, Param, Shapes};
-use memgpt_core::{Connector, Embedding, Filter, Keyset, QueryPlan, Result, TableType};
+use memgpt_core::{Connector, Keyset, QueryPlan, Result, TableType};
 use uuid::Uuid;
 
 use crate::codec::{f32_bytes, time_from_text, uuid_from_text};
 use crate::error::map;
-use crate::record::SqliteRecord;
+use crate::record::FromRow;
 use crate::sql::{query, Bind, IdRow, KeyRow, PlanLine, Sql};
 use crate::store::{Pooled, SqliteStore};
 use memgpt_migrate::rows::{Count, DataSource};
@@ -52,15 +52,7 @@ impl Backend for SqliteStore {
         conn: &mut SqliteConnection,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        // The closure's own error is kept aside: a failed rollback never hides it.
-        let mut failed = None;
-        let done = conn.immediate_transaction(|c| {
-            f(c).map_err(|e| {
-                failed = Some(e);
-                DieselError::RollbackTransaction
-            })
-        });
-        done.map_err(|e| failed.take().unwrap_or_else(|| map(e)))
+        memgpt_migrate::in_transaction_mapped(|run| conn.immediate_transaction(run), f, map)
     }
 
     fn execute(conn: &mut SqliteConnection, sql: Sql) -> Result<Written> {
@@ -143,13 +135,9 @@ impl Backend for SqliteStore {
 
     /// Each word becomes an FTS5 string (`"…"` with quotes doubled): matched literally,
     /// never read as FTS5 syntax. Words are ANDed.
-    fn text_match(
-        shapes: &Shapes<'_, Self>,
-        words: &[&str],
-        limit: Option<usize>,
-        offset: usize,
-    ) -> Sql {
-        let fts_query = words
+    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
+        let fts_query = query
+            .words
             .iter()
             .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
             .collect::<Vec<_>>()
@@ -162,7 +150,30 @@ impl Backend for SqliteStore {
             ))
             .param(Param::Text(Some(fts_query)))
             .push(") ORDER BY created_at, id")
-            .limit_offset(limit, offset);
+            .limit_offset(query.limit, query.offset);
+        sql
+    }
+
+    /// Exact: SQLite orders the scope's rows by the distance function registered for the
+    /// table's embedding encoding (MemGPT's base64 in recall memory, raw float32 bytes in
+    /// archival memory and passages). Documents have no embedding, and no nearest.
+    fn nearest(shapes: &Shapes<'_, Self>, query: &VectorQuery<'_>) -> Sql {
+        let mut sql = shapes.select();
+        sql.scope_where(shapes.table, shapes.scope, query.filters);
+        let distance = match shapes.table {
+            TableType::RecallMemory => "memgpt_l2_base64",
+            TableType::ArchivalMemory | TableType::Passages => "memgpt_l2",
+            TableType::Documents => {
+                sql.push(" AND false");
+                return sql;
+            }
+        };
+        sql.push(&format!(
+            " AND embedding IS NOT NULL ORDER BY {distance}(embedding, "
+        ))
+        .bind(Bind::Blob(Some(f32_bytes(query.embedding.as_slice()))))
+        .push("), id")
+        .limit_offset(Some(query.top_k), 0);
         sql
     }
 
@@ -171,41 +182,14 @@ impl Backend for SqliteStore {
     }
 }
 
-impl<R: SqliteRecord> Stores<R> for SqliteStore {
-    const COLUMNS: &'static [&'static str] = R::COLUMNS;
-    const SELECT: &'static str = R::SELECT;
-
-    fn binds(record: &R) -> Vec<Bind> {
-        record.binds()
-    }
-
-    fn load(conn: &mut SqliteConnection, sql: Sql, table: TableType) -> Result<Vec<R>> {
-        let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
-        rows.into_iter().map(|r| R::from_row(r, table)).collect()
-    }
-
-    /// Exact: SQLite orders the scope's rows by the registered distance function.
-    fn nearest(
-        shapes: &Shapes<'_, Self>,
-        query: &Embedding,
-        top_k: usize,
-        filters: &[Filter],
-    ) -> Sql {
-        let mut sql = shapes.select();
-        sql.scope_where(shapes.table, shapes.scope, filters);
-        let Some(distance) = R::DISTANCE_FN else {
-            // A record without embeddings has no nearest.
-            sql.push(" AND false");
-            return sql;
-        };
-        sql.push(&format!(
-            " AND embedding IS NOT NULL ORDER BY {distance}(embedding, "
-        ))
-        .bind(Bind::Blob(Some(f32_bytes(query.as_slice()))))
-        .push("), id")
-        .limit_offset(Some(top_k), 0);
-        sql
-    }
+/// Runs a `SELECT <record> …` and decodes the records.
+pub(crate) fn load<R: FromRow>(
+    conn: &mut SqliteConnection,
+    sql: Sql,
+    table: TableType,
+) -> Result<Vec<R>> {
+    let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
+    rows.into_iter().map(|r| R::from_row(r, table)).collect()
 }
 
 /// Runs SQL that returns no rows on a unit of work's connection.

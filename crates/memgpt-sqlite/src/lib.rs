@@ -42,5 +42,4 @@ mod vector;
 
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
 pub use connector::SqliteConnector;
-pub use record::SqliteRecord;
 pub use store::{AppliedSettings, SqliteStore, SqliteTx, StoreStats};

@@ -8,36 +8,17 @@ use crate::codec::{
     time_to_text, uuid_from_text, uuid_to_text,
 };
 use crate::error::corrupt;
-use crate::sql::Bind;
+use crate::sql::{Bind, Sql};
+use crate::store::SqliteStore;
+use diesel::SqliteConnection;
+use memgpt_core::backend::Stores;
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for memgpt_core::Message {}
-    impl Sealed for memgpt_core::Passage {}
-    impl Sealed for memgpt_core::Document {}
-}
-
-/// A record type the SQLite backend stores: [`Message`], [`Passage`] or [`Document`].
-/// Sealed: its items are the backend's own.
-pub trait SqliteRecord: Record + sealed::Sealed {
+/// How a record decodes from its row; the rest of its mapping is its
+/// [`Stores`](memgpt_core::backend::Stores) impl below.
+pub(crate) trait FromRow: Sized {
     /// The row as read from the table.
-    #[doc(hidden)]
     type Row: QueryableByName<diesel::sqlite::Sqlite> + 'static;
-    /// The stored columns, in the order of [`binds`](Self::binds).
-    #[doc(hidden)]
-    const COLUMNS: &'static [&'static str];
-    /// The select list of a whole record ([`COLUMNS`](Self::COLUMNS), joined).
-    #[doc(hidden)]
-    const SELECT: &'static str;
-    /// The name of the SQL function that computes the L2 distance of the stored embedding;
-    /// `None` for records without embeddings.
-    #[doc(hidden)]
-    const DISTANCE_FN: Option<&'static str>;
-    /// The values of [`COLUMNS`](Self::COLUMNS).
-    #[doc(hidden)]
-    fn binds(&self) -> Vec<Bind>;
     /// Decodes a row.
-    #[doc(hidden)]
     fn from_row(row: Self::Row, table: TableType) -> Result<Self, Error>;
 }
 
@@ -73,32 +54,42 @@ pub struct MessageRow {
     created_at: Option<String>,
 }
 
-impl SqliteRecord for Message {
-    type Row = MessageRow;
+impl Stores<Message> for SqliteStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_recall_memory_agent: id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at);
     const SELECT: &'static str = "id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, created_at";
-    const DISTANCE_FN: Option<&'static str> = Some("memgpt_l2_base64");
 
-    fn binds(&self) -> Vec<Bind> {
-        let tool_calls = self
+    fn binds(record: &Message) -> Vec<Bind> {
+        let tool_calls = record
             .tool_calls()
             .and_then(|c| serde_json::to_string(c).ok());
         vec![
-            Bind::Text(Some(uuid_to_text(&self.id()))),
-            Bind::Text(Some(uuid_to_text(&self.user_id()))),
-            Bind::Text(self.agent_id().as_ref().map(uuid_to_text)),
-            Bind::Text(Some(self.role().as_str().to_owned())),
-            text(Record::text(self)),
-            text(self.model()),
-            text(self.name()),
+            Bind::Text(Some(uuid_to_text(&record.id()))),
+            Bind::Text(Some(uuid_to_text(&record.user_id()))),
+            Bind::Text(record.agent_id().as_ref().map(uuid_to_text)),
+            Bind::Text(Some(record.role().as_str().to_owned())),
+            text(Record::text(record)),
+            text(record.model()),
+            text(record.name()),
             Bind::Text(tool_calls),
-            text(self.tool_call_id()),
-            Bind::Blob(self.embedding().map(embedding_to_base64)),
-            dim(self.embedding_dim()),
-            text(self.embedding_model()),
-            Bind::Text(Some(time_to_text(&self.created_at()))),
+            text(record.tool_call_id()),
+            Bind::Blob(record.embedding().map(embedding_to_base64)),
+            dim(record.embedding_dim()),
+            text(record.embedding_model()),
+            Bind::Text(Some(time_to_text(&record.created_at()))),
         ]
     }
+
+    fn load(
+        conn: &mut SqliteConnection,
+        sql: Sql,
+        table: TableType,
+    ) -> Result<Vec<Message>, Error> {
+        crate::connector::load(conn, sql, table)
+    }
+}
+
+impl FromRow for Message {
+    type Row = MessageRow;
 
     fn from_row(r: MessageRow, table: TableType) -> Result<Self, Error> {
         let t = table.table_name();
@@ -114,16 +105,10 @@ impl SqliteRecord for Message {
                     .as_deref()
                     .ok_or_else(|| corrupt(t, "created_at", "NULL"))?,
             )?)
-            .embedding_model(r.embedding_model);
-        if let Some(m) = r.model {
-            b = b.model(m);
-        }
-        if let Some(n) = r.name {
-            b = b.name(n);
-        }
-        if let Some(id) = r.tool_call_id {
-            b = b.tool_call_id(id);
-        }
+            .embedding_model(r.embedding_model)
+            .maybe_model(r.model)
+            .maybe_name(r.name)
+            .maybe_tool_call_id(r.tool_call_id);
         if let Some(json) = r.tool_calls.filter(|j| j != "null") {
             let calls: Vec<ToolCall> =
                 serde_json::from_str(&json).map_err(|e| corrupt(t, "tool_calls", e))?;
@@ -168,27 +153,37 @@ fn metadata_to(m: &serde_json::Map<String, serde_json::Value>) -> Bind {
     Bind::Text(serde_json::to_string(m).ok())
 }
 
-impl SqliteRecord for Passage {
-    type Row = PassageRow;
+impl Stores<Passage> for SqliteStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_passages: id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at";
-    const DISTANCE_FN: Option<&'static str> = Some("memgpt_l2");
 
-    fn binds(&self) -> Vec<Bind> {
+    fn binds(record: &Passage) -> Vec<Bind> {
         vec![
-            Bind::Text(Some(uuid_to_text(&self.id()))),
-            Bind::Text(Some(uuid_to_text(&self.user_id()))),
-            text(Record::text(self)),
-            Bind::Text(self.doc_id().as_ref().map(uuid_to_text)),
-            Bind::Text(self.agent_id().as_ref().map(uuid_to_text)),
-            text(self.data_source()),
-            Bind::Blob(self.embedding().map(|e| f32_bytes(e.as_slice()))),
-            dim(self.embedding_dim()),
-            text(self.embedding_model()),
-            metadata_to(self.metadata()),
-            Bind::Text(Some(time_to_text(&self.created_at()))),
+            Bind::Text(Some(uuid_to_text(&record.id()))),
+            Bind::Text(Some(uuid_to_text(&record.user_id()))),
+            text(Record::text(record)),
+            Bind::Text(record.doc_id().as_ref().map(uuid_to_text)),
+            Bind::Text(record.agent_id().as_ref().map(uuid_to_text)),
+            text(record.data_source()),
+            Bind::Blob(record.embedding().map(|e| f32_bytes(e.as_slice()))),
+            dim(record.embedding_dim()),
+            text(record.embedding_model()),
+            metadata_to(record.metadata()),
+            Bind::Text(Some(time_to_text(&record.created_at()))),
         ]
     }
+
+    fn load(
+        conn: &mut SqliteConnection,
+        sql: Sql,
+        table: TableType,
+    ) -> Result<Vec<Passage>, Error> {
+        crate::connector::load(conn, sql, table)
+    }
+}
+
+impl FromRow for Passage {
+    type Row = PassageRow;
 
     fn from_row(r: PassageRow, table: TableType) -> Result<Self, Error> {
         let t = table.table_name();
@@ -236,22 +231,32 @@ pub struct DocumentRow {
     created_at: Option<String>,
 }
 
-impl SqliteRecord for Document {
-    type Row = DocumentRow;
+impl Stores<Document> for SqliteStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_documents: id, user_id, text, data_source, metadata_, created_at);
     const SELECT: &'static str = "id, user_id, text, data_source, metadata_, created_at";
-    const DISTANCE_FN: Option<&'static str> = None;
 
-    fn binds(&self) -> Vec<Bind> {
+    fn binds(record: &Document) -> Vec<Bind> {
         vec![
-            Bind::Text(Some(uuid_to_text(&self.id()))),
-            Bind::Text(Some(uuid_to_text(&self.user_id()))),
-            text(Record::text(self)),
-            text(self.data_source()),
-            metadata_to(self.metadata()),
-            Bind::Text(Some(time_to_text(&self.created_at()))),
+            Bind::Text(Some(uuid_to_text(&record.id()))),
+            Bind::Text(Some(uuid_to_text(&record.user_id()))),
+            text(Record::text(record)),
+            text(record.data_source()),
+            metadata_to(record.metadata()),
+            Bind::Text(Some(time_to_text(&record.created_at()))),
         ]
     }
+
+    fn load(
+        conn: &mut SqliteConnection,
+        sql: Sql,
+        table: TableType,
+    ) -> Result<Vec<Document>, Error> {
+        crate::connector::load(conn, sql, table)
+    }
+}
+
+impl FromRow for Document {
+    type Row = DocumentRow;
 
     fn from_row(r: DocumentRow, table: TableType) -> Result<Self, Error> {
         let t = table.table_name();

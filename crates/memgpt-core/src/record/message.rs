@@ -259,6 +259,21 @@ impl MessageBuilder {
         self.text = text;
         self
     }
+    /// Sets or clears the model (as read from a row).
+    pub fn maybe_model(mut self, model: Option<String>) -> Self {
+        self.model = model;
+        self
+    }
+    /// Sets or clears the author's name (as read from a row).
+    pub fn maybe_name(mut self, name: Option<String>) -> Self {
+        self.name = name;
+        self
+    }
+    /// Sets or clears the id of the tool call answered (as read from a row).
+    pub fn maybe_tool_call_id(mut self, id: Option<String>) -> Self {
+        self.tool_call_id = id;
+        self
+    }
     /// Sets the model that wrote the message.
     pub fn model(mut self, model: impl Into<String>) -> Self {
         self.model = Some(model.into());
