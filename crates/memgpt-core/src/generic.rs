@@ -165,11 +165,15 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         })
     }
 
-    /// Writes one chunk of distinct records; returns the rows written.
+    /// Writes one chunk of distinct records; returns the rows written. The rows go in id
+    /// order: every write locks rows in the same order, so two calls upserting the same ids
+    /// never wait on each other crosswise (no deadlock).
     fn insert_chunk(&self, conn: &mut B::Conn, chunk: &[R], exists_ok: bool) -> Result<u64> {
-        let sql = self
-            .shapes()
-            .insert(B::COLUMNS, chunk.iter().map(B::binds), exists_ok);
+        let mut in_id_order: Vec<&R> = chunk.iter().collect();
+        in_id_order.sort_unstable_by_key(|r| r.id());
+        let sql =
+            self.shapes()
+                .insert(B::COLUMNS, in_id_order.into_iter().map(B::binds), exists_ok);
         match B::execute(conn, sql)? {
             Written::Rows(n) if n == chunk.len() => Ok(n as u64),
             // Fewer rows than records: an upsert met an id of another tenant.
