@@ -1247,3 +1247,147 @@ pub fn concurrent_upserts_of_the_same_ids_never_fail<B: Backend>(b: &B) {
         assert_eq!(m.text(), m.model(), "row {} mixes writers", m.id());
     }
 }
+
+/// Fault matrix row 19: hostile strings in filters and full-text queries are bound
+/// values, never SQL: they match nothing, and the tables are intact.
+pub fn hostile_strings_are_values_never_sql<B: Backend>(b: &B) {
+    let user = Scope::user(ids(1).0);
+    let p = b.passages(TableType::Passages, user).unwrap();
+    let one = Passage::builder(user.user_id(), "kept safe")
+        .data_source("source_0")
+        .build()
+        .unwrap();
+    p.insert(&one).unwrap();
+    for hostile in [
+        "x'; DROP TABLE memgpt_passages; --",
+        "id; DROP TABLE memgpt_passages",
+        "created_at desc; --",
+        "\" OR 1=1 --",
+        "NEAR(kept safe) OR *",
+    ] {
+        assert_eq!(
+            p.size(&[Filter::eq(Column::DataSource, hostile)]).unwrap(),
+            0
+        );
+        assert_eq!(
+            p.delete(&[Filter::eq(Column::DataSource, hostile)])
+                .unwrap(),
+            0
+        );
+        assert!(p.query_text(hostile, None, 0).unwrap().len() <= 1);
+    }
+    assert_eq!(p.size(&[]).unwrap(), 1);
+    assert_eq!(p.get(one.id()).unwrap(), Some(one));
+}
+
+/// Fault matrix row 20: user B addresses user A's ids: get, update, delete, vector search
+/// and list all see nothing of A's, and A's rows are unchanged, field for field.
+pub fn another_users_ids_are_not_found_and_unchanged<B: Backend>(b: &B) {
+    let (a, other) = (scope(1), scope(2));
+    let mine = b.passages(TableType::ArchivalMemory, a).unwrap();
+    let rows: Vec<Passage> = (0..5)
+        .map(|i| passage(&a, i, &format!("a's passage {i}"), Some(vec![i as f32; 4])))
+        .collect();
+    mine.insert_many(rows.clone(), false).unwrap();
+    let before = mine.get_all(&[], None).unwrap();
+    let theirs = b.passages(TableType::ArchivalMemory, other).unwrap();
+    for r in &rows {
+        assert_eq!(theirs.get(r.id()).unwrap(), None);
+        let forged = Passage::builder(other.user_id(), "overwritten?")
+            .agent_id(other.agent_id().unwrap())
+            .id(r.id())
+            .build()
+            .unwrap();
+        expect_err!(theirs.update(&forged), NotFound);
+        expect_err!(theirs.insert(&forged), AlreadyExists);
+    }
+    assert_eq!(theirs.delete(&[]).unwrap(), 0);
+    assert_eq!(theirs.list_data_sources().unwrap(), Vec::<String>::new());
+    if b.vector_search() {
+        assert!(theirs.query(&[1.0; 4], 10, &[]).unwrap().is_empty());
+    }
+    assert_eq!(mine.get_all(&[], None).unwrap(), before);
+}
+
+/// Fault matrix row 28: a 5 MB text in each of the four tables, through `insert` and in
+/// an `insert_many` of 1,001 records (PostgreSQL's COPY path), reads back byte for byte.
+pub fn five_megabyte_texts_round_trip_in_every_table<B: Backend>(b: &B) {
+    let s = scope(1);
+    let user = Scope::user(s.user_id());
+    let big: String = (0..5_000_000usize)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect::<String>()
+        + " ünïcödé ✓";
+    let small = |i: usize| format!("small {i}");
+    // Recall memory.
+    let recall = b.recall(s).unwrap();
+    let one = msg(&s, Role::User, 0, &big);
+    recall.insert(&one).unwrap();
+    let mut batch: Vec<Message> = (1..1_001)
+        .map(|i| msg(&s, Role::User, i as i64, &small(i)))
+        .collect();
+    batch[500] = msg(&s, Role::User, 5_000, &big);
+    let in_batch = batch[500].id();
+    assert_eq!(recall.insert_many(batch, false).unwrap(), 1_000);
+    for id in [one.id(), in_batch] {
+        assert_eq!(recall.get(id).unwrap().unwrap().text(), Some(big.as_str()));
+    }
+    // Archival memory and passages.
+    for (table, scope) in [(TableType::ArchivalMemory, s), (TableType::Passages, user)] {
+        let p = b.passages(table, scope).unwrap();
+        let with = |i: i64, text: &str| {
+            let mut bld = Passage::builder(scope.user_id(), text).created_at(at(i));
+            if table == TableType::ArchivalMemory {
+                bld = bld.agent_id(s.agent_id().unwrap());
+            }
+            bld.build().unwrap()
+        };
+        let one = with(0, &format!("{big} one"));
+        p.insert(&one).unwrap();
+        let mut batch: Vec<Passage> = (1..1_001).map(|i| with(i, &small(i as usize))).collect();
+        batch[700] = with(9_000, &big);
+        let in_batch = batch[700].id();
+        assert_eq!(p.insert_many(batch, false).unwrap(), 1_000);
+        assert_eq!(
+            p.get(one.id()).unwrap().unwrap().text(),
+            Some(format!("{big} one").as_str())
+        );
+        assert_eq!(p.get(in_batch).unwrap().unwrap().text(), Some(big.as_str()));
+    }
+    // Documents.
+    let d = b.documents(user).unwrap();
+    let one = Document::builder(user.user_id(), big.clone())
+        .build()
+        .unwrap();
+    d.insert(&one).unwrap();
+    let mut batch: Vec<Document> = (0..1_001)
+        .map(|i| Document::builder(user.user_id(), small(i)).build().unwrap())
+        .collect();
+    batch[1_000] = Document::builder(user.user_id(), big.clone())
+        .build()
+        .unwrap();
+    let in_batch = batch[1_000].id();
+    assert_eq!(d.insert_many(batch, false).unwrap(), 1_001);
+    for id in [one.id(), in_batch] {
+        assert_eq!(d.get(id).unwrap().unwrap().text(), Some(big.as_str()));
+    }
+}
+
+/// Fault matrix row 9: 70,000 records in one `insert_many`, chunked under the bind limits
+/// in one transaction: with a bad last record (another tenant's) the call fails naming it
+/// and commits nothing; without it every record is written.
+pub fn seventy_thousand_records_are_all_or_nothing<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let n = 70_000usize;
+    let foreign = msg(&scope(2), Role::User, 0, "not yours");
+    let with_bad_last = (0..n - 1)
+        .map(|i| msg(&s, Role::User, i as i64, "bulk"))
+        .chain(std::iter::once(foreign));
+    let e = expect_err!(c.insert_many(with_bad_last, false), InvalidInput);
+    assert!(e.to_string().contains("records[69999]"), "{e}");
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    let good = (0..n).map(|i| msg(&s, Role::User, i as i64, "bulk"));
+    assert_eq!(c.insert_many(good, false).unwrap(), n as u64);
+    assert_eq!(c.size(&[]).unwrap(), n as u64);
+}

@@ -62,6 +62,14 @@ pub enum Error {
         /// What the database reported.
         message: String,
     },
+    /// A statement ran longer than the statement timeout (or waited longer than the lock
+    /// timeout) and was cancelled; nothing it would have written was written. The
+    /// connection stays usable.
+    #[error("statement timed out: {message}")]
+    Timeout {
+        /// What the database reported.
+        message: String,
+    },
     /// A record addressed by id does not exist in the connector's scope.
     #[error("no record {id} in {table} for this scope")]
     NotFound {

@@ -40,6 +40,9 @@ pub struct TxHooks<C> {
     pub commit: fn(&mut C) -> Result<()>,
     /// Rolls the transaction back.
     pub rollback: fn(&mut C) -> Result<()>,
+    /// Marks the connection so that its pool closes it rather than hand it out again
+    /// (after a panic inside the unit of work: its state is not trusted).
+    pub discard: fn(&mut C),
 }
 
 impl<C> Clone for TxHooks<C> {
@@ -122,6 +125,7 @@ pub fn run<C, T>(
         }
         Err(panic) => {
             let _ = (hooks.rollback)(&mut conn);
+            (hooks.discard)(&mut conn);
             drop(conn);
             resume_unwind(panic)
         }
@@ -314,6 +318,7 @@ mod tests {
                 c.sql.push("ROLLBACK".to_owned());
                 Err(Error::database("rollback failed too"))
             },
+            discard: |c| c.sql.push("DISCARD".to_owned()),
         }
     }
 

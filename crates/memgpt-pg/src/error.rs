@@ -11,6 +11,11 @@ pub(crate) fn map(e: DieselError) -> Error {
             match kind {
                 DatabaseErrorKind::ClosedConnection => Error::ConnectionLost { message },
                 DatabaseErrorKind::SerializationFailure => Error::Busy { message },
+                _ if message.contains("canceling statement due to statement timeout")
+                    || message.contains("canceling statement due to lock timeout") =>
+                {
+                    Error::Timeout { message }
+                }
                 _ if message.contains("deadlock detected")
                     || message.contains("could not obtain lock") =>
                 {

@@ -386,6 +386,8 @@ const HOOKS: TxHooks<Lease> = TxHooks {
             map(e)
         })
     },
+    // A broken transaction state makes r2d2 close the connection when it comes back.
+    discard: |c| AnsiTransactionManager::transaction_manager_status_mut(&mut **c).set_in_error(),
 };
 
 /// A unit of work in progress; see [`PgStore::transaction`]. Its

@@ -391,6 +391,8 @@ impl SqliteStore {
 /// The SQL of a unit of work on SQLite.
 const HOOKS: TxHooks<Pooled> = TxHooks {
     execute: crate::connector::execute_batch,
+    // A broken transaction state makes r2d2 close the connection when it comes back.
+    discard: |c| AnsiTransactionManager::transaction_manager_status_mut(&mut **c).set_in_error(),
     commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
     rollback,
 };

@@ -1,0 +1,227 @@
+//! The fault matrix on PostgreSQL (docs/RELIABILITY.md): killed connections, an exhausted
+//! pool, a panic inside a unit of work, a statement past its timeout. Faults are real:
+//! `pg_terminate_backend`, locks held by another session, threads that hold connections.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::{DatabaseUrl, Error, Message, Role, Scope, StorageConnector, TableType};
+use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_pg::{PgConfig, PgStore};
+use uuid::Uuid;
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The test configuration of the matrix: connection timeout 3 s, pool of 5, statement
+/// timeout 2 s; a unique application name to find the pool's sessions by.
+fn config(db: &TempDatabase) -> (PgConfig, String) {
+    let app = format!("memgpt-faults-{}", Uuid::new_v4().simple());
+    let mut c = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    c.application_name = app.clone();
+    c.connect_timeout = Duration::from_secs(3);
+    c.pool_size = 5;
+    c.max_overflow = 0;
+    c.statement_timeout = Duration::from_secs(2);
+    (c, app)
+}
+
+fn pids(admin: &mut PgConnection, app: &str, state: Option<&str>) -> BTreeSet<i32> {
+    let rows: Vec<Pid> = diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+         AND ($2 = '' OR state = $2)",
+    )
+    .bind::<Text, _>(app)
+    .bind::<Text, _>(state.unwrap_or(""))
+    .load(admin)
+    .unwrap();
+    rows.into_iter().map(|p| p.pid).collect()
+}
+
+/// Polls the server until `done` holds (a handshake with the server, not a sleep of a
+/// guessed length); fails after 30 s.
+fn until(admin: &mut PgConnection, app: &str, done: impl Fn(&BTreeSet<i32>) -> bool) {
+    let start = Instant::now();
+    while !done(&pids(admin, app, None)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out polling pg_stat_activity"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn message(s: &Scope, text: &str) -> Message {
+    Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User)
+        .text(text)
+        .build()
+        .unwrap()
+}
+
+/// Row 3: every pooled connection is terminated; the next 2 x pool-size operations all
+/// succeed (each checkout pings its connection and replaces a dead one).
+#[test]
+fn every_pooled_connection_terminated_then_the_next_operations_succeed() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (config, app) = config(&db);
+    let store = PgStore::open(config).unwrap();
+    let mut admin = db.connect().unwrap();
+    until(&mut admin, &app, |p| p.len() == 5);
+    let before = pids(&mut admin, &app, None);
+    for pid in &before {
+        diesel::sql_query("SELECT pg_terminate_backend($1)")
+            .bind::<Integer, _>(*pid)
+            .execute(&mut admin)
+            .unwrap();
+    }
+    until(&mut admin, &app, |p| p.is_disjoint(&before) || p.is_empty());
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    for i in 0..10 {
+        c.insert(&message(&s, &format!("after the kill {i}")))
+            .unwrap();
+    }
+    assert_eq!(c.size(&[]).unwrap(), 10);
+    assert!(pids(&mut admin, &app, None).is_disjoint(&before));
+}
+
+/// Row 4: a pool of 5 and 200 threads each holding a connection 50 ms: no deadlock, never
+/// more than 5 server connections, and every call succeeds or gets `PoolTimeout`.
+#[test]
+fn two_hundred_threads_on_a_pool_of_five_succeed_or_time_out() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (mut config, app) = config(&db);
+    config.pool_timeout = Duration::from_secs(2);
+    let store = PgStore::open(config).unwrap();
+    let done = AtomicBool::new(false);
+    let peak = AtomicI64::new(0);
+    let (ok, timeouts) = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let mut admin = db.connect().unwrap();
+            while !done.load(Ordering::Relaxed) {
+                let n: Vec<Count> = diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1",
+                )
+                .bind::<Text, _>(&app)
+                .load(&mut admin)
+                .unwrap();
+                peak.fetch_max(n[0].n, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        let workers: Vec<_> = (0..200)
+            .map(|_| {
+                let store = &store;
+                sc.spawn(move || {
+                    store.transaction(|_| {
+                        std::thread::sleep(Duration::from_millis(50));
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        let mut timeouts = 0;
+        for w in workers {
+            match w.join().unwrap() {
+                Ok(()) => ok += 1,
+                Err(Error::PoolTimeout { .. }) => timeouts += 1,
+                Err(other) => panic!("expected success or a pool timeout, got {other:?}"),
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        (ok, timeouts)
+    });
+    assert_eq!(ok + timeouts, 200);
+    assert!(ok >= 100, "{ok} succeeded");
+    assert!(
+        peak.load(Ordering::Relaxed) <= 5,
+        "peak {}",
+        peak.load(Ordering::Relaxed)
+    );
+}
+
+/// Row 5: a panic inside a unit of work on a worker thread: the row is absent, that
+/// connection is discarded (its server session ends), and no session is left "idle in
+/// transaction".
+#[test]
+fn a_panic_inside_a_unit_of_work_discards_its_connection() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (mut config, app) = config(&db);
+    config.pool_size = 1;
+    let store = PgStore::open(config).unwrap();
+    let mut admin = db.connect().unwrap();
+    until(&mut admin, &app, |p| p.len() == 1);
+    let before = pids(&mut admin, &app, None);
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let m = message(&s, "never committed");
+    let joined = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            store.transaction(|tx| {
+                tx.connector::<Message>(TableType::RecallMemory, s)?
+                    .insert(&m)?;
+                panic!("a bug inside the unit of work");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+        })
+        .join()
+    });
+    assert!(joined.is_err(), "the panic reached the joining thread");
+    // The discarded session ends; a new one replaces it.
+    until(&mut admin, &app, |p| {
+        !p.is_empty() && p.is_disjoint(&before)
+    });
+    assert!(pids(&mut admin, &app, Some("idle in transaction")).is_empty());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    assert_eq!(c.get(memgpt_core::Record::id(&m)).unwrap(), None);
+}
+
+/// Row 6: a statement that cannot finish within the 2 s statement timeout (it waits on a
+/// lock another session holds) fails with `Error::Timeout` after about 2 s, and the same
+/// connection (a pool of one) works right after.
+#[test]
+fn a_statement_past_the_timeout_is_cancelled_and_the_connection_goes_on() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (mut config, _app) = config(&db);
+    config.pool_size = 1;
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    let mut locker = db.connect().unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE memgpt_recall_memory_agent IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
+    let start = Instant::now();
+    let e = c.size(&[]).unwrap_err();
+    let waited = start.elapsed();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    assert!(
+        waited >= Duration::from_millis(1_900) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    locker.batch_execute("ROLLBACK;").unwrap();
+    c.insert(&message(&s, "after the timeout")).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 1);
+}
