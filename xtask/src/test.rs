@@ -19,6 +19,8 @@ const SQLITE: &[&str] = &[
     "memgpt-sqlite",
     "-p",
     "memgpt-migrate",
+    "-p",
+    "memgpt-cli",
     "-E",
     "not test(/postgres/)",
 ];
@@ -29,6 +31,8 @@ const PG: &[&str] = &[
     "memgpt-pg",
     "-p",
     "memgpt-migrate",
+    "-p",
+    "memgpt-cli",
     "-E",
     "package(memgpt-pg) | test(/postgres/)",
 ];

@@ -1391,3 +1391,47 @@ pub fn seventy_thousand_records_are_all_or_nothing<B: Backend>(b: &B) {
     assert_eq!(c.insert_many(good, false).unwrap(), n as u64);
     assert_eq!(c.size(&[]).unwrap(), n as u64);
 }
+
+/// Fault matrix row 12: one NUL policy on both backends, applied before any SQL: a NUL
+/// byte in any text field, or in any key or string of JSON, is `InvalidInput` naming the
+/// field — the record cannot be built, so nothing of a batch is written.
+pub fn nul_bytes_are_refused_before_sql<B: Backend>(b: &B) {
+    let s = scope(1);
+    let (u, a) = (s.user_id(), s.agent_id().unwrap());
+    let field_of = |r: Result<Message>| match r {
+        Err(Error::InvalidInput { field, .. }) => field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    let m = || Message::builder(u, a, Role::Assistant);
+    assert_eq!(field_of(m().text("a\0b").build()), "text");
+    assert_eq!(field_of(m().model("gpt\0").build()), "model");
+    assert_eq!(field_of(m().name("n\0").build()), "name");
+    assert!(field_of(
+        m().tool_calls(vec![ToolCall::function("call_1", "f", "{\"x\":\"a\0b\"}")])
+            .build()
+    )
+    .starts_with("tool_calls"));
+    let nul_json = json!({"k\u{0}": 1}).as_object().unwrap().clone();
+    let p = Passage::builder(u, "text")
+        .metadata(nul_json.clone())
+        .build();
+    assert!(
+        matches!(p, Err(Error::InvalidInput { ref field, .. }) if field.starts_with("metadata")),
+        "{p:?}"
+    );
+    let p = Passage::builder(u, "text").data_source("s\0").build();
+    assert!(
+        matches!(p, Err(Error::InvalidInput { ref field, .. }) if field == "data_source"),
+        "{p:?}"
+    );
+    let d = Document::builder(u, "text").metadata(nul_json).build();
+    assert!(matches!(d, Err(Error::InvalidInput { .. })), "{d:?}");
+    // A batch whose last record cannot be built writes nothing: the caller never gets a
+    // record to hand over.
+    let c = b.recall(s).unwrap();
+    let batch: Result<Vec<Message>> = (0..3)
+        .map(|i| m().text(if i == 2 { "bad\0" } else { "good" }).build())
+        .collect();
+    assert!(batch.is_err());
+    assert_eq!(c.size(&[]).unwrap(), 0);
+}

@@ -135,13 +135,46 @@ fn drop_owned_indexes(conn: &mut PgConnection, migration: &str) -> Result<(), Er
     Ok(())
 }
 
-/// Applies every pending migration (see [`run`]); returns the names applied. Builds no
-/// vector index: see [`ensure_hnsw`].
+/// Applies every pending migration (see [`run`]); returns the names applied. When none is
+/// pending it only reads (no lock, no DDL), so that a role with DML rights only can open a
+/// migrated database. Builds no vector index: see [`ensure_hnsw`].
 ///
 /// # Errors
 /// As [`run`].
 pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
+    if pending(conn)?.is_empty() {
+        return Ok(Vec::new());
+    }
     run(conn, Command::Up).map(|r| r.applied)
+}
+
+/// The versions of the migrations not yet applied, read without any DDL.
+///
+/// # Errors
+/// What the database reports.
+pub fn pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
+    let exists: Vec<Flag> = diesel::sql_query(
+        "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS v",
+    )
+    .load(conn)
+    .map_err(migration_err)?;
+    let applied: Vec<String> = if exists.first().is_some_and(|f| f.v) {
+        diesel::sql_query("SELECT version AS name FROM __diesel_schema_migrations")
+            .load::<Name>(conn)
+            .map_err(migration_err)?
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let all = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(migration_err)?;
+    Ok(all
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .filter(|v| !applied.contains(v))
+        .collect())
 }
 
 /// Connects to `url` and runs `command`.

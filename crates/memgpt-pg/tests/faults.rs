@@ -225,3 +225,58 @@ fn a_statement_past_the_timeout_is_cancelled_and_the_connection_goes_on() {
     c.insert(&message(&s, "after the timeout")).unwrap();
     assert_eq!(c.size(&[]).unwrap(), 1);
 }
+
+/// Row 22: migrations run by the owner; the library run by a role with DML rights only
+/// (and TEMP, for the COPY path's staging table) works — open, every operation, bulk
+/// loads — and a DDL attempt by that role is a permission error.
+#[test]
+fn a_role_with_dml_rights_only_runs_the_library_but_no_ddl() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    memgpt_migrate::postgres::run_url(db.url(), memgpt_migrate::Command::Up).unwrap();
+    let role = format!("memgpt_dml_{}", Uuid::new_v4().simple());
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             GRANT CONNECT, TEMP ON DATABASE {db} TO {role}; \
+             GRANT USAGE ON SCHEMA public TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};",
+            db = db.name()
+        ))
+        .unwrap();
+    let url = db
+        .url()
+        .expose()
+        .replacen("postgres@", &format!("{role}@"), 1);
+    assert!(url.contains(&role), "the test URL names its user: {url}");
+    let mut config = PgConfig::new(DatabaseUrl::new(url.clone()));
+    config.pool_size = 1;
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    c.insert(&message(&s, "one")).unwrap();
+    c.insert_many((0..1_500).map(|i| message(&s, &format!("bulk {i}"))), false)
+        .unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 1_501);
+    assert_eq!(c.delete(&[]).unwrap(), 1_501);
+    let e = memgpt_migrate::postgres::run_url(
+        &DatabaseUrl::new(url),
+        memgpt_migrate::Command::Revert(1),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("permission denied") || e.to_string().contains("must be owner"),
+        "{e}"
+    );
+    drop(store);
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; \
+             REVOKE ALL ON SCHEMA public FROM {role}; \
+             REVOKE ALL ON DATABASE {db} FROM {role};",
+            db = db.name()
+        ))
+        .unwrap();
+}

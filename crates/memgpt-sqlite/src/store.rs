@@ -258,6 +258,20 @@ impl SqliteStore {
             .map_err(map)
     }
 
+    /// Checkpoints the write-ahead log into the database file and truncates it
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`), waiting for the writer connection. A reader of
+    /// another connection that still holds an old snapshot keeps the log from being
+    /// truncated: then `wal_bytes` of [`stats`](Self::stats) stays above 0.
+    ///
+    /// # Errors
+    /// What the database reports; [`Error::PoolTimeout`] when the writer stays busy.
+    pub fn checkpoint(&self) -> Result<StoreStats> {
+        self.checkout()?
+            .batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(map)?;
+        self.stats()
+    }
+
     /// Rebuilds the full-text indexes from the tables. Needed only after `VACUUM`, which may
     /// renumber the rowids the FTS5 indexes refer to.
     ///
