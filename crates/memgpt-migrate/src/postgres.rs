@@ -153,11 +153,10 @@ pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
 /// # Errors
 /// What the database reports.
 pub fn pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
-    let exists: Vec<Flag> = diesel::sql_query(
-        "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS v",
-    )
-    .load(conn)
-    .map_err(migration_err)?;
+    let exists: Vec<Flag> =
+        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS v")
+            .load(conn)
+            .map_err(migration_err)?;
     let applied: Vec<String> = if exists.first().is_some_and(|f| f.v) {
         diesel::sql_query("SELECT version AS name FROM __diesel_schema_migrations")
             .load::<Name>(conn)

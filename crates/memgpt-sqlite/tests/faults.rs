@@ -134,3 +134,133 @@ fn a_checkpoint_after_a_long_reader_closes_truncates_the_wal() {
     assert_eq!(store.checkpoint().unwrap().wal_bytes, 0);
     assert_eq!(c.size(&[]).unwrap(), 100_001);
 }
+
+/// Messages of batch `batch`: 1,000 records of one agent of its own.
+fn batch_of(batch: u128) -> (Scope, Vec<Message>) {
+    let s = Scope::agent(Uuid::from_u128(7), Uuid::from_u128(batch + 1));
+    (s, (0..1_000).map(|i| message(&s, i)).collect())
+}
+
+/// Writes batches of 1,000 records, one transaction each, printing `committed N` after
+/// each commit. Run on its own, it writes 3 batches to a file of its own and checks
+/// them; as the child process of
+/// `kill_9_of_a_writing_process_loses_no_committed_batch` (`MEMGPT_CRASH_DB` set), it
+/// writes from batch `MEMGPT_CRASH_FROM` on until it is killed.
+#[test]
+fn batch_writer() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, from, count) = match std::env::var("MEMGPT_CRASH_DB") {
+        Ok(p) => (
+            std::path::PathBuf::from(p),
+            std::env::var("MEMGPT_CRASH_FROM")
+                .unwrap()
+                .parse::<u128>()
+                .unwrap(),
+            u128::MAX,
+        ),
+        Err(_) => (dir.path().join("batches.db"), 0, 3),
+    };
+    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let mut out = std::io::stdout();
+    for batch in from..from.saturating_add(count) {
+        let (s, records) = batch_of(batch);
+        let c = store
+            .connector::<Message>(TableType::RecallMemory, s)
+            .unwrap();
+        assert_eq!(c.insert_many(records, false).unwrap(), 1_000);
+        writeln!(out, "committed {batch}").unwrap();
+        out.flush().unwrap();
+    }
+    for batch in from..from + 3 {
+        let (s, _) = batch_of(batch);
+        let c = store
+            .connector::<Message>(TableType::RecallMemory, s)
+            .unwrap();
+        assert_eq!(c.size(&[]).unwrap(), 1_000);
+    }
+}
+
+/// Row 14: a child process commits 1,000-row batches and prints each batch it committed;
+/// it is killed with SIGKILL at a varying point, 100 times. After each kill the file passes
+/// `PRAGMA integrity_check`, every printed batch is there in full, and the batch that was
+/// being written when the kill came is there in full or not at all.
+#[test]
+fn kill_9_of_a_writing_process_loses_no_committed_batch() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crash.db");
+    drop(SqliteStore::open(SqliteConfig::new(&path)).unwrap());
+    let exe = std::env::current_exe().unwrap();
+    let mut next: u128 = 0;
+    for round in 0..100u128 {
+        let mut child = std::process::Command::new(&exe)
+            .args(["batch_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .env("MEMGPT_CRASH_DB", &path)
+            .env("MEMGPT_CRASH_FROM", next.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // Kill after 1 to 3 committed batches, varying with the round: the kill lands
+        // while the next batch is being written.
+        let wanted = 1 + (round % 3) as usize;
+        let mut committed = Vec::new();
+        while committed.len() < wanted {
+            let line = lines.next().expect("the child printed").unwrap();
+            if let Some(n) = line.strip_prefix("committed ") {
+                committed.push(n.parse::<u128>().unwrap());
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        #[derive(diesel::QueryableByName)]
+        struct Check {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            integrity_check: String,
+        }
+        let check: Vec<Check> =
+            diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA integrity_check"), &mut conn)
+                .unwrap();
+        assert_eq!(check[0].integrity_check, "ok", "round {round}");
+        let rows_of = |conn: &mut SqliteConnection, batch: u128| -> i64 {
+            #[derive(diesel::QueryableByName)]
+            struct N {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let (s, _) = batch_of(batch);
+            let agent = s.agent_id().unwrap().to_string();
+            let n: Vec<N> = diesel::RunQueryDsl::load(
+                diesel::sql_query(
+                    "SELECT count(*) AS n FROM memgpt_recall_memory_agent WHERE agent_id = ?",
+                )
+                .bind::<diesel::sql_types::Text, _>(agent),
+                conn,
+            )
+            .unwrap();
+            n[0].n
+        };
+        for batch in &committed {
+            assert_eq!(
+                rows_of(&mut conn, *batch),
+                1_000,
+                "round {round}: batch {batch} was printed"
+            );
+        }
+        let interrupted = committed.last().unwrap() + 1;
+        let partial = rows_of(&mut conn, interrupted);
+        assert!(
+            partial == 0 || partial == 1_000,
+            "round {round}: {partial} rows of a batch"
+        );
+        next = interrupted + 1;
+        // Start the next round small: the check reads the whole file.
+        conn.batch_execute(
+            "DELETE FROM memgpt_recall_memory_agent; PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+    }
+}
