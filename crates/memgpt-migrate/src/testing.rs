@@ -94,6 +94,205 @@ impl Drop for TempDatabase {
     }
 }
 
+/// The binaries of PostgreSQL for [`OwnServer`] (set by `cargo xtask test`).
+pub const SERVER_BINARIES: &str = "MEMGPT_TEST_PG_BIN";
+
+/// A PostgreSQL server of one test's own, for faults that a shared server cannot take
+/// (stopping it, restarting it, password authentication): `initdb` into a temporary
+/// folder, started on a free port of 127.0.0.1, stopped (`-m immediate`) when dropped. As
+/// root, the server runs as the `postgres` account, as `initdb` and `postgres` require.
+#[derive(Debug)]
+pub struct OwnServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+    options: String,
+}
+
+impl OwnServer {
+    /// Initialises and starts a server whose `pg_hba.conf` asks `auth` (`trust`,
+    /// `scram-sha-256`) of TCP clients; the superuser `postgres` has `password`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without [`SERVER_BINARIES`]; [`Error::ConnectionLost`] when the
+    /// server does not start (with its log).
+    pub fn start(auth: &str, password: &str) -> Result<Self, Error> {
+        let bin = std::env::var_os(SERVER_BINARIES).ok_or_else(|| Error::Config {
+            variable: SERVER_BINARIES.to_owned(),
+            value: String::new(),
+            reason: "not set: run the tests with `cargo xtask test`, which sets it".to_owned(),
+        })?;
+        let dir = tempfile::tempdir().map_err(Error::database)?;
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::ConnectionLost {
+            message: format!("{what}: {e}"),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| fail("no free port", &e))?
+            .port();
+        let server = OwnServer {
+            bin: bin.into(),
+            port,
+            options: format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
+                 -c max_connections=100 -c fsync=off"
+            ),
+            dir,
+        };
+        let data = server.data();
+        let pwfile = server.dir.path().join("pw");
+        std::fs::write(&pwfile, password).map_err(|e| fail("pwfile", &e))?;
+        std::fs::create_dir(&data).map_err(|e| fail("data folder", &e))?;
+        let log = server.dir.path().join("log");
+        std::fs::write(&log, b"").map_err(|e| fail("log", &e))?;
+        if as_root() {
+            sh("chown", &["postgres:postgres".as_ref(), log.as_os_str()])?;
+            // The server's account must reach its folder; the data stays private to it.
+            sh("chmod", &["a+rx".as_ref(), server.dir.path().as_os_str()])?;
+            sh("chmod", &["a+r".as_ref(), pwfile.as_os_str()])?;
+            sh(
+                "chown",
+                &[
+                    "-R".as_ref(),
+                    "postgres:postgres".as_ref(),
+                    data.as_os_str(),
+                ],
+            )?;
+        }
+        let auth_arg = format!("--auth-host={auth}");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "-D".as_ref(),
+            data.as_os_str(),
+            "-U".as_ref(),
+            "postgres".as_ref(),
+            "--auth-local=trust".as_ref(),
+            auth_arg.as_ref(),
+            "-E".as_ref(),
+            "UTF8".as_ref(),
+            "--no-sync".as_ref(),
+            "--locale=C".as_ref(),
+        ];
+        if !password.is_empty() {
+            args.extend(["--pwfile".as_ref(), pwfile.as_os_str()]);
+        }
+        server.run("initdb", &args)?;
+        server.pg_ctl(&["start", "-w", "-t", "60"])?;
+        Ok(server)
+    }
+
+    /// The URL of database `postgres` as user `postgres` with `password` (none: empty).
+    pub fn url(&self, password: &str) -> DatabaseUrl {
+        let auth = if password.is_empty() {
+            String::new()
+        } else {
+            format!(":{password}")
+        };
+        DatabaseUrl::new(format!(
+            "postgres://postgres{auth}@127.0.0.1:{}/postgres",
+            self.port
+        ))
+    }
+
+    /// `pg_ctl stop -m MODE` (`fast`, `immediate`).
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn stop(&self, mode: &str) -> Result<(), Error> {
+        self.pg_ctl(&["stop", "-w", "-m", mode])
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn start_again(&self) -> Result<(), Error> {
+        self.pg_ctl(&["start", "-w", "-t", "60"])
+    }
+
+    /// `pg_ctl restart -m MODE`, waiting until the server accepts connections again.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn restart(&self, mode: &str) -> Result<(), Error> {
+        self.pg_ctl(&["restart", "-w", "-t", "60", "-m", mode])
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), Error> {
+        let data = self.data();
+        let log = self.dir.path().join("log");
+        let mut all: Vec<&std::ffi::OsStr> = vec!["-D".as_ref(), data.as_os_str()];
+        if args
+            .first()
+            .is_some_and(|a| *a == "start" || *a == "restart")
+        {
+            all.extend([
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-o".as_ref(),
+                self.options.as_ref(),
+            ]);
+        }
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        self.run("pg_ctl", &all)
+    }
+
+    fn run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), Error> {
+        let path = self.bin.join(program);
+        let mut cmd = if as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            std::process::Command::new(&path)
+        };
+        let out = cmd.args(args).output().map_err(|e| Error::ConnectionLost {
+            message: format!("{}: {e}", path.display()),
+        })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        Err(Error::ConnectionLost {
+            message: format!(
+                "{program} failed: {}{}\n{log}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.stop("immediate");
+    }
+}
+
+fn as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn sh(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), Error> {
+    let ok = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::database(format!("{program} {args:?} failed")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -301,7 +301,11 @@ impl PgStore {
             let message = crate::url::scrub(&e.to_string(), &self.inner.secrets.0);
             // r2d2 appends the last connection error, if any, to its timeout message: then
             // the server could not be reached, rather than every connection being busy.
-            if let Some((_, cause)) = message.split_once(": ") {
+            if message.contains("authentication failed") {
+                Error::Authentication {
+                    message: format!("no connection within {waited:?}: {message}"),
+                }
+            } else if let Some((_, cause)) = message.split_once(": ") {
                 Error::ConnectionLost {
                     message: format!("no connection within {waited:?}: {cause}"),
                 }

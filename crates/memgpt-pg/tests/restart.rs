@@ -1,0 +1,189 @@
+//! Fault matrix rows 1 and 2 on a server of the test's own: restarted under load, down
+//! when the pool is built and for 20 s mid-run, a wrong password.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::{DatabaseUrl, Error, Message, Role, Scope, StorageConnector, TableType};
+use memgpt_migrate::testing::OwnServer;
+use memgpt_pg::{PgConfig, PgStore};
+use uuid::Uuid;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn config(url: DatabaseUrl, app: &str) -> PgConfig {
+    let mut c = PgConfig::new(url);
+    c.application_name = app.to_owned();
+    c.connect_timeout = Duration::from_secs(3);
+    c.pool_timeout = Duration::from_secs(3);
+    c.pool_size = 5;
+    c.max_overflow = 0;
+    c.statement_timeout = Duration::from_secs(2);
+    c
+}
+
+fn message(s: &Scope, i: usize) -> Message {
+    Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User)
+        .text(format!("message {i}"))
+        .build()
+        .unwrap()
+}
+
+/// Row 1: 50 threads reading and writing while the server restarts (`-m fast`): calls in
+/// flight get `ConnectionLost` or `PoolTimeout`, never a panic or another error; every
+/// thread succeeds again within 2 x the connection timeout after the server is back; the
+/// pool never holds more than its 5 connections.
+#[test]
+fn fifty_threads_ride_out_a_server_restart() {
+    let server = OwnServer::start("trust", "").unwrap();
+    let url = server.url("");
+    memgpt_migrate::postgres::run_url(&url, memgpt_migrate::Command::Up).unwrap();
+    let app = format!("memgpt-restart-{}", Uuid::new_v4().simple());
+    let store = PgStore::open(config(url.clone(), &app)).unwrap();
+    let stop = AtomicBool::new(false);
+    let ops = AtomicUsize::new(0);
+    let peak = AtomicI64::new(0);
+    let errors = Mutex::new(Vec::<String>::new());
+    // Per thread: the time of its last success, in ms since `epoch`.
+    let epoch = Instant::now();
+    let last_ok: Vec<AtomicI64> = (0..50).map(|_| AtomicI64::new(-1)).collect();
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut c) = PgConnection::establish(url.expose()) {
+                    if let Ok(n) = diesel::sql_query(
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1",
+                    )
+                    .bind::<Text, _>(&app)
+                    .load::<Count>(&mut c)
+                    {
+                        peak.fetch_max(n[0].n, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for (t, last) in last_ok.iter().enumerate() {
+            let (store, stop, ops, errors) = (&store, &stop, &ops, &errors);
+            sc.spawn(move || {
+                let s = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(t as u128 + 1));
+                let c = store
+                    .connector::<Message>(TableType::RecallMemory, s)
+                    .unwrap();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let r = c.insert(&message(&s, i)).and_then(|()| c.size(&[]));
+                    match r {
+                        Ok(_) => {
+                            last.store(epoch.elapsed().as_millis() as i64, Ordering::Relaxed);
+                            ops.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(Error::ConnectionLost { .. } | Error::PoolTimeout { .. }) => {}
+                        Err(other) => errors.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            });
+        }
+        // Handshake: the load is running.
+        while ops.load(Ordering::Relaxed) < 200 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.restart("fast").unwrap();
+        let back = epoch.elapsed().as_millis() as i64;
+        let deadline = Instant::now() + Duration::from_secs(6);
+        while last_ok.iter().any(|l| l.load(Ordering::Relaxed) <= back) {
+            assert!(
+                Instant::now() < deadline,
+                "threads without a success 6 s after the restart: {}",
+                last_ok
+                    .iter()
+                    .filter(|l| l.load(Ordering::Relaxed) <= back)
+                    .count()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(*errors.lock().unwrap(), Vec::<String>::new());
+    assert!(
+        peak.load(Ordering::Relaxed) <= 5,
+        "peak {}",
+        peak.load(Ordering::Relaxed)
+    );
+}
+
+/// Row 2: the server is down when the pool is built, and down for 20 s mid-run: calls get a
+/// clear error (`ConnectionLost`, naming the cause, or `PoolTimeout`) within the pool
+/// timeout, never a hang; once the server is back the store works without being rebuilt.
+#[test]
+fn a_server_down_at_start_and_for_twenty_seconds_gives_bounded_errors() {
+    let server = OwnServer::start("trust", "").unwrap();
+    let url = server.url("");
+    memgpt_migrate::postgres::run_url(&url, memgpt_migrate::Command::Up).unwrap();
+    server.stop("fast").unwrap();
+    let app = format!("memgpt-down-{}", Uuid::new_v4().simple());
+    let start = Instant::now();
+    let e = PgStore::open(config(url.clone(), &app)).unwrap_err();
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    server.start_again().unwrap();
+    let store = PgStore::open(config(url, &app)).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    c.insert(&message(&s, 0)).unwrap();
+    server.stop("fast").unwrap();
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(20) {
+        let call = Instant::now();
+        let e = c.size(&[]).unwrap_err();
+        assert!(
+            matches!(e, Error::ConnectionLost { .. } | Error::PoolTimeout { .. }),
+            "{e:?}"
+        );
+        assert!(
+            call.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            call.elapsed()
+        );
+    }
+    server.start_again().unwrap();
+    c.insert(&message(&s, 1)).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 2);
+}
+
+/// Row 2: a wrong password is `Error::Authentication`, not only a timeout, and the
+/// password shows nowhere.
+#[test]
+fn a_wrong_password_is_an_authentication_error() {
+    let server = OwnServer::start("scram-sha-256", "right-S3cret").unwrap();
+    memgpt_migrate::postgres::run_url(&server.url("right-S3cret"), memgpt_migrate::Command::Up)
+        .unwrap();
+    let start = Instant::now();
+    let e = PgStore::open(config(server.url("wrong-S3cret"), "memgpt-auth")).unwrap_err();
+    assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("S3cret"), "{shown}");
+    let store = PgStore::open(config(server.url("right-S3cret"), "memgpt-auth")).unwrap();
+    assert!(store.session_settings().is_ok());
+}
