@@ -280,3 +280,26 @@ fn a_role_with_dml_rights_only_runs_the_library_but_no_ddl() {
         ))
         .unwrap();
 }
+
+/// Row 8: a bad record (another tenant's) at position 500,000 of a bulk insert: the whole
+/// call fails naming that record, and zero rows are visible.
+#[test]
+fn a_bad_record_at_position_500000_fails_the_whole_bulk_insert() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (mut config, _app) = config(&db);
+    config.statement_timeout = Duration::from_secs(600);
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let other = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    let records = (0..600_000usize)
+        .map(|i| message(if i == 500_000 { &other } else { &s }, &format!("bulk {i}")));
+    let e = c.insert_many(records, false).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "records[500000].user_id"),
+        "{e:?}"
+    );
+    assert_eq!(c.size(&[]).unwrap(), 0);
+}

@@ -187,3 +187,45 @@ fn a_wrong_password_is_an_authentication_error() {
     let store = PgStore::open(config(server.url("right-S3cret"), "memgpt-auth")).unwrap();
     assert!(store.session_settings().is_ok());
 }
+
+/// Row 7: a COPY of 1,000,000 rows; the server is stopped (`-m immediate`) halfway
+/// through, from the record iterator itself (a handshake: at record 500,000 exactly);
+/// restarted: none of the failed batch is visible, and retrying the same ids writes each
+/// exactly once.
+#[test]
+fn a_copy_of_a_million_rows_interrupted_by_a_crash_leaves_nothing_and_retries_cleanly() {
+    let server = OwnServer::start("trust", "").unwrap();
+    let url = server.url("");
+    memgpt_migrate::postgres::run_url(&url, memgpt_migrate::Command::Up).unwrap();
+    let mut config = config(url, "memgpt-copy-crash");
+    config.statement_timeout = Duration::from_secs(600);
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    fn records<'a>(s: Scope, stop_at: Option<&'a OwnServer>) -> impl Iterator<Item = Message> + 'a {
+        (0..1_000_000u128).map(move |i| {
+            if i == 500_000 {
+                if let Some(server) = stop_at {
+                    server.stop("immediate").unwrap();
+                }
+            }
+            Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User)
+                .id(Uuid::from_u128(i + 1))
+                .text("bulk")
+                .build()
+                .unwrap()
+        })
+    }
+    let e = c.insert_many(records(s, Some(&server)), false).unwrap_err();
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
+    server.start_again().unwrap();
+    assert_eq!(
+        c.size(&[]).unwrap(),
+        0,
+        "none of the failed batch is visible"
+    );
+    assert_eq!(c.insert_many(records(s, None), false).unwrap(), 1_000_000);
+    assert_eq!(c.size(&[]).unwrap(), 1_000_000);
+}

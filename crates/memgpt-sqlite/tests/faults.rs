@@ -264,3 +264,23 @@ fn kill_9_of_a_writing_process_loses_no_committed_batch() {
         .unwrap();
     }
 }
+
+/// Row 8: a bad record (another tenant's) at position 500,000 of a bulk insert: the whole
+/// call fails naming that record, and zero rows are visible.
+#[test]
+fn a_bad_record_at_position_500000_fails_the_whole_bulk_insert() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("bulk.db"))).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let other = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    let records = (0..600_000usize).map(|i| message(if i == 500_000 { &other } else { &s }, i));
+    let e = c.insert_many(records, false).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "records[500000].user_id"),
+        "{e:?}"
+    );
+    assert_eq!(c.size(&[]).unwrap(), 0);
+}
