@@ -303,3 +303,32 @@ fn a_bad_record_at_position_500000_fails_the_whole_bulk_insert() {
     );
     assert_eq!(c.size(&[]).unwrap(), 0);
 }
+
+/// Row 3, the other half: the server's `idle_session_timeout` ends the pool's idle
+/// sessions; the next 2 x pool-size operations all succeed.
+#[test]
+fn sessions_ended_by_idle_session_timeout_are_replaced() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut admin = db.connect().unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET idle_session_timeout = '300ms'",
+            db.name()
+        ))
+        .unwrap();
+    let (config, app) = config(&db);
+    let store = PgStore::open(config).unwrap();
+    until(&mut admin, &app, |p| !p.is_empty());
+    let first = pids(&mut admin, &app, None);
+    // Handshake with the server: the first sessions were ended by the timeout.
+    until(&mut admin, &app, |p| p.is_disjoint(&first));
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    for i in 0..10 {
+        c.insert(&message(&s, &format!("after the idle timeout {i}")))
+            .unwrap();
+    }
+    assert_eq!(c.size(&[]).unwrap(), 10);
+}

@@ -229,3 +229,79 @@ fn a_copy_of_a_million_rows_interrupted_by_a_crash_leaves_nothing_and_retries_cl
     assert_eq!(c.insert_many(records(s, None), false).unwrap(), 1_000_000);
     assert_eq!(c.size(&[]).unwrap(), 1_000_000);
 }
+
+/// Everything logged through the `log` crate, at the most verbose level.
+struct Capture(Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(format!(
+            "{} {}: {}",
+            record.level(),
+            record.target(),
+            record.args()
+        ));
+    }
+    fn flush(&self) {}
+}
+
+/// Row 21: a canary password through an authentication failure, a pool timeout, an
+/// unreachable server, `Debug` of the configuration, store, connector and every error,
+/// with every log record captured at `trace`: the canary appears nowhere.
+#[test]
+fn a_canary_password_appears_in_no_error_debug_output_or_log() {
+    let canary = "S3cr3t-canary";
+    let logs: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+    log::set_logger(logs).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+    let mut shown = Vec::new();
+    let server = OwnServer::start("scram-sha-256", "the-right-one").unwrap();
+    memgpt_migrate::postgres::run_url(&server.url("the-right-one"), memgpt_migrate::Command::Up)
+        .unwrap();
+    // An authentication failure.
+    let wrong = config(server.url(canary), "memgpt-canary");
+    shown.push(format!("{wrong:?}"));
+    let e = PgStore::open(wrong).unwrap_err();
+    assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+    shown.push(format!("{e} {e:?}"));
+    // An unreachable server.
+    let mut gone = config(
+        DatabaseUrl::new(format!("postgres://postgres:{canary}@127.0.0.1:1/nowhere")),
+        "memgpt-canary",
+    );
+    gone.pool_timeout = Duration::from_secs(1);
+    let e = PgStore::open(gone).unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    // A pool timeout, with a leak warning logged, on a store whose URL holds the canary as
+    // an unused parameter password (trust authentication ignores it).
+    let trusting = OwnServer::start("trust", "").unwrap();
+    memgpt_migrate::postgres::run_url(&trusting.url(""), memgpt_migrate::Command::Up).unwrap();
+    let mut cfg = config(trusting.url(canary), "memgpt-canary");
+    cfg.pool_size = 1;
+    cfg.pool_timeout = Duration::from_millis(500);
+    cfg.leak_threshold = Some(Duration::from_millis(10));
+    let store = PgStore::open(cfg).unwrap();
+    shown.push(format!("{store:?}"));
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    shown.push(format!("{c:?}"));
+    let timed_out = store.transaction(|_| {
+        let e = c.size(&[]).unwrap_err();
+        assert!(matches!(e, Error::PoolTimeout { .. }), "{e:?}");
+        Ok(format!("{e} {e:?}"))
+    });
+    shown.push(timed_out.unwrap());
+    let logged = logs.0.lock().unwrap().clone();
+    assert!(
+        logged.iter().any(|l| l.contains("held for")),
+        "the leak warning was logged: {logged:?}"
+    );
+    for text in shown.iter().chain(logged.iter()) {
+        assert!(!text.contains(canary), "{text}");
+    }
+}

@@ -92,10 +92,21 @@ fn a_full_disk_inside_a_unit_of_work_commits_nothing() {
         .connector::<Message>(TableType::RecallMemory, s)
         .unwrap();
     assert_eq!(recall.size(&[]).unwrap(), 0);
-    // The writer is usable again.
+    // The writer is usable again, and the file is sound.
     recall.insert(&message(&s, "small".to_owned())).unwrap();
     assert_eq!(recall.size(&[]).unwrap(), 1);
     drop(store);
+    #[derive(QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+        .load(
+            &mut SqliteConnection::establish(fs.path().join("full.db").to_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(check[0].integrity_check, "ok");
 }
 
 /// A database capped by `max_page_count`: SQLite rolls back the failing statement only
