@@ -75,16 +75,35 @@ pub fn run(args: &[String]) -> Result<()> {
     // Tests that stop, restart or reconfigure a server start one of their own from these
     // binaries.
     let bin = pg::Server::from_env()?.bin_dir()?;
+    // The embedded build has no TLS: the TLS test starts the machine's PostgreSQL.
+    let tls_bin = std::env::var("MEMGPT_TEST_PG_TLS_BIN").unwrap_or_else(|_| machine_pg_bin());
     let envs = [
         ("MEMGPT_TEST_DATABASE_URL", url),
         ("MEMGPT_TEST_PG_NO_VECTOR_URL", no_vector),
         ("MEMGPT_TEST_PG_BIN", bin.display().to_string()),
+        ("MEMGPT_TEST_PG_TLS_BIN", tls_bin),
     ];
     if which == "pg" {
         return nextest(PG, &envs);
     }
     cargo(&["nextest", "run", "--workspace", "--no-fail-fast"], &envs)?;
     cargo(&["test", "--workspace", "--doc"], &envs)
+}
+
+/// The newest `/usr/lib/postgresql/VERSION/bin` (Debian's PostgreSQL, which `.ci/run`
+/// installs), or empty.
+fn machine_pg_bin() -> String {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.retain(|d| d.join("pg_ctl").exists());
+    dirs.sort();
+    dirs.last()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
 }
 
 fn nextest(selection: &[&str], envs: &[(&str, String)]) -> Result<()> {

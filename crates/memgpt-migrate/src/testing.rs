@@ -97,6 +97,10 @@ impl Drop for TempDatabase {
 /// The binaries of PostgreSQL for [`OwnServer`] (set by `cargo xtask test`).
 pub const SERVER_BINARIES: &str = "MEMGPT_TEST_PG_BIN";
 
+/// The binaries of a PostgreSQL built with TLS, for [`OwnServer::start_tls`] (set by
+/// `cargo xtask test` to the machine's PostgreSQL: the embedded build has no TLS).
+pub const TLS_SERVER_BINARIES: &str = "MEMGPT_TEST_PG_TLS_BIN";
+
 /// A PostgreSQL server of one test's own, for faults that a shared server cannot take
 /// (stopping it, restarting it, password authentication): `initdb` into a temporary
 /// folder, started on a free port of 127.0.0.1, stopped (`-m immediate`) when dropped. As
@@ -117,8 +121,31 @@ impl OwnServer {
     /// [`Error::Config`] without [`SERVER_BINARIES`]; [`Error::ConnectionLost`] when the
     /// server does not start (with its log).
     pub fn start(auth: &str, password: &str) -> Result<Self, Error> {
-        let bin = std::env::var_os(SERVER_BINARIES).ok_or_else(|| Error::Config {
-            variable: SERVER_BINARIES.to_owned(),
+        Self::start_with(auth, password, false)
+    }
+
+    /// As [`start`](Self::start), serving TLS with a self-signed certificate for
+    /// 127.0.0.1 (made with `openssl`; see [`certificate`](Self::certificate)).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), and when `openssl` fails.
+    pub fn start_tls(auth: &str, password: &str) -> Result<Self, Error> {
+        Self::start_with(auth, password, true)
+    }
+
+    /// The server's certificate (PEM), when it serves TLS.
+    pub fn certificate(&self) -> std::path::PathBuf {
+        self.dir.path().join("server.crt")
+    }
+
+    fn start_with(auth: &str, password: &str, tls: bool) -> Result<Self, Error> {
+        let variable = if tls {
+            TLS_SERVER_BINARIES
+        } else {
+            SERVER_BINARIES
+        };
+        let bin = std::env::var_os(variable).ok_or_else(|| Error::Config {
+            variable: variable.to_owned(),
             value: String::new(),
             reason: "not set: run the tests with `cargo xtask test`, which sets it".to_owned(),
         })?;
@@ -176,6 +203,20 @@ impl OwnServer {
             args.extend(["--pwfile".as_ref(), pwfile.as_os_str()]);
         }
         server.run("initdb", &args)?;
+        let mut server = server;
+        if tls {
+            let (crt, key) = (server.certificate(), server.dir.path().join("server.key"));
+            self_signed(&crt, &key, "127.0.0.1")?;
+            if as_root() {
+                sh("chown", &["postgres:postgres".as_ref(), key.as_os_str()])?;
+            }
+            sh("chmod", &["0600".as_ref(), key.as_os_str()])?;
+            server.options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                crt.display(),
+                key.display()
+            ));
+        }
         server.pg_ctl(&["start", "-w", "-t", "60"])?;
         Ok(server)
     }
@@ -272,6 +313,35 @@ impl Drop for OwnServer {
     }
 }
 
+/// Writes a self-signed certificate for the IP address `ip` and its key (PEM).
+///
+/// # Errors
+/// When `openssl` is missing or fails.
+pub fn self_signed(crt: &std::path::Path, key: &std::path::Path, ip: &str) -> Result<(), Error> {
+    let subject = format!("/CN={ip}");
+    let san = format!("subjectAltName=IP:{ip}");
+    sh(
+        "openssl",
+        &[
+            "req".as_ref(),
+            "-x509".as_ref(),
+            "-newkey".as_ref(),
+            "rsa:2048".as_ref(),
+            "-nodes".as_ref(),
+            "-days".as_ref(),
+            "2".as_ref(),
+            "-subj".as_ref(),
+            subject.as_ref(),
+            "-addext".as_ref(),
+            san.as_ref(),
+            "-keyout".as_ref(),
+            key.as_os_str(),
+            "-out".as_ref(),
+            crt.as_os_str(),
+        ],
+    )
+}
+
 fn as_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
@@ -283,6 +353,8 @@ fn as_root() -> bool {
 fn sh(program: &str, args: &[&std::ffi::OsStr]) -> Result<(), Error> {
     let ok = std::process::Command::new(program)
         .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false);

@@ -305,3 +305,46 @@ fn a_canary_password_appears_in_no_error_debug_output_or_log() {
         assert!(!text.contains(canary), "{text}");
     }
 }
+
+/// Row 25: `sslmode=verify-full` against a server whose self-signed certificate the client
+/// does not trust is a TLS error (`ConnectionLost` naming the failed verification); with
+/// the certificate as `sslrootcert` the same server is used over TLS — the way to run with
+/// TLS (docs/CONFIGURATION.md).
+#[test]
+fn verify_full_refuses_an_untrusted_certificate_and_accepts_a_trusted_one() {
+    let server = OwnServer::start_tls("trust", "").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (other_crt, other_key) = (dir.path().join("other.crt"), dir.path().join("other.key"));
+    memgpt_migrate::testing::self_signed(&other_crt, &other_key, "127.0.0.1").unwrap();
+    let base = server.url("");
+    let with = |root: &std::path::Path| {
+        DatabaseUrl::new(format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            base.expose(),
+            root.display()
+        ))
+    };
+    let e = PgStore::open(config(with(&other_crt), "memgpt-tls")).unwrap_err();
+    assert!(
+        matches!(&e, Error::ConnectionLost { message } if message.contains("certificate verify failed")),
+        "{e:?}"
+    );
+    let trusted = with(&server.certificate());
+    memgpt_migrate::postgres::run_url(&trusted, memgpt_migrate::Command::Up).unwrap();
+    let store = PgStore::open(config(trusted.clone(), "memgpt-tls")).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    c.insert(&message(&s, 0)).unwrap();
+    #[derive(QueryableByName)]
+    struct Ssl {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let ssl: Vec<Ssl> =
+        diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .load(&mut PgConnection::establish(trusted.expose()).unwrap())
+            .unwrap();
+    assert!(ssl[0].ssl, "the connection is encrypted");
+}
