@@ -73,6 +73,18 @@ fn message(s: &Scope, text: &str) -> Message {
         .unwrap()
 }
 
+/// 2 x the pool's 5 connections: 10 writes, each of which must succeed.
+fn twice_the_pool_succeeds(store: &PgStore) {
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    for i in 0..10 {
+        c.insert(&message(&s, &format!("write {i}"))).unwrap();
+    }
+    assert_eq!(c.size(&[]).unwrap(), 10);
+}
+
 /// Row 3: every pooled connection is terminated; the next 2 x pool-size operations all
 /// succeed (each checkout pings its connection and replaces a dead one).
 #[test]
@@ -90,15 +102,7 @@ fn every_pooled_connection_terminated_then_the_next_operations_succeed() {
             .unwrap();
     }
     until(&mut admin, &app, |p| p.is_disjoint(&before) || p.is_empty());
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let c = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
-    for i in 0..10 {
-        c.insert(&message(&s, &format!("after the kill {i}")))
-            .unwrap();
-    }
-    assert_eq!(c.size(&[]).unwrap(), 10);
+    twice_the_pool_succeeds(&store);
     assert!(pids(&mut admin, &app, None).is_disjoint(&before));
 }
 
@@ -322,15 +326,7 @@ fn sessions_ended_by_idle_session_timeout_are_replaced() {
     let first = pids(&mut admin, &app, None);
     // Handshake with the server: the first sessions were ended by the timeout.
     until(&mut admin, &app, |p| p.is_disjoint(&first));
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let c = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
-    for i in 0..10 {
-        c.insert(&message(&s, &format!("after the idle timeout {i}")))
-            .unwrap();
-    }
-    assert_eq!(c.size(&[]).unwrap(), 10);
+    twice_the_pool_succeeds(&store);
 }
 
 /// This process's peak resident set (VmHWM), in KiB.
