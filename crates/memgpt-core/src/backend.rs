@@ -151,6 +151,13 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
 
     /// Records per multi-row `INSERT` (within the database's bound-parameter limit).
     fn chunk_size(&self) -> usize;
+
+    /// The one embedding length this store accepts, when it enforces one
+    /// (`MEMGPT_EMBEDDING_DIM_STRICT`); `None`: any length up to 4096, zero-padded as
+    /// MemGPT stores them.
+    fn embedding_dim(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// How backend `Self` stores records of type `R`.

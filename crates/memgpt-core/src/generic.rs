@@ -143,8 +143,23 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         }
     }
 
+    /// Checks that `r` belongs to the scope and that its embedding has the store's length
+    /// (where the store enforces one).
     fn check_owner(&self, r: &R) -> Result<()> {
-        self.scope.check_owner(r.user_id(), r.agent_id())
+        self.scope.check_owner(r.user_id(), r.agent_id())?;
+        self.check_dim("embedding", r.embedding().map(Embedding::dim))
+    }
+
+    /// [`Error::InvalidInput`] when the store enforces an embedding length and `found`
+    /// differs from it.
+    fn check_dim(&self, field: &str, found: Option<usize>) -> Result<()> {
+        match (self.store().embedding_dim(), found) {
+            (Some(expected), Some(found)) if expected != found => Err(Error::invalid(
+                field,
+                format!("expected {expected} values, found {found}"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Checks that each record of the call belongs to the scope, naming the one that does
@@ -395,6 +410,7 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
             Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
             other => other,
         })?;
+        self.check_dim("query embedding", Some(query.dim()))?;
         validate_all(filters, self.table)?;
         if top_k == 0 || self.table == TableType::Documents {
             return Ok(Vec::new());

@@ -40,6 +40,10 @@ pub struct PgConfig {
     /// The true dimension of indexed embeddings (`MEMGPT_EMBEDDING_DIM`, default 1536,
     /// 1..=2000: pgvector's HNSW limit).
     pub embedding_dim: u32,
+    /// Refuse embeddings (and query vectors) of any other length than `embedding_dim`
+    /// (`MEMGPT_EMBEDDING_DIM_STRICT=1`; default off: any length up to 4096 is stored,
+    /// zero-padded, as MemGPT stores them).
+    pub strict_embedding_dim: bool,
     /// Warn (through the `log` crate) when a connection is held longer than this, naming
     /// where it was taken (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
     pub leak_threshold: Option<Duration>,
@@ -60,6 +64,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(60),
             idle_in_transaction_timeout: Duration::from_secs(60),
             embedding_dim: 1536,
+            strict_embedding_dim: false,
             leak_threshold: None,
         }
     }
@@ -115,6 +120,7 @@ impl PgConfig {
                 0,
             )?,
             embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM", d.embedding_dim, 1, 2000)?,
+            strict_embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM_STRICT", 0u8, 0, 1)? == 1,
             leak_threshold: Some(millis_var(env, "MEMGPT_PG_LEAK_THRESHOLD_MS", 0, 0)?)
                 .filter(|d| !d.is_zero()),
             database_url: d.database_url,
@@ -137,6 +143,10 @@ mod tests {
         assert_eq!(c.pool_recycle, Duration::from_secs(3600));
         assert_eq!(c.application_name, "memgpt-store");
         assert_eq!(c.embedding_dim, 1536);
+        assert!(!c.strict_embedding_dim);
+        let c = PgConfig::from_lookup(&[URL, ("MEMGPT_EMBEDDING_DIM_STRICT", "1")]).unwrap();
+        assert!(c.strict_embedding_dim);
+        assert!(PgConfig::from_lookup(&[URL, ("MEMGPT_EMBEDDING_DIM_STRICT", "yes")]).is_err());
     }
 
     #[test]

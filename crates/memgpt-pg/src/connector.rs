@@ -181,6 +181,11 @@ impl Backend for PgStore {
     fn chunk_size(&self) -> usize {
         CHUNK
     }
+
+    fn embedding_dim(&self) -> Option<usize> {
+        let c = self.config();
+        c.strict_embedding_dim.then_some(c.embedding_dim as usize)
+    }
 }
 
 /// Runs a `SELECT <record> …` and decodes the records.

@@ -369,3 +369,42 @@ fn a_million_messages_in_and_out_keep_memory_flat() {
     eprintln!("peak RSS grew by {grown_mib} MiB");
     assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
 }
+
+/// Row 13: a store that enforces 1,536 values refuses an embedding of 1,535 in a batch
+/// (through the COPY path too: expected and found named, nothing written) and a query
+/// vector of another length.
+#[test]
+fn embeddings_of_the_wrong_length_are_refused_when_the_dimension_is_enforced() {
+    use memgpt_core::Passage;
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (mut config, _app) = config(&db);
+    config.strict_embedding_dim = true;
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let p = store
+        .connector::<Passage>(TableType::ArchivalMemory, s)
+        .unwrap();
+    let with = |n: usize, i: usize| {
+        Passage::builder(s.user_id(), format!("passage {i}"))
+            .agent_id(s.agent_id().unwrap())
+            .embedding(vec![0.5; n], "m")
+            .build()
+            .unwrap()
+    };
+    for size in [3usize, 1_200] {
+        let batch: Vec<Passage> = (0..size)
+            .map(|i| with(if i == 1 { 1535 } else { 1536 }, i))
+            .collect();
+        let e = p.insert_many(batch, false).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidInput { field, reason }
+                if field == "records[1].embedding" && reason == "expected 1536 values, found 1535"),
+            "{size}: {e:?}"
+        );
+        assert_eq!(p.size(&[]).unwrap(), 0);
+    }
+    let e = p.query(&[0.5; 1535], 3, &[]).unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput { .. }), "{e:?}");
+    p.insert(&with(1536, 0)).unwrap();
+    assert_eq!(p.query(&[0.5; 1536], 3, &[]).unwrap().len(), 1);
+}

@@ -124,6 +124,10 @@ pub struct SqliteConfig {
     /// A cap on the database file, in pages (`MEMGPT_SQLITE_MAX_PAGE_COUNT`; default none):
     /// a write that would grow the file past it fails with "database or disk is full".
     pub max_page_count: Option<u64>,
+    /// The one embedding length accepted, for embeddings and query vectors
+    /// (`MEMGPT_EMBEDDING_DIM` with `MEMGPT_EMBEDDING_DIM_STRICT=1`; default none: any
+    /// length up to 4096).
+    pub embedding_dim: Option<u32>,
 }
 
 impl SqliteConfig {
@@ -141,6 +145,7 @@ impl SqliteConfig {
             pool_timeout: Duration::from_secs(30),
             read_connections: 4,
             max_page_count: None,
+            embedding_dim: None,
         }
     }
 
@@ -224,6 +229,10 @@ impl SqliteConfig {
                     u64::from(u32::MAX) * 2,
                 )?),
             },
+            embedding_dim: match int_var(env, "MEMGPT_EMBEDDING_DIM_STRICT", 0u8, 0, 1)? {
+                1 => Some(int_var(env, "MEMGPT_EMBEDDING_DIM", 1536, 1, 4096)?),
+                _ => None,
+            },
             path: d.path,
         })
     }
@@ -243,6 +252,14 @@ mod tests {
         assert_eq!(c.cache_size_kib, 10_240);
         assert_eq!(c.temp_store, TempStore::Memory);
         assert_eq!(c.batch_size, 500);
+        assert_eq!(c.embedding_dim, None);
+        let c = SqliteConfig::from_lookup(&[
+            ("MEMGPT_SQLITE_PATH", "/tmp/z.db"),
+            ("MEMGPT_EMBEDDING_DIM_STRICT", "1"),
+            ("MEMGPT_EMBEDDING_DIM", "768"),
+        ])
+        .unwrap();
+        assert_eq!(c.embedding_dim, Some(768));
         let c = SqliteConfig::from_lookup(
             &([
                 ("MEMGPT_SQLITE_PATH", "sqlite:///tmp/y.db"),

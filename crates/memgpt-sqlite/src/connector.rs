@@ -180,6 +180,10 @@ impl Backend for SqliteStore {
     fn chunk_size(&self) -> usize {
         self.batch_size()
     }
+
+    fn embedding_dim(&self) -> Option<usize> {
+        self.config().embedding_dim.map(|d| d as usize)
+    }
 }
 
 /// Runs a `SELECT <record> …` and decodes the records.

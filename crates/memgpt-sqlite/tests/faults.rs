@@ -284,3 +284,55 @@ fn a_bad_record_at_position_500000_fails_the_whole_bulk_insert() {
     );
     assert_eq!(c.size(&[]).unwrap(), 0);
 }
+
+/// Row 13: a store that enforces 1,536 values refuses an embedding of 1,535 inside a batch
+/// (expected and found named, nothing of the batch written) and a query vector of another
+/// length; empty, NaN and infinite embeddings cannot be built at all.
+#[test]
+fn embeddings_of_the_wrong_length_are_refused_when_the_dimension_is_enforced() {
+    use memgpt_core::Passage;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SqliteConfig::new(dir.path().join("dim.db"));
+    cfg.embedding_dim = Some(1536);
+    let store = SqliteStore::open(cfg).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let p = store
+        .connector::<Passage>(TableType::ArchivalMemory, s)
+        .unwrap();
+    let with = |n: usize, text: &str| {
+        Passage::builder(s.user_id(), text)
+            .agent_id(s.agent_id().unwrap())
+            .embedding(vec![0.5; n], "m")
+            .build()
+            .unwrap()
+    };
+    let e = p
+        .insert_many(
+            vec![with(1536, "a"), with(1535, "b"), with(1536, "c")],
+            false,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput { field, reason }
+            if field == "records[1].embedding" && reason == "expected 1536 values, found 1535"),
+        "{e:?}"
+    );
+    assert_eq!(p.size(&[]).unwrap(), 0);
+    let e = p.query(&[0.5; 1535], 3, &[]).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput { reason, .. } if reason == "expected 1536 values, found 1535"),
+        "{e:?}"
+    );
+    p.insert(&with(1536, "fits")).unwrap();
+    assert_eq!(p.query(&[0.5; 1536], 3, &[]).unwrap().len(), 1);
+    for bad in [vec![], vec![f32::NAN; 1536], vec![f32::INFINITY; 1536]] {
+        let built = Passage::builder(s.user_id(), "x")
+            .agent_id(s.agent_id().unwrap())
+            .embedding(bad, "m")
+            .build();
+        assert!(
+            matches!(built, Err(Error::InvalidInput { .. })),
+            "{built:?}"
+        );
+    }
+}
