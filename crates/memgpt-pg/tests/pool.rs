@@ -97,12 +97,15 @@ fn an_exhausted_pool_times_out_with_its_state() {
     let store = PgStore::open(config).unwrap();
     let scope = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2));
     let barrier = std::sync::Barrier::new(2);
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
         s.spawn(|| {
+            let wait_done = wait_done;
             store
                 .transaction(|_| {
                     barrier.wait();
-                    std::thread::sleep(Duration::from_millis(1_500));
+                    // Held until the other thread has seen its pool timeout.
+                    wait_done.recv().unwrap();
                     Ok(())
                 })
                 .unwrap();
@@ -111,7 +114,9 @@ fn an_exhausted_pool_times_out_with_its_state() {
         let c = store
             .connector::<Message>(TableType::RecallMemory, scope)
             .unwrap();
-        match c.size(&[]) {
+        let outcome = c.size(&[]);
+        done.send(()).unwrap();
+        match outcome {
             Err(Error::PoolTimeout { waited, state }) => {
                 assert!(waited >= Duration::from_millis(900), "{waited:?}");
                 assert_eq!((state.connections, state.idle, state.max), (1, 0, 1));

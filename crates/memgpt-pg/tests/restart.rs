@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,12 +50,9 @@ fn fifty_threads_ride_out_a_server_restart() {
     let app = format!("memgpt-restart-{}", Uuid::new_v4().simple());
     let store = PgStore::open(config(url.clone(), &app)).unwrap();
     let stop = AtomicBool::new(false);
-    let ops = AtomicUsize::new(0);
     let peak = AtomicI64::new(0);
     let errors = Mutex::new(Vec::<String>::new());
-    // Per thread: the time of its last success, in ms since `epoch`.
-    let epoch = Instant::now();
-    let last_ok: Vec<AtomicI64> = (0..50).map(|_| AtomicI64::new(-1)).collect();
+    let restarted = AtomicBool::new(false);
     std::thread::scope(|sc| {
         sc.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
@@ -72,9 +69,16 @@ fn fifty_threads_ride_out_a_server_restart() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        for (t, last) in last_ok.iter().enumerate() {
-            let (store, stop, ops, errors) = (&store, &stop, &ops, &errors);
+        // Handshakes: each thread reports its first success, and its first success once
+        // the server is back.
+        let (running, started) = std::sync::mpsc::channel::<usize>();
+        let (recovered, back_again) = std::sync::mpsc::channel::<usize>();
+        let restarted = &restarted;
+        for t in 0..50usize {
+            let (store, stop, errors) = (&store, &stop, &errors);
+            let (running, recovered) = (running.clone(), recovered.clone());
             sc.spawn(move || {
+                let (mut reported, mut reported_back) = (false, false);
                 let s = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(t as u128 + 1));
                 let c = store
                     .connector::<Message>(TableType::RecallMemory, s)
@@ -85,8 +89,14 @@ fn fifty_threads_ride_out_a_server_restart() {
                     let r = c.insert(&message(&s, i)).and_then(|()| c.size(&[]));
                     match r {
                         Ok(_) => {
-                            last.store(epoch.elapsed().as_millis() as i64, Ordering::Relaxed);
-                            ops.fetch_add(1, Ordering::Relaxed);
+                            if !reported {
+                                reported = true;
+                                running.send(t).unwrap();
+                            }
+                            if !reported_back && restarted.load(Ordering::SeqCst) {
+                                reported_back = true;
+                                recovered.send(t).unwrap();
+                            }
                         }
                         Err(Error::ConnectionLost { .. } | Error::PoolTimeout { .. }) => {}
                         Err(other) => errors.lock().unwrap().push(format!("{other:?}")),
@@ -94,23 +104,30 @@ fn fifty_threads_ride_out_a_server_restart() {
                 }
             });
         }
-        // Handshake: the load is running.
-        while ops.load(Ordering::Relaxed) < 200 {
-            std::thread::sleep(Duration::from_millis(10));
+        // The load is running: every thread has succeeded once.
+        for _ in 0..50 {
+            started
+                .recv_timeout(Duration::from_secs(30))
+                .expect("every thread started");
         }
         server.restart("fast").unwrap();
-        let back = epoch.elapsed().as_millis() as i64;
+        restarted.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(6);
-        while last_ok.iter().any(|l| l.load(Ordering::Relaxed) <= back) {
-            assert!(
-                Instant::now() < deadline,
-                "threads without a success 6 s after the restart: {}",
-                last_ok
-                    .iter()
-                    .filter(|l| l.load(Ordering::Relaxed) <= back)
-                    .count()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        let mut again = std::collections::BTreeSet::new();
+        while again.len() < 50 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match back_again.recv_timeout(left) {
+                Ok(t) => {
+                    again.insert(t);
+                }
+                Err(_) => {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!(
+                        "{} threads without a success 6 s after the restart",
+                        50 - again.len()
+                    );
+                }
+            }
         }
         stop.store(true, Ordering::Relaxed);
     });
