@@ -95,6 +95,16 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// What the database reports, but a unique violation: [`Written::UniqueViolation`].
     fn execute(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<Written>;
 
+    /// Runs an `INSERT` whose unique violation the caller goes on from (to find the
+    /// offending id in the same transaction). A database that aborts the transaction on
+    /// an error wraps it in a savepoint here; by default, [`execute`](Self::execute).
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    fn insert(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<Written> {
+        Self::execute(conn, sql)
+    }
+
     /// Runs `SELECT count(*) AS n …`.
     ///
     /// # Errors

@@ -189,7 +189,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         let sql =
             self.shapes()
                 .insert(B::COLUMNS, in_id_order.into_iter().map(B::binds), exists_ok);
-        match B::execute(conn, sql)? {
+        match B::insert(conn, sql)? {
             Written::Rows(n) if n == chunk.len() => Ok(n as u64),
             // Fewer rows than records: an upsert met an id of another tenant.
             Written::Rows(_) => Err(self.existing_id(conn, chunk.iter().map(Record::id), true)?),

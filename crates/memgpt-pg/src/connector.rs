@@ -59,16 +59,14 @@ impl Backend for PgStore {
         memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map)
     }
 
+    fn execute(conn: &mut PgConnection, sql: Sql) -> Result<Written> {
+        written(query(sql).execute(conn))
+    }
+
     /// In a savepoint of its own: a unique violation then leaves the transaction usable
     /// (PostgreSQL would abort it), so that the caller can find the offending id.
-    fn execute(conn: &mut PgConnection, sql: Sql) -> Result<Written> {
-        match conn.transaction(|c| query(sql).execute(c)) {
-            Ok(n) => Ok(Written::Rows(n)),
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                Ok(Written::UniqueViolation)
-            }
-            Err(e) => Err(map(e)),
-        }
+    fn insert(conn: &mut PgConnection, sql: Sql) -> Result<Written> {
+        written(conn.transaction(|c| query(sql).execute(c)))
     }
 
     fn count(conn: &mut PgConnection, sql: Sql) -> Result<u64> {
@@ -196,6 +194,17 @@ pub(crate) fn load<R: PgRow>(
 ) -> Result<Vec<R>> {
     let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
     rows.into_iter().map(|r| R::from_row(r, table)).collect()
+}
+
+/// A write's outcome, a unique violation told apart from other errors.
+fn written(r: diesel::QueryResult<usize>) -> Result<Written> {
+    match r {
+        Ok(n) => Ok(Written::Rows(n)),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Ok(Written::UniqueViolation)
+        }
+        Err(e) => Err(map(e)),
+    }
 }
 
 /// Runs SQL that returns no rows on a unit of work's connection.
