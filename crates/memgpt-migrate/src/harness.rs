@@ -103,12 +103,7 @@ where
     let mut report = Report::default();
     match command {
         Command::Up => {
-            report.applied = conn
-                .run_pending_migrations(source())
-                .map_err(migration_err)?
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            report.applied = apply_pending(conn, source())?;
         }
         Command::Down | Command::Redo | Command::Revert(_) => {
             let applied = conn.applied_migrations().map_err(migration_err)?;
@@ -154,18 +149,28 @@ where
                 report.reverted.push(version.to_string());
             }
             if command == Command::Redo {
-                report.applied = conn
-                    .run_pending_migrations(source())
-                    .map_err(migration_err)?
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                report.applied = apply_pending(conn, source())?;
             }
         }
         Command::Status => {}
     }
     report.status = status(conn, source())?;
     Ok(report)
+}
+
+/// Applies every pending migration; returns their versions.
+fn apply_pending<DB, H, S>(conn: &mut H, source: S) -> Result<Vec<String>, Error>
+where
+    DB: Backend,
+    H: MigrationHarness<DB>,
+    S: MigrationSource<DB>,
+{
+    Ok(conn
+        .run_pending_migrations(source)
+        .map_err(migration_err)?
+        .iter()
+        .map(ToString::to_string)
+        .collect())
 }
 
 /// Whether reverting `m` drops MemGPT's tables.
