@@ -965,6 +965,49 @@ pub fn duplicate_ids_far_apart_follow_one_rule<B: Backend>(b: &B) {
     }
 }
 
+/// Ids that existed before the call, met again in a large call: with `exists_ok` each is
+/// updated to its last record and counted once however often and however far apart it
+/// comes; without, the first one is `AlreadyExists` (not a repeat of the call), and
+/// nothing of the call is written.
+pub fn existing_ids_in_a_large_call_count_once<B: Backend>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let before = msgs(&s, 3);
+    c.insert_many(before.clone(), false).unwrap();
+    for n in [800usize, 1_500] {
+        let mut batch = msgs(&s, n);
+        // before[0] at 5 and n - 1; before[1] at 600.
+        let updated = |m: &Message, text: &str| m.to_builder().text(text).build().unwrap();
+        batch[5] = updated(&before[0], "first update");
+        batch[600] = updated(&before[1], "only update");
+        batch[n - 1] = updated(&before[0], "last update");
+        assert_eq!(
+            c.insert_many(batch.clone(), true).unwrap(),
+            (n - 1) as u64,
+            "{n}"
+        );
+        assert_eq!(c.size(&[]).unwrap(), (n - 1 + 1) as u64, "{n}");
+        assert_eq!(
+            c.get(before[0].id()).unwrap().unwrap().text(),
+            Some("last update"),
+            "{n}"
+        );
+        assert_eq!(
+            c.get(before[1].id()).unwrap().unwrap().text(),
+            Some("only update"),
+            "{n}"
+        );
+        c.delete(&[]).unwrap();
+        c.insert_many(before.clone(), false).unwrap();
+        let e = expect_err!(c.insert_many(batch, false), AlreadyExists);
+        assert!(
+            matches!(e, Error::AlreadyExists { id, .. } if id == before[0].id()),
+            "{n}: {e:?}"
+        );
+        assert_eq!(c.size(&[]).unwrap(), 3, "{n}: nothing of the call written");
+    }
+}
+
 /// Passages of a user carry an agent: a filter selects one agent's, for every operation.
 pub fn passages_agent_filter_selects_one_agent<B: Backend>(b: &B) {
     let (user, a1) = ids(1);

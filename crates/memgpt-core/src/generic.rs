@@ -207,6 +207,26 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         ids: impl Iterator<Item = Uuid> + Clone,
         foreign: bool,
     ) -> Result<Error> {
+        let id = self
+            .first_existing(conn, ids, foreign)?
+            .ok_or_else(|| Error::database("insert wrote fewer rows than given"))?;
+        Ok(Error::AlreadyExists {
+            table: self.table,
+            id,
+        })
+    }
+
+    /// The first of `ids` that exists already (only under another tenant when
+    /// `foreign`).
+    fn first_existing(
+        &self,
+        conn: &mut B::Conn,
+        ids: impl Iterator<Item = Uuid> + Clone,
+        foreign: bool,
+    ) -> Result<Option<Uuid>> {
+        if ids.clone().next().is_none() {
+            return Ok(None);
+        }
         let mut sql: Sql<B> = Statement::new(format!(
             "SELECT id FROM {} WHERE id IN (",
             self.table.table_name()
@@ -228,14 +248,36 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
             sql.push(")");
         }
         let existing = B::load_ids(conn, sql, self.table)?;
-        let id = ids
-            .into_iter()
-            .find(|id| existing.contains(id))
-            .ok_or_else(|| Error::database("insert wrote fewer rows than given"))?;
-        Ok(Error::AlreadyExists {
-            table: self.table,
-            id,
-        })
+        Ok(ids.into_iter().find(|id| existing.contains(id)))
+    }
+
+    /// Folds one chunk of a call by the duplicate rule of [`BatchIds`]. The record with the
+    /// smallest index that cannot be written decides the error: when the chunk repeats an
+    /// id, an earlier record of the chunk whose id is already in the table makes it
+    /// [`Error::AlreadyExists`] instead of [`Error::DuplicateId`].
+    ///
+    /// # Errors
+    /// As described; what the database reports.
+    pub fn fold_chunk(
+        &self,
+        access: &mut Access<'_, B::Conn, B::Lease>,
+        ids: &mut BatchIds,
+        chunk: Vec<(usize, R)>,
+    ) -> Result<Vec<R>> {
+        let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
+        match ids.fold(chunk) {
+            Err(Error::DuplicateId { id, first, second }) => {
+                let before = keys.iter().filter(|(i, _)| *i < second).map(|(_, id)| *id);
+                match access.with(|c| self.first_existing(c, before, false))? {
+                    Some(existing) => Err(Error::AlreadyExists {
+                        table: self.table,
+                        id: existing,
+                    }),
+                    None => Err(Error::DuplicateId { id, first, second }),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Writes `records` in chunks of [`chunk_size`](Backend::chunk_size) multi-row
@@ -255,7 +297,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
                 return Ok(ids.distinct());
             }
             self.check_owners(&chunk)?;
-            let chunk = ids.fold(chunk)?;
+            let chunk = self.fold_chunk(access, &mut ids, chunk)?;
             access.with(|c| self.insert_chunk(c, &chunk, exists_ok))?;
         }
     }

@@ -116,6 +116,13 @@ where
         .load(conn)
         .map_err(map)?;
         if let Some(d) = dups.into_iter().next() {
+            // A record before the repeat whose id is in the table fails first.
+            if let Some(id) = staged_existing_before(connector, conn, d.second)? {
+                return Err(Error::AlreadyExists {
+                    table: connector.table_type(),
+                    id,
+                });
+            }
             return Err(Error::DuplicateId {
                 id: d.id,
                 first: usize::try_from(d.first).unwrap_or_default(),
@@ -182,6 +189,27 @@ where
         .map(|r| r.id)
         .ok_or_else(|| Error::database("bulk insert wrote fewer rows than given"))?;
     Ok(Error::AlreadyExists { table, id })
+}
+
+/// The first staged record (in batch order) before index `before` whose id is in the table.
+fn staged_existing_before<R>(
+    connector: &PgConnector<'_, R>,
+    conn: &mut PgConnection,
+    before: i64,
+) -> Result<Option<Uuid>>
+where
+    R: Record + PgRow,
+    PgStore: Stores<R>,
+{
+    let rows: Vec<IdRow> = diesel::sql_query(format!(
+        "SELECT s.id FROM {} s JOIN {} t ON t.id = s.id WHERE s.ord < $1 ORDER BY s.ord LIMIT 1",
+        R::STAGING,
+        connector.table_type().table_name()
+    ))
+    .bind::<BigInt, _>(before)
+    .load(conn)
+    .map_err(map)?;
+    Ok(rows.first().map(|r| r.id))
 }
 
 /// Binary COPY's fixed header: signature, flags, header extension length.

@@ -12,6 +12,10 @@ use crate::sql::{Bind, Sql};
 use crate::store::SqliteStore;
 use diesel::SqliteConnection;
 use memgpt_core::backend::Stores;
+use memgpt_core::unit_of_work::Access;
+
+use crate::connector::SqliteConnector;
+use crate::store::Pooled;
 
 /// How a record decodes from its row; the rest of its mapping is its
 /// [`Stores`](memgpt_core::backend::Stores) impl below.
@@ -85,6 +89,16 @@ impl Stores<Message> for SqliteStore {
         table: TableType,
     ) -> Result<Vec<Message>, Error> {
         crate::connector::load(conn, sql, table)
+    }
+
+    fn bulk_insert(
+        &self,
+        connector: &SqliteConnector<'_, Message>,
+        access: &mut Access<'_, SqliteConnection, Pooled>,
+        records: &mut dyn Iterator<Item = (usize, Message)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64, Error>> {
+        crate::bulk::insert_many(connector, access, records, exists_ok)
     }
 }
 
@@ -180,6 +194,16 @@ impl Stores<Passage> for SqliteStore {
     ) -> Result<Vec<Passage>, Error> {
         crate::connector::load(conn, sql, table)
     }
+
+    fn bulk_insert(
+        &self,
+        connector: &SqliteConnector<'_, Passage>,
+        access: &mut Access<'_, SqliteConnection, Pooled>,
+        records: &mut dyn Iterator<Item = (usize, Passage)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64, Error>> {
+        crate::bulk::insert_many(connector, access, records, exists_ok)
+    }
 }
 
 impl FromRow for Passage {
@@ -252,6 +276,16 @@ impl Stores<Document> for SqliteStore {
         table: TableType,
     ) -> Result<Vec<Document>, Error> {
         crate::connector::load(conn, sql, table)
+    }
+
+    fn bulk_insert(
+        &self,
+        connector: &SqliteConnector<'_, Document>,
+        access: &mut Access<'_, SqliteConnection, Pooled>,
+        records: &mut dyn Iterator<Item = (usize, Document)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64, Error>> {
+        crate::bulk::insert_many(connector, access, records, exists_ok)
     }
 }
 

@@ -1,0 +1,200 @@
+//! `insert_many` of more than one chunk, with memory that does not grow with the call.
+//!
+//! The one duplicate rule of [`BatchIds`] needs to know, for an id met again, whether an
+//! earlier record of the same call wrote it. Remembering every id of the call costs about
+//! 40 bytes each (75 MB at the peak of a 1,000,000-record call); SQLite's rowids answer
+//! instead. A new row gets a rowid one larger than the largest in the table, so the rows
+//! this call adds are exactly those above the largest rowid at its start (`start`), in the
+//! order they were written; a row this call updated keeps its old rowid.
+//!
+//! * Without `exists_ok` every record is written in call order, so the record at index
+//!   `i` of the call gets rowid `start + 1 + i`: when a chunk meets an existing id, the row
+//!   with that id says which earlier record wrote it ([`Error::DuplicateId`]), or that it
+//!   was there before the call ([`Error::AlreadyExists`]).
+//! * With `exists_ok` each chunk is an upsert `RETURNING` the rowids it wrote: above the
+//!   chunk's starting watermark a new row, between `start` and the watermark a row of an
+//!   earlier chunk (the last record wins, counted once), at or below `start` a row that
+//!   existed before the call. Only the ids of those last rows are remembered, to count
+//!   each once.
+//!
+//! Repeats inside one chunk are folded by [`BatchIds`] before SQL, as on the chunked path.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
+use memgpt_core::backend::{Backend, Stores, Written};
+use memgpt_core::batch::BatchIds;
+use memgpt_core::statement::{Param, Statement};
+use memgpt_core::unit_of_work::Access;
+use memgpt_core::{Error, Record, Result, StorageConnector};
+use uuid::Uuid;
+
+use crate::codec::uuid_from_text;
+use crate::connector::SqliteConnector;
+use crate::error::map;
+use crate::sql::{query, Sql};
+use crate::store::{Pooled, SqliteStore};
+
+#[derive(QueryableByName)]
+struct IdRowid {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    row_number: i64,
+}
+
+/// Writes a call of more than one chunk; `None` when the table's rowids are exhausted
+/// (a rowid of `i64::MAX` exists, after which SQLite picks new rowids at random), which
+/// leaves the call to the chunked path.
+pub(crate) fn insert_many<R>(
+    connector: &SqliteConnector<'_, R>,
+    access: &mut Access<'_, SqliteConnection, Pooled>,
+    records: &mut dyn Iterator<Item = (usize, R)>,
+    exists_ok: bool,
+) -> Option<Result<u64>>
+where
+    R: Record,
+    SqliteStore: Stores<R>,
+{
+    let table = connector.table_type().table_name();
+    let start = access.with(|c| {
+        let sql: Sql = Statement::new(format!("SELECT coalesce(max(rowid), 0) AS n FROM {table}"));
+        SqliteStore::count(c, sql)
+    });
+    let start = match start {
+        Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
+        Err(e) => return Some(Err(e)),
+    };
+    if start == i64::MAX {
+        return None;
+    }
+    Some(write(connector, access, records, exists_ok, start))
+}
+
+fn write<R>(
+    connector: &SqliteConnector<'_, R>,
+    access: &mut Access<'_, SqliteConnection, Pooled>,
+    records: &mut dyn Iterator<Item = (usize, R)>,
+    exists_ok: bool,
+    start: i64,
+) -> Result<u64>
+where
+    R: Record,
+    SqliteStore: Stores<R>,
+{
+    let table = connector.table_type().table_name();
+    let size = connector.store().chunk_size().max(1);
+    let mut watermark = start;
+    let mut written = 0u64;
+    let mut existed: HashSet<Uuid> = HashSet::new();
+    loop {
+        let chunk: Vec<(usize, R)> = records.take(size).collect();
+        if chunk.is_empty() {
+            return Ok(written);
+        }
+        connector.check_owners(&chunk)?;
+        let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
+        let rows = match BatchIds::new(exists_ok).fold(chunk) {
+            // A repeat inside the chunk; an earlier record of the chunk may fail first.
+            Err(Error::DuplicateId { id, first, second }) => {
+                let before: Vec<(usize, Uuid)> =
+                    keys.iter().filter(|k| k.0 < second).copied().collect();
+                let earlier = access.with(|c| taken(connector, c, &before, start))?;
+                return Err(earlier.unwrap_or(Error::DuplicateId { id, first, second }));
+            }
+            other => other?,
+        };
+        let binds = rows.iter().map(<SqliteStore as Stores<R>>::binds);
+        let mut sql =
+            connector
+                .shapes()
+                .insert(<SqliteStore as Stores<R>>::COLUMNS, binds, exists_ok);
+        if !exists_ok {
+            match access.with(|c| SqliteStore::insert(c, sql))? {
+                Written::Rows(n) => {
+                    written += n as u64;
+                    watermark += n as i64;
+                }
+                Written::UniqueViolation => {
+                    let e = access.with(|c| taken(connector, c, &keys, start))?;
+                    return Err(e.unwrap_or_else(|| {
+                        Error::database("insert met an existing id that is not there")
+                    }));
+                }
+            }
+            continue;
+        }
+        sql.push(" RETURNING id, rowid AS row_number");
+        let returned: Vec<IdRowid> = access.with(|c| query(sql).load(c).map_err(map))?;
+        if returned.len() < rows.len() {
+            // An id of another tenant: the upsert's tenant guard wrote nothing for it.
+            let ids = rows.iter().map(Record::id);
+            return Err(access.with(|c| connector.existing_id(c, ids, true))?);
+        }
+        let mut top = watermark;
+        for r in &returned {
+            if r.row_number > watermark {
+                written += 1;
+            } else if r.row_number <= start {
+                let id = uuid_from_text(table, "id", &r.id)?;
+                if existed.insert(id) {
+                    written += 1;
+                }
+            }
+            top = top.max(r.row_number);
+        }
+        watermark = top;
+    }
+}
+
+/// The error of the first of `keys` (records of one chunk, each with its index in the
+/// call, in call order) whose id is in the table: a repeat of the earlier record of the
+/// call that wrote it, or already existing; `None` when none is.
+fn taken<R>(
+    connector: &SqliteConnector<'_, R>,
+    conn: &mut SqliteConnection,
+    keys: &[(usize, Uuid)],
+    start: i64,
+) -> Result<Option<Error>>
+where
+    R: Record,
+    SqliteStore: Stores<R>,
+{
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let table = connector.table_type();
+    let mut sql: Sql = Statement::new(format!(
+        "SELECT id, rowid AS row_number FROM {} WHERE id IN (",
+        table.table_name()
+    ));
+    for (i, (_, id)) in keys.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.param(Param::Uuid(Some(*id)));
+    }
+    sql.push(")");
+    let found: Vec<IdRowid> = query(sql).load(conn).map_err(map)?;
+    let mut at = HashMap::with_capacity(found.len());
+    for f in found {
+        at.insert(
+            uuid_from_text(table.table_name(), "id", &f.id)?,
+            f.row_number,
+        );
+    }
+    Ok(keys.iter().find_map(|&(index, id)| {
+        at.get(&id).map(|&rowid| {
+            if rowid > start {
+                Error::DuplicateId {
+                    id,
+                    first: usize::try_from(rowid - start - 1).unwrap_or(usize::MAX),
+                    second: index,
+                }
+            } else {
+                Error::AlreadyExists { table, id }
+            }
+        })
+    }))
+}
