@@ -1,6 +1,16 @@
-//! Shared pieces of the benchmark suite: the deterministic data of WORKLOADS.md and the
-//! naive baselines it is measured against.
+//! The benchmark suite of memgpt-store on the workloads of docs/BENCHMARKS.md: the
+//! deterministic data, the naive baselines, the bulk-loader ceilings, each workload on
+//! either backend, and the report (JSON and a table).
 
+pub mod ceiling;
+pub mod concurrency;
 pub mod data;
+pub mod loads;
+pub mod memory;
 pub mod naive;
+pub mod naive_pg;
+pub mod progress;
+pub mod reads;
+pub mod report;
 pub mod stats;
+pub mod target;

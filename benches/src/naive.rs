@@ -20,6 +20,17 @@ const INSERT: &str = "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent
     text, model, name, tool_calls, tool_call_id, embedding, embedding_dim, embedding_model, \
     created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL, NULL, NULL, ?)";
 
+/// An archival table as MemGPT's SQLAlchemy model would create it on SQLite (embedding as
+/// a blob of float32 bytes), primary key only.
+pub const ARCHIVAL_DDL: &str = "CREATE TABLE IF NOT EXISTS memgpt_archival_memory_agent (
+    id CHAR(36) NOT NULL, user_id CHAR(36) NOT NULL, text VARCHAR, doc_id CHAR(36),
+    agent_id CHAR(36), data_source VARCHAR, embedding BLOB, embedding_dim BIGINT,
+    embedding_model VARCHAR, metadata_ JSON, created_at DATETIME, PRIMARY KEY (id));";
+
+const UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET text = excluded.text, \
+    role = excluded.role, model = excluded.model, tool_calls = excluded.tool_calls, \
+    tool_call_id = excluded.tool_call_id, created_at = excluded.created_at";
+
 /// A naive store: one connection with MemGPT's settings.
 pub struct Naive {
     conn: SqliteConnection,
@@ -74,11 +85,63 @@ impl Naive {
         Ok(Naive { conn })
     }
 
+    /// One `INSERT … ON CONFLICT (id) DO UPDATE` per record, each its own transaction.
+    pub fn upsert_each(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<u64> {
+        self.write_each(messages, &format!("{INSERT}{UPSERT}"))
+    }
+
+    /// One INSERT per passage, each its own transaction.
+    pub fn insert_passages_each<'a>(
+        &mut self,
+        passages: impl IntoIterator<Item = &'a memgpt_core::Passage>,
+    ) -> Result<u64> {
+        use diesel::sql_types::Binary;
+        self.conn.batch_execute(ARCHIVAL_DDL)?;
+        let mut n = 0;
+        for p in passages {
+            let blob: Option<Vec<u8>> = p
+                .embedding()
+                .map(|e| e.as_slice().iter().flat_map(|x| x.to_le_bytes()).collect());
+            diesel::sql_query(
+                "INSERT INTO memgpt_archival_memory_agent (id, user_id, text, doc_id, agent_id, \
+                 data_source, embedding, embedding_dim, embedding_model, metadata_, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind::<Text, _>(p.id().to_string())
+            .bind::<Text, _>(p.user_id().to_string())
+            .bind::<Nullable<Text>, _>(Record::text(p).map(str::to_owned))
+            .bind::<Nullable<Text>, _>(p.doc_id().map(|d| d.to_string()))
+            .bind::<Nullable<Text>, _>(p.agent_id().map(|a| a.to_string()))
+            .bind::<Nullable<Text>, _>(p.data_source().map(str::to_owned))
+            .bind::<Nullable<Binary>, _>(blob)
+            .bind::<Nullable<BigInt>, _>(p.embedding_dim().map(|d| d as i64))
+            .bind::<Nullable<Text>, _>(p.embedding_model().map(str::to_owned))
+            .bind::<Text, _>(serde_json::Value::Object(p.metadata().clone()).to_string())
+            .bind::<Text, _>(
+                p.created_at()
+                    .naive_utc()
+                    .format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string(),
+            )
+            .execute(&mut self.conn)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// One INSERT per record, each its own transaction.
     pub fn insert_each(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<u64> {
+        self.write_each(messages, INSERT)
+    }
+
+    fn write_each(
+        &mut self,
+        messages: impl IntoIterator<Item = Message>,
+        sql: &str,
+    ) -> Result<u64> {
         let mut n = 0;
         for m in messages {
-            let mut q = diesel::sql_query(INSERT).into_boxed();
+            let mut q = diesel::sql_query(sql).into_boxed();
             for c in columns(&m) {
                 q = q.bind::<Nullable<Text>, _>(c);
             }

@@ -1,32 +1,46 @@
-//! `cargo xtask bench [--pg] [FILTER]`: the criterion suite of `benches/`.
+//! `cargo xtask bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]`: the
+//! benchmark suite of `benches/` (the `suite` bench). SQLite alone needs no server; `--pg`
+//! starts the throwaway PostgreSQL 18 + pgvector and adds PostgreSQL; `--pg-url` uses a
+//! given server (its user must be allowed to create databases).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::{cargo, pg};
 
 pub fn run(args: &[String]) -> Result<()> {
-    let with_pg = args.iter().any(|a| a == "--pg");
-    let rest: Vec<&str> = args
-        .iter()
-        .filter(|a| *a != "--pg")
-        .map(String::as_str)
-        .collect();
-    let mut envs = Vec::new();
-    let _guard = if with_pg {
+    let mut pass: Vec<String> = Vec::new();
+    let mut start_pg = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--pg" => start_pg = true,
+            "--pg-url" | "--json" => {
+                let Some(v) = it.next() else {
+                    bail!("{a} takes a value");
+                };
+                let v = if a == "--json" {
+                    // cargo bench runs in the package's folder: make the path absolute.
+                    std::env::current_dir()?.join(v).display().to_string()
+                } else {
+                    v.clone()
+                };
+                pass.extend([a.clone(), v]);
+            }
+            "--quick" => pass.push(a.clone()),
+            w if w.starts_with('W') => pass.push(a.clone()),
+            other => bail!(
+                "usage: cargo xtask bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7] (got {other:?})"
+            ),
+        }
+    }
+    let _guard = if start_pg && !pass.iter().any(|a| a == "--pg-url") {
         let (g, url) = pg::Guard::start()?;
-        envs.push(("MEMGPT_BENCH_PG_URL", url));
+        pass.extend(["--pg-url".to_owned(), url]);
         Some(g)
     } else {
         None
     };
-    let mut cmd = vec![
-        "bench",
-        "-p",
-        "memgpt-benches",
-        "--bench",
-        "workloads",
-        "--",
-    ];
-    cmd.extend(rest);
-    cargo(&cmd, &envs)
+    let mut cmd = vec!["bench", "-p", "memgpt-benches", "--bench", "suite", "--"];
+    cmd.extend(pass.iter().map(String::as_str));
+    cargo(&cmd, &[])
 }

@@ -12,7 +12,7 @@
 //! * `pg start|stop|status` — the throwaway PostgreSQL 18 + pgvector for local work.
 //! * `pg stats --database-url URL` — pool, `pg_stat_activity` and index usage.
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern, flagging table scans.
-//! * `bench [--pg] [criterion args…]` — the benchmark suite of `benches/`.
+//! * `bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]` — the benchmark suite.
 
 mod bench;
 mod pg;
@@ -31,7 +31,8 @@ commands:
   pg start|stop|status         the throwaway PostgreSQL 18 + pgvector server
   pg stats --database-url URL  pool, pg_stat_activity and index usage of a deployment
   doctor [--database-url URL]  EXPLAIN every query pattern; flags any without an index
-  bench [--pg] [FILTER]        the criterion suite (SQLite; --pg adds PostgreSQL)";
+  bench [--pg|--pg-url URL] [--quick] [--json PATH] [W1..W7]
+                               the benchmark suite (SQLite; --pg adds PostgreSQL)";
 
 fn main() {
     if let Err(e) = run() {

@@ -1,0 +1,75 @@
+//! `cargo xtask bench`: every workload of docs/BENCHMARKS.md (W1–W7) on SQLite, and on
+//! PostgreSQL with `--pg-url URL` (which `cargo xtask bench --pg` passes for the throwaway
+//! server), each beside its naive baseline and, for loads, the database's own bulk loader,
+//! in the same run. Ends with one table of every figure; `--json PATH` writes them.
+//!
+//! ```text
+//! cargo bench -p memgpt-benches --bench suite -- [--quick] [--pg-url URL] [--json PATH] [W1 …]
+//! ```
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use memgpt_benches::report::Report;
+use memgpt_benches::target::{Backend, Env};
+use memgpt_benches::{concurrency, loads, memory, reads};
+
+type Workload = fn(&Env, Backend, &mut Report) -> Result<()>;
+
+const WORKLOADS: [(&str, Workload); 7] = [
+    ("W1", loads::w1),
+    ("W2", loads::w2),
+    ("W3", loads::w3),
+    ("W4", reads::w4),
+    ("W5", reads::w5),
+    ("W6", concurrency::w6),
+    ("W7", memory::w7),
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(memory::CHILD) {
+        return memory::child(&args[1..]);
+    }
+    let mut env = Env {
+        pg_admin: None,
+        quick: false,
+    };
+    let mut json = None;
+    let mut only: Vec<String> = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => env.quick = true,
+            "--pg-url" => env.pg_admin = Some(it.next().context("--pg-url takes a URL")?),
+            "--json" => json = Some(it.next().context("--json takes a path")?),
+            // What cargo bench passes to every bench binary.
+            "--bench" => {}
+            w if w.starts_with('W') => only.push(w.to_owned()),
+            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--json PATH] [W1 … W7]"),
+        }
+    }
+    let start = Instant::now();
+    let mut report = Report::default();
+    for backend in env.backends() {
+        for (name, run) in WORKLOADS {
+            if !only.is_empty() && !only.iter().any(|w| w == name) {
+                continue;
+            }
+            eprintln!("== {name} on {} ==", backend.name());
+            run(&env, backend, &mut report)
+                .with_context(|| format!("{name} on {}", backend.name()))?;
+        }
+    }
+    println!(
+        "\n== memgpt-store: every figure of this run ({}, {:.0} s) ==\n",
+        if env.quick { "--quick" } else { "full size" },
+        start.elapsed().as_secs_f64()
+    );
+    println!("{}", report.table());
+    if let Some(path) = json {
+        std::fs::write(&path, report.json()).with_context(|| format!("writing {path}"))?;
+        println!("figures written to {path}");
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! W1 (`insert_many` of messages), W2 (of passages with embeddings) and W3 (upsert of the
+//! same messages again): rows/s of this library, of the naive way and of the database's
+//! own bulk loader on the same rows into the same indexed table.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use memgpt_core::{Message, Record, Scope, StorageConnector, TableType};
+use uuid::Uuid;
+
+use crate::ceiling;
+use crate::data::{messages, passages, tenants};
+use crate::naive::{self, Naive};
+use crate::naive_pg::NaivePg;
+use crate::report::Report;
+use crate::target::{Backend, Env, Fresh};
+use crate::with_connector;
+
+/// Records grouped by (user, agent), in workload order within each.
+pub fn by_agent<R: Record + Clone>(records: &[R]) -> BTreeMap<(Uuid, Uuid), Vec<R>> {
+    let mut m: BTreeMap<(Uuid, Uuid), Vec<R>> = BTreeMap::new();
+    for r in records {
+        m.entry((r.user_id(), r.agent_id().unwrap_or_default()))
+            .or_default()
+            .push(r.clone());
+    }
+    m
+}
+
+/// One `insert_many` per agent's batch, timed.
+pub fn insert_by_agent<R>(
+    fresh: &Fresh,
+    table: TableType,
+    records: &[R],
+    exists_ok: bool,
+) -> Result<Duration>
+where
+    R: Record + Clone + Send + Sync + 'static,
+    memgpt_sqlite::SqliteStore: memgpt_core::backend::Stores<R>,
+    memgpt_pg::PgStore: memgpt_core::backend::Stores<R>,
+{
+    let groups = by_agent(records);
+    let start = Instant::now();
+    for ((u, a), batch) in groups {
+        let n = batch.len() as u64;
+        let written = with_connector!(&fresh.store, R, table, Scope::agent(u, a), |c| c
+            .insert_many(batch, exists_ok)?);
+        ensure!(written == n, "insert_many wrote {written} of {n}");
+    }
+    Ok(start.elapsed())
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+/// W1: messages into the empty indexed table, (a) spread over 100 agents, one call per
+/// agent's batch, (b) one agent's records in one call.
+pub fn w1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+    let b = backend.name();
+    let mut shapes = vec![("agents_100", env.size(5_000, 2_000))];
+    if !env.quick {
+        shapes.push(("agents_100", 100_000));
+    }
+    shapes.push(("one_agent", env.size(100_000, 5_000)));
+    for (case, n) in shapes {
+        let ts = if case == "one_agent" {
+            tenants(1, 1)
+        } else {
+            tenants(10, 10)
+        };
+        let msgs: Vec<Message> = messages(ts, n).collect();
+        eprintln!("W1 {case} {b}: {n} messages");
+        let fresh = env.fresh(backend, "w1")?;
+        let opt = insert_by_agent(&fresh, TableType::RecallMemory, &msgs, true)?;
+        report.add(
+            "W1",
+            case,
+            b,
+            "optimized",
+            n as u64,
+            "rows_per_s",
+            rate(n, opt),
+        );
+        drop(fresh);
+        // The naive way costs one fsync per row; at 100,000 rows on SQLite, minutes.
+        let naive = naive_insert(env, backend, &msgs)?;
+        report.add(
+            "W1",
+            case,
+            b,
+            "naive",
+            n as u64,
+            "rows_per_s",
+            rate(n, naive),
+        );
+        if let Some(ceil) = message_ceiling(env, backend, &msgs)? {
+            report.add(
+                "W1",
+                case,
+                b,
+                "ceiling",
+                n as u64,
+                "rows_per_s",
+                rate(n, ceil),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn naive_insert(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Duration> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
+            let start = Instant::now();
+            nv.insert_each(msgs.iter().cloned())?;
+            Ok(start.elapsed())
+        }
+        Backend::Postgres => {
+            let fresh = env.fresh(backend, "naive")?;
+            let mut nv = NaivePg::open(&fresh.location)?;
+            let start = Instant::now();
+            nv.insert_each(msgs)?;
+            Ok(start.elapsed())
+        }
+    }
+}
+
+/// The bulk loader into a fresh, migrated, indexed recall table.
+fn message_ceiling(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Option<Duration>> {
+    let tool = match backend {
+        Backend::Sqlite => "sqlite3",
+        Backend::Postgres => "psql",
+    };
+    if !ceiling::available(tool) {
+        ceiling::skipped(tool);
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()?;
+    let csv = dir.path().join("messages.csv");
+    naive::write_csv(&csv, msgs)?;
+    let fresh = env.fresh(backend, "ceiling")?;
+    let location = fresh.location.clone();
+    drop(fresh.store);
+    let took = match backend {
+        Backend::Sqlite => ceiling::sqlite_import(&location, "memgpt_recall_memory_agent", &csv)?,
+        Backend::Postgres => ceiling::psql_copy(
+            &location,
+            "memgpt_recall_memory_agent",
+            ceiling::MESSAGE_COLUMNS,
+            &csv,
+        )?,
+    };
+    Ok(Some(took))
+}
+
+/// W2: passages with 1536-d embeddings into the indexed archival table (HNSW maintained on
+/// PostgreSQL), one call per agent's batch.
+pub fn w2(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+    let b = backend.name();
+    let n = env.size(10_000, 1_000);
+    let (all, _) = passages(&tenants(10, 10), n, 1536);
+    eprintln!("W2 {b}: {n} passages");
+    let fresh = env.fresh(backend, "w2")?;
+    let opt = insert_by_agent(&fresh, TableType::ArchivalMemory, &all, true)?;
+    report.add(
+        "W2",
+        "all",
+        b,
+        "optimized",
+        n as u64,
+        "rows_per_s",
+        rate(n, opt),
+    );
+    drop(fresh);
+    let naive = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
+            let start = Instant::now();
+            nv.insert_passages_each(&all)?;
+            start.elapsed()
+        }
+        Backend::Postgres => {
+            let fresh = env.fresh(backend, "naive")?;
+            let mut nv = NaivePg::open(&fresh.location)?;
+            let start = Instant::now();
+            nv.insert_passages_each(&all)?;
+            start.elapsed()
+        }
+    };
+    report.add(
+        "W2",
+        "all",
+        b,
+        "naive",
+        n as u64,
+        "rows_per_s",
+        rate(n, naive),
+    );
+    let tool = match backend {
+        Backend::Sqlite => "sqlite3",
+        Backend::Postgres => "psql",
+    };
+    if !ceiling::available(tool) {
+        ceiling::skipped(tool);
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let fresh = env.fresh(backend, "ceiling")?;
+    let location = fresh.location.clone();
+    drop(fresh.store);
+    let took = match backend {
+        Backend::Sqlite => {
+            let sql = dir.path().join("passages.sql");
+            ceiling::passages_sql(&sql, &all)?;
+            ceiling::sqlite_read(&location, &sql)?
+        }
+        Backend::Postgres => {
+            let csv = dir.path().join("passages.csv");
+            ceiling::passages_csv(&csv, &all)?;
+            ceiling::psql_copy(
+                &location,
+                "memgpt_archival_memory_agent",
+                ceiling::PASSAGE_COLUMNS,
+                &csv,
+            )?
+        }
+    };
+    report.add(
+        "W2",
+        "all",
+        b,
+        "ceiling",
+        n as u64,
+        "rows_per_s",
+        rate(n, took),
+    );
+    Ok(())
+}
+
+/// W3: `insert_many` again over the same messages with changed text (`exists_ok`): every
+/// row must come back updated.
+pub fn w3(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+    let b = backend.name();
+    let n = env.size(5_000, 1_000);
+    let msgs: Vec<Message> = messages(tenants(10, 10), n).collect();
+    let changed: Vec<Message> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| m.to_builder().text(format!("changed text {i}")).build())
+        .collect::<memgpt_core::Result<_>>()?;
+    eprintln!("W3 {b}: {n} messages upserted");
+    let fresh = env.fresh(backend, "w3")?;
+    insert_by_agent(&fresh, TableType::RecallMemory, &msgs, false)?;
+    let opt = insert_by_agent(&fresh, TableType::RecallMemory, &changed, true)?;
+    let mut updated = 0usize;
+    for (u, a) in by_agent(&changed).keys() {
+        let all = with_connector!(
+            &fresh.store,
+            Message,
+            TableType::RecallMemory,
+            Scope::agent(*u, *a),
+            |c| c.get_all(&[], None)?
+        );
+        updated += all
+            .iter()
+            .filter(|m| m.text().is_some_and(|t| t.starts_with("changed text ")))
+            .count();
+    }
+    ensure!(updated == n, "W3: {updated} of {n} rows updated");
+    report.add(
+        "W3",
+        "all",
+        b,
+        "optimized",
+        n as u64,
+        "rows_per_s",
+        rate(n, opt),
+    );
+    drop(fresh);
+    let naive = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
+            nv.load_fast(msgs.iter().cloned())?;
+            let start = Instant::now();
+            nv.upsert_each(changed.iter().cloned())?;
+            start.elapsed()
+        }
+        Backend::Postgres => {
+            let fresh = env.fresh(backend, "naive")?;
+            let mut nv = NaivePg::open(&fresh.location)?;
+            nv.insert_each(&msgs)?;
+            let start = Instant::now();
+            nv.upsert_each(&changed)?;
+            start.elapsed()
+        }
+    };
+    report.add(
+        "W3",
+        "all",
+        b,
+        "naive",
+        n as u64,
+        "rows_per_s",
+        rate(n, naive),
+    );
+    Ok(())
+}

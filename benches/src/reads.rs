@@ -1,0 +1,311 @@
+//! W4 (reads over a table of messages, beside the unindexed naive table) and W5 (vector
+//! top-10 through the connector, and over all rows through PostgreSQL's HNSW index).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use memgpt_core::{Embedding, Message, Passage, Record, Scope, StorageConnector, TableType};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+
+use crate::data::{self, messages, passages, tenants, vector_query, SEED};
+use crate::loads::insert_by_agent;
+use crate::naive::Naive;
+use crate::naive_pg::NaivePg;
+use crate::progress::Progress;
+use crate::report::Report;
+use crate::stats::p50_p99;
+use crate::target::{Backend, Env, Fresh};
+use crate::with_connector;
+
+/// The naive table of either backend.
+enum NaiveAny {
+    Sqlite(Naive, #[allow(dead_code)] tempfile::TempDir),
+    Pg(NaivePg),
+}
+
+macro_rules! naive_call {
+    ($n:expr, |$x:ident| $body:expr) => {
+        match $n {
+            NaiveAny::Sqlite($x, _) => $body,
+            NaiveAny::Pg($x) => $body,
+        }
+    };
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn timed(calls: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<(Duration, Duration)> {
+    let mut v = Vec::with_capacity(calls);
+    for k in 0..calls {
+        let s = Instant::now();
+        f(k * 7 + 3)?;
+        v.push(s.elapsed());
+    }
+    Ok(p50_p99(v))
+}
+
+/// W4: 1,000 agents x 1,000 messages (`--quick`: 100 x 1,000); each call's p50/p99 through
+/// the connector and on the naive table (no index beyond the primary key, OFFSET pages,
+/// `LIKE`).
+pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+    let b = backend.name();
+    let agents = env.size(1_000, 100);
+    let rows = agents * 1_000;
+    let ts = tenants(10, agents / 10);
+    let fresh = env.fresh(backend, "w4")?;
+    // Agent i's messages are records i, i + agents, i + 2 agents, … of the workload; each
+    // agent's 1,000 are written in one call.
+    let mut by_agent: Vec<Vec<Message>> = vec![Vec::new(); ts.len()];
+    for (k, m) in messages(ts.clone(), rows).enumerate() {
+        by_agent[k % ts.len()].push(m);
+    }
+    let ids: Vec<Uuid> = by_agent.iter().map(|b| b[b.len() / 2].id()).collect();
+    let mut p = Progress::new(format!("W4 {b}: loading {rows} messages"), rows as u64);
+    for batch in by_agent {
+        p.add(batch.len() as u64);
+        insert_by_agent(&fresh, TableType::RecallMemory, &batch, false)?;
+    }
+    p.finish();
+    let mut naive = load_naive(backend, &fresh, rows, &ts)?;
+    // What autovacuum (or the store's `optimize`) would have done before anyone reads: the
+    // visibility map for index-only scans, statistics for the planner.
+    match &fresh.store {
+        crate::target::Store::Pg(_) => PgConnection::establish(&fresh.location)?.batch_execute(
+            "VACUUM ANALYZE memgpt_recall_memory_agent; VACUUM ANALYZE naive_recall_memory",
+        )?,
+        crate::target::Store::Sqlite(s) => s.optimize()?,
+    }
+    let hour_start = data::start() + chrono::Duration::seconds(rows as i64 / 2);
+    let hour_end = hour_start + chrono::Duration::hours(1);
+    let fmt = |t: chrono::DateTime<chrono::Utc>| match backend {
+        Backend::Sqlite => t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        Backend::Postgres => t.to_rfc3339(),
+    };
+    let (hs, he) = (fmt(hour_start), fmt(hour_end));
+    let tenant = |i: usize| ts[i % ts.len()];
+    let id_of = |i: usize| ids[i % ids.len()];
+    let store = &fresh.store;
+    let cases: [&str; 6] = [
+        "get_all_100",
+        "pages_100",
+        "size",
+        "query_date_1h",
+        "query_text_word",
+        "get_id",
+    ];
+    for case in cases {
+        let opt = |i: usize| -> Result<()> {
+            let (u, a) = tenant(i);
+            with_connector!(
+                store,
+                Message,
+                TableType::RecallMemory,
+                Scope::agent(u, a),
+                |c| {
+                    match case {
+                        "get_all_100" => ensure!(c.get_all(&[], Some(100))?.len() == 100),
+                        "pages_100" => {
+                            let mut n = 0;
+                            for page in c.get_all_paginated(&[], 100)? {
+                                n += page?.len();
+                            }
+                            ensure!(n == 1_000, "{n}");
+                        }
+                        "size" => ensure!(c.size(&[])? == 1_000),
+                        "query_date_1h" => {
+                            c.query_date(hour_start, hour_end, None, 0)?;
+                        }
+                        "query_text_word" => {
+                            c.query_text("lantern", None, 0)?;
+                        }
+                        _ => ensure!(c.get(id_of(i))?.is_some()),
+                    }
+                }
+            );
+            Ok(())
+        };
+        let (p50, p99) = timed(200, opt)?;
+        report.add("W4", case, b, "optimized", rows as u64, "p50_ms", ms(p50));
+        report.add("W4", case, b, "optimized", rows as u64, "p99_ms", ms(p99));
+        let (p50, p99) = timed(20, |i| {
+            let (u, a) = tenant(i);
+            naive_call!(&mut naive, |n| {
+                match case {
+                    "get_all_100" => ensure!(n.get_all(u, a, 100)? == 100),
+                    "pages_100" => ensure!(n.paginate(u, a, 100)? == 1_000),
+                    "size" => ensure!(n.size(u, a)? == 1_000),
+                    "query_date_1h" => {
+                        n.query_date(u, a, &hs, &he)?;
+                    }
+                    "query_text_word" => {
+                        n.query_text(u, a, "lantern")?;
+                    }
+                    _ => ensure!(n.get(id_of(i))? == 1),
+                }
+            });
+            Ok(())
+        })?;
+        report.add("W4", case, b, "naive", rows as u64, "p50_ms", ms(p50));
+        report.add("W4", case, b, "naive", rows as u64, "p99_ms", ms(p99));
+    }
+    Ok(())
+}
+
+fn load_naive(
+    backend: Backend,
+    fresh: &Fresh,
+    rows: usize,
+    ts: &[(Uuid, Uuid)],
+) -> Result<NaiveAny> {
+    let mut p = Progress::new(
+        format!("W4 {}: loading the naive table", backend.name()),
+        rows as u64,
+    );
+    let naive = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
+            nv.load_fast(messages(ts.to_vec(), rows))?;
+            NaiveAny::Sqlite(nv, dir)
+        }
+        Backend::Postgres => {
+            let mut nv = NaivePg::open(&fresh.location)?;
+            nv.load_from_library()?;
+            NaiveAny::Pg(nv)
+        }
+    };
+    p.add(rows as u64);
+    p.finish();
+    Ok(naive)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Hit {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// W5: vector top-10 by L2 on 50,000 clustered 1536-d passages (`--quick`: 5,000): within
+/// one agent through the connector (exact), and on PostgreSQL over all rows through the
+/// HNSW index (`global`); p50/p99 and recall@10 against exact search.
+pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+    let b = backend.name();
+    let n = env.size(50_000, 2_000);
+    let ts = tenants(10, 10);
+    let (all, embeddings) = passages(&ts, n, 1536);
+    let fresh = env.fresh(backend, "w5")?;
+    let mut p = Progress::new(format!("W5 {b}: loading {n} passages"), n as u64);
+    for chunk in all.chunks(1_000) {
+        insert_by_agent(&fresh, TableType::ArchivalMemory, chunk, false)?;
+        p.add(chunk.len() as u64);
+    }
+    p.finish();
+    if backend == Backend::Postgres {
+        PgConnection::establish(&fresh.location)?
+            .batch_execute("ANALYZE memgpt_archival_memory_agent")?;
+    }
+    let mut rng = StdRng::seed_from_u64(SEED ^ 9);
+    let rounds = 200;
+    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
+    for _ in 0..rounds {
+        let k = rng.random_range(0..all.len());
+        let q = vector_query(&mut rng, &embeddings[k]);
+        let (u, a) = (all[k].user_id(), all[k].agent_id().unwrap_or_default());
+        let (took, got) = with_connector!(
+            &fresh.store,
+            Passage,
+            TableType::ArchivalMemory,
+            Scope::agent(u, a),
+            |c| {
+                let t = Instant::now();
+                let got = c.query(&q, 10, &[])?;
+                (t.elapsed(), got)
+            }
+        );
+        lat.push(took);
+        let want = exact_top10(&all, &embeddings, &q, Some((u, a)));
+        hits += got.iter().filter(|p| want.contains(&p.id())).count();
+        total += want.len();
+    }
+    let (p50, p99) = p50_p99(lat);
+    let size = n as u64;
+    report.add("W5", "all", b, "optimized", size, "p50_ms", ms(p50));
+    report.add("W5", "all", b, "optimized", size, "p99_ms", ms(p99));
+    report.add(
+        "W5",
+        "all",
+        b,
+        "optimized",
+        size,
+        "recall_at_10",
+        hits as f64 / total as f64,
+    );
+    if backend == Backend::Postgres {
+        global(&fresh.location, &all, &embeddings, report)?;
+    }
+    Ok(())
+}
+
+fn exact_top10(
+    all: &[Passage],
+    embeddings: &[Vec<f32>],
+    q: &[f32],
+    scope: Option<(Uuid, Uuid)>,
+) -> HashSet<Uuid> {
+    let mut exact: Vec<(f64, Uuid)> = all
+        .iter()
+        .zip(embeddings)
+        .filter(|(p, _)| scope.is_none_or(|(u, a)| p.user_id() == u && p.agent_id() == Some(a)))
+        .map(|(p, e)| (Embedding::l2_squared(e, q), p.id()))
+        .collect();
+    exact.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+    exact.iter().take(10).map(|x| x.1).collect()
+}
+
+/// The HNSW index over all rows (no tenant filter, which the connector never issues): the
+/// expression the index is built on, `hnsw.ef_search = 100`.
+fn global(url: &str, all: &[Passage], embeddings: &[Vec<f32>], report: &mut Report) -> Result<()> {
+    let mut conn = PgConnection::establish(url)?;
+    let mut rng = StdRng::seed_from_u64(SEED ^ 11);
+    let rounds = 100;
+    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
+    let sql = "SELECT id FROM memgpt_archival_memory_agent ORDER BY \
+               subvector(embedding, 1, 1536)::vector(1536) <-> $1 LIMIT 10";
+    for _ in 0..rounds {
+        let k = rng.random_range(0..all.len());
+        let q = vector_query(&mut rng, &embeddings[k]);
+        let v = pgvector::Vector::from(q.clone());
+        let t = Instant::now();
+        let got: Vec<Hit> = conn.transaction(|c| {
+            c.batch_execute("SET LOCAL hnsw.ef_search = 100")?;
+            diesel::sql_query(sql)
+                .bind::<pgvector::sql_types::Vector, _>(v)
+                .load(c)
+        })?;
+        lat.push(t.elapsed());
+        let want = exact_top10(all, embeddings, &q, None);
+        hits += got.iter().filter(|h| want.contains(&h.id)).count();
+        total += want.len();
+    }
+    let (p50, p99) = p50_p99(lat);
+    let size = all.len() as u64;
+    report.add("W5", "all", "postgres", "global", size, "p50_ms", ms(p50));
+    report.add("W5", "all", "postgres", "global", size, "p99_ms", ms(p99));
+    report.add(
+        "W5",
+        "all",
+        "postgres",
+        "global",
+        size,
+        "recall_at_10",
+        hits as f64 / total as f64,
+    );
+    Ok(())
+}

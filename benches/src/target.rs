@@ -1,0 +1,167 @@
+//! Where a workload runs: a fresh SQLite file or a fresh PostgreSQL database, migrated as a
+//! user would (`migrate up --embedding-dim 1536`), with the library's default settings.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use memgpt_core::DatabaseUrl;
+use memgpt_pg::{PgConfig, PgStore};
+use memgpt_sqlite::{SqliteConfig, SqliteStore};
+
+/// The two backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// PostgreSQL (with pgvector).
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`, as the JSON names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A store of either backend.
+pub enum Store {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Pg(PgStore),
+}
+
+/// Runs `$body` with `$c` bound to a connector of `$store` (either backend).
+#[macro_export]
+macro_rules! with_connector {
+    ($store:expr, $rec:ty, $table:expr, $scope:expr, |$c:ident| $body:expr) => {
+        match $store {
+            $crate::target::Store::Sqlite(s) => {
+                let $c = s.connector::<$rec>($table, $scope)?;
+                $body
+            }
+            $crate::target::Store::Pg(s) => {
+                let $c = s.connector::<$rec>($table, $scope)?;
+                $body
+            }
+        }
+    };
+}
+
+/// A fresh database and the store on it.
+pub struct Fresh {
+    /// The store, default settings.
+    pub store: Store,
+    /// The SQLite file, or the PostgreSQL database's URL.
+    pub location: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// What the run was given.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// A PostgreSQL URL whose user may create databases; `None`: SQLite only.
+    pub pg_admin: Option<String>,
+    /// Reduced sizes.
+    pub quick: bool,
+}
+
+/// `url` with its database replaced by `db`.
+pub fn with_db(url: &str, db: &str) -> String {
+    let (base, rest) = url.rsplit_once('/').unwrap_or((url, ""));
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{base}/{db}{query}")
+}
+
+/// Drops and creates database `name`; returns its URL.
+pub fn fresh_database(admin: &str, name: &str) -> Result<String> {
+    let mut conn = PgConnection::establish(admin).context("connecting to the bench server")?;
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    Ok(with_db(admin, name))
+}
+
+/// Migrates the PostgreSQL database at `url` as `migrate up --embedding-dim 1536` does
+/// (every index, HNSW included).
+pub fn migrate_pg(url: &str) -> Result<()> {
+    let options = memgpt_migrate::Options {
+        embedding_dim: Some(1536),
+        ..Default::default()
+    };
+    memgpt_migrate::postgres::run_url_with(
+        &DatabaseUrl::new(url),
+        memgpt_migrate::Command::Up,
+        &options,
+        &|_| {},
+    )?;
+    Ok(())
+}
+
+/// The PostgreSQL store on `url` (already migrated), default settings.
+pub fn pg_store(url: &str) -> Result<PgStore> {
+    let mut config = PgConfig::new(DatabaseUrl::new(url));
+    config.embedding_dim = 1536;
+    Ok(PgStore::open(config)?)
+}
+
+/// The SQLite store on the file at `path`, default settings.
+pub fn sqlite_store(path: &Path) -> Result<SqliteStore> {
+    Ok(SqliteStore::open(SqliteConfig::new(path))?)
+}
+
+impl Env {
+    /// A fresh, migrated database of `backend` named after `name`.
+    pub fn fresh(&self, backend: Backend, name: &str) -> Result<Fresh> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let path: PathBuf = dir.path().join(format!("{name}.db"));
+                Ok(Fresh {
+                    store: Store::Sqlite(sqlite_store(&path)?),
+                    location: path.display().to_string(),
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = self
+                    .pg_admin
+                    .as_deref()
+                    .context("no PostgreSQL server for this run")?;
+                let url = fresh_database(admin, &format!("memgpt_bench_{name}"))?;
+                migrate_pg(&url)?;
+                Ok(Fresh {
+                    store: Store::Pg(pg_store(&url)?),
+                    location: url,
+                    _dir: None,
+                })
+            }
+        }
+    }
+
+    /// The backends of this run.
+    pub fn backends(&self) -> Vec<Backend> {
+        let mut b = vec![Backend::Sqlite];
+        if self.pg_admin.is_some() {
+            b.push(Backend::Postgres);
+        }
+        b
+    }
+
+    /// `full` in a full run, `quick` with `--quick`.
+    pub fn size(&self, full: usize, quick: usize) -> usize {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+}
