@@ -1,4 +1,4 @@
-//! The benchmark suite on the workloads of `../shared/WORKLOADS.md`, on the embedded SQLite
+//! Criterion's view of the workloads of docs/BENCHMARKS.md (W1, W4), on the embedded SQLite
 //! default: each workload beside its naive baseline (and, for loads, the ceiling: the
 //! `sqlite3` shell's `.import`), measured in the same run.
 //!
@@ -359,7 +359,7 @@ fn main() {
         w4(&mut c);
     }
     c.final_summary();
-    println!("\n== memgpt-store on SQLite: WORKLOADS.md figures (same run) ==");
+    println!("\n== memgpt-store on SQLite: docs/BENCHMARKS.md figures (same run) ==");
     for r in REPORT.lock().unwrap().iter() {
         println!("{:<42} {}", r.name, r.figure);
     }

@@ -1,4 +1,4 @@
-//! The benchmark data of WORKLOADS.md, generated from a fixed seed.
+//! The benchmark data of docs/BENCHMARKS.md, generated from a fixed seed.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use memgpt_core::{Message, Role, ToolCall};

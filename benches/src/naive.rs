@@ -1,4 +1,4 @@
-//! The naive baseline of WORKLOADS.md on SQLite: MemGPT's own settings (rollback journal,
+//! The naive baseline of docs/BENCHMARKS.md on SQLite: MemGPT's own settings (rollback journal,
 //! `synchronous=FULL`), MemGPT's table with no index beyond the primary key, one INSERT per
 //! record in autocommit, OFFSET pagination, `lower(text) LIKE '%q%'`.
 
@@ -149,6 +149,29 @@ impl Naive {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Opens `path` as one connection with the library's settings (WAL,
+    /// `synchronous=NORMAL`) and the `(user_id, agent_id, created_at)` index: the store
+    /// with a single connection for everything, for W6 `reads_during_load`.
+    pub fn open_single(path: &std::path::Path) -> Result<Self> {
+        let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+        conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        conn.batch_execute(&RECALL_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))?;
+        conn.batch_execute(
+            "CREATE INDEX IF NOT EXISTS single_agent_created_at ON \
+             memgpt_recall_memory_agent (user_id, agent_id, created_at);",
+        )?;
+        Ok(Naive { conn })
+    }
+
+    /// Writes `messages` in one transaction (the library's chunk, on one connection).
+    pub fn insert_chunk(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<()> {
+        self.conn.batch_execute("BEGIN;")?;
+        let r = self.insert_each(messages);
+        self.conn
+            .batch_execute(if r.is_ok() { "COMMIT;" } else { "ROLLBACK;" })?;
+        r.map(|_| ())
     }
 
     /// Loads rows quickly (one transaction) — for preparing read benchmarks only.

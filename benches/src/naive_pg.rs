@@ -1,4 +1,4 @@
-//! The naive baseline of WORKLOADS.md on PostgreSQL: MemGPT's tables with no index beyond
+//! The naive baseline of docs/BENCHMARKS.md on PostgreSQL: MemGPT's tables with no index beyond
 //! the primary key, one statement per record in autocommit, OFFSET pagination,
 //! `lower(text) LIKE '%q%'`, a new connection per call where a workload says so.
 

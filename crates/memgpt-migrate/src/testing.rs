@@ -1,8 +1,9 @@
 //! Test support: a throwaway PostgreSQL database per test.
 //!
 //! The test harness (`cargo xtask test`) starts a PostgreSQL 18 + pgvector server and names
-//! it in `MEMGPT_TEST_DATABASE_URL`, and names the machine's PostgreSQL without pgvector in
-//! `MEMGPT_TEST_PG_NO_VECTOR_URL`. [`TempDatabase::create`] makes a new, empty database on
+//! it in `MEMGPT_TEST_DATABASE_URL`, and names a server without pgvector in
+//! `MEMGPT_TEST_PG_NO_VECTOR_URL` (the same server through a role that cannot create the
+//! extension, unless the variable was set already: CI names the machine's PostgreSQL 15). [`TempDatabase::create`] makes a new, empty database on
 //! one of them and drops it again when dropped, so tests never see each other's rows.
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
