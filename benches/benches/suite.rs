@@ -51,14 +51,18 @@ fn main() -> Result<()> {
     }
     let start = Instant::now();
     let mut report = Report::default();
+    let mut failed: Vec<String> = Vec::new();
     for backend in env.backends() {
         for (name, run) in WORKLOADS {
             if !only.is_empty() && !only.iter().any(|w| w == name) {
                 continue;
             }
             eprintln!("== {name} on {} ==", backend.name());
-            run(&env, backend, &mut report)
-                .with_context(|| format!("{name} on {}", backend.name()))?;
+            // A failed workload is reported at the end; the others still run.
+            if let Err(e) = run(&env, backend, &mut report) {
+                eprintln!("{name} on {} failed: {e:#}", backend.name());
+                failed.push(format!("{name} on {}: {e:#}", backend.name()));
+            }
         }
     }
     println!(
@@ -70,6 +74,9 @@ fn main() -> Result<()> {
     if let Some(path) = json {
         std::fs::write(&path, report.json()).with_context(|| format!("writing {path}"))?;
         println!("figures written to {path}");
+    }
+    if !failed.is_empty() {
+        bail!("failed workloads:\n{}", failed.join("\n"));
     }
     Ok(())
 }

@@ -77,9 +77,13 @@ pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     // What autovacuum (or the store's `optimize`) would have done before anyone reads: the
     // visibility map for index-only scans, statistics for the planner.
     match &fresh.store {
-        crate::target::Store::Pg(_) => PgConnection::establish(&fresh.location)?.batch_execute(
-            "VACUUM ANALYZE memgpt_recall_memory_agent; VACUUM ANALYZE naive_recall_memory",
-        )?,
+        crate::target::Store::Pg(_) => {
+            // One statement per call: VACUUM cannot run in the implicit transaction of a
+            // multi-statement query.
+            let mut c = PgConnection::establish(&fresh.location)?;
+            c.batch_execute("VACUUM ANALYZE memgpt_recall_memory_agent")?;
+            c.batch_execute("VACUUM ANALYZE naive_recall_memory")?;
+        }
         crate::target::Store::Sqlite(s) => s.optimize()?,
     }
     let hour_start = data::start() + chrono::Duration::seconds(rows as i64 / 2);
