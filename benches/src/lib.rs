@@ -2,6 +2,7 @@
 //! deterministic data, the naive baselines, the bulk-loader ceilings, each workload on
 //! either backend, and the report (JSON and a table).
 
+pub mod baseline;
 pub mod ceiling;
 pub mod concurrency;
 pub mod data;

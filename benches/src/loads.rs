@@ -9,13 +9,13 @@ use anyhow::{ensure, Result};
 use memgpt_core::{Message, Record, Scope, StorageConnector, TableType};
 use uuid::Uuid;
 
+use crate::baseline::Baseline;
 use crate::ceiling;
 use crate::data::{messages, passages, tenants};
-use crate::naive::{self, Naive};
-use crate::naive_pg::NaivePg;
+use crate::naive;
 use crate::report::Report;
 use crate::target::{Backend, Env, Fresh};
-use crate::with_connector;
+use crate::{on_baseline, with_connector};
 
 /// Records grouped by (user, agent), in workload order within each.
 pub fn by_agent<R: Record + Clone>(records: &[R]) -> BTreeMap<(Uuid, Uuid), Vec<R>> {
@@ -85,7 +85,9 @@ pub fn w1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         );
         drop(fresh);
         // The naive way costs one fsync per row; at 100,000 rows on SQLite, minutes.
-        let naive = naive_insert(env, backend, &msgs)?;
+        let naive = naive_timed(env, backend, |nv| {
+            on_baseline!(nv, |x| x.insert_each(&msgs))
+        })?;
         report.add(
             "W1",
             case,
@@ -110,31 +112,29 @@ pub fn w1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-fn naive_insert(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Duration> {
+/// Times `run` on a naive store of `backend` (a fresh database each time).
+fn naive_timed(
+    env: &Env,
+    backend: Backend,
+    run: impl FnOnce(&mut Baseline) -> Result<u64>,
+) -> Result<Duration> {
+    let mut nv = Baseline::fresh(env, backend)?;
+    let start = Instant::now();
+    run(&mut nv)?;
+    Ok(start.elapsed())
+}
+
+/// The bulk loader of `backend`: the `sqlite3` shell or `psql`.
+fn loader(backend: Backend) -> &'static str {
     match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
-            let start = Instant::now();
-            nv.insert_each(msgs.iter().cloned())?;
-            Ok(start.elapsed())
-        }
-        Backend::Postgres => {
-            let fresh = env.fresh(backend, "naive")?;
-            let mut nv = NaivePg::open(&fresh.location)?;
-            let start = Instant::now();
-            nv.insert_each(msgs)?;
-            Ok(start.elapsed())
-        }
+        Backend::Sqlite => "sqlite3",
+        Backend::Postgres => "psql",
     }
 }
 
 /// The bulk loader into a fresh, migrated, indexed recall table.
 fn message_ceiling(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Option<Duration>> {
-    let tool = match backend {
-        Backend::Sqlite => "sqlite3",
-        Backend::Postgres => "psql",
-    };
+    let tool = loader(backend);
     if !ceiling::available(tool) {
         ceiling::skipped(tool);
         return Ok(None);
@@ -176,22 +176,9 @@ pub fn w2(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         rate(n, opt),
     );
     drop(fresh);
-    let naive = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
-            let start = Instant::now();
-            nv.insert_passages_each(&all)?;
-            start.elapsed()
-        }
-        Backend::Postgres => {
-            let fresh = env.fresh(backend, "naive")?;
-            let mut nv = NaivePg::open(&fresh.location)?;
-            let start = Instant::now();
-            nv.insert_passages_each(&all)?;
-            start.elapsed()
-        }
-    };
+    let naive = naive_timed(env, backend, |nv| {
+        on_baseline!(nv, |x| x.insert_passages_each(&all))
+    })?;
     report.add(
         "W2",
         "all",
@@ -201,10 +188,7 @@ pub fn w2(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         "rows_per_s",
         rate(n, naive),
     );
-    let tool = match backend {
-        Backend::Sqlite => "sqlite3",
-        Backend::Postgres => "psql",
-    };
+    let tool = loader(backend);
     if !ceiling::available(tool) {
         ceiling::skipped(tool);
         return Ok(());
@@ -282,24 +266,11 @@ pub fn w3(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         rate(n, opt),
     );
     drop(fresh);
-    let naive = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir()?;
-            let mut nv = Naive::open(&dir.path().join("naive.db"))?;
-            nv.load_fast(msgs.iter().cloned())?;
-            let start = Instant::now();
-            nv.upsert_each(changed.iter().cloned())?;
-            start.elapsed()
-        }
-        Backend::Postgres => {
-            let fresh = env.fresh(backend, "naive")?;
-            let mut nv = NaivePg::open(&fresh.location)?;
-            nv.insert_each(&msgs)?;
-            let start = Instant::now();
-            nv.upsert_each(&changed)?;
-            start.elapsed()
-        }
-    };
+    let mut nv = Baseline::fresh(env, backend)?;
+    on_baseline!(&mut nv, |x| x.load_fast(&msgs))?;
+    let start = Instant::now();
+    on_baseline!(&mut nv, |x| x.upsert_each(&changed))?;
+    let naive = start.elapsed();
     report.add(
         "W3",
         "all",

@@ -2,6 +2,8 @@
 //! `synchronous=FULL`), MemGPT's table with no index beyond the primary key, one INSERT per
 //! record in autocommit, OFFSET pagination, `lower(text) LIKE '%q%'`.
 
+use std::borrow::Borrow;
+
 use anyhow::Result;
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -86,7 +88,10 @@ impl Naive {
     }
 
     /// One `INSERT … ON CONFLICT (id) DO UPDATE` per record, each its own transaction.
-    pub fn upsert_each(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<u64> {
+    pub fn upsert_each(
+        &mut self,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
+    ) -> Result<u64> {
         self.write_each(messages, &format!("{INSERT}{UPSERT}"))
     }
 
@@ -130,19 +135,22 @@ impl Naive {
     }
 
     /// One INSERT per record, each its own transaction.
-    pub fn insert_each(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<u64> {
+    pub fn insert_each(
+        &mut self,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
+    ) -> Result<u64> {
         self.write_each(messages, INSERT)
     }
 
     fn write_each(
         &mut self,
-        messages: impl IntoIterator<Item = Message>,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
         sql: &str,
     ) -> Result<u64> {
         let mut n = 0;
         for m in messages {
             let mut q = diesel::sql_query(sql).into_boxed();
-            for c in columns(&m) {
+            for c in columns(m.borrow()) {
                 q = q.bind::<Nullable<Text>, _>(c);
             }
             q.execute(&mut self.conn)?;
@@ -166,7 +174,10 @@ impl Naive {
     }
 
     /// Writes `messages` in one transaction (the library's chunk, on one connection).
-    pub fn insert_chunk(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<()> {
+    pub fn insert_chunk(
+        &mut self,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
+    ) -> Result<()> {
         self.conn.batch_execute("BEGIN;")?;
         let r = self.insert_each(messages);
         self.conn
@@ -175,7 +186,10 @@ impl Naive {
     }
 
     /// Loads rows quickly (one transaction) — for preparing read benchmarks only.
-    pub fn load_fast(&mut self, messages: impl IntoIterator<Item = Message>) -> Result<()> {
+    pub fn load_fast(
+        &mut self,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
+    ) -> Result<()> {
         self.conn
             .batch_execute("PRAGMA synchronous = OFF; BEGIN;")?;
         let r = self.insert_each(messages);
@@ -206,19 +220,12 @@ impl Naive {
 
     /// An agent's whole history in pages of `page` by OFFSET.
     pub fn paginate(&mut self, user: Uuid, agent: Uuid, page: usize) -> Result<usize> {
-        let mut total = 0;
-        let mut offset = 0;
-        loop {
-            let n = self.ids(
+        offset_pages(page, |offset| {
+            self.ids(
                 &format!("SELECT * FROM memgpt_recall_memory_agent WHERE user_id = ? AND agent_id = ? LIMIT {page} OFFSET {offset}"),
                 &[user.to_string(), agent.to_string()],
-            )?;
-            total += n;
-            offset += page;
-            if n < page {
-                return Ok(total);
-            }
-        }
+            )
+        })
     }
 
     /// MemGPT's size(): a count over a subquery of every column.
@@ -254,6 +261,21 @@ impl Naive {
             "SELECT * FROM memgpt_recall_memory_agent WHERE id = ?",
             &[id.to_string()],
         )
+    }
+}
+
+/// Reads pages of `page` rows by OFFSET (`fetch(offset)` returns a page's row count) until
+/// a short page; the rows read.
+pub fn offset_pages(page: usize, mut fetch: impl FnMut(usize) -> Result<usize>) -> Result<usize> {
+    let mut total = 0;
+    let mut offset = 0;
+    loop {
+        let n = fetch(offset)?;
+        total += n;
+        offset += page;
+        if n < page {
+            return Ok(total);
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! the primary key, one statement per record in autocommit, OFFSET pagination,
 //! `lower(text) LIKE '%q%'`, a new connection per call where a workload says so.
 
+use std::borrow::Borrow;
+
 use anyhow::Result;
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -82,17 +84,27 @@ impl NaivePg {
     }
 
     /// One INSERT per message, each its own transaction.
-    pub fn insert_each<'a>(
+    pub fn insert_each(
         &mut self,
-        messages: impl IntoIterator<Item = &'a Message>,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
     ) -> Result<u64> {
         insert_each(&mut self.conn, messages, "")
     }
 
-    /// One `INSERT … ON CONFLICT (id) DO UPDATE` per message, each its own transaction.
-    pub fn upsert_each<'a>(
+    /// Loads rows in one transaction — for preparing a workload only.
+    pub fn load_fast(
         &mut self,
-        messages: impl IntoIterator<Item = &'a Message>,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
+    ) -> Result<()> {
+        self.conn
+            .transaction(|c| insert_each(c, messages, ""))
+            .map(|_| ())
+    }
+
+    /// One `INSERT … ON CONFLICT (id) DO UPDATE` per message, each its own transaction.
+    pub fn upsert_each(
+        &mut self,
+        messages: impl IntoIterator<Item = impl Borrow<Message>>,
     ) -> Result<u64> {
         insert_each(
             &mut self.conn,
@@ -161,19 +173,12 @@ impl NaivePg {
 
     /// An agent's whole history in pages of `page` by OFFSET.
     pub fn paginate(&mut self, user: Uuid, agent: Uuid, page: usize) -> Result<usize> {
-        let mut total = 0;
-        let mut offset = 0;
-        loop {
-            let n = self.count_rows(
+        crate::naive::offset_pages(page, |offset| {
+            self.count_rows(
                 &format!("SELECT id::text AS id, * FROM naive_recall_memory WHERE user_id = $1::uuid AND agent_id = $2::uuid LIMIT {page} OFFSET {offset}"),
                 &[user.to_string(), agent.to_string()],
-            )?;
-            total += n;
-            offset += page;
-            if n < page {
-                return Ok(total);
-            }
-        }
+            )
+        })
     }
 
     /// MemGPT's size(): a count over a subquery of every column.
@@ -206,16 +211,16 @@ impl NaivePg {
     }
 }
 
-fn insert_each<'a>(
+fn insert_each(
     conn: &mut PgConnection,
-    messages: impl IntoIterator<Item = &'a Message>,
+    messages: impl IntoIterator<Item = impl Borrow<Message>>,
     conflict: &str,
 ) -> Result<u64> {
     let sql = format!("{INSERT}{conflict}");
     let mut n = 0;
     for m in messages {
         let mut q = diesel::sql_query(&sql).into_boxed();
-        for c in columns(m) {
+        for c in columns(m.borrow()) {
             q = q.bind::<Nullable<Text>, _>(c);
         }
         q.execute(conn)?;

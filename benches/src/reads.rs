@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
+use crate::baseline::Baseline;
 use crate::data::{self, messages, passages, tenants, vector_query, SEED};
 use crate::loads::insert_by_agent;
 use crate::naive::Naive;
@@ -20,22 +21,7 @@ use crate::progress::Progress;
 use crate::report::Report;
 use crate::stats::p50_p99;
 use crate::target::{Backend, Env, Fresh};
-use crate::with_connector;
-
-/// The naive table of either backend.
-enum NaiveAny {
-    Sqlite(Naive, #[allow(dead_code)] tempfile::TempDir),
-    Pg(NaivePg),
-}
-
-macro_rules! naive_call {
-    ($n:expr, |$x:ident| $body:expr) => {
-        match $n {
-            NaiveAny::Sqlite($x, _) => $body,
-            NaiveAny::Pg($x) => $body,
-        }
-    };
-}
+use crate::{on_baseline, with_connector};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -140,7 +126,7 @@ pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         report.add("W4", case, b, "optimized", rows as u64, "p99_ms", ms(p99));
         let (p50, p99) = timed(20, |i| {
             let (u, a) = tenant(i);
-            naive_call!(&mut naive, |n| {
+            on_baseline!(&mut naive, |n| {
                 match case {
                     "get_all_100" => ensure!(n.get_all(u, a, 100)? == 100),
                     "pages_100" => ensure!(n.paginate(u, a, 100)? == 1_000),
@@ -167,7 +153,7 @@ fn load_naive(
     fresh: &Fresh,
     rows: usize,
     ts: &[(Uuid, Uuid)],
-) -> Result<NaiveAny> {
+) -> Result<Baseline> {
     let mut p = Progress::new(
         format!("W4 {}: loading the naive table", backend.name()),
         rows as u64,
@@ -177,12 +163,12 @@ fn load_naive(
             let dir = tempfile::tempdir()?;
             let mut nv = Naive::open(&dir.path().join("naive.db"))?;
             nv.load_fast(messages(ts.to_vec(), rows))?;
-            NaiveAny::Sqlite(nv, dir)
+            Baseline::Sqlite(nv, dir)
         }
         Backend::Postgres => {
             let mut nv = NaivePg::open(&fresh.location)?;
             nv.load_from_library()?;
-            NaiveAny::Pg(nv)
+            Baseline::Pg(nv, None)
         }
     };
     p.add(rows as u64);

@@ -264,7 +264,8 @@ fn a_write_lock_held_by_another_store_is_busy() {
                     tx.connector::<Message>(TableType::RecallMemory, scope)?
                         .insert(&m)?;
                     barrier.wait();
-                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    // Holds the lock until the other store has been refused.
+                    barrier.wait();
                     Ok(())
                 })
                 .unwrap();
@@ -281,6 +282,7 @@ fn a_write_lock_held_by_another_store_is_busy() {
                     .unwrap(),
             )
             .unwrap_err();
+        barrier.wait();
         assert!(matches!(err, memgpt_core::Error::Busy { .. }), "{err:?}");
     });
     // Once the holder committed, the other store writes and sees its row.
