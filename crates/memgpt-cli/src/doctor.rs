@@ -2,7 +2,7 @@
 //! Neither changes the database: PostgreSQL and SQLite are opened without migrating, SQLite
 //! through read-only connections.
 
-use crate::{anyhow, bail, Result};
+use crate::{anyhow, bail, out, Result, UrlArg};
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, QueryPlan, Scope, TableType};
 use memgpt_migrate::Target as Backend;
@@ -11,23 +11,11 @@ use memgpt_pg::PgStore;
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 
-/// The `--database-url` argument, else `MEMGPT_DATABASE_URL`.
-pub fn url_arg(args: &[String]) -> Result<DatabaseUrl> {
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--database-url" {
-            let v = it
-                .next()
-                .ok_or_else(|| anyhow!("--database-url needs a value"))?;
-            return Ok(DatabaseUrl::new(v.clone()));
-        }
-        if let Some(v) = a.strip_prefix("--database-url=") {
-            return Ok(DatabaseUrl::new(v));
-        }
-    }
-    std::env::var("MEMGPT_DATABASE_URL")
+/// The `--database-url` argument, else `MEMGPT_DATABASE_URL` (clap reads both).
+fn url_arg(arg: UrlArg) -> Result<DatabaseUrl> {
+    arg.database_url
         .map(DatabaseUrl::new)
-        .map_err(|_| anyhow!("give --database-url URL (or set MEMGPT_DATABASE_URL)"))
+        .ok_or_else(|| anyhow!("give --database-url URL (or set MEMGPT_DATABASE_URL)"))
 }
 
 fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
@@ -41,7 +29,7 @@ fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
 }
 
 /// `memgpt-store stats --database-url URL`.
-pub fn stats(args: &[String]) -> Result<()> {
+pub fn stats(args: UrlArg) -> Result<()> {
     let url = url_arg(args)?;
     if Backend::of(&url) != Backend::Postgres {
         bail!("pg stats needs a postgres:// URL");
@@ -49,18 +37,18 @@ pub fn stats(args: &[String]) -> Result<()> {
     let config = pg_config(url.clone())?;
     let app = config.application_name.clone();
     let store = PgStore::connect(config)?;
-    println!(
+    out!(
         "server {}  pgvector: {}",
         url.redacted(),
         store.vector_search()
     );
-    println!("\nconnections of application_name={app:?} (pg_stat_activity):");
+    out!("\nconnections of application_name={app:?} (pg_stat_activity):");
     let activity = store.activity()?;
     if activity.is_empty() {
-        println!("  none");
+        out!("  none");
     }
     for a in activity {
-        println!(
+        out!(
             "  pid {:>7}  {:<20} wait {:<14} {:>8.2}s  {}",
             a.pid,
             a.state.unwrap_or_default(),
@@ -69,15 +57,18 @@ pub fn stats(args: &[String]) -> Result<()> {
             a.query.unwrap_or_default().replace('\n', " ")
         );
     }
-    println!("\nindex usage (pg_stat_user_indexes):");
+    out!("\nindex usage (pg_stat_user_indexes):");
     for i in store.index_usage()? {
-        println!(
+        out!(
             "  {:<30} {:<62} {:>10} scans {:>12} bytes",
-            i.table, i.index, i.scans, i.bytes
+            i.table,
+            i.index,
+            i.scans,
+            i.bytes
         );
     }
     let m = store.metrics();
-    println!(
+    out!(
         "\nthis process's pool: {} open, {} idle, {} in use, {} overflow, max {}; {} checkouts, \
          wait max {:?} p99 {:?}, {} timeouts",
         m.connections,
@@ -108,7 +99,7 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
             .unwrap_or_default()
             .trim()
             .to_owned();
-        println!(
+        out!(
             "  {verdict} {:<30} {:<18} {}",
             p.table.table_name(),
             p.operation,
@@ -116,21 +107,22 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
         );
         if !p.is_indexed() {
             for l in p.plan.lines() {
-                println!("         {l}");
+                out!("         {l}");
             }
         }
     }
 }
 
-/// `memgpt-store doctor --database-url URL`: EXPLAIN of every query pattern.
-pub fn doctor(args: &[String]) -> Result<()> {
+/// `memgpt-store doctor --database-url URL`: EXPLAIN of every query pattern. `Ok(false)`
+/// when it found a problem (printed).
+pub fn doctor(args: UrlArg) -> Result<bool> {
     let url = url_arg(args)?;
     let (agent, user) = (
         Scope::agent(Uuid::nil(), Uuid::nil()),
         Scope::user(Uuid::nil()),
     );
     let mut bad = 0;
-    println!("query plans on {}:", url.redacted());
+    out!("query plans on {}:", url.redacted());
     // The same four connectors on either backend.
     macro_rules! explain_all {
         ($store:expr) => {{
@@ -165,10 +157,10 @@ pub fn doctor(args: &[String]) -> Result<()> {
         Backend::Postgres => {
             let store = PgStore::connect(pg_config(url)?)?;
             if let Some(v) = store.pgvector() {
-                println!("pgvector {v}");
+                out!("pgvector {v}");
                 let missing = store.missing_indexes()?;
                 if !missing.is_empty() {
-                    println!(
+                    out!(
                         "  MISSING vector indexes {} (dimension {}): build them with \
                          `memgpt-store migrate --database-url URL up --embedding-dim {}`",
                         missing.join(", "),
@@ -190,11 +182,12 @@ pub fn doctor(args: &[String]) -> Result<()> {
         }
     }
     if bad > 0 {
-        bail!(
+        out!(
             "{bad} problem(s): a missing index, or a query pattern that reads a whole table: run \
              `memgpt-store migrate up` (missing indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
         );
+        return Ok(false);
     }
-    println!("every query pattern uses an index");
-    Ok(())
+    out!("every query pattern uses an index");
+    Ok(true)
 }

@@ -5,13 +5,19 @@
 //! * `migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]`
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern; flags table scans and
 //!   missing vector indexes. Changes nothing.
-//! * `stats --database-url URL` — pool, `pg_stat_activity` and index usage (PostgreSQL).
+//! * `stats [--database-url URL]` — pool, `pg_stat_activity` and index usage (PostgreSQL).
 //!
 //! Without `--database-url`, `MEMGPT_DATABASE_URL` names the database; `migrate` then
 //! falls back to the embedded SQLite file of `MEMGPT_SQLITE_PATH`.
+//!
+//! Exit codes: 0 success; 1 the command failed (database unreachable, a migration refused
+//! or failed); 2 a usage error; 3 `doctor` found a problem (a missing index, a query
+//! pattern that reads a whole table).
 
 mod doctor;
 mod migrate;
+
+use clap::{Args, Parser, Subcommand};
 
 /// The error of a command: a message for the user.
 pub(crate) type Result<T = (), E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -30,37 +36,84 @@ macro_rules! bail {
     };
 }
 
-pub(crate) use {anyhow, bail};
+/// Prints a line on stdout. A reader that went away (`memgpt-store doctor | head`) ends
+/// the program quietly; another write error ends it with exit code 1.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            crate::stdout_failed(e)
+        }
+    }};
+}
 
-const USAGE: &str = "usage: memgpt-store <command>
+pub(crate) use {anyhow, bail, out};
 
-commands:
-  migrate [--database-url URL] [--embedding-dim N] [--drop-data]
-          up|down|status|redo|revert [N]
-                               run migrations (default: the embedded SQLite file)
-  doctor [--database-url URL]  EXPLAIN every query pattern; flags any without an index
-  stats --database-url URL     pool, pg_stat_activity and index usage of a deployment";
+/// Ends the program after a failed write to stdout.
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0)
+    }
+    eprintln!("memgpt-store: cannot write output: {e}");
+    std::process::exit(EXIT_FAILED)
+}
+
+/// Exit code of a command that failed.
+const EXIT_FAILED: i32 = 1;
+/// Exit code of `doctor` when it found a problem.
+const EXIT_FINDINGS: i32 = 3;
+
+/// memgpt-store's database commands: schema and index migrations, query plans, a
+/// deployment's statistics.
+#[derive(Debug, Parser)]
+#[command(
+    name = "memgpt-store",
+    version,
+    after_help = "Exit codes: 0 success; 1 the command failed; 2 a usage error; \
+                  3 doctor found a problem."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// One command.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run schema and index migrations (default database: the embedded SQLite file).
+    Migrate(migrate::MigrateArgs),
+    /// EXPLAIN every query pattern; flag any that reads a whole table, and missing vector
+    /// indexes. Changes nothing (SQLite is opened read-only).
+    Doctor(UrlArg),
+    /// Pool, pg_stat_activity and index usage of a PostgreSQL deployment.
+    Stats(UrlArg),
+}
+
+/// The database a command works on.
+#[derive(Debug, Args)]
+pub(crate) struct UrlArg {
+    /// The database: `postgres://…`, `sqlite://PATH` or a file path.
+    #[arg(
+        long,
+        env = "MEMGPT_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub(crate) database_url: Option<String>,
+}
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.split_first() {
-        None => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some((cmd, rest)) => match cmd.as_str() {
-            "migrate" => migrate::run(rest),
-            "doctor" => doctor::doctor(rest),
-            "stats" => doctor::stats(rest),
-            "help" | "--help" | "-h" => {
-                println!("{USAGE}");
-                Ok(())
-            }
-            other => Err(anyhow!("unknown command {other:?}\n\n{USAGE}")),
-        },
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Migrate(args) => migrate::run(args).map(|()| 0),
+        Cmd::Doctor(url) => doctor::doctor(url).map(|clean| if clean { 0 } else { EXIT_FINDINGS }),
+        Cmd::Stats(url) => doctor::stats(url).map(|()| 0),
     };
-    if let Err(e) = result {
-        eprintln!("memgpt-store: {e}");
-        std::process::exit(1);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("memgpt-store: {e}");
+            std::process::exit(EXIT_FAILED);
+        }
     }
 }

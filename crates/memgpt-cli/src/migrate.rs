@@ -1,75 +1,85 @@
 //! `memgpt-store migrate [--database-url URL] [--embedding-dim N] [--drop-data]
 //! up|down|status|redo|revert [N]`.
 
-use crate::{anyhow, bail, Result};
+use crate::{out, Result};
+use clap::{Args, Subcommand};
 use memgpt_core::DatabaseUrl;
 use memgpt_migrate::{Command, Options};
 use memgpt_sqlite::SqliteConfig;
 
-const USAGE: &str =
-    "usage: memgpt-store migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]";
+/// The arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    url: crate::UrlArg,
+    /// PostgreSQL: the dimension of the HNSW indexes `up` builds (default 1536).
+    #[arg(long, env = "MEMGPT_EMBEDDING_DIM", global = true)]
+    embedding_dim: Option<u32>,
+    /// Let `down`, `redo` and `revert` drop tables that hold rows, and the rows with them.
+    #[arg(long, global = true)]
+    drop_data: bool,
+    #[command(subcommand)]
+    action: Action,
+}
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut url: Option<String> = None;
-    let mut command: Option<Command> = None;
-    let mut options = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| -> Result<String> {
-            it.next()
-                .cloned()
-                .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))
-        };
-        match a.as_str() {
-            "--database-url" => url = Some(value("--database-url")?),
-            "--embedding-dim" => {
-                let v = value("--embedding-dim")?;
-                options.embedding_dim = Some(
-                    v.parse()
-                        .map_err(|_| anyhow!("--embedding-dim {v:?}: expected a number"))?,
-                );
-            }
-            "--drop-data" => options.drop_data = true,
-            other if other.starts_with("--database-url=") => {
-                url = Some(other["--database-url=".len()..].to_owned())
-            }
-            other if other.starts_with("--") => bail!("unknown option {other:?}\n{USAGE}"),
-            n if matches!(command, Some(Command::Revert(_))) && n.parse::<usize>().is_ok() => {
-                command = Some(Command::Revert(n.parse()?));
-            }
-            other => command = Some(other.parse().map_err(|e| anyhow!("{e}\n{USAGE}"))?),
+/// What to do.
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum Action {
+    /// Apply every pending migration (on PostgreSQL also build the HNSW indexes,
+    /// concurrently, with progress).
+    Up,
+    /// Revert every applied migration (refused while a table holds rows, unless
+    /// --drop-data).
+    Down,
+    /// Print which migrations are applied.
+    Status,
+    /// Revert the last applied migration and apply it again.
+    Redo,
+    /// Revert the last N applied migrations.
+    Revert {
+        /// How many migrations to revert.
+        #[arg(default_value_t = 1)]
+        n: usize,
+    },
+}
+
+impl From<Action> for Command {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Up => Command::Up,
+            Action::Down => Command::Down,
+            Action::Status => Command::Status,
+            Action::Redo => Command::Redo,
+            Action::Revert { n } => Command::Revert(n),
         }
     }
-    let Some(command) = command else {
-        bail!("{USAGE}");
+}
+
+/// Runs `migrate`.
+pub fn run(args: MigrateArgs) -> Result<()> {
+    let options = Options {
+        drop_data: args.drop_data,
+        embedding_dim: args.embedding_dim,
     };
-    if options.embedding_dim.is_none() {
-        if let Ok(v) = std::env::var("MEMGPT_EMBEDDING_DIM") {
-            options.embedding_dim = Some(
-                v.parse()
-                    .map_err(|_| anyhow!("MEMGPT_EMBEDDING_DIM={v:?}: expected a number"))?,
-            );
-        }
-    }
-    let url = match url.or_else(|| std::env::var("MEMGPT_DATABASE_URL").ok()) {
+    let url = match args.url.database_url {
         Some(u) => DatabaseUrl::new(u),
         None => {
             let cfg = SqliteConfig::from_env()?;
             DatabaseUrl::new(cfg.path.to_string_lossy().into_owned())
         }
     };
-    println!("migrating {}", url.redacted());
-    let report = memgpt_migrate::run_url_with(&url, command, &options, &|line| {
-        println!("{line}");
+    out!("migrating {}", url.redacted());
+    let report = memgpt_migrate::run_url_with(&url, args.action.into(), &options, &|line| {
+        out!("{line}");
     })?;
     for m in &report.reverted {
-        println!("reverted {m}");
+        out!("reverted {m}");
     }
     for m in &report.applied {
-        println!("applied  {m}");
+        out!("applied  {m}");
     }
     for s in &report.status {
-        println!("[{}] {}", if s.applied { "x" } else { " " }, s.name);
+        out!("[{}] {}", if s.applied { "x" } else { " " }, s.name);
     }
     Ok(())
 }

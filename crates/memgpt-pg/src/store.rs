@@ -86,8 +86,8 @@ impl PgStore {
     /// [`PgStore::missing_indexes`] and `cargo xtask doctor`).
     ///
     /// # Errors
-    /// [`Error::ConnectionLost`] or [`Error::PoolTimeout`] when the server cannot be reached
-    /// within the pool timeout; [`Error::Migration`] when a migration fails;
+    /// [`Error::ConnectionLost`] at once when the server cannot be reached,
+    /// [`Error::Authentication`] when it refuses the credentials; [`Error::Migration`] when a migration fails;
     /// [`Error::Config`] when libpq cannot parse the connection string.
     pub fn open(config: PgConfig) -> Result<Self> {
         Self::start(config, true)
@@ -107,7 +107,13 @@ impl PgStore {
         let counters = Arc::new(Counters::default());
         let info = crate::url::connection_info(&config)?;
         let secrets = Secrets(info.secrets());
-        let pool = pool::build(&config, info.to_conninfo(), counters.clone())?;
+        let conninfo = info.to_conninfo();
+        // The open's own work runs on a connection made here, on the caller's thread: a
+        // server that cannot be reached or refuses the credentials fails the open at once
+        // with the server's own message, rather than after the pool timeout.
+        let mut conn = r2d2::ManageConnection::connect(&Manager::new(conninfo.clone()))
+            .map_err(|e| unreachable("cannot connect", &e.to_string(), &secrets))?;
+        let pool = pool::build(&config, conninfo, counters.clone())?;
         let mut store = PgStore {
             inner: Arc::new(Inner {
                 pool,
@@ -118,9 +124,6 @@ impl PgStore {
             }),
         };
         let vector = {
-            let mut conn = store.checkout()?;
-            // Migrating takes as long as it takes: not a leak.
-            conn.threshold = None;
             if migrate {
                 memgpt_migrate::postgres::run_pending(&mut conn)?;
             }
@@ -128,7 +131,7 @@ impl PgStore {
                 let versions: Vec<TypeName> = diesel::sql_query(
                     "SELECT extversion AS name FROM pg_extension WHERE extname = 'vector'",
                 )
-                .load(&mut *conn)
+                .load(&mut conn)
                 .map_err(map)?;
                 let version = versions
                     .first()
@@ -298,17 +301,15 @@ impl PgStore {
         let conn = self.inner.pool.get().map_err(|e| {
             let waited = start.elapsed().max(Duration::from_millis(1));
             let state = self.inner.pool.state();
-            let message = crate::url::scrub(&e.to_string(), &self.inner.secrets.0);
+            let message = e.to_string();
             // r2d2 appends the last connection error, if any, to its timeout message: then
             // the server could not be reached, rather than every connection being busy.
-            if message.contains("authentication failed") {
-                Error::Authentication {
-                    message: format!("no connection within {waited:?}: {message}"),
-                }
-            } else if let Some((_, cause)) = message.split_once(": ") {
-                Error::ConnectionLost {
-                    message: format!("no connection within {waited:?}: {cause}"),
-                }
+            if let Some((_, cause)) = message.split_once(": ") {
+                unreachable(
+                    &format!("no connection within {waited:?}"),
+                    cause,
+                    &self.inner.secrets,
+                )
             } else {
                 Error::PoolTimeout {
                     waited,
@@ -397,6 +398,18 @@ const HOOKS: TxHooks<Lease> = TxHooks {
 /// A unit of work in progress; see [`PgStore::transaction`]. Its
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type PgTx<'t> = Tx<'t, PgStore>;
+
+/// The error of a connection that could not be made, its message scrubbed of secrets:
+/// [`Error::Authentication`] when the server refused the credentials, else
+/// [`Error::ConnectionLost`]. `context` says when (at open, or within a pool wait).
+fn unreachable(context: &str, cause: &str, secrets: &Secrets) -> Error {
+    let message = format!("{context}: {}", crate::url::scrub(cause, &secrets.0));
+    if message.contains("authentication failed") {
+        Error::Authentication { message }
+    } else {
+        Error::ConnectionLost { message }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,135 @@
+//! `memgpt-store` as a script uses it: help of every command, exit codes, migrating and
+//! checking an SQLite file, no secret in any output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+/// Runs `memgpt-store ARGS` with no `MEMGPT_*` variable of the caller's environment.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_memgpt-store"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MEMGPT_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn every_command_has_help() {
+    for (args, expected) in [
+        (&["--help"][..], "migrate"),
+        (&["migrate", "--help"], "--embedding-dim"),
+        (
+            &["migrate", "up", "--help"],
+            "Apply every pending migration",
+        ),
+        (&["migrate", "down", "--help"], "--drop-data"),
+        (
+            &["migrate", "status", "--help"],
+            "Print which migrations are applied",
+        ),
+        (&["migrate", "redo", "--help"], "apply it again"),
+        (&["migrate", "revert", "--help"], "[N]"),
+        (&["doctor", "--help"], "--database-url"),
+        (&["stats", "--help"], "--database-url"),
+    ] {
+        let o = run(args, &[]);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(stdout(&o).contains(expected), "{args:?}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["bogus"][..],
+        &[],
+        &["migrate"],
+        &["migrate", "sideways"],
+        &["migrate", "revert", "two"],
+        &["migrate", "up", "--embedding-dim", "many"],
+    ] {
+        let o = run(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn the_url_password_never_shows() {
+    let url = "postgres://someone:hunter2-secret@127.0.0.1:9/nowhere?connect_timeout=1";
+    // In --help (clap would print the variable's value).
+    let o = run(&["stats", "--help"], &[("MEMGPT_DATABASE_URL", url)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stdout(&o).contains("hunter2"), "{}", stdout(&o));
+    // In the output and error of a command that cannot reach the server.
+    for args in [&["migrate", "status"][..], &["doctor"], &["stats"]] {
+        let o = run(args, &[("MEMGPT_DATABASE_URL", url)]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let all = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        assert!(!all.contains("hunter2"), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn migrate_an_sqlite_file_then_doctor_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let url = format!("sqlite://{}", path.display());
+
+    let o = run(&["migrate", "--database-url", &url, "up"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("applied"))
+            .count(),
+        4
+    );
+    // The URL from the environment, the flag after the action.
+    let o = run(&["migrate", "status"], &[("MEMGPT_DATABASE_URL", &url)]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("[x]")).count(),
+        4
+    );
+
+    let o = run(&["doctor", "--database-url", &url], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("every query pattern uses an index"));
+
+    // Without the recall memory's agent index, doctor finds a whole-table read: exit 3.
+    let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let indexes: Vec<String> = diesel::dsl::sql::<diesel::sql_types::Text>(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'memgpt_recall_memory_agent' \
+         AND sql IS NOT NULL",
+    )
+    .load(&mut c)
+    .unwrap();
+    assert!(!indexes.is_empty());
+    for i in &indexes {
+        diesel::sql_query(format!("DROP INDEX \"{i}\""))
+            .execute(&mut c)
+            .unwrap();
+    }
+    drop(c);
+    let o = run(&["doctor", "--database-url", &url], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    assert!(stdout(&o).contains("SCAN"), "{}", stdout(&o));
+
+    // A file that does not exist is not created by doctor: exit 1.
+    let missing = dir.path().join("missing.db");
+    let o = run(
+        &["doctor", "--database-url", missing.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!missing.exists());
+}
