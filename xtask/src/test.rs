@@ -33,9 +33,10 @@ const PG: &[&str] = &[
     "package(memgpt-pg) | test(/postgres/)",
 ];
 
-/// Format check and clippy.
+/// Format check, the published crates' file lists, and clippy.
 pub fn tidy() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    crate::package::check()?;
     cargo(
         &[
             "clippy",

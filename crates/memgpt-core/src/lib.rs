@@ -1,32 +1,4 @@
-//! Backend-neutral core of memgpt-store.
-//!
-//! This crate holds what every storage backend shares and nothing that talks to a database:
-//!
-//! * the records an agent keeps — [`Message`] (recall memory), [`Passage`] (archival memory)
-//!   and [`Document`] — validated on construction;
-//! * [`TableType`], the four tables of MemGPT 0.3.x, and [`Scope`], the tenant a connector
-//!   is bound to;
-//! * typed [`Filter`]s whose columns come from an enum and whose values are always bound
-//!   parameters;
-//! * the [`StorageConnector`] trait with MemGPT's connector operations;
-//! * one [`Error`] type whose variants a caller can act on;
-//! * configuration from the environment: [`DatabaseUrl`], redaction and the readers every
-//!   backend's settings use.
-//!
-//! Backends live in their own crates (`memgpt-sqlite`, `memgpt-pg`), like sqlx's
-//! per-database crates.
-//!
-//! ```
-//! use memgpt_core::{Message, Role};
-//! use uuid::Uuid;
-//!
-//! let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
-//! let msg = Message::builder(user, agent, Role::User).text("hello").build()?;
-//! assert_eq!(msg.role(), Role::User);
-//! // A tool message must name the call it answers:
-//! assert!(Message::builder(user, agent, Role::Tool).text("42").build().is_err());
-//! # Ok::<(), memgpt_core::Error>(())
-//! ```
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -1,14 +1,4 @@
-//! Embedded schema and index migrations of memgpt-store.
-//!
-//! The SQL lives in the workspace's `migrations/postgres` and `migrations/sqlite` folders and
-//! is compiled into this crate. Every migration is idempotent (`IF NOT EXISTS`), so it also
-//! applies to a database MemGPT 0.3.x created, and every migration reverts.
-//!
-//! Concurrent migration is safe: on PostgreSQL the run holds a session advisory lock; on
-//! SQLite it holds the write lock (`BEGIN IMMEDIATE`) for the whole run.
-//!
-//! Most users run migrations through `cargo xtask migrate`; backends call
-//! [`sqlite::run_pending`] / [`postgres::run_pending`] when they open a database.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

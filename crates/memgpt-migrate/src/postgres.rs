@@ -13,7 +13,7 @@ use crate::migration_err;
 use crate::rows::{Count, Name};
 
 /// The PostgreSQL migrations, embedded from `migrations/postgres`.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// The key of the session advisory lock held while migrating (`memgpt` in ASCII).
 pub const ADVISORY_LOCK_KEY: i64 = 0x6d65_6d67_7074;

@@ -13,7 +13,7 @@ use crate::migration_err;
 use crate::rows::{Count, Name};
 
 /// The SQLite migrations, embedded from `migrations/sqlite`.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// How long a migration waits for another process's write lock.
 const LOCK_WAIT_MS: u32 = 60_000;
