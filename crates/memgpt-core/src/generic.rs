@@ -347,123 +347,142 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
     }
 
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
-        validate_all(filters, self.table)?;
-        let sql = self.shapes().page(filters, after, limit);
-        self.read(|c| B::load(c, sql, self.table))
+        crate::trace::call(self.table, "get_page", || {
+            validate_all(filters, self.table)?;
+            let sql = self.shapes().page(filters, after, limit);
+            self.read(|c| B::load(c, sql, self.table))
+        })
     }
 
     fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
-        validate_all(&request.filters, self.table)?;
-        self.read(|conn| {
-            let after = request
-                .after
-                .map(|id| self.keyset_of(conn, id))
-                .transpose()?;
-            let before = request
-                .before
-                .map(|id| self.keyset_of(conn, id))
-                .transpose()?;
-            let sql = self.shapes().cursor(
-                &request.filters,
-                after.as_ref(),
-                before.as_ref(),
-                request.limit,
-                request.reverse,
-            );
-            let records = B::load(conn, sql, self.table)?;
-            Ok(CursorPage {
-                last_id: records.last().map(Record::id),
-                records,
+        crate::trace::call(self.table, "get_all_cursor", || {
+            validate_all(&request.filters, self.table)?;
+            self.read(|conn| {
+                let after = request
+                    .after
+                    .map(|id| self.keyset_of(conn, id))
+                    .transpose()?;
+                let before = request
+                    .before
+                    .map(|id| self.keyset_of(conn, id))
+                    .transpose()?;
+                let sql = self.shapes().cursor(
+                    &request.filters,
+                    after.as_ref(),
+                    before.as_ref(),
+                    request.limit,
+                    request.reverse,
+                );
+                let records = B::load(conn, sql, self.table)?;
+                Ok(CursorPage {
+                    last_id: records.last().map(Record::id),
+                    records,
+                })
             })
         })
     }
 
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
-        validate_all(filters, self.table)?;
-        let sql = self.shapes().recent(filters, limit);
-        self.read(|c| B::load(c, sql, self.table))
+        crate::trace::call(self.table, "get_all", || {
+            validate_all(filters, self.table)?;
+            let sql = self.shapes().recent(filters, limit);
+            self.read(|c| B::load(c, sql, self.table))
+        })
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
-        let sql = self.shapes().by_id(id);
-        Ok(self
-            .read(|c| B::load(c, sql, self.table))?
-            .into_iter()
-            .next())
+        crate::trace::call(self.table, "get", || {
+            let sql = self.shapes().by_id(id);
+            Ok(self
+                .read(|c| B::load(c, sql, self.table))?
+                .into_iter()
+                .next())
+        })
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
-        validate_all(filters, self.table)?;
-        let sql = self.shapes().count(filters);
-        self.read(|c| B::count(c, sql))
+        crate::trace::call(self.table, "size", || {
+            validate_all(filters, self.table)?;
+            let sql = self.shapes().count(filters);
+            self.read(|c| B::count(c, sql))
+        })
     }
 
     fn insert(&self, record: &R) -> Result<()> {
-        self.check_owner(record)?;
-        self.write(|a| a.with(|c| self.insert_chunk(c, std::slice::from_ref(record), true)))
-            .map(|_| ())
+        crate::trace::call(self.table, "insert", || {
+            self.check_owner(record)?;
+            self.write(|a| a.with(|c| self.insert_chunk(c, std::slice::from_ref(record), true)))
+                .map(|_| ())
+        })
     }
 
     fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
     where
         I: IntoIterator<Item = R>,
     {
-        let size = self.store().chunk_size().max(1);
-        let mut iter = records.into_iter().enumerate();
-        // The caller's iterator runs outside any database round: it may read this store,
-        // or this unit of work.
-        let head: Vec<(usize, R)> = iter.by_ref().take(size + 1).collect();
-        if head.is_empty() {
-            return Ok(0);
-        }
-        let many = head.len() > size;
-        self.write(|access| {
-            let mut all = head.into_iter().chain(iter.by_ref());
-            if many {
-                if let Some(done) = self.store().bulk_insert(self, access, &mut all, exists_ok) {
-                    return done;
-                }
+        crate::trace::call(self.table, "insert_many", || {
+            let size = self.store().chunk_size().max(1);
+            let mut iter = records.into_iter().enumerate();
+            // The caller's iterator runs outside any database round: it may read this store,
+            // or this unit of work.
+            let head: Vec<(usize, R)> = iter.by_ref().take(size + 1).collect();
+            if head.is_empty() {
+                return Ok(0);
             }
-            self.insert_chunks(access, &mut all, exists_ok)
+            let many = head.len() > size;
+            self.write(|access| {
+                let mut all = head.into_iter().chain(iter.by_ref());
+                if many {
+                    if let Some(done) = self.store().bulk_insert(self, access, &mut all, exists_ok)
+                    {
+                        return done;
+                    }
+                }
+                self.insert_chunks(access, &mut all, exists_ok)
+            })
         })
     }
 
     fn update(&self, record: &R) -> Result<()> {
-        self.check_owner(record)?;
-        let sql = self
-            .shapes()
-            .update(B::COLUMNS, B::binds(record), record.id());
-        match self.write(|a| a.with(|c| B::execute(c, sql)))? {
-            Written::Rows(0) => Err(Error::NotFound {
-                table: self.table,
-                id: record.id(),
-            }),
-            Written::Rows(_) => Ok(()),
-            Written::UniqueViolation => Err(Error::AlreadyExists {
-                table: self.table,
-                id: record.id(),
-            }),
-        }
+        crate::trace::call(self.table, "update", || {
+            self.check_owner(record)?;
+            let sql = self
+                .shapes()
+                .update(B::COLUMNS, B::binds(record), record.id());
+            match self.write(|a| a.with(|c| B::execute(c, sql)))? {
+                Written::Rows(0) => Err(Error::NotFound {
+                    table: self.table,
+                    id: record.id(),
+                }),
+                Written::Rows(_) => Ok(()),
+                Written::UniqueViolation => Err(Error::AlreadyExists {
+                    table: self.table,
+                    id: record.id(),
+                }),
+            }
+        })
     }
 
     fn query(&self, embedding: &[f32], top_k: usize, filters: &[Filter]) -> Result<Vec<R>> {
-        self.store().vector_support()?;
-        let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
-            Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
-            other => other,
-        })?;
-        self.check_dim("query embedding", Some(query.dim()))?;
-        validate_all(filters, self.table)?;
-        if top_k == 0 || self.table == TableType::Documents {
-            return Ok(Vec::new());
-        }
-        let query = VectorQuery {
-            embedding: &query,
-            top_k,
-            filters,
-        };
-        let sql = B::nearest(&self.shapes(), &query);
-        self.read(|c| B::load(c, sql, self.table))
+        crate::trace::call(self.table, "query", || {
+            self.store().vector_support()?;
+            let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
+                Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
+                other => other,
+            })?;
+            self.check_dim("query embedding", Some(query.dim()))?;
+            validate_all(filters, self.table)?;
+            if top_k == 0 || self.table == TableType::Documents {
+                return Ok(Vec::new());
+            }
+            let query = VectorQuery {
+                embedding: &query,
+                top_k,
+                filters,
+            };
+            let sql = B::nearest(&self.shapes(), &query);
+            self.read(|c| B::load(c, sql, self.table))
+        })
     }
 
     fn query_date(
@@ -473,39 +492,47 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<R>> {
-        let sql = self.shapes().dates(start, end, limit, offset);
-        self.read(|c| B::load(c, sql, self.table))
+        crate::trace::call(self.table, "query_date", || {
+            let sql = self.shapes().dates(start, end, limit, offset);
+            self.read(|c| B::load(c, sql, self.table))
+        })
     }
 
     fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
-        let words = query_words(query)?;
-        if words.is_empty() {
-            return Ok(Vec::new());
-        }
-        let query = TextQuery {
-            words: &words,
-            limit,
-            offset,
-        };
-        let sql = B::text_match(&self.shapes(), &query);
-        self.read(|c| B::load(c, sql, self.table))
+        crate::trace::call(self.table, "query_text", || {
+            let words = query_words(query)?;
+            if words.is_empty() {
+                return Ok(Vec::new());
+            }
+            let query = TextQuery {
+                words: &words,
+                limit,
+                offset,
+            };
+            let sql = B::text_match(&self.shapes(), &query);
+            self.read(|c| B::load(c, sql, self.table))
+        })
     }
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
-        validate_all(filters, self.table)?;
-        let sql = self.shapes().delete(filters);
-        match self.write(|a| a.with(|c| B::execute(c, sql)))? {
-            Written::Rows(n) => Ok(n as u64),
-            Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
-        }
+        crate::trace::call(self.table, "delete", || {
+            validate_all(filters, self.table)?;
+            let sql = self.shapes().delete(filters);
+            match self.write(|a| a.with(|c| B::execute(c, sql)))? {
+                Written::Rows(n) => Ok(n as u64),
+                Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
+            }
+        })
     }
 
     fn list_data_sources(&self) -> Result<Vec<String>> {
-        if self.table == TableType::RecallMemory {
-            return Ok(Vec::new());
-        }
-        let sql = self.shapes().sources();
-        self.read(|c| B::load_strings(c, sql))
+        crate::trace::call(self.table, "list_data_sources", || {
+            if self.table == TableType::RecallMemory {
+                return Ok(Vec::new());
+            }
+            let sql = self.shapes().sources();
+            self.read(|c| B::load_strings(c, sql))
+        })
     }
 }
 

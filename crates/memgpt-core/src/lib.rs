@@ -14,6 +14,7 @@ pub mod record;
 pub mod scope;
 pub mod statement;
 pub mod table;
+pub mod trace;
 pub mod unit_of_work;
 
 pub use config::DatabaseUrl;

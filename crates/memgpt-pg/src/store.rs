@@ -140,7 +140,7 @@ impl PgStore {
                 let dim = store.inner.config.embedding_dim;
                 let missing = memgpt_migrate::postgres::missing_hnsw(&mut conn, dim)?;
                 if !missing.is_empty() {
-                    log::warn!(
+                    tracing::warn!(
                         "memgpt-pg: vector indexes missing: {}; vector search still answers \
                          exactly within a scope, but build them with `cargo xtask migrate \
                          --database-url URL up --embedding-dim {dim}`",
@@ -297,29 +297,31 @@ impl PgStore {
     #[track_caller]
     pub(crate) fn checkout(&self) -> Result<Lease> {
         let site = std::panic::Location::caller();
-        let start = Instant::now();
-        let conn = self.inner.pool.get().map_err(|e| {
-            let waited = start.elapsed().max(Duration::from_millis(1));
-            let state = self.inner.pool.state();
-            let message = e.to_string();
-            // r2d2 appends the last connection error, if any, to its timeout message: then
-            // the server could not be reached, rather than every connection being busy.
-            if let Some((_, cause)) = message.split_once(": ") {
-                unreachable(
-                    &format!("no connection within {waited:?}"),
-                    cause,
-                    &self.inner.secrets,
-                )
-            } else {
-                Error::PoolTimeout {
-                    waited,
-                    state: PoolState {
-                        connections: state.connections,
-                        idle: state.idle_connections,
-                        max: self.inner.pool.max_size(),
-                    },
+        let conn = memgpt_core::trace::checkout("postgres", || {
+            let start = Instant::now();
+            self.inner.pool.get().map_err(|e| {
+                let waited = start.elapsed().max(Duration::from_millis(1));
+                let state = self.inner.pool.state();
+                let message = e.to_string();
+                // r2d2 appends the last connection error, if any, to its timeout message: then
+                // the server could not be reached, rather than every connection being busy.
+                if let Some((_, cause)) = message.split_once(": ") {
+                    unreachable(
+                        &format!("no connection within {waited:?}"),
+                        cause,
+                        &self.inner.secrets,
+                    )
+                } else {
+                    Error::PoolTimeout {
+                        waited,
+                        state: PoolState {
+                            connections: state.connections,
+                            idle: state.idle_connections,
+                            max: self.inner.pool.max_size(),
+                        },
+                    }
                 }
-            }
+            })
         })?;
         Ok(Lease {
             conn,
@@ -370,7 +372,7 @@ impl Drop for Lease {
             let held = self.taken.elapsed();
             if held > threshold {
                 self.counters.record_leak();
-                log::warn!(
+                tracing::warn!(
                     "memgpt-pg: a connection was held for {held:?} (threshold {threshold:?}); \
                      it was taken at {}",
                     self.site
@@ -387,7 +389,7 @@ const HOOKS: TxHooks<Lease> = TxHooks {
     rollback: |c| {
         AnsiTransactionManager::rollback_transaction(&mut **c).map_err(|e| {
             // The connection, still in a transaction, is then discarded by the pool.
-            log::warn!("memgpt-pg: rolling back a unit of work failed: {e}");
+            tracing::warn!("memgpt-pg: rolling back a unit of work failed: {e}");
             map(e)
         })
     },

@@ -370,30 +370,32 @@ impl SqliteStore {
                  a connector made by its SqliteTx::connector",
             ));
         }
-        Self::get(&self.inner.pool)
+        Self::get("sqlite-writer", &self.inner.pool)
     }
 
     /// Checks a read-only connection out, waiting at most the pool timeout.
     pub(crate) fn read_checkout(&self) -> Result<Pooled> {
-        Self::get(&self.inner.readers)
+        Self::get("sqlite-readers", &self.inner.readers)
     }
 
-    fn get(pool: &Pool<Manager>) -> Result<Pooled> {
-        let start = Instant::now();
-        pool.get().map_err(|e| {
-            let message = e.to_string();
-            // r2d2 appends the last connection error to its timeout message: then the file
-            // could not be opened, rather than every connection being busy.
-            match message.split_once(": ") {
-                Some((_, cause)) => Error::ConnectionLost {
-                    message: cause.to_owned(),
-                },
-                None => pool_timeout(
-                    start.elapsed().max(Duration::from_millis(1)),
-                    pool.state(),
-                    pool.max_size(),
-                ),
-            }
+    fn get(name: &'static str, pool: &Pool<Manager>) -> Result<Pooled> {
+        memgpt_core::trace::checkout(name, || {
+            let start = Instant::now();
+            pool.get().map_err(|e| {
+                let message = e.to_string();
+                // r2d2 appends the last connection error to its timeout message: then the
+                // file could not be opened, rather than every connection being busy.
+                match message.split_once(": ") {
+                    Some((_, cause)) => Error::ConnectionLost {
+                        message: cause.to_owned(),
+                    },
+                    None => pool_timeout(
+                        start.elapsed().max(Duration::from_millis(1)),
+                        pool.state(),
+                        pool.max_size(),
+                    ),
+                }
+            })
         })
     }
 
@@ -422,7 +424,7 @@ fn rollback(c: &mut Pooled) -> Result<()> {
             Ok(())
         }
         Err(e) => {
-            log::warn!("memgpt-sqlite: rolling back a unit of work failed: {e}");
+            tracing::warn!("memgpt-sqlite: rolling back a unit of work failed: {e}");
             Err(map(e))
         }
     }
