@@ -58,7 +58,8 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     tidy()?;
     if which == "sqlite" {
-        return nextest(SQLITE, &[]);
+        nextest(SQLITE, &[])?;
+        return examples();
     }
     let (_guard, url) = match std::env::var("MEMGPT_TEST_DATABASE_URL") {
         Ok(url) => (None, url),
@@ -104,7 +105,30 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("xtask: cargo-nextest is not installed; running `cargo test` instead");
         cargo(&["test", "--workspace", "--no-fail-fast"], &envs)?;
     }
+    examples()?;
     docs()
+}
+
+/// The programs of `examples/`, each run once as a user runs it (`cargo run --example`),
+/// on the embedded default: no `MEMGPT_DATABASE_URL` or `MEMGPT_SQLITE_PATH` of the caller.
+const EXAMPLES: &[&str] = &["chat_history", "passages_search", "by_url", "axum_memory"];
+
+fn examples() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    for name in EXAMPLES {
+        eprintln!("$ cargo run -q -p memgpt-examples --example {name}");
+        let status = std::process::Command::new(&cargo)
+            .args(["run", "-q", "-p", "memgpt-examples", "--example", name])
+            .env_remove("MEMGPT_DATABASE_URL")
+            .env_remove("MEMGPT_SQLITE_PATH")
+            .current_dir(crate::root())
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("example {name} failed ({status})");
+        }
+    }
+    Ok(())
 }
 
 /// The newest `/usr/lib/postgresql/VERSION/bin` (Debian's PostgreSQL, which `.ci/run`
@@ -135,7 +159,7 @@ fn have_nextest() -> bool {
 /// The API docs build without a warning (`RUSTDOCFLAGS=-D warnings cargo doc --no-deps`).
 fn docs() -> Result<()> {
     cargo(
-        &["doc", "--workspace", "--no-deps"],
+        &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings".to_owned())],
     )
 }

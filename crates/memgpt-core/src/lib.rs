@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 pub mod backend;
 pub mod batch;
 pub mod config;

@@ -18,5 +18,9 @@ mod url;
 
 pub use config::PgConfig;
 pub use connector::PgConnector;
+/// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
+/// on tokio's blocking pool.
+#[cfg(feature = "tokio")]
+pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use store::{Lease, PgStore, PgTx, PgVector};

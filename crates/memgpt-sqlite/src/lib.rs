@@ -16,4 +16,8 @@ mod vector;
 
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
 pub use connector::SqliteConnector;
+/// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
+/// on tokio's blocking pool.
+#[cfg(feature = "tokio")]
+pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use store::{AppliedSettings, SqliteStore, SqliteTx, StoreStats};

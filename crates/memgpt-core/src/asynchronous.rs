@@ -1,0 +1,261 @@
+//! The async facade (feature `tokio`): every call of the synchronous API, run on tokio's
+//! blocking pool, as deadpool-diesel's `interact` does. The synchronous API stays the core;
+//! this adds no behaviour of its own.
+//!
+//! [`AsyncStore`] wraps a store; its [`AsyncConnector`]s take owned arguments. The
+//! backend crates re-export both under their own `tokio` feature; `memgpt-sqlite`'s docs
+//! show them at work, and `examples/axum_memory.rs` in an axum service.
+//!
+//! A future that is dropped does not cancel its call: a blocking call cannot be stopped
+//! half-way, so it runs to its end (a write commits or rolls back as a whole) and its
+//! result is discarded.
+
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::backend::Stores;
+use crate::{
+    Connector, CursorPage, CursorRequest, Error, Filter, Record, Result, Scope, StorageConnector,
+    TableType,
+};
+
+/// An async handle on a store (`SqliteStore`, `PgStore`): cheap to clone, `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct AsyncStore<S> {
+    store: S,
+}
+
+impl<S: Clone + Send + Sync + 'static> AsyncStore<S> {
+    /// Wraps a store.
+    pub fn new(store: S) -> Self {
+        AsyncStore { store }
+    }
+
+    /// The synchronous store inside.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Runs `f` with the store on tokio's blocking pool: any synchronous work, a unit of
+    /// work (`store.transaction(…)`) included.
+    ///
+    /// # Errors
+    /// The error `f` returns; [`Error::Database`] when the runtime shut down before the
+    /// call ran. A panic in `f` resumes on the caller's task.
+    pub async fn interact<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&S) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        blocking(move || f(&store)).await
+    }
+
+    /// An async connector of `table` bound to `scope`. Opens nothing.
+    ///
+    /// # Errors
+    /// As the synchronous connector: [`Error::InvalidInput`] when `R` is not the record
+    /// type of `table`, or the scope does not fit it.
+    pub fn connector<R: Record>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<AsyncConnector<S, R>>
+    where
+        S: Stores<R>,
+    {
+        // Checked now, as the synchronous connector checks them.
+        Connector::<S, R>::new(self.store.clone(), table, scope)?;
+        Ok(AsyncConnector {
+            store: self.store.clone(),
+            table,
+            scope,
+            record: PhantomData,
+        })
+    }
+}
+
+/// The async form of a connector: each method runs the [`StorageConnector`] call of the
+/// same name on tokio's blocking pool. Arguments are owned, so the call can move to
+/// another thread.
+#[derive(Debug)]
+pub struct AsyncConnector<S, R> {
+    store: S,
+    table: TableType,
+    scope: Scope,
+    record: PhantomData<fn() -> R>,
+}
+
+impl<S: Clone, R> Clone for AsyncConnector<S, R> {
+    fn clone(&self) -> Self {
+        AsyncConnector {
+            store: self.store.clone(),
+            table: self.table,
+            scope: self.scope,
+            record: PhantomData,
+        }
+    }
+}
+
+impl<S: Stores<R>, R: Record> AsyncConnector<S, R> {
+    /// The table.
+    pub fn table_type(&self) -> TableType {
+        self.table
+    }
+
+    /// The tenant.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Runs `f` with the synchronous connector on the blocking pool.
+    ///
+    /// # Errors
+    /// The error `f` returns; [`Error::Database`] when the runtime shut down first.
+    pub async fn interact<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connector<'static, S, R>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (store, table, scope) = (self.store.clone(), self.table, self.scope);
+        blocking(move || f(&Connector::new(store, table, scope)?)).await
+    }
+
+    /// [`StorageConnector::get_all`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn get_all(&self, filters: Vec<Filter>, limit: Option<usize>) -> Result<Vec<R>> {
+        self.interact(move |c| c.get_all(&filters, limit)).await
+    }
+
+    /// [`StorageConnector::get_all_cursor`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn get_all_cursor(&self, request: CursorRequest) -> Result<CursorPage<R>> {
+        self.interact(move |c| c.get_all_cursor(&request)).await
+    }
+
+    /// [`StorageConnector::get`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn get(&self, id: Uuid) -> Result<Option<R>> {
+        self.interact(move |c| c.get(id)).await
+    }
+
+    /// [`StorageConnector::size`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn size(&self, filters: Vec<Filter>) -> Result<u64> {
+        self.interact(move |c| c.size(&filters)).await
+    }
+
+    /// [`StorageConnector::insert`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn insert(&self, record: R) -> Result<()> {
+        self.interact(move |c| c.insert(&record)).await
+    }
+
+    /// [`StorageConnector::insert_many`]: the records, in one call (chunked, one
+    /// transaction).
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn insert_many(&self, records: Vec<R>, exists_ok: bool) -> Result<u64> {
+        self.interact(move |c| c.insert_many(records, exists_ok))
+            .await
+    }
+
+    /// [`StorageConnector::update`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn update(&self, record: R) -> Result<()> {
+        self.interact(move |c| c.update(&record)).await
+    }
+
+    /// [`StorageConnector::query`] (vector search).
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn query(
+        &self,
+        embedding: Vec<f32>,
+        top_k: usize,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<R>> {
+        self.interact(move |c| c.query(&embedding, top_k, &filters))
+            .await
+    }
+
+    /// [`StorageConnector::query_date`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn query_date(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<R>> {
+        self.interact(move |c| c.query_date(start, end, limit, offset))
+            .await
+    }
+
+    /// [`StorageConnector::query_text`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn query_text(
+        &self,
+        query: String,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<R>> {
+        self.interact(move |c| c.query_text(&query, limit, offset))
+            .await
+    }
+
+    /// [`StorageConnector::delete`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn delete(&self, filters: Vec<Filter>) -> Result<u64> {
+        self.interact(move |c| c.delete(&filters)).await
+    }
+
+    /// [`StorageConnector::delete_table`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn delete_table(&self) -> Result<u64> {
+        self.interact(|c| c.delete_table()).await
+    }
+
+    /// [`StorageConnector::list_data_sources`].
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn list_data_sources(&self) -> Result<Vec<String>> {
+        self.interact(|c| c.list_data_sources()).await
+    }
+}
+
+/// Runs `f` on tokio's blocking pool; a panic in it resumes here.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::database(format!(
+            "the call did not run: the tokio runtime is shutting down ({e})"
+        ))),
+    }
+}

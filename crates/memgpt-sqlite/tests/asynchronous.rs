@@ -1,0 +1,137 @@
+//! The async facade on a real SQLite file: many tasks at once, a panic, a dropped future.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::mpsc;
+
+use memgpt_core::asynchronous::AsyncStore;
+use memgpt_core::{Message, Role, Scope, StorageConnector, TableType};
+use memgpt_sqlite::{SqliteConfig, SqliteStore};
+use uuid::Uuid;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap()
+}
+
+fn message(user: Uuid, agent: Uuid, text: String) -> Message {
+    Message::builder(user, agent, Role::User)
+        .text(text)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn fifty_tasks_write_and_read_through_the_facade() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        AsyncStore::new(SqliteStore::open(SqliteConfig::new(dir.path().join("a.db"))).unwrap());
+    let user = Uuid::new_v4();
+    let agents: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
+    runtime().block_on(async {
+        let tasks: Vec<_> = agents
+            .iter()
+            .map(|&agent| {
+                let recall = store
+                    .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+                    .unwrap();
+                tokio::spawn(async move {
+                    let batch = (0..20)
+                        .map(|i| message(user, agent, format!("note {i} about apples")))
+                        .collect();
+                    assert_eq!(recall.insert_many(batch, false).await.unwrap(), 20);
+                    recall
+                        .insert(message(user, agent, "one more pear".into()))
+                        .await
+                        .unwrap();
+                    assert_eq!(recall.size(vec![]).await.unwrap(), 21);
+                    assert_eq!(recall.get_all(vec![], Some(5)).await.unwrap().len(), 5);
+                    assert_eq!(
+                        recall
+                            .query_text("pear".into(), None, 0)
+                            .await
+                            .unwrap()
+                            .len(),
+                        1
+                    );
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    // Every write is there, seen through the synchronous API.
+    let total: u64 = agents
+        .iter()
+        .map(|&a| {
+            store
+                .store()
+                .connector::<Message>(TableType::RecallMemory, Scope::agent(user, a))
+                .unwrap()
+                .size(&[])
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 50 * 21);
+}
+
+#[test]
+fn a_wrong_table_is_refused_at_once_and_a_panic_reaches_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        AsyncStore::new(SqliteStore::open(SqliteConfig::new(dir.path().join("p.db"))).unwrap());
+    let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
+    assert!(matches!(
+        store.connector::<Message>(TableType::ArchivalMemory, Scope::agent(user, agent)),
+        Err(memgpt_core::Error::InvalidInput { .. })
+    ));
+    let rt = runtime();
+    let s = store.clone();
+    let joined = rt.block_on(rt.spawn(async move {
+        s.interact(|_| -> memgpt_core::Result<()> { panic!("inside the blocking call") })
+            .await
+    }));
+    assert!(joined.unwrap_err().is_panic());
+}
+
+/// A future dropped while its call runs does not cancel the call: the write commits whole.
+#[test]
+fn a_dropped_future_lets_its_write_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        AsyncStore::new(SqliteStore::open(SqliteConfig::new(dir.path().join("d.db"))).unwrap());
+    let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
+    let scope = Scope::agent(user, agent);
+    let (started_tx, started) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let (done_tx, done) = mpsc::channel();
+    let rt = runtime();
+    let s = store.clone();
+    let task = rt.spawn(async move {
+        s.interact(move |store| {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            let recall = store.connector::<Message>(TableType::RecallMemory, scope)?;
+            let n = recall.insert_many(
+                (0..5_000).map(|i| message(user, agent, format!("m{i}"))),
+                false,
+            );
+            done_tx.send(()).unwrap();
+            n
+        })
+        .await
+    });
+    started.recv().unwrap();
+    task.abort();
+    assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    go.send(()).unwrap();
+    done.recv().unwrap();
+    let recall = store
+        .store()
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    assert_eq!(recall.size(&[]).unwrap(), 5_000);
+}
