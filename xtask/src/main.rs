@@ -86,12 +86,14 @@ fn root() -> std::path::PathBuf {
     here.parent().unwrap_or(here).to_path_buf()
 }
 
-/// Runs a command in the workspace root, failing on a non-zero exit.
+/// Runs a command in the workspace root, failing on a non-zero exit. Commands that build
+/// get `--features memgpt-pg/bundled` where the system has no libpq (see [`libpq`]).
 fn cargo(args: &[&str], envs: &[(&str, String)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let args = with_libpq(args);
     eprintln!("$ cargo {}", args.join(" "));
     let status = std::process::Command::new(cargo)
-        .args(args)
+        .args(&args)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(root())
         .status()?;
@@ -99,4 +101,69 @@ fn cargo(args: &[&str], envs: &[(&str, String)]) -> Result<()> {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// `args` with `--features memgpt-pg/bundled` after the subcommand when it builds and
+/// libpq is to be built from source.
+fn with_libpq<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = args.to_vec();
+    let at = match args {
+        ["nextest", "run", ..] => 2,
+        [cmd, ..]
+            if matches!(
+                *cmd,
+                "build" | "check" | "clippy" | "test" | "doc" | "run" | "bench"
+            ) =>
+        {
+            1
+        }
+        _ => return out,
+    };
+    if libpq() == Libpq::Bundled {
+        out.splice(at..at, ["--features", "memgpt-pg/bundled"]);
+    }
+    out
+}
+
+/// Where libpq comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Libpq {
+    /// The system's, found as pq-sys finds it (`PQ_LIB_DIR`, pkg-config, `pg_config`).
+    System,
+    /// Built from source by pq-sys (`memgpt-pg`'s feature `bundled`).
+    Bundled,
+}
+
+/// The system's libpq when pq-sys can find it, else the bundled build; `MEMGPT_LIBPQ=
+/// system|bundled` decides instead.
+fn libpq() -> Libpq {
+    static CHOICE: std::sync::OnceLock<Libpq> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        let ok = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let choice = match std::env::var("MEMGPT_LIBPQ").as_deref() {
+            Ok("bundled") => Libpq::Bundled,
+            Ok("system") => Libpq::System,
+            _ if std::env::var_os("PQ_LIB_DIR").is_some()
+                || ok("pkg-config", &["--exists", "libpq"])
+                || ok("pg_config", &["--libdir"]) =>
+            {
+                Libpq::System
+            }
+            _ => Libpq::Bundled,
+        };
+        if choice == Libpq::Bundled {
+            eprintln!(
+                "xtask: building libpq from source (memgpt-pg's feature `bundled`): no system \
+                 libpq found, or MEMGPT_LIBPQ=bundled"
+            );
+        }
+        choice
+    })
 }

@@ -118,7 +118,14 @@ fn examples() -> Result<()> {
     for name in EXAMPLES {
         eprintln!("$ cargo run -q -p memgpt-examples --example {name}");
         let status = std::process::Command::new(&cargo)
-            .args(["run", "-q", "-p", "memgpt-examples", "--example", name])
+            .args(crate::with_libpq(&[
+                "run",
+                "-q",
+                "-p",
+                "memgpt-examples",
+                "--example",
+                name,
+            ]))
             .env_remove("MEMGPT_DATABASE_URL")
             .env_remove("MEMGPT_SQLITE_PATH")
             .current_dir(crate::root())
