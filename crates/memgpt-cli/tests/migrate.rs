@@ -49,22 +49,22 @@ fn two_processes_migrate_one_sqlite_file_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("two.db");
     let outputs = two_at_once(path.to_str().unwrap());
-    assert_eq!(applied_lines(&outputs), 4, "each migration applied once");
+    assert_eq!(applied_lines(&outputs), 5, "each migration applied once");
     let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .load(&mut SqliteConnection::establish(path.to_str().unwrap()).unwrap())
         .unwrap();
-    assert_eq!(n[0].n, 4);
+    assert_eq!(n[0].n, 5);
 }
 
 #[test]
 fn two_processes_migrate_one_postgres_database_at_once() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
     let outputs = two_at_once(db.url().expose());
-    assert_eq!(applied_lines(&outputs), 4, "each migration applied once");
+    assert_eq!(applied_lines(&outputs), 5, "each migration applied once");
     let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .load(&mut db.connect().unwrap())
         .unwrap();
-    assert_eq!(n[0].n, 4);
+    assert_eq!(n[0].n, 5);
     // The passwords of the URL never show: the URL here has none, the redacted form does.
     for o in &outputs {
         assert!(String::from_utf8_lossy(&o.stdout).starts_with("migrating "));

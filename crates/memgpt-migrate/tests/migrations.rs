@@ -9,7 +9,7 @@ use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
 
 /// Migrations per backend.
-const MIGRATIONS: usize = 4;
+const MIGRATIONS: usize = 5;
 
 const TABLES: [&str; 4] = [
     "memgpt_archival_memory_agent",
@@ -143,7 +143,7 @@ fn pg_roundtrip(server: &str, embedding_type: &str) {
         TABLES.map(str::to_owned).to_vec()
     );
     let mut want = seed_indexes();
-    want.extend(TABLES.iter().map(|t| format!("{t}_text_fts_idx")));
+    want.extend(TABLES.iter().map(|t| format!("{t}_text_scope_fts_idx")));
     want.sort();
     assert_eq!(pg_names(&mut conn, PG_INDEXES), want);
     let types = pg_names(

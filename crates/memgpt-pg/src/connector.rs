@@ -137,15 +137,29 @@ impl Backend for PgStore {
     /// SQLite. The expression matches the GIN index of the migrations: the first
     /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        let mut sql = shapes.select();
+        // The GIN index of migration 000005 holds the words and the tenant's lexemes: the
+        // CTE asks for both, so GIN's fast scan walks the tenant's short posting list and
+        // skips through a common word's. MATERIALIZED keeps the planner from answering it
+        // with the scope's btree index instead, which recomputes every row's tsvector; the
+        // CTE has no other predicate, so no join: the outer query only applies the exact
+        // scope and the order to the tenant's hits.
+        let t = shapes.table.table_name();
+        let indexed = text_index_expression(shapes.table);
+        let tenant = match shapes.scope.agent_id() {
+            Some(agent) if shapes.table.is_agent_scoped() => format!("a{}", agent.simple()),
+            _ => format!("u{}", shapes.scope.user_id().simple()),
+        };
+        let mut sql = Sql::new(format!(
+            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ \
+             plainto_tsquery('english'::regconfig, ",
+            shapes.select
+        ));
+        sql.param(Param::Text(Some(query.words.join(" "))))
+            .push(&format!(") AND {indexed} @@ "))
+            .param(Param::Text(Some(tenant)))
+            .push("::tsquery) SELECT * FROM hits");
         sql.scope_where(shapes.table, shapes.scope, &[])
-            .push(&format!(
-                " AND to_tsvector('english'::regconfig, left(coalesce(text, ''), {})) \
-                 @@ plainto_tsquery('english'::regconfig, ",
-                memgpt_core::FULL_TEXT_INDEXED_CHARS
-            ))
-            .param(Param::Text(Some(query.words.join(" "))))
-            .push(") ORDER BY created_at, id")
+            .push(" ORDER BY created_at, id")
             .limit_offset(query.limit, query.offset);
         sql
     }
@@ -210,4 +224,21 @@ fn written(r: diesel::QueryResult<usize>) -> Result<Written> {
 /// Runs SQL that returns no rows on a unit of work's connection.
 pub(crate) fn execute_batch(c: &mut Lease, sql: &str) -> Result<()> {
     c.batch_execute(sql).map_err(map)
+}
+
+/// The expression of a table's full-text GIN index (migration 000005): the tsvector of the
+/// text's first [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS)
+/// characters and the tenant's lexemes, `u` + the user id's hex digits and, where the table
+/// has an agent, `a` + the agent id's.
+fn text_index_expression(table: TableType) -> String {
+    let tenant = if table == TableType::Documents {
+        "'u' || replace(user_id::text, '-', '')"
+    } else {
+        "'u' || replace(user_id::text, '-', ''), 'a' || replace(coalesce(agent_id::text, ''), '-', '')"
+    };
+    format!(
+        "(to_tsvector('english'::regconfig, left(coalesce(text, ''), {})) || \
+         array_to_tsvector(ARRAY[{tenant}]))",
+        memgpt_core::FULL_TEXT_INDEXED_CHARS
+    )
 }

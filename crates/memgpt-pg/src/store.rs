@@ -107,13 +107,7 @@ impl PgStore {
         let counters = Arc::new(Counters::default());
         let info = crate::url::connection_info(&config)?;
         let secrets = Secrets(info.secrets());
-        let conninfo = info.to_conninfo();
-        // The open's own work runs on a connection made here, on the caller's thread: a
-        // server that cannot be reached or refuses the credentials fails the open at once
-        // with the server's own message, rather than after the pool timeout.
-        let mut conn = r2d2::ManageConnection::connect(&Manager::new(conninfo.clone()))
-            .map_err(|e| unreachable("cannot connect", &e.to_string(), &secrets))?;
-        let pool = pool::build(&config, conninfo, counters.clone())?;
+        let pool = pool::build(&config, info.to_conninfo(), counters.clone())?;
         let mut store = PgStore {
             inner: Arc::new(Inner {
                 pool,
@@ -124,6 +118,11 @@ impl PgStore {
             }),
         };
         let vector = {
+            // A server that cannot be reached or refuses the credentials fails the open
+            // at once, with the server's own message, not after the pool timeout.
+            let mut conn = store.checkout_with(true, std::panic::Location::caller())?;
+            // Migrating takes as long as it takes: not a leak.
+            conn.threshold = None;
             if migrate {
                 memgpt_migrate::postgres::run_pending(&mut conn)?;
             }
@@ -131,7 +130,7 @@ impl PgStore {
                 let versions: Vec<TypeName> = diesel::sql_query(
                     "SELECT extversion AS name FROM pg_extension WHERE extname = 'vector'",
                 )
-                .load(&mut conn)
+                .load(&mut *conn)
                 .map_err(map)?;
                 let version = versions
                     .first()
@@ -296,32 +295,54 @@ impl PgStore {
     /// it was taken, for the leak warning.
     #[track_caller]
     pub(crate) fn checkout(&self) -> Result<Lease> {
-        let site = std::panic::Location::caller();
+        self.checkout_with(false, std::panic::Location::caller())
+    }
+
+    /// [`checkout`](Self::checkout); with `at_open`, in short waits that return the first
+    /// connection error r2d2 reports (it appends the last one to each timeout) rather than
+    /// waiting the whole pool timeout for a server that refuses every connection.
+    fn checkout_with(
+        &self,
+        at_open: bool,
+        site: &'static std::panic::Location<'static>,
+    ) -> Result<Lease> {
+        let timeout = self.inner.config.pool_timeout;
         let conn = memgpt_core::trace::checkout("postgres", || {
             let start = Instant::now();
-            self.inner.pool.get().map_err(|e| {
+            loop {
+                let wait = if at_open {
+                    FIRST_CHECKOUT_WAIT.min(timeout)
+                } else {
+                    timeout
+                };
+                let e = match self.inner.pool.get_timeout(wait) {
+                    Ok(conn) => return Ok(conn),
+                    Err(e) => e,
+                };
                 let waited = start.elapsed().max(Duration::from_millis(1));
-                let state = self.inner.pool.state();
                 let message = e.to_string();
-                // r2d2 appends the last connection error, if any, to its timeout message: then
-                // the server could not be reached, rather than every connection being busy.
+                // r2d2 appends the last connection error, if any, to its timeout message:
+                // then the server could not be reached, rather than every connection
+                // being busy.
                 if let Some((_, cause)) = message.split_once(": ") {
-                    unreachable(
+                    return Err(unreachable(
                         &format!("no connection within {waited:?}"),
                         cause,
                         &self.inner.secrets,
-                    )
-                } else {
-                    Error::PoolTimeout {
+                    ));
+                }
+                if waited >= timeout {
+                    let state = self.inner.pool.state();
+                    return Err(Error::PoolTimeout {
                         waited,
                         state: PoolState {
                             connections: state.connections,
                             idle: state.idle_connections,
                             max: self.inner.pool.max_size(),
                         },
-                    }
+                    });
                 }
-            })
+            }
         })?;
         Ok(Lease {
             conn,
@@ -332,6 +353,9 @@ impl PgStore {
         })
     }
 }
+
+/// How long the open's first checkout waits at a time for r2d2 to report a connection.
+const FIRST_CHECKOUT_WAIT: Duration = Duration::from_millis(250);
 
 /// Secret values; never shown by `Debug`.
 struct Secrets(Vec<String>);

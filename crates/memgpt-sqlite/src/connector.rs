@@ -136,12 +136,20 @@ impl Backend for SqliteStore {
     /// Each word becomes an FTS5 string (`"…"` with quotes doubled): matched literally,
     /// never read as FTS5 syntax. Words are ANDed.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        let fts_query = query
+        // The tenant's word first (migration 000005): FTS5 walks its short posting list
+        // and skips through the words'. Every word of the query is a quoted phrase of the
+        // `text` column; the tenant is a uuid, never user text.
+        let words = query
             .words
             .iter()
             .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
             .collect::<Vec<_>>()
             .join(" ");
+        let tenant = match shapes.scope.agent_id() {
+            Some(agent) if shapes.table.is_agent_scoped() => format!("a{}", agent.simple()),
+            _ => format!("u{}", shapes.scope.user_id().simple()),
+        };
+        let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
         let t = shapes.table.table_name();
         let mut sql = shapes.select();
         sql.scope_where(shapes.table, shapes.scope, &[])
