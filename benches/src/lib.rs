@@ -1,5 +1,6 @@
 //! The benchmark suite of memgpt-store on the workloads of docs/BENCHMARKS.md: the
-//! deterministic data, the naive baselines, the bulk-loader ceilings, each workload on
+//! deterministic data, the naive baselines, the bulk-loader ceilings, the hand-written
+//! `raw` variant on rusqlite and the postgres crate, each workload on
 //! either backend, and the report (JSON and a table).
 
 pub mod baseline;
@@ -11,6 +12,7 @@ pub mod memory;
 pub mod naive;
 pub mod naive_pg;
 pub mod progress;
+pub mod raw;
 pub mod reads;
 pub mod report;
 pub mod stats;

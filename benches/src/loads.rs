@@ -13,6 +13,7 @@ use crate::baseline::Baseline;
 use crate::ceiling;
 use crate::data::{messages, passages, tenants};
 use crate::naive;
+use crate::raw::Raw;
 use crate::report::Report;
 use crate::target::{Backend, Env, Fresh};
 use crate::{on_baseline, with_connector};
@@ -97,6 +98,23 @@ pub fn w1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
             "rows_per_s",
             rate(n, naive),
         );
+        // The best load by hand: rusqlite / the postgres crate into the same migrated table.
+        let fresh = env.fresh(backend, "raw")?;
+        let location = fresh.location.clone();
+        drop(fresh.store);
+        let mut raw = Raw::open(backend, &location)?;
+        let start = Instant::now();
+        raw.load(&msgs)?;
+        report.add(
+            "W1",
+            case,
+            b,
+            "raw",
+            n as u64,
+            "rows_per_s",
+            rate(n, start.elapsed()),
+        );
+        drop(raw);
         if let Some(ceil) = message_ceiling(env, backend, &msgs)? {
             report.add(
                 "W1",

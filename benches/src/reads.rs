@@ -18,6 +18,7 @@ use crate::loads::insert_by_agent;
 use crate::naive::Naive;
 use crate::naive_pg::NaivePg;
 use crate::progress::Progress;
+use crate::raw::Raw;
 use crate::report::Report;
 use crate::stats::p50_p99;
 use crate::target::{Backend, Env, Fresh};
@@ -82,6 +83,7 @@ pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     let tenant = |i: usize| ts[i % ts.len()];
     let id_of = |i: usize| ids[i % ids.len()];
     let store = &fresh.store;
+    let mut raw = Raw::open(backend, &fresh.location)?;
     let cases: [&str; 6] = [
         "get_all_100",
         "pages_100",
@@ -144,6 +146,25 @@ pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         })?;
         report.add("W4", case, b, "naive", rows as u64, "p50_ms", ms(p50));
         report.add("W4", case, b, "naive", rows as u64, "p99_ms", ms(p99));
+        // The same queries by hand on the driver a user would pick instead.
+        let (p50, p99) = timed(200, |i| {
+            let (u, a) = tenant(i);
+            match case {
+                "get_all_100" => ensure!(raw.get_all(u, a, 100)? == 100),
+                "pages_100" => ensure!(raw.pages(u, a, 100)? == 1_000),
+                "size" => ensure!(raw.size(u, a)? == 1_000),
+                "query_date_1h" => {
+                    raw.query_date(u, a, hour_start, hour_end)?;
+                }
+                "query_text_word" => {
+                    raw.query_text(u, a, "lantern")?;
+                }
+                _ => ensure!(raw.get(u, a, id_of(i))? == 1),
+            }
+            Ok(())
+        })?;
+        report.add("W4", case, b, "raw", rows as u64, "p50_ms", ms(p50));
+        report.add("W4", case, b, "raw", rows as u64, "p99_ms", ms(p99));
     }
     Ok(())
 }
