@@ -45,12 +45,18 @@ pub trait Dialect {
     fn placeholder(n: usize, sql: &mut String);
 }
 
+/// A piece of a statement's text and the value of the placeholder after it (none after
+/// the last piece); see [`Statement::pieces`].
+pub type Piece<'s, D> = (&'s str, Option<&'s <D as Dialect>::Bind>);
+
 /// SQL text and the values of its placeholders, in order.
 pub struct Statement<D: Dialect> {
     /// The SQL text.
     pub text: String,
     /// The values of the placeholders, in order.
     pub binds: Vec<D::Bind>,
+    /// Where each placeholder lies in `text` (byte ranges), for [`Statement::pieces`].
+    spans: Vec<std::ops::Range<usize>>,
     dialect: PhantomData<fn() -> D>,
 }
 
@@ -70,6 +76,7 @@ impl<D: Dialect> Statement<D> {
         Statement {
             text: text.into(),
             binds: Vec::new(),
+            spans: Vec::new(),
             dialect: PhantomData,
         }
     }
@@ -83,8 +90,29 @@ impl<D: Dialect> Statement<D> {
     /// Appends the next placeholder and binds `b` to it.
     pub fn bind(&mut self, b: D::Bind) -> &mut Self {
         self.binds.push(b);
+        let start = self.text.len();
         D::placeholder(self.binds.len(), &mut self.text);
+        self.spans.push(start..self.text.len());
         self
+    }
+
+    /// The text between placeholders, each piece with the value of the placeholder that
+    /// follows it (the last piece with none): for drivers that write each placeholder
+    /// themselves as they bind its value (diesel's `AstPass::push_bind_param`). `None`
+    /// when `text` was changed other than through this type's methods, so that the
+    /// placeholders can no longer be found.
+    pub fn pieces(&self) -> Option<Vec<Piece<'_, D>>> {
+        if self.spans.len() != self.binds.len() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.binds.len() + 1);
+        let mut at = 0;
+        for (span, bind) in self.spans.iter().zip(&self.binds) {
+            out.push((self.text.get(at..span.start)?, Some(bind)));
+            at = span.end;
+        }
+        out.push((self.text.get(at..)?, None));
+        Some(out)
     }
 
     /// Appends the next placeholder and binds a backend-neutral value to it.
@@ -95,6 +123,9 @@ impl<D: Dialect> Statement<D> {
     /// Prefixes the text (`EXPLAIN …`); placeholders keep their numbers.
     pub fn prefixed(mut self, prefix: &str) -> Self {
         self.text.insert_str(0, prefix);
+        for span in &mut self.spans {
+            *span = span.start + prefix.len()..span.end + prefix.len();
+        }
         self
     }
 
@@ -437,6 +468,36 @@ mod tests {
         let scope = Scope::agent(Uuid::nil(), Uuid::nil());
         Shapes::<D>::new(TableType::RecallMemory, &scope, "x")
             .recent(&[Filter::eq(Column::Role, "user")], None)
+    }
+
+    #[test]
+    fn pieces_put_each_value_where_its_placeholder_was() {
+        let s = recent::<Dollar>().prefixed("EXPLAIN ");
+        let pieces = s.pieces().unwrap();
+        assert_eq!(
+            pieces.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            vec![
+                "EXPLAIN SELECT x FROM memgpt_recall_memory_agent WHERE user_id = ",
+                " AND agent_id = ",
+                " AND role = ",
+                " ORDER BY created_at DESC, id DESC LIMIT ALL",
+            ]
+        );
+        assert_eq!(pieces[2].1, Some(&Param::Text(Some("user".to_owned()))));
+        assert_eq!(pieces[3].1, None);
+        // Rebuilt with the dialect's placeholders, the text is the statement's.
+        let mut again = String::new();
+        for (n, (text, bind)) in pieces.iter().enumerate() {
+            again.push_str(text);
+            if bind.is_some() {
+                Dollar::placeholder(n + 1, &mut again);
+            }
+        }
+        assert_eq!(again, s.text);
+        // Text changed behind the methods' back: no pieces, rather than wrong ones.
+        let mut t = recent::<Question>();
+        t.text = "SELECT 1".to_owned();
+        assert!(t.pieces().is_none());
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
-use diesel::QueryableByName;
+use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 use memgpt_core::statement::{Param, Statement};
 use uuid::Uuid;
 
@@ -42,21 +42,63 @@ impl From<Param> for Bind {
 /// A statement in PostgreSQL's dialect.
 pub(crate) type Sql = Statement<crate::PgStore>;
 
-/// The diesel query of `sql`, with every value bound.
-pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
-    let mut q = diesel::sql_query(sql.text).into_boxed::<Pg>();
-    for b in sql.binds {
-        q = match b {
-            Bind::Text(v) => q.bind::<Nullable<Text>, _>(v),
-            Bind::Uuid(v) => q.bind::<Nullable<diesel::sql_types::Uuid>, _>(v),
-            Bind::Time(v) => q.bind::<Timestamptz, _>(v),
-            Bind::Int(v) => q.bind::<Nullable<BigInt>, _>(v),
-            Bind::Json(v) => q.bind::<Nullable<Json>, _>(v),
-            Bind::Floats(v) => q.bind::<Nullable<Array<Float4>>, _>(v),
-            Bind::Vector(v) => q.bind::<pgvector::sql_types::Vector, _>(v),
+/// The diesel query of `sql`, with every value bound. A read (`SELECT`, `WITH`) is a
+/// prepared statement kept in the connection's statement cache, keyed by its text: the
+/// server parses it once per connection, not once per call (diesel's `sql_query` is never
+/// cached). Other statements, whose text varies with the number of rows, are prepared for
+/// each call.
+pub(crate) fn query(sql: Sql) -> Prepared {
+    let cache = sql.text.starts_with("SELECT ") || sql.text.starts_with("WITH ");
+    Prepared { sql, cache }
+}
+
+/// A [`Statement`] as diesel runs it; see [`query`].
+pub(crate) struct Prepared {
+    sql: Sql,
+    cache: bool,
+}
+
+impl QueryId for Prepared {
+    type QueryId = ();
+    // Keyed by its SQL text and bind types in the statement cache.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Prepared {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Prepared {}
+
+impl QueryFragment<Pg> for Prepared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
+        let Some(pieces) = self.sql.pieces() else {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "a statement's text was changed behind its placeholders".into(),
+            ));
         };
+        for (text, bind) in pieces {
+            out.push_sql(text);
+            match bind {
+                None => {}
+                Some(Bind::Text(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Some(Bind::Uuid(v)) => {
+                    out.push_bind_param::<Nullable<diesel::sql_types::Uuid>, _>(v)?
+                }
+                Some(Bind::Time(v)) => out.push_bind_param::<Timestamptz, _>(v)?,
+                Some(Bind::Int(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                Some(Bind::Json(v)) => out.push_bind_param::<Nullable<Json>, _>(v)?,
+                Some(Bind::Floats(v)) => out.push_bind_param::<Nullable<Array<Float4>>, _>(v)?,
+                Some(Bind::Vector(v)) => {
+                    out.push_bind_param::<pgvector::sql_types::Vector, _>(v)?
+                }
+            }
+        }
+        Ok(())
     }
-    q
 }
 
 // The rows the connector's statements return.

@@ -1,9 +1,9 @@
 //! SQLite's side of [`Statement`]: how each value is bound.
 
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::Sqlite;
-use diesel::QueryableByName;
+use diesel::{QueryResult, QueryableByName, RunQueryDsl};
 use memgpt_core::statement::{Param, Statement};
 
 use crate::codec::{time_to_text, uuid_to_text};
@@ -34,17 +34,55 @@ impl From<Param> for Bind {
 /// A statement in SQLite's dialect.
 pub(crate) type Sql = Statement<crate::SqliteStore>;
 
-/// The diesel query of `sql`, with every value bound.
-pub(crate) fn query(sql: Sql) -> BoxedSqlQuery<'static, Sqlite, SqlQuery> {
-    let mut q = diesel::sql_query(sql.text).into_boxed::<Sqlite>();
-    for b in sql.binds {
-        q = match b {
-            Bind::Text(v) => q.bind::<Nullable<Text>, _>(v),
-            Bind::Blob(v) => q.bind::<Nullable<Binary>, _>(v),
-            Bind::Int(v) => q.bind::<Nullable<BigInt>, _>(v),
+/// The diesel query of `sql`, with every value bound. A read (`SELECT`, `WITH`) is a
+/// prepared statement kept in the connection's statement cache, keyed by its text: SQLite
+/// compiles it once per connection, not once per call (diesel's `sql_query` is never
+/// cached). Other statements, whose text varies with the number of rows, are prepared for
+/// each call.
+pub(crate) fn query(sql: Sql) -> Prepared {
+    let cache = sql.text.starts_with("SELECT ") || sql.text.starts_with("WITH ");
+    Prepared { sql, cache }
+}
+
+/// A [`Statement`] as diesel runs it; see [`query`].
+pub(crate) struct Prepared {
+    sql: Sql,
+    cache: bool,
+}
+
+impl QueryId for Prepared {
+    type QueryId = ();
+    // Keyed by its SQL text and bind types in the statement cache.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Prepared {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for Prepared {}
+
+impl QueryFragment<Sqlite> for Prepared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        if !self.cache {
+            out.unsafe_to_cache_prepared();
+        }
+        let Some(pieces) = self.sql.pieces() else {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "a statement's text was changed behind its placeholders".into(),
+            ));
         };
+        for (text, bind) in pieces {
+            out.push_sql(text);
+            match bind {
+                None => {}
+                Some(Bind::Text(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Some(Bind::Blob(v)) => out.push_bind_param::<Nullable<Binary>, _>(v)?,
+                Some(Bind::Int(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+            }
+        }
+        Ok(())
     }
-    q
 }
 
 // The rows the connector's statements return.
