@@ -1,5 +1,5 @@
-//! Bulk loads: binary `COPY` into a temporary staging table, then one
-//! `INSERT … SELECT … ON CONFLICT` into the real table.
+//! Bulk loads: binary `COPY` into a temporary staging table, then `INSERT … SELECT … ON
+//! CONFLICT` into the real table, in id ranges of bounded size.
 //!
 //! COPY has no `ON CONFLICT`, so records are streamed into a staging table that lives until
 //! the transaction ends; the staging rows carry their index in the batch (`ord`), which
@@ -43,8 +43,8 @@ struct DupRow {
     second: i64,
 }
 
-/// The bulk path: binary COPY of every record into the staging table, then one
-/// `INSERT … SELECT` (the last record of each id) into the table.
+/// The bulk path: binary COPY of every record into the staging table, then `INSERT …
+/// SELECT` (the last record of each id) into the table, 50,000 ids a statement.
 pub(crate) fn copy_many<R>(
     connector: &PgConnector<'_, R>,
     access: &mut Access<'_, PgConnection, Lease>,
@@ -132,23 +132,56 @@ where
     }
     let table = connector.table_type().table_name();
     let cols = <PgStore as Stores<R>>::COLUMNS.join(", ");
-    let mut text = format!(
-        "INSERT INTO {table} ({cols}) SELECT DISTINCT ON (id) {cols} FROM {staging} \
-         ORDER BY id, ord DESC"
-    );
-    if exists_ok {
-        text.push_str(
-            &connector
-                .shapes()
-                .upsert_clause(<PgStore as Stores<R>>::COLUMNS),
-        );
-    }
+    let upsert = if exists_ok {
+        connector
+            .shapes()
+            .upsert_clause(<PgStore as Stores<R>>::COLUMNS)
+    } else {
+        String::new()
+    };
     let distinct: Vec<Count> =
         diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
             .load(conn)
             .map_err(map)?;
     let distinct = distinct.first().map_or(0, |c| c.n.max(0) as usize);
-    match conn.transaction(|c| diesel::sql_query(text).execute(c)) {
+    // In ranges of MERGE_IDS ids, in id order (concurrent calls lock rows in one order):
+    // each statement's work is bounded, so a call of any size stays under the
+    // statement timeout, which a single merge of 1,000,000 rows exceeded.
+    conn.batch_execute(&format!("CREATE INDEX ON {staging} (id, ord DESC)"))
+        .map_err(map)?;
+    let range = |after: &str| {
+        format!(
+            "WITH chunk AS MATERIALIZED (SELECT DISTINCT ON (id) {cols} FROM {staging} {after}\
+             ORDER BY id, ord DESC LIMIT {MERGE_IDS}), \
+             written AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM chunk ORDER BY id{upsert} \
+             RETURNING 1) \
+             SELECT (SELECT count(*) FROM written) AS n, \
+             (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last"
+        )
+    };
+    let (first, next) = (range(""), range("WHERE id > $1 "));
+    let merged = conn.transaction(|c| {
+        let mut written = 0usize;
+        let mut last: Option<Uuid> = None;
+        loop {
+            let rows: Vec<Merged> = match last {
+                None => diesel::sql_query(&first).load(c)?,
+                Some(id) => diesel::sql_query(&next)
+                    .bind::<diesel::sql_types::Uuid, _>(id)
+                    .load(c)?,
+            };
+            let Some(m) = rows.into_iter().next() else {
+                break;
+            };
+            written += usize::try_from(m.n).unwrap_or_default();
+            match m.last {
+                Some(id) => last = Some(id),
+                None => break,
+            }
+        }
+        Ok::<_, DieselError>(written)
+    });
+    match merged {
         Ok(n) if n == distinct => Ok(n as u64),
         Ok(_) => Err(staged_existing(connector, conn, true)?),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
@@ -156,6 +189,18 @@ where
         }
         Err(e) => Err(map(e)),
     }
+}
+
+/// Distinct ids merged by one statement of [`merge`].
+const MERGE_IDS: usize = 50_000;
+
+/// What one range of [`merge`] wrote, and its last id (none when the range was empty).
+#[derive(QueryableByName)]
+struct Merged {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    last: Option<Uuid>,
 }
 
 /// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
