@@ -120,6 +120,12 @@ impl<D: Dialect> Statement<D> {
         self.bind(D::Bind::from(p))
     }
 
+    /// Whether the statement only reads (`SELECT …`, `WITH …`): the statements a backend
+    /// may keep prepared on a connection, since their text does not vary with row counts.
+    pub fn is_read(&self) -> bool {
+        self.text.starts_with("SELECT ") || self.text.starts_with("WITH ")
+    }
+
     /// Prefixes the text (`EXPLAIN …`); placeholders keep their numbers.
     pub fn prefixed(mut self, prefix: &str) -> Self {
         self.text.insert_str(0, prefix);
@@ -221,6 +227,16 @@ impl<D> std::fmt::Debug for Shapes<'_, D> {
 }
 
 impl<'a, D: Dialect> Shapes<'a, D> {
+    /// The tenant's word in the full-text indexes (migration 000005): `a` and the agent
+    /// id's hex digits for a connector of agent memory bound to an agent, else `u` and the
+    /// user id's. Built from a uuid, never from caller text.
+    pub fn text_tenant(&self) -> String {
+        match self.scope.agent_id() {
+            Some(agent) if self.table.is_agent_scoped() => format!("a{}", agent.simple()),
+            _ => format!("u{}", self.scope.user_id().simple()),
+        }
+    }
+
     /// The shapes of a connector of `table` bound to `scope`, whose record reads as
     /// `select`.
     pub fn new(table: TableType, scope: &'a Scope, select: &'a str) -> Self {

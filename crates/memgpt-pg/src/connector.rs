@@ -145,10 +145,7 @@ impl Backend for PgStore {
         // scope and the order to the tenant's hits.
         let t = shapes.table.table_name();
         let indexed = text_index_expression(shapes.table);
-        let tenant = match shapes.scope.agent_id() {
-            Some(agent) if shapes.table.is_agent_scoped() => format!("a{}", agent.simple()),
-            _ => format!("u{}", shapes.scope.user_id().simple()),
-        };
+        let tenant = shapes.text_tenant();
         let mut sql = Sql::new(format!(
             "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ \
              plainto_tsquery('english'::regconfig, ",

@@ -48,7 +48,7 @@ pub(crate) type Sql = Statement<crate::PgStore>;
 /// cached). Other statements, whose text varies with the number of rows, are prepared for
 /// each call.
 pub(crate) fn query(sql: Sql) -> Prepared {
-    let cache = sql.text.starts_with("SELECT ") || sql.text.starts_with("WITH ");
+    let cache = sql.is_read();
     Prepared { sql, cache }
 }
 

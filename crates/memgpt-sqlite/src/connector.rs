@@ -145,10 +145,7 @@ impl Backend for SqliteStore {
             .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
             .collect::<Vec<_>>()
             .join(" ");
-        let tenant = match shapes.scope.agent_id() {
-            Some(agent) if shapes.table.is_agent_scoped() => format!("a{}", agent.simple()),
-            _ => format!("u{}", shapes.scope.user_id().simple()),
-        };
+        let tenant = shapes.text_tenant();
         let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
         let t = shapes.table.table_name();
         let mut sql = shapes.select();

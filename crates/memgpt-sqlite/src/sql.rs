@@ -40,7 +40,7 @@ pub(crate) type Sql = Statement<crate::SqliteStore>;
 /// cached). Other statements, whose text varies with the number of rows, are prepared for
 /// each call.
 pub(crate) fn query(sql: Sql) -> Prepared {
-    let cache = sql.text.starts_with("SELECT ") || sql.text.starts_with("WITH ");
+    let cache = sql.is_read();
     Prepared { sql, cache }
 }
 
