@@ -1,10 +1,10 @@
 //! `cargo xtask bench`: every workload of docs/BENCHMARKS.md (W1–W7) on SQLite, and on
 //! PostgreSQL with `--pg-url URL` (which `cargo xtask bench --pg` passes for the throwaway
-//! server), each beside its naive baseline and, for loads, the database's own bulk loader,
+//! server; S1, the scale-out routes of docs/SCALING.md, with `--pgbouncer-url` too), each beside its naive baseline and, for loads, the database's own bulk loader,
 //! in the same run. Ends with one table of every figure; `--json PATH` writes them.
 //!
 //! ```text
-//! cargo bench -p memgpt-benches --bench suite -- [--quick] [--pg-url URL] [--json PATH] [W1 …]
+//! cargo bench -p memgpt-benches --bench suite -- [--quick] [--pg-url URL] [--pgbouncer-url URL] [--json PATH] [W1 … S1]
 //! ```
 
 use std::time::Instant;
@@ -12,11 +12,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use memgpt_benches::report::Report;
 use memgpt_benches::target::{Backend, Env};
-use memgpt_benches::{concurrency, loads, memory, reads};
+use memgpt_benches::{concurrency, loads, memory, reads, scale};
 
 type Workload = fn(&Env, Backend, &mut Report) -> Result<()>;
 
-const WORKLOADS: [(&str, Workload); 7] = [
+const WORKLOADS: [(&str, Workload); 8] = [
     ("W1", loads::w1),
     ("W2", loads::w2),
     ("W3", loads::w3),
@@ -24,6 +24,7 @@ const WORKLOADS: [(&str, Workload); 7] = [
     ("W5", reads::w5),
     ("W6", concurrency::w6),
     ("W7", memory::w7),
+    ("S1", scale::s1),
 ];
 
 fn main() -> Result<()> {
@@ -34,6 +35,7 @@ fn main() -> Result<()> {
     let mut env = Env {
         pg_admin: None,
         quick: false,
+        pgbouncer: None,
     };
     let mut json = None;
     let mut only: Vec<String> = Vec::new();
@@ -43,10 +45,13 @@ fn main() -> Result<()> {
             "--quick" => env.quick = true,
             "--pg-url" => env.pg_admin = Some(it.next().context("--pg-url takes a URL")?),
             "--json" => json = Some(it.next().context("--json takes a path")?),
+            "--pgbouncer-url" => {
+                env.pgbouncer = Some(it.next().context("--pgbouncer-url takes a URL")?)
+            }
             // What cargo bench passes to every bench binary.
             "--bench" => {}
-            w if w.starts_with('W') => only.push(w.to_owned()),
-            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--json PATH] [W1 … W7]"),
+            w if w.starts_with('W') || w.starts_with('S') => only.push(w.to_owned()),
+            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--pgbouncer-url URL] [--json PATH] [W1 … W7 S1]"),
         }
     }
     let start = Instant::now();

@@ -20,17 +20,19 @@ use crate::stats::p50_p99;
 use crate::target::{Backend, Env};
 use crate::with_connector;
 
-const THREADS: usize = 200;
+/// Threads of W6 (and of the scale-out workload S1).
+pub(crate) const THREADS: usize = 200;
 
 /// Latencies of every call and the number that failed, over all threads.
 #[derive(Default)]
-struct Outcome {
-    latencies: Mutex<Vec<Duration>>,
+pub(crate) struct Outcome {
+    pub(crate) latencies: Mutex<Vec<Duration>>,
     errors: AtomicU64,
 }
 
 impl Outcome {
-    fn call(&self, f: impl FnOnce() -> Result<()>, mine: &mut Vec<Duration>) {
+    /// Runs one call, keeping its latency in `mine` or counting its failure.
+    pub(crate) fn call(&self, f: impl FnOnce() -> Result<()>, mine: &mut Vec<Duration>) {
         let t = Instant::now();
         match f() {
             Ok(()) => mine.push(t.elapsed()),
@@ -48,14 +50,27 @@ impl Outcome {
         wall: Duration,
         report: &mut Report,
     ) {
+        self.report_as(("W6", "mixed"), b, variant, rounds, wall, report);
+    }
+
+    /// Ops per second, p99 and errors of `THREADS * rounds` rounds as `workload`'s `case`.
+    pub(crate) fn report_as(
+        self,
+        (workload, case): (&'static str, &'static str),
+        b: &'static str,
+        variant: &'static str,
+        rounds: usize,
+        wall: Duration,
+        report: &mut Report,
+    ) {
         let lat = self.latencies.into_inner().unwrap_or_default();
         let ops = lat.len() as f64 / wall.as_secs_f64();
         let (_, p99) = p50_p99(lat);
         let size = (THREADS * rounds) as u64;
-        report.add("W6", "mixed", b, variant, size, "ops_per_s", ops);
+        report.add(workload, case, b, variant, size, "ops_per_s", ops);
         report.add(
-            "W6",
-            "mixed",
+            workload,
+            case,
             b,
             variant,
             size,
@@ -63,8 +78,8 @@ impl Outcome {
             p99.as_secs_f64() * 1e3,
         );
         report.add(
-            "W6",
-            "mixed",
+            workload,
+            case,
             b,
             variant,
             size,

@@ -70,6 +70,8 @@ pub struct Env {
     pub pg_admin: Option<String>,
     /// Reduced sizes.
     pub quick: bool,
+    /// PgBouncer in transaction mode in front of `pg_admin`'s server (S1).
+    pub pgbouncer: Option<String>,
 }
 
 /// `url` with its database replaced by `db`.

@@ -1,11 +1,13 @@
 //! `cargo xtask bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]`: the
 //! benchmark suite of `benches/` (the `suite` bench). SQLite alone needs no server; `--pg`
 //! starts the throwaway PostgreSQL 18 + pgvector and adds PostgreSQL; `--pg-url` uses a
-//! given server (its user must be allowed to create databases).
+//! given server (its user must be allowed to create databases). With `--pg`, PgBouncer is
+//! started in front of the throwaway server for S1 (docs/SCALING.md); with `--pg-url`,
+//! `--pgbouncer-url` names one.
 
 use anyhow::{bail, Result};
 
-use crate::{cargo, pg};
+use crate::{cargo, pg, pgbouncer};
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut pass: Vec<String> = Vec::new();
@@ -14,7 +16,7 @@ pub fn run(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--pg" => start_pg = true,
-            "--pg-url" | "--json" => {
+            "--pg-url" | "--json" | "--pgbouncer-url" => {
                 let Some(v) = it.next() else {
                     bail!("{a} takes a value");
                 };
@@ -27,15 +29,23 @@ pub fn run(args: &[String]) -> Result<()> {
                 pass.extend([a.clone(), v]);
             }
             "--quick" => pass.push(a.clone()),
-            w if w.starts_with('W') => pass.push(a.clone()),
+            w if w.starts_with('W') || w.starts_with('S') => pass.push(a.clone()),
             other => bail!(
-                "usage: cargo xtask bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7] (got {other:?})"
+                "usage: cargo xtask bench [--pg | --pg-url URL [--pgbouncer-url URL]] [--quick] [--json PATH] [W1 … W7 S1] (got {other:?})"
             ),
         }
     }
-    let _guard = if start_pg && !pass.iter().any(|a| a == "--pg-url") {
+    let guard = if start_pg && !pass.iter().any(|a| a == "--pg-url") {
         let (g, url) = pg::Guard::start()?;
         pass.extend(["--pg-url".to_owned(), url]);
+        Some(g)
+    } else {
+        None
+    };
+    // S1 runs through PgBouncer in front of the throwaway server.
+    let _bouncer = if guard.is_some() || (start_pg && pg::Server::from_env()?.running()?) {
+        let (g, url) = pgbouncer::Guard::start(&pg::Server::from_env()?)?;
+        pass.extend(["--pgbouncer-url".to_owned(), url]);
         Some(g)
     } else {
         None

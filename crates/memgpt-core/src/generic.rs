@@ -121,7 +121,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         match &self.source {
             Source::Store(store) => {
                 let mut lease = store.read_lease()?;
-                f(&mut lease)
+                store.read_on(&mut lease, f)
             }
             Source::Tx(uow, _) => uow.call(|| uow.with(|lease| f(lease))),
         }
@@ -137,7 +137,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         match &self.source {
             Source::Store(store) => {
                 let mut lease = store.write_lease()?;
-                B::write_transaction(&mut *lease, |c| f(&mut Access::Direct(c)))
+                store.write_transaction(&mut *lease, |c| f(&mut Access::Direct(c)))
             }
             Source::Tx(uow, _) => uow.call(|| f(&mut Access::Shared(uow, project::<B>))),
         }

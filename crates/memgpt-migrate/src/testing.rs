@@ -13,6 +13,8 @@ use memgpt_core::{DatabaseUrl, Error};
 pub const VECTOR_SERVER: &str = "MEMGPT_TEST_DATABASE_URL";
 /// The server without pgvector.
 pub const NO_VECTOR_SERVER: &str = "MEMGPT_TEST_PG_NO_VECTOR_URL";
+/// PgBouncer in transaction mode in front of [`VECTOR_SERVER`].
+pub const PGBOUNCER: &str = "MEMGPT_TEST_PGBOUNCER_URL";
 
 /// A database created for one test, dropped (with `FORCE`) when this value drops.
 #[derive(Debug)]
@@ -66,6 +68,21 @@ impl TempDatabase {
     /// The database's URL.
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// The database's URL through the server (or pooler) named by the environment variable
+    /// `via` ([`PGBOUNCER`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the variable is unset.
+    pub fn url_via(&self, via: &str) -> Result<DatabaseUrl, Error> {
+        let base = std::env::var(via).map_err(|_| Error::Config {
+            variable: via.to_owned(),
+            value: String::new(),
+            reason: "not set: run the tests with `cargo xtask test`, which starts it and sets it"
+                .to_owned(),
+        })?;
+        Ok(DatabaseUrl::new(with_database(&base, &self.name)))
     }
 
     /// A new connection to the database.

@@ -47,6 +47,29 @@ pub struct PgConfig {
     /// Warn (through the `log` crate) when a connection is held longer than this, naming
     /// where it was taken (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
     pub leak_threshold: Option<Duration>,
+    /// What stands between this process and the server (`MEMGPT_PG_PGBOUNCER`: unset,
+    /// `off` or `session` for a server or a session-mode pooler; `transaction` for PgBouncer
+    /// in transaction pooling mode). See [`Pooler`].
+    pub pooler: Pooler,
+}
+
+/// What the pool's connections reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooler {
+    /// The server itself, or a pooler in session mode (one server connection per client
+    /// connection): session settings are sent at connect, statements are prepared once per
+    /// connection and cached, migrations run at [`PgStore::open`](crate::PgStore::open).
+    #[default]
+    Direct,
+    /// PgBouncer (or a pooler like it) in transaction mode: each transaction may run on
+    /// another server connection, so nothing that outlives a transaction is used. No
+    /// startup `options` (PgBouncer refuses them); `jit`, `statement_timeout` and
+    /// `idle_in_transaction_session_timeout` are applied with `SET LOCAL` in every call's
+    /// transaction unless the server's defaults (for the role or database) already match;
+    /// no prepared statement is kept (each runs as an unnamed one, in one round trip);
+    /// [`PgStore::open`](crate::PgStore::open) applies no migration (they need a session
+    /// advisory lock: run them against the server directly) and fails on pending ones.
+    Transaction,
 }
 
 impl PgConfig {
@@ -66,6 +89,7 @@ impl PgConfig {
             embedding_dim: 1536,
             strict_embedding_dim: false,
             leak_threshold: None,
+            pooler: Pooler::Direct,
         }
     }
 
@@ -104,7 +128,19 @@ impl PgConfig {
             Some(v) => v,
             None => d.application_name.clone(),
         };
+        let pooler = match env.get("MEMGPT_PG_PGBOUNCER").as_deref() {
+            None | Some("" | "off" | "session") => Pooler::Direct,
+            Some("transaction") => Pooler::Transaction,
+            Some(other) => {
+                return Err(config_err(
+                    "MEMGPT_PG_PGBOUNCER",
+                    other,
+                    "expected `transaction`, `session` or `off`",
+                ))
+            }
+        };
         Ok(PgConfig {
+            pooler,
             pool_size: int_var(env, "MEMGPT_PG_POOL_SIZE", d.pool_size, 1, 10_000)?,
             max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
             pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,
@@ -192,6 +228,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn pgbouncer_mode_is_read() {
+        assert_eq!(
+            PgConfig::from_lookup(&[URL]).unwrap().pooler,
+            Pooler::Direct
+        );
+        for (v, mode) in [
+            ("transaction", Pooler::Transaction),
+            ("session", Pooler::Direct),
+            ("off", Pooler::Direct),
+        ] {
+            let c = PgConfig::from_lookup(&[URL, ("MEMGPT_PG_PGBOUNCER", v)]).unwrap();
+            assert_eq!(c.pooler, mode, "{v}");
+        }
+        let err = PgConfig::from_lookup(&[URL, ("MEMGPT_PG_PGBOUNCER", "statement")]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, value, .. }
+                if variable == "MEMGPT_PG_PGBOUNCER" && value == "statement"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -52,11 +52,29 @@ impl Backend for PgStore {
         self.checkout()
     }
 
-    fn write_transaction<T>(
+    /// Directly, each statement on its own; behind a transaction pooler whose defaults
+    /// differ from the settings, in a transaction that applies them.
+    fn read_on<T>(
+        &self,
         conn: &mut PgConnection,
         f: impl FnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map)
+        self.with_settings(conn, f)
+    }
+
+    fn write_transaction<T>(
+        &self,
+        conn: &mut PgConnection,
+        f: impl FnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        match self.begin() {
+            Some(begin) => memgpt_migrate::in_transaction_mapped(
+                |run| crate::session::transaction(conn, begin, run),
+                f,
+                map,
+            ),
+            None => memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map),
+        }
     }
 
     fn execute(conn: &mut PgConnection, sql: Sql) -> Result<Written> {

@@ -12,11 +12,12 @@ mod metrics;
 mod pool;
 mod record;
 mod schema;
+mod session;
 mod sql;
 mod store;
 mod url;
 
-pub use config::PgConfig;
+pub use config::{PgConfig, Pooler};
 pub use connector::PgConnector;
 /// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
 /// on tokio's blocking pool.

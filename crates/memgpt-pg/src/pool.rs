@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
-use crate::PgConfig;
-use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use crate::{PgConfig, Pooler};
+use diesel::connection::{CacheSize, Connection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::PgConnection;
 use memgpt_core::Error;
 
@@ -35,7 +36,25 @@ pub(crate) fn build(
         .connection_timeout(config.pool_timeout)
         .test_on_check_out(true)
         .event_handler(Box::new(EventHandler(counters)))
-        .error_handler(Box::new(r2d2::NopErrorHandler))
-        .build_unchecked(Manager::new(conninfo));
-    Ok(pool)
+        .error_handler(Box::new(r2d2::NopErrorHandler));
+    let pool = if config.pooler == Pooler::Transaction {
+        pool.connection_customizer(Box::new(NoStatementCache))
+    } else {
+        pool
+    };
+    Ok(pool.build_unchecked(Manager::new(conninfo)))
+}
+
+/// Behind PgBouncer in transaction mode a named prepared statement would stay on the server
+/// connection that prepared it while the next transaction runs on another: diesel's
+/// statement cache is turned off, and every statement goes as an unnamed one, parsed,
+/// bound and run in one round trip.
+#[derive(Debug)]
+struct NoStatementCache;
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for NoStatementCache {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+        Ok(())
+    }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::PgConfig;
+use crate::{PgConfig, Pooler};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::r2d2::Pool;
 use diesel::sql_types::Text;
@@ -33,6 +33,9 @@ struct Inner {
     secrets: Secrets,
     counters: Arc<Counters>,
     vector: Option<PgVector>,
+    /// Behind a transaction pooler whose server defaults differ from the settings: the
+    /// `BEGIN; SET LOCAL …` every call's transaction opens with (see [`crate::session`]).
+    begin: Option<String>,
 }
 
 /// A version of the pgvector extension.
@@ -115,17 +118,37 @@ impl PgStore {
                 secrets,
                 counters,
                 vector: None,
+                begin: None,
             }),
         };
-        let vector = {
+        let transaction_pooler = store.inner.config.pooler == Pooler::Transaction;
+        let (vector, begin) = {
             // A server that cannot be reached or refuses the credentials fails the open
             // at once, with the server's own message, not after the pool timeout.
             let mut conn = store.checkout_with(true, std::panic::Location::caller())?;
             // Migrating takes as long as it takes: not a leak.
             conn.threshold = None;
-            if migrate {
+            if migrate && transaction_pooler {
+                // The migrations hold a session advisory lock, which a transaction pooler
+                // would leave on whichever server connection took it.
+                let pending = memgpt_migrate::postgres::pending(&mut conn)?;
+                if !pending.is_empty() {
+                    return Err(Error::Migration {
+                        message: format!(
+                            "{} migration(s) pending ({}); behind PgBouncer in transaction                              mode (MEMGPT_PG_PGBOUNCER=transaction) they are not applied at                              open: run `memgpt-store migrate up` or `cargo xtask migrate up`                              against the server directly",
+                            pending.len(),
+                            pending.join(", ")
+                        ),
+                    });
+                }
+            } else if migrate {
                 memgpt_migrate::postgres::run_pending(&mut conn)?;
             }
+            let begin = if transaction_pooler {
+                crate::session::begin_sql(&mut conn, &store.inner.config)?
+            } else {
+                None
+            };
             if memgpt_migrate::postgres::has_vector_column(&mut conn)? {
                 let versions: Vec<TypeName> = diesel::sql_query(
                     "SELECT extversion AS name FROM pg_extension WHERE extname = 'vector'",
@@ -146,13 +169,14 @@ impl PgStore {
                         missing.join(", ")
                     );
                 }
-                Some(version)
+                (Some(version), begin)
             } else {
-                None
+                (None, begin)
             }
         };
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner.vector = vector;
+            inner.begin = begin;
         }
         Ok(store)
     }
@@ -219,8 +243,44 @@ impl PgStore {
         F: FnOnce(&PgTx<'_>) -> Result<T>,
     {
         let mut conn = self.checkout()?;
-        AnsiTransactionManager::begin_transaction(&mut *conn).map_err(map)?;
+        match self.begin() {
+            Some(begin) => AnsiTransactionManager::begin_transaction_sql(&mut *conn, begin),
+            None => AnsiTransactionManager::begin_transaction(&mut *conn),
+        }
+        .map_err(map)?;
         unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))
+    }
+
+    /// Whether every call runs in a transaction of its own that sets `jit`,
+    /// `statement_timeout` and `idle_in_transaction_session_timeout` first: behind a
+    /// transaction pooler ([`Pooler::Transaction`]) when the server's defaults for the role
+    /// and database differ from the store's settings (checked at open). Reads then take three
+    /// round trips instead of one; `ALTER ROLE … SET …` with the store's values avoids it.
+    pub fn settings_per_call(&self) -> bool {
+        self.inner.begin.is_some()
+    }
+
+    /// Behind a transaction pooler whose server defaults differ from the settings: the
+    /// `BEGIN; SET LOCAL …` of every transaction.
+    pub(crate) fn begin(&self) -> Option<&str> {
+        self.inner.begin.as_deref()
+    }
+
+    /// Runs `f` on `conn` in a transaction that opens with the settings when
+    /// [`begin`](Self::begin) says so, else directly (each statement on its own).
+    pub(crate) fn with_settings<T>(
+        &self,
+        conn: &mut PgConnection,
+        f: impl FnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        match self.begin() {
+            Some(begin) => memgpt_migrate::in_transaction_mapped(
+                |run| crate::session::transaction(conn, begin, run),
+                f,
+                map,
+            ),
+            None => f(conn),
+        }
     }
 
     /// A snapshot of the pool's state and counters.
@@ -251,7 +311,8 @@ impl PgStore {
         .map_err(map)
     }
 
-    /// The settings in force on a pooled connection: `application_name`,
+    /// The settings every call runs under (behind a transaction pooler, inside a call's
+    /// transaction): `application_name`,
     /// `idle_in_transaction_session_timeout`, `jit`, `statement_timeout` (as `SHOW` prints
     /// them), by name.
     ///
@@ -266,13 +327,15 @@ impl PgStore {
             setting: String,
         }
         let mut conn = self.checkout()?;
-        let rows: Vec<Setting> = diesel::sql_query(
-            "SELECT name, current_setting(name) AS setting FROM pg_settings \
-             WHERE name IN ('application_name', 'idle_in_transaction_session_timeout', 'jit', \
-             'statement_timeout') ORDER BY name",
-        )
-        .load(&mut *conn)
-        .map_err(map)?;
+        let rows: Vec<Setting> = self.with_settings(&mut conn, |c| {
+            diesel::sql_query(
+                "SELECT name, current_setting(name) AS setting FROM pg_settings \
+                 WHERE name IN ('application_name', 'idle_in_transaction_session_timeout', \
+                 'jit', 'statement_timeout') ORDER BY name",
+            )
+            .load(c)
+            .map_err(map)
+        })?;
         Ok(rows.into_iter().map(|s| (s.name, s.setting)).collect())
     }
 
@@ -426,11 +489,21 @@ const HOOKS: TxHooks<Lease> = TxHooks {
 pub type PgTx<'t> = Tx<'t, PgStore>;
 
 /// The error of a connection that could not be made, its message scrubbed of secrets:
-/// [`Error::Authentication`] when the server refused the credentials, else
+/// [`Error::Config`] naming `MEMGPT_PG_PGBOUNCER` when a pooler refused the startup
+/// options, [`Error::Authentication`] when the server refused the credentials, else
 /// [`Error::ConnectionLost`]. `context` says when (at open, or within a pool wait).
 fn unreachable(context: &str, cause: &str, secrets: &Secrets) -> Error {
     let message = format!("{context}: {}", crate::url::scrub(cause, &secrets.0));
-    if message.contains("authentication failed") {
+    if message.contains("unsupported startup parameter") {
+        // PgBouncer refuses the startup `options` that carry the session settings.
+        Error::Config {
+            variable: "MEMGPT_PG_PGBOUNCER".to_owned(),
+            value: String::new(),
+            reason: format!(
+                "the server refused a startup parameter, as PgBouncer does: set                  MEMGPT_PG_PGBOUNCER=transaction behind PgBouncer in transaction mode                  ({message})"
+            ),
+        }
+    } else if message.contains("authentication failed") {
         Error::Authentication { message }
     } else {
         Error::ConnectionLost { message }

@@ -149,6 +149,9 @@ impl ConnInfo {
 /// hold a call for minutes) where the user gives none, and the server options `jit=off`,
 /// `statement_timeout` and `idle_in_transaction_session_timeout` placed before the user's
 /// own `options`, so that a setting the user gives there wins and the others still apply.
+/// Behind PgBouncer in transaction mode ([`Pooler::Transaction`](crate::Pooler)) none of
+/// ours: PgBouncer refuses a startup `options`, and a server connection's settings would
+/// not follow the client anyway (the store applies them per transaction instead).
 ///
 /// # Errors
 /// [`Error::Config`] when libpq cannot parse the user's string.
@@ -164,6 +167,9 @@ pub(crate) fn connection_info(config: &PgConfig) -> Result<ConnInfo, Error> {
     info.default("keepalives_interval", "10".to_owned());
     info.default("keepalives_count", "3".to_owned());
     info.default("tcp_user_timeout", "60000".to_owned());
+    if config.pooler == crate::Pooler::Transaction {
+        return Ok(info);
+    }
     let ours = format!(
         "-c jit=off -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
         config.statement_timeout.as_millis(),
@@ -224,6 +230,16 @@ mod tests {
         assert_eq!(i.get("password"), Some("p"));
         let c = info("postgres://h/db");
         assert_eq!(c.get("application_name"), Some("memgpt-store"));
+    }
+
+    #[test]
+    fn pgbouncer_transaction_mode_sends_no_options_of_ours() {
+        let mut config = PgConfig::new(DatabaseUrl::new("postgres://u@h:6432/db"));
+        config.pooler = crate::Pooler::Transaction;
+        let i = connection_info(&config).unwrap();
+        assert_eq!(i.get("options"), None);
+        assert_eq!(i.get("application_name"), Some("memgpt-store"));
+        assert_eq!(i.get("connect_timeout"), Some("10"));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The backend-generic conformance suite on PostgreSQL: on the throwaway PostgreSQL 18 with
-//! pgvector, and on the machine's PostgreSQL without it. Each test gets its own database.
+//! pgvector, on the machine's PostgreSQL without it, and through PgBouncer in transaction
+//! mode in front of the first (`pgbouncer::…`). Each test gets its own database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use memgpt_conformance::Backend;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, Result, Scope, TableType};
-use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
-use memgpt_pg::PgConfig;
+use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, PGBOUNCER, VECTOR_SERVER};
+use memgpt_pg::{PgConfig, Pooler};
 use memgpt_pg::{PgConnector, PgStore};
 
 struct PgBackend {
@@ -25,6 +26,21 @@ fn fresh(server: &str, vector: bool) -> PgBackend {
         vector,
         "pgvector presence on {server}"
     );
+    PgBackend { store, _db: db }
+}
+
+/// A migrated database reached through PgBouncer in transaction mode
+/// (`MEMGPT_TEST_PGBOUNCER_URL`); the migrations run against the server directly, as they
+/// must.
+fn through_pgbouncer() -> PgBackend {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    memgpt_migrate::postgres::run_url(db.url(), memgpt_migrate::Command::Up).unwrap();
+    let mut config = PgConfig::new(db.url_via(PGBOUNCER).unwrap());
+    config.pooler = Pooler::Transaction;
+    config.pool_size = 2;
+    config.max_overflow = 8;
+    let store = PgStore::open(config).unwrap();
+    assert!(store.vector_search());
     PgBackend { store, _db: db }
 }
 
@@ -69,4 +85,9 @@ mod with_pgvector {
 mod without_pgvector {
     use super::*;
     memgpt_conformance::conformance_tests!(fresh(NO_VECTOR_SERVER, false));
+}
+
+mod pgbouncer {
+    use super::*;
+    memgpt_conformance::conformance_tests!(through_pgbouncer());
 }

@@ -49,6 +49,7 @@ impl Backend for SqliteStore {
     /// `BEGIN IMMEDIATE`: the write lock is taken up front, so a write never fails half
     /// way with "database is locked".
     fn write_transaction<T>(
+        &self,
         conn: &mut SqliteConnection,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
