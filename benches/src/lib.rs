@@ -14,7 +14,7 @@ pub mod naive_pg;
 pub mod progress;
 pub mod raw;
 pub mod reads;
-pub mod scale;
 pub mod report;
+pub mod scale;
 pub mod stats;
 pub mod target;

@@ -66,7 +66,10 @@ pub fn s1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     eprintln!("S1 pgbouncer, the settings as the database's defaults");
     fresh("memgpt_bench_s1_defaults", true)?;
     let store = through("memgpt_bench_s1_defaults")?;
-    anyhow::ensure!(!store.settings_per_call(), "expected one statement per read");
+    anyhow::ensure!(
+        !store.settings_per_call(),
+        "expected one statement per read"
+    );
     run(&store, rounds, "pgbouncer_database_defaults", report)
 }
 

@@ -268,6 +268,17 @@ impl OwnServer {
         self.pg_ctl(&["start", "-w", "-t", "60"])
     }
 
+    /// Adds server settings (`-c name=value …`, as `postgres` takes them) and restarts
+    /// (`-m fast`) so that they apply: `shared_preload_libraries`, say.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn restart_with(&mut self, settings: &str) -> Result<(), Error> {
+        self.options.push(' ');
+        self.options.push_str(settings);
+        self.restart("fast")
+    }
+
     /// `pg_ctl restart -m MODE`, waiting until the server accepts connections again.
     ///
     /// # Errors

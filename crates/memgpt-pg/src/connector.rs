@@ -199,9 +199,11 @@ impl Backend for PgStore {
         .scope_where(shapes.table, shapes.scope, query.filters)
         .push(" AND embedding IS NOT NULL OFFSET 0) AS scoped ORDER BY distance, id")
         .limit_offset(Some(query.top_k), 0)
-        .push(&format!(
-            ") AS hits JOIN {t} USING (id) ORDER BY hits.distance, id"
-        ));
+        .push(&format!(") AS hits JOIN {t} USING (id)"))
+        // The tenant again on the join, so that every table reference is restricted by
+        // user_id (a distributed PostgreSQL routes the whole statement to one shard).
+        .scope_where(shapes.table, shapes.scope, &[])
+        .push(" ORDER BY hits.distance, id");
         sql
     }
 

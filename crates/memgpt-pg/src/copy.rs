@@ -159,14 +159,24 @@ where
              (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last"
         )
     };
-    let (first, next) = (range(""), range("WHERE id > $1 "));
+    // Every staged record belongs to the connector's tenant (checked as it was staged); the
+    // tenant's predicate says so to the planner too (and to a distributed PostgreSQL, which
+    // routes by user_id).
+    let (first, next) = (
+        range("WHERE user_id = $1 "),
+        range("WHERE user_id = $1 AND id > $2 "),
+    );
+    let user = connector.scope().user_id();
     let merged = conn.transaction(|c| {
         let mut written = 0usize;
         let mut last: Option<Uuid> = None;
         loop {
             let rows: Vec<Merged> = match last {
-                None => diesel::sql_query(&first).load(c)?,
+                None => diesel::sql_query(&first)
+                    .bind::<diesel::sql_types::Uuid, _>(user)
+                    .load(c)?,
                 Some(id) => diesel::sql_query(&next)
+                    .bind::<diesel::sql_types::Uuid, _>(user)
                     .bind::<diesel::sql_types::Uuid, _>(id)
                     .load(c)?,
             };
