@@ -1,10 +1,10 @@
 //! `cargo xtask bench`: every workload of docs/BENCHMARKS.md (W1–W7) on SQLite, and on
 //! PostgreSQL with `--pg-url URL` (which `cargo xtask bench --pg` passes for the throwaway
-//! server; S1, the scale-out routes of docs/SCALING.md, with `--pgbouncer-url` too), each beside its naive baseline and, for loads, the database's own bulk loader,
+//! server; S1, the scale-out routes of docs/SCALING.md, with `--pgbouncer-url` and `--replica-url` too), each beside its naive baseline and, for loads, the database's own bulk loader,
 //! in the same run. Ends with one table of every figure; `--json PATH` writes them.
 //!
 //! ```text
-//! cargo bench -p memgpt-benches --bench suite -- [--quick] [--pg-url URL] [--pgbouncer-url URL] [--json PATH] [W1 … S1]
+//! cargo bench -p memgpt-benches --bench suite -- [--quick] [--pg-url URL] [--pgbouncer-url URL] [--replica-url URL] [--json PATH] [W1 … S1]
 //! ```
 
 use std::time::Instant;
@@ -36,6 +36,7 @@ fn main() -> Result<()> {
         pg_admin: None,
         quick: false,
         pgbouncer: None,
+        replica: None,
     };
     let mut json = None;
     let mut only: Vec<String> = Vec::new();
@@ -48,10 +49,11 @@ fn main() -> Result<()> {
             "--pgbouncer-url" => {
                 env.pgbouncer = Some(it.next().context("--pgbouncer-url takes a URL")?)
             }
+            "--replica-url" => env.replica = Some(it.next().context("--replica-url takes a URL")?),
             // What cargo bench passes to every bench binary.
             "--bench" => {}
             w if w.starts_with('W') || w.starts_with('S') => only.push(w.to_owned()),
-            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--pgbouncer-url URL] [--json PATH] [W1 … W7 S1]"),
+            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--pgbouncer-url URL] [--replica-url URL] [--json PATH] [W1 … W7 S1]"),
         }
     }
     let start = Instant::now();

@@ -3,7 +3,9 @@
 //! routes to the same server: directly (the default pool, 20 + 30 connections), through
 //! PgBouncer in transaction mode (20 server connections) with the server's default
 //! settings (each call sets the store's in a transaction of its own), and through PgBouncer
-//! with the store's settings as the database's defaults (each read one statement).
+//! with the store's settings as the database's defaults (each read one statement). Then
+//! reads only — {`get_all(agent, 20)`; `size(agent)`} over the same 1,000 agents — from the
+//! primary alone and spread over the primary and a streaming replica (`--replica-url`).
 
 use std::time::Instant;
 
@@ -70,7 +72,67 @@ pub fn s1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         !store.settings_per_call(),
         "expected one statement per read"
     );
-    run(&store, rounds, "pgbouncer_database_defaults", report)
+    run(&store, rounds, "pgbouncer_database_defaults", report)?;
+    drop(store);
+
+    let Some(replica) = env.replica.as_deref() else {
+        eprintln!(
+            "S1 reads: needs a replica (`cargo xtask bench --pg` starts one; or --replica-url)"
+        );
+        return Ok(());
+    };
+    // The direct route's database, loaded above: reads only.
+    eprintln!("S1 reads: the primary alone, then the primary and a replica");
+    reads(&pg_store(&url)?, rounds, "reads_primary", report)?;
+    let mut config = PgConfig::new(DatabaseUrl::new(&url));
+    config.embedding_dim = 1536;
+    config.replica_urls = vec![DatabaseUrl::new(with_db(replica, "memgpt_bench_s1_direct"))];
+    let store = PgStore::open(config)?;
+    reads(&store, rounds, "reads_primary_and_replica", report)?;
+    let m = store.metrics();
+    eprintln!(
+        "  replica reads {}, primary fallbacks {}",
+        m.replica_reads, m.replica_fallbacks
+    );
+    Ok(())
+}
+
+/// Reads only: each round {`get_all(agent, 20)`; `size(agent)`} on every agent of a thread.
+fn reads(store: &PgStore, rounds: usize, case: &'static str, report: &mut Report) -> Result<()> {
+    let agents = tenants(10, AGENTS / 10);
+    let outcome = Outcome::default();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for mine in agents.chunks(AGENTS / THREADS) {
+            let outcome = &outcome;
+            s.spawn(move || {
+                let mut lat = Vec::with_capacity(rounds * mine.len() * 2);
+                for _ in 0..rounds {
+                    for &(u, a) in mine {
+                        let Ok(c) =
+                            store.connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
+                        else {
+                            continue;
+                        };
+                        outcome.call(|| Ok(c.get_all(&[], Some(20)).map(|_| ())?), &mut lat);
+                        outcome.call(|| Ok(c.size(&[]).map(|_| ())?), &mut lat);
+                    }
+                }
+                if let Ok(mut all) = outcome.latencies.lock() {
+                    all.extend(lat);
+                }
+            });
+        }
+    });
+    outcome.report_as(
+        ("S1", case),
+        "postgres",
+        "optimized",
+        rounds * AGENTS / THREADS,
+        start.elapsed(),
+        report,
+    );
+    Ok(())
 }
 
 fn run(store: &PgStore, rounds: usize, case: &'static str, report: &mut Report) -> Result<()> {

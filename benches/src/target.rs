@@ -72,6 +72,8 @@ pub struct Env {
     pub quick: bool,
     /// PgBouncer in transaction mode in front of `pg_admin`'s server (S1).
     pub pgbouncer: Option<String>,
+    /// A streaming replica of `pg_admin`'s server (S1).
+    pub replica: Option<String>,
 }
 
 /// `url` with its database replaced by `db`.

@@ -2,8 +2,8 @@
 //! benchmark suite of `benches/` (the `suite` bench). SQLite alone needs no server; `--pg`
 //! starts the throwaway PostgreSQL 18 + pgvector and adds PostgreSQL; `--pg-url` uses a
 //! given server (its user must be allowed to create databases). With `--pg`, PgBouncer is
-//! started in front of the throwaway server for S1 (docs/SCALING.md); with `--pg-url`,
-//! `--pgbouncer-url` names one.
+//! started in front of the throwaway server and a streaming replica of it for S1
+//! (docs/SCALING.md); with `--pg-url`, `--pgbouncer-url` and `--replica-url` name them.
 
 use anyhow::{bail, Result};
 
@@ -16,7 +16,7 @@ pub fn run(args: &[String]) -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--pg" => start_pg = true,
-            "--pg-url" | "--json" | "--pgbouncer-url" => {
+            "--pg-url" | "--json" | "--pgbouncer-url" | "--replica-url" => {
                 let Some(v) = it.next() else {
                     bail!("{a} takes a value");
                 };
@@ -31,7 +31,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "--quick" => pass.push(a.clone()),
             w if w.starts_with('W') || w.starts_with('S') => pass.push(a.clone()),
             other => bail!(
-                "usage: cargo xtask bench [--pg | --pg-url URL [--pgbouncer-url URL]] [--quick] [--json PATH] [W1 … W7 S1] (got {other:?})"
+                "usage: cargo xtask bench [--pg | --pg-url URL [--pgbouncer-url URL] [--replica-url URL]] [--quick] [--json PATH] [W1 … W7 S1] (got {other:?})"
             ),
         }
     }
@@ -42,10 +42,13 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         None
     };
-    // S1 runs through PgBouncer in front of the throwaway server.
+    // S1 runs through PgBouncer in front of the throwaway server, and with a replica of it.
     let _bouncer = if guard.is_some() || (start_pg && pg::Server::from_env()?.running()?) {
-        let (g, url) = pgbouncer::Guard::start(&pg::Server::from_env()?)?;
+        let server = pg::Server::from_env()?;
+        let (g, url) = pgbouncer::Guard::start(&server)?;
         pass.extend(["--pgbouncer-url".to_owned(), url]);
+        server.start_replica()?;
+        pass.extend(["--replica-url".to_owned(), server.replica_url()]);
         Some(g)
     } else {
         None

@@ -22,20 +22,30 @@ pub fn run(args: &[String]) -> Result<()> {
     let bouncer = PgBouncer::of(&server);
     match (args.first().map(String::as_str), &args[1.min(args.len())..]) {
         (Some("start"), flags) => {
-            let with_bouncer = match flags {
-                [] => false,
-                [f] if f == "--pgbouncer" => true,
-                other => bail!("usage: cargo xtask pg start [--pgbouncer] (got {other:?})"),
-            };
+            let (mut with_bouncer, mut with_replica) = (false, false);
+            for f in flags {
+                match f.as_str() {
+                    "--pgbouncer" => with_bouncer = true,
+                    "--replica" => with_replica = true,
+                    other => bail!(
+                        "usage: cargo xtask pg start [--pgbouncer] [--replica] (got {other:?})"
+                    ),
+                }
+            }
             server.start()?;
             println!("{}", server.url());
             if with_bouncer {
                 bouncer.start()?;
                 println!("{}", bouncer.url());
             }
+            if with_replica {
+                server.start_replica()?;
+                println!("{}", server.replica_url());
+            }
         }
         (Some("stop"), []) => {
             bouncer.stop()?;
+            server.stop_replica()?;
             server.stop()?;
         }
         (Some("status"), []) => {
@@ -47,8 +57,11 @@ pub fn run(args: &[String]) -> Result<()> {
             if bouncer.running() {
                 println!("pgbouncer running: {}", bouncer.url());
             }
+            if server.replica_running()? {
+                println!("replica running: {}", server.replica_url());
+            }
         }
-        _ => bail!("usage: cargo xtask pg start [--pgbouncer]|stop|status|stats"),
+        _ => bail!("usage: cargo xtask pg start [--pgbouncer] [--replica]|stop|status|stats"),
     }
     Ok(())
 }
@@ -302,6 +315,126 @@ impl Server {
         Ok(())
     }
 
+    /// The port of the streaming replica: two after the server's.
+    fn replica_port(&self) -> u16 {
+        self.port + 2
+    }
+
+    fn replica_data(&self) -> PathBuf {
+        self.home.join(format!("data-{}-replica", self.port))
+    }
+
+    /// The replica's URL (database `postgres`).
+    pub fn replica_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            self.replica_port()
+        )
+    }
+
+    pub fn replica_running(&self) -> Result<bool> {
+        if !self.replica_data().join("PG_VERSION").exists() {
+            return Ok(false);
+        }
+        let out = self
+            .command(&self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.replica_data())
+            .arg("status")
+            .output()?;
+        Ok(out.status.success())
+    }
+
+    /// A streaming replica of the running server (`pg_basebackup -R`, once), started as a
+    /// hot standby on the port two after the server's, unless it runs already.
+    pub fn start_replica(&self) -> Result<()> {
+        if self.replica_running()? {
+            return Ok(());
+        }
+        let data = self.replica_data();
+        if !data.join("PG_VERSION").exists() {
+            let _ = std::fs::remove_dir_all(&data);
+            std::fs::create_dir_all(&data)?;
+            self.chown_to_server(&data)?;
+            let ok = Command::new("chmod")
+                .arg("0700")
+                .arg(&data)
+                .status()?
+                .success();
+            if !ok {
+                bail!("chmod 0700 {} failed", data.display());
+            }
+            let out = self
+                .command(&self.bin("pg_basebackup"))
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .arg("-D")
+                .arg(&data)
+                .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "pg_basebackup failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let log = self.home.join(format!("{}-replica.log", self.port));
+        if !log.exists() {
+            std::fs::write(&log, b"")?;
+            self.chown_to_server(&log)?;
+        }
+        // A hot standby needs max_connections at least the primary's.
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
+             -c shared_buffers=128MB -c hot_standby=on",
+            self.replica_port(),
+            self.sock().display()
+        );
+        let out = self
+            .command(&self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "-o", &opts, "start"])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "starting the replica failed: {}{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        eprintln!("streaming replica running at {}", self.replica_url());
+        Ok(())
+    }
+
+    pub fn stop_replica(&self) -> Result<()> {
+        if !self.replica_running()? {
+            return Ok(());
+        }
+        let ok = self
+            .command(&self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.replica_data())
+            .args(["-m", "fast", "-w", "stop"])
+            .status()?
+            .success();
+        if !ok {
+            bail!("pg_ctl stop (replica) failed");
+        }
+        Ok(())
+    }
+
     pub fn stop(&self) -> Result<()> {
         if !self.running()? {
             return Ok(());
@@ -347,6 +480,9 @@ impl Drop for Guard {
         if let Some(s) = self.server.take() {
             if let Err(e) = PgBouncer::of(&s).stop() {
                 eprintln!("xtask: stopping PgBouncer failed: {e:#}");
+            }
+            if let Err(e) = s.stop_replica() {
+                eprintln!("xtask: stopping the replica failed: {e:#}");
             }
             if let Err(e) = s.stop() {
                 eprintln!("xtask: stopping the throwaway PostgreSQL failed: {e:#}");

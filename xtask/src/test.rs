@@ -101,6 +101,22 @@ pub fn run(args: &[String]) -> Result<()> {
             (Some(g), url)
         }
     };
+    // A streaming replica of the throwaway server: the conformance suite runs with it
+    // serving reads too (tests named `replica…`).
+    let replica = match std::env::var("MEMGPT_TEST_PG_REPLICA_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let server = pg::Server::from_env()?;
+            if !server.running()? {
+                bail!(
+                    "MEMGPT_TEST_DATABASE_URL names a server of yours: name a streaming \
+                     replica of it in MEMGPT_TEST_PG_REPLICA_URL too (or unset both)"
+                );
+            }
+            server.start_replica()?;
+            server.replica_url()
+        }
+    };
     // Tests that stop, restart or reconfigure a server start one of their own from these
     // binaries.
     let bin = pg::Server::from_env()?.bin_dir()?;
@@ -110,6 +126,7 @@ pub fn run(args: &[String]) -> Result<()> {
         ("MEMGPT_TEST_DATABASE_URL", url),
         ("MEMGPT_TEST_PG_NO_VECTOR_URL", no_vector),
         ("MEMGPT_TEST_PGBOUNCER_URL", pgbouncer),
+        ("MEMGPT_TEST_PG_REPLICA_URL", replica),
         ("MEMGPT_TEST_PG_BIN", bin.display().to_string()),
         ("MEMGPT_TEST_PG_TLS_BIN", tls_bin),
     ];

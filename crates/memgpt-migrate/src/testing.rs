@@ -15,6 +15,8 @@ pub const VECTOR_SERVER: &str = "MEMGPT_TEST_DATABASE_URL";
 pub const NO_VECTOR_SERVER: &str = "MEMGPT_TEST_PG_NO_VECTOR_URL";
 /// PgBouncer in transaction mode in front of [`VECTOR_SERVER`].
 pub const PGBOUNCER: &str = "MEMGPT_TEST_PGBOUNCER_URL";
+/// A streaming replica of [`VECTOR_SERVER`].
+pub const REPLICA: &str = "MEMGPT_TEST_PG_REPLICA_URL";
 
 /// A database created for one test, dropped (with `FORCE`) when this value drops.
 #[derive(Debug)]
@@ -266,6 +268,82 @@ impl OwnServer {
     /// When `pg_ctl` fails.
     pub fn start_again(&self) -> Result<(), Error> {
         self.pg_ctl(&["start", "-w", "-t", "60"])
+    }
+
+    /// A streaming replica of this server, of its own: `pg_basebackup -R` into a temporary
+    /// folder, started (hot standby) on another free port; stopped when dropped.
+    ///
+    /// # Errors
+    /// When `pg_basebackup` or the start fails (with the replica's log).
+    pub fn replica(&self) -> Result<Self, Error> {
+        let dir = tempfile::tempdir().map_err(Error::database)?;
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::ConnectionLost {
+            message: format!("{what}: {e}"),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| fail("no free port", &e))?
+            .port();
+        let replica = OwnServer {
+            bin: self.bin.clone(),
+            port,
+            options: format!(
+                "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
+                 -c max_connections=100 -c fsync=off -c hot_standby=on"
+            ),
+            dir,
+        };
+        let data = replica.data();
+        let log = replica.dir.path().join("log");
+        std::fs::write(&log, b"").map_err(|e| fail("log", &e))?;
+        std::fs::create_dir(&data).map_err(|e| fail("data folder", &e))?;
+        if as_root() {
+            sh("chown", &["postgres:postgres".as_ref(), log.as_os_str()])?;
+            sh("chmod", &["a+rx".as_ref(), replica.dir.path().as_os_str()])?;
+            sh("chown", &["postgres:postgres".as_ref(), data.as_os_str()])?;
+        }
+        sh("chmod", &["0700".as_ref(), data.as_os_str()])?;
+        let from = self.port.to_string();
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-h".as_ref(),
+                "127.0.0.1".as_ref(),
+                "-p".as_ref(),
+                from.as_ref(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-R".as_ref(),
+                "-X".as_ref(),
+                "stream".as_ref(),
+                "-c".as_ref(),
+                "fast".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        )?;
+        replica.pg_ctl(&["start", "-w", "-t", "60"])?;
+        Ok(replica)
+    }
+
+    /// Sets a reloadable server setting (`postgresql.auto.conf`, then `pg_ctl reload`):
+    /// `recovery_min_apply_delay` of a replica, say. The caller polls `SHOW` to see it in
+    /// force.
+    ///
+    /// # Errors
+    /// When the file cannot be written or `pg_ctl` fails.
+    pub fn reload_with(&self, name: &str, value: &str) -> Result<(), Error> {
+        use std::io::Write;
+        let path = self.data().join("postgresql.auto.conf");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::ConnectionLost {
+                message: format!("{}: {e}", path.display()),
+            })?;
+        writeln!(file, "{name} = '{value}'").map_err(Error::database)?;
+        self.pg_ctl(&["reload"])
     }
 
     /// Adds server settings (`-c name=value …`, as `postgres` takes them) and restarts

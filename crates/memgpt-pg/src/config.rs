@@ -51,6 +51,13 @@ pub struct PgConfig {
     /// `off` or `session` for a server or a session-mode pooler; `transaction` for PgBouncer
     /// in transaction pooling mode). See [`Pooler`].
     pub pooler: Pooler,
+    /// Streaming replicas that serve reads (`MEMGPT_PG_REPLICA_URLS`, comma-separated;
+    /// default none). Each gets a pool of its own, sized by the same settings; reads outside
+    /// a unit of work go to them in turn, writes and units of work to the primary.
+    pub replica_urls: Vec<DatabaseUrl>,
+    /// A replica further behind than this is skipped until it catches up
+    /// (`MEMGPT_PG_REPLICA_MAX_LAG`, seconds, default 5): the primary serves its reads.
+    pub replica_max_lag: Duration,
 }
 
 /// What the pool's connections reach.
@@ -90,6 +97,8 @@ impl PgConfig {
             strict_embedding_dim: false,
             leak_threshold: None,
             pooler: Pooler::Direct,
+            replica_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
         }
     }
 
@@ -139,8 +148,24 @@ impl PgConfig {
                 ))
             }
         };
+        let mut replica_urls = Vec::new();
+        if let Some(list) = env.get("MEMGPT_PG_REPLICA_URLS") {
+            for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let url = DatabaseUrl::new(part);
+                if !matches!(url.scheme(), Some("postgres" | "postgresql")) {
+                    return Err(config_err(
+                        "MEMGPT_PG_REPLICA_URLS",
+                        &list,
+                        "expected comma-separated postgres:// or postgresql:// URLs",
+                    ));
+                }
+                replica_urls.push(url);
+            }
+        }
         Ok(PgConfig {
             pooler,
+            replica_urls,
+            replica_max_lag: secs_var(env, "MEMGPT_PG_REPLICA_MAX_LAG", 5, 0)?,
             pool_size: int_var(env, "MEMGPT_PG_POOL_SIZE", d.pool_size, 1, 10_000)?,
             max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
             pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,
@@ -250,6 +275,39 @@ mod tests {
                 if variable == "MEMGPT_PG_PGBOUNCER" && value == "statement"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn replica_urls_are_read_and_their_passwords_never_show() {
+        let c = PgConfig::from_lookup(&[URL]).unwrap();
+        assert!(c.replica_urls.is_empty());
+        assert_eq!(c.replica_max_lag, Duration::from_secs(5));
+        let c = PgConfig::from_lookup(&[
+            URL,
+            (
+                "MEMGPT_PG_REPLICA_URLS",
+                "postgres://u:r3plica@r1/db, postgresql://r2:5433/db,",
+            ),
+            ("MEMGPT_PG_REPLICA_MAX_LAG", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.replica_urls
+                .iter()
+                .map(|u| u.redacted())
+                .collect::<Vec<_>>(),
+            ["postgres://u:***@r1/db", "postgresql://r2:5433/db"]
+        );
+        assert_eq!(c.replica_max_lag, Duration::from_secs(30));
+        assert!(!format!("{c:?}").contains("r3plica"));
+        let err =
+            PgConfig::from_lookup(&[URL, ("MEMGPT_PG_REPLICA_URLS", "mysql://u:r3plica@h/db")])
+                .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, .. } if variable == "MEMGPT_PG_REPLICA_URLS"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("r3plica"), "{err}");
     }
 
     #[test]

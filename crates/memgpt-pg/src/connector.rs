@@ -44,7 +44,7 @@ impl Backend for PgStore {
 
     #[track_caller]
     fn read_lease(&self) -> Result<Lease> {
-        self.checkout()
+        self.read_checkout()
     }
 
     #[track_caller]
@@ -67,14 +67,16 @@ impl Backend for PgStore {
         conn: &mut PgConnection,
         f: impl FnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
-        match self.begin() {
+        let done = match self.begin() {
             Some(begin) => memgpt_migrate::in_transaction_mapped(
                 |run| crate::session::transaction(conn, begin, run),
                 f,
                 map,
             ),
             None => memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map),
-        }
+        }?;
+        self.note_write(Some(conn));
+        Ok(done)
     }
 
     fn execute(conn: &mut PgConnection, sql: Sql) -> Result<Written> {

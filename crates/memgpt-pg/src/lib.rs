@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod pool;
 mod record;
+mod replica;
 mod schema;
 mod session;
 mod sql;

@@ -16,6 +16,8 @@ pub(crate) struct Counters {
     opened: AtomicU64,
     closed: AtomicU64,
     leaks: AtomicU64,
+    replica_reads: AtomicU64,
+    replica_fallbacks: AtomicU64,
 }
 
 impl Counters {
@@ -30,6 +32,17 @@ impl Counters {
 
     pub(crate) fn record_leak(&self) {
         self.leaks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read a replica served.
+    pub(crate) fn record_replica_read(&self) {
+        self.replica_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read the primary served although replicas are configured: none was up, caught up
+    /// to within the maximum lag, or (read-your-writes) past the session's last write.
+    pub(crate) fn record_replica_fallback(&self) {
+        self.replica_fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn record_timeout(&self) {
@@ -109,6 +122,12 @@ pub struct PoolMetrics {
     pub closed: u64,
     /// Checkouts held longer than the leak threshold (`MEMGPT_PG_LEAK_THRESHOLD_MS`).
     pub leaks: u64,
+    /// Reads served by a replica (`MEMGPT_PG_REPLICA_URLS`).
+    pub replica_reads: u64,
+    /// Reads the primary served although replicas are configured: each replica was down,
+    /// further behind than `MEMGPT_PG_REPLICA_MAX_LAG`, or (read-your-writes) not yet past
+    /// the session's last write.
+    pub replica_fallbacks: u64,
 }
 
 impl PoolMetrics {
@@ -128,6 +147,8 @@ impl PoolMetrics {
             opened: c.opened.load(Ordering::Relaxed),
             closed: c.closed.load(Ordering::Relaxed),
             leaks: c.leaks.load(Ordering::Relaxed),
+            replica_reads: c.replica_reads.load(Ordering::Relaxed),
+            replica_fallbacks: c.replica_fallbacks.load(Ordering::Relaxed),
         }
     }
 }

@@ -23,6 +23,24 @@ use crate::pool::{self, Manager, Pooled};
 #[derive(Clone, Debug)]
 pub struct PgStore {
     inner: Arc<Inner>,
+    /// A read-your-writes session (see [`PgStore::read_your_writes`]).
+    session: Option<Arc<Session>>,
+}
+
+/// A WAL position no replica reaches: a session whose last write's position is unknown
+/// reads from the primary.
+const UNREACHABLE_LSN: &str = "FFFFFFFF/FFFFFFFF";
+
+/// The last write of a read-your-writes session: the primary's WAL position after it.
+#[derive(Debug, Default)]
+struct Session {
+    last_write: std::sync::Mutex<Option<String>>,
+}
+
+#[derive(QueryableByName)]
+struct WalPosition {
+    #[diesel(sql_type = Text)]
+    lsn: String,
 }
 
 #[derive(Debug)]
@@ -36,6 +54,8 @@ struct Inner {
     /// Behind a transaction pooler whose server defaults differ from the settings: the
     /// `BEGIN; SET LOCAL …` every call's transaction opens with (see [`crate::session`]).
     begin: Option<String>,
+    /// The read replicas (`MEMGPT_PG_REPLICA_URLS`).
+    replicas: Option<crate::replica::Replicas>,
 }
 
 /// A version of the pgvector extension.
@@ -109,17 +129,20 @@ impl PgStore {
     fn start(config: PgConfig, migrate: bool) -> Result<Self> {
         let counters = Arc::new(Counters::default());
         let info = crate::url::connection_info(&config)?;
-        let secrets = Secrets(info.secrets());
+        let mut secrets = info.secrets();
         let pool = pool::build(&config, info.to_conninfo(), counters.clone())?;
+        let replicas = crate::replica::Replicas::build(&config, &mut secrets)?;
         let mut store = PgStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
-                secrets,
+                secrets: Secrets(secrets),
                 counters,
                 vector: None,
                 begin: None,
+                replicas,
             }),
+            session: None,
         };
         let transaction_pooler = store.inner.config.pooler == Pooler::Transaction;
         let (vector, begin) = {
@@ -248,7 +271,76 @@ impl PgStore {
             None => AnsiTransactionManager::begin_transaction(&mut *conn),
         }
         .map_err(map)?;
-        unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))
+        let done = unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))?;
+        if self.session.is_some() && self.inner.replicas.is_some() {
+            // The unit of work's connection went back with its commit: any primary
+            // connection tells a WAL position at or past it.
+            let mut conn = self.checkout().ok();
+            self.note_write(conn.as_deref_mut());
+        }
+        Ok(done)
+    }
+
+    /// This store as a read-your-writes session: connectors made from the returned handle
+    /// (and its clones) read from a replica only once that replica has replayed everything
+    /// committed on the primary before the session began and the session's last write (its
+    /// position on the primary, `pg_current_wal_lsn()` after the commit); until then the
+    /// primary serves them. Other handles of the store keep reading from any replica within
+    /// the maximum lag. Without replicas, the same store.
+    ///
+    /// # Errors
+    /// With replicas, as a checkout of the primary ([`Error::PoolTimeout`],
+    /// [`Error::ConnectionLost`]), which reads the primary's position.
+    pub fn read_your_writes(&self) -> Result<PgStore> {
+        let session = PgStore {
+            inner: self.inner.clone(),
+            session: Some(Arc::new(Session::default())),
+        };
+        if self.inner.replicas.is_some() {
+            let mut conn = self.checkout()?;
+            session.note_write(Some(&mut conn));
+        }
+        Ok(session)
+    }
+
+    /// After a committed write of a read-your-writes session on `conn` (the primary):
+    /// remembers the primary's WAL position. Without replicas or a session, nothing. Never
+    /// fails the committed write: when the position cannot be read, the session's reads
+    /// stay on the primary until its next write.
+    pub(crate) fn note_write(&self, conn: Option<&mut PgConnection>) {
+        let (Some(session), Some(_)) = (&self.session, &self.inner.replicas) else {
+            return;
+        };
+        let position = conn
+            .and_then(|c| {
+                diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
+                    .load::<WalPosition>(c)
+                    .ok()
+            })
+            .and_then(|rows| rows.into_iter().next())
+            .map_or_else(|| UNREACHABLE_LSN.to_owned(), |p| p.lsn);
+        if let Ok(mut last) = session.last_write.lock() {
+            *last = Some(position);
+        }
+    }
+
+    /// A connection for a read outside a unit of work: a fit replica's when replicas are
+    /// configured (see [`crate::replica`]), else the primary's.
+    #[track_caller]
+    pub(crate) fn read_checkout(&self) -> Result<Lease> {
+        let site = std::panic::Location::caller();
+        if let Some(replicas) = &self.inner.replicas {
+            let after = self
+                .session
+                .as_ref()
+                .and_then(|s| s.last_write.lock().ok().and_then(|l| l.clone()));
+            if let Some(conn) = replicas.lease(after.as_deref()) {
+                self.inner.counters.record_replica_read();
+                return Ok(self.lease(conn, site));
+            }
+            self.inner.counters.record_replica_fallback();
+        }
+        self.checkout_with(false, site)
     }
 
     /// Whether every call runs in a transaction of its own that sets `jit`,
@@ -407,13 +499,17 @@ impl PgStore {
                 }
             }
         })?;
-        Ok(Lease {
+        Ok(self.lease(conn, site))
+    }
+
+    fn lease(&self, conn: Pooled, site: &'static std::panic::Location<'static>) -> Lease {
+        Lease {
             conn,
             taken: Instant::now(),
             site,
             threshold: self.inner.config.leak_threshold,
             counters: self.inner.counters.clone(),
-        })
+        }
     }
 }
 

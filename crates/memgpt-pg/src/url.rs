@@ -156,7 +156,18 @@ impl ConnInfo {
 /// # Errors
 /// [`Error::Config`] when libpq cannot parse the user's string.
 pub(crate) fn connection_info(config: &PgConfig) -> Result<ConnInfo, Error> {
-    let mut info = ConnInfo::parse(config.database_url.expose())?;
+    connection_info_for(config, &config.database_url)
+}
+
+/// [`connection_info`] of another server of the same settings (a replica).
+///
+/// # Errors
+/// [`Error::Config`] when libpq cannot parse `url`.
+pub(crate) fn connection_info_for(
+    config: &PgConfig,
+    url: &memgpt_core::DatabaseUrl,
+) -> Result<ConnInfo, Error> {
+    let mut info = ConnInfo::parse(url.expose())?;
     info.default("application_name", config.application_name.clone());
     info.default(
         "connect_timeout",

@@ -1,12 +1,13 @@
 //! The backend-generic conformance suite on PostgreSQL: on the throwaway PostgreSQL 18 with
 //! pgvector, on the machine's PostgreSQL without it, and through PgBouncer in transaction
-//! mode in front of the first (`pgbouncer::…`). Each test gets its own database.
+//! mode in front of the first (`pgbouncer::…`), and with a streaming replica of the first
+//! serving reads (`replica::…`). Each test gets its own database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use memgpt_conformance::Backend;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, Result, Scope, TableType};
-use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, PGBOUNCER, VECTOR_SERVER};
+use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, PGBOUNCER, REPLICA, VECTOR_SERVER};
 use memgpt_pg::{PgConfig, Pooler};
 use memgpt_pg::{PgConnector, PgStore};
 
@@ -40,6 +41,21 @@ fn through_pgbouncer() -> PgBackend {
     config.pool_size = 2;
     config.max_overflow = 8;
     let store = PgStore::open(config).unwrap();
+    assert!(store.vector_search());
+    PgBackend { store, _db: db }
+}
+
+/// A database on the primary with the harness's streaming replica of it
+/// (`MEMGPT_TEST_PG_REPLICA_URL`) serving reads, through a read-your-writes session: the
+/// suite's reads after its writes see them, from the replica once it has replayed them,
+/// else from the primary.
+fn with_replica() -> PgBackend {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.replica_urls = vec![db.url_via(REPLICA).unwrap()];
+    config.pool_size = 2;
+    config.max_overflow = 8;
+    let store = PgStore::open(config).unwrap().read_your_writes().unwrap();
     assert!(store.vector_search());
     PgBackend { store, _db: db }
 }
@@ -90,4 +106,9 @@ mod without_pgvector {
 mod pgbouncer {
     use super::*;
     memgpt_conformance::conformance_tests!(through_pgbouncer());
+}
+
+mod replica {
+    use super::*;
+    memgpt_conformance::conformance_tests!(with_replica());
 }
