@@ -22,7 +22,8 @@ use crate::PgConfig;
 pub(crate) const DOWN_FOR: Duration = Duration::from_secs(5);
 /// How often a replica's lag is measured (on a connection about to serve a read).
 pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
-/// How long a read waits for a replica's connection before the primary serves it.
+/// How long a read waits for a replica's connection before telling a replica that cannot be
+/// reached (the primary then serves) from one whose connections are all busy.
 const REPLICA_WAIT: Duration = Duration::from_millis(250);
 
 /// The replicas of a store.
@@ -31,6 +32,7 @@ pub(crate) struct Replicas {
     list: Vec<Replica>,
     next: AtomicUsize,
     max_lag: Duration,
+    pool_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -89,6 +91,7 @@ impl Replicas {
             list,
             next: AtomicUsize::new(0),
             max_lag: config.replica_max_lag,
+            pool_timeout: config.pool_timeout,
         }))
     }
 
@@ -97,12 +100,18 @@ impl Replicas {
     pub(crate) fn lease(&self, after: Option<&str>) -> Option<Pooled> {
         let n = self.list.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| self.list[(start + i) % n].lease(after, self.max_lag))
+        (0..n)
+            .find_map(|i| self.list[(start + i) % n].lease(after, self.max_lag, self.pool_timeout))
     }
 }
 
 impl Replica {
-    fn lease(&self, after: Option<&str>, max_lag: Duration) -> Option<Pooled> {
+    fn lease(
+        &self,
+        after: Option<&str>,
+        max_lag: Duration,
+        pool_timeout: Duration,
+    ) -> Option<Pooled> {
         let now = Instant::now();
         let measure = {
             let h = self.health.lock().ok()?;
@@ -113,10 +122,27 @@ impl Replica {
                 || h.lag_checked
                     .is_none_or(|t| now.duration_since(t) >= LAG_EVERY)
         };
-        let mut conn = match self.pool.get_timeout(REPLICA_WAIT) {
+        // A short wait first: r2d2 reports a connection error (appended to its timeout
+        // message) when the replica cannot be reached, and the primary serves at once. A
+        // plain timeout means every connection is busy: the read queues as it would on the
+        // primary, up to the pool timeout.
+        let mut conn = match self.pool.get_timeout(REPLICA_WAIT.min(pool_timeout)) {
             Ok(c) => c,
+            Err(e) if !self.unreachable(&e) && pool_timeout > REPLICA_WAIT => {
+                match self.pool.get_timeout(pool_timeout - REPLICA_WAIT) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if self.unreachable(&e) {
+                            self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
+                        }
+                        return None;
+                    }
+                }
+            }
             Err(e) => {
-                self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
+                if self.unreachable(&e) {
+                    self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
+                }
                 return None;
             }
         };
@@ -165,6 +191,14 @@ impl Replica {
         }
         // Fit, but not yet past this session's last write: the primary serves this read.
         p.caught_up.then_some(conn)
+    }
+
+    /// Whether a checkout that timed out met a replica that cannot be reached, rather than
+    /// one whose connections are all busy: r2d2 reported a connection error (appended to
+    /// its timeout message, to one waiter), or the pool holds no connection at all (broken
+    /// ones are dropped as they come back).
+    fn unreachable(&self, e: &r2d2::Error) -> bool {
+        e.to_string().contains(": ") || self.pool.state().connections == 0
     }
 
     /// Skips the replica until `until`, warning when the reason changes.
