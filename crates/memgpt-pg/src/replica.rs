@@ -1,10 +1,11 @@
 //! Read replicas: a pool per streaming replica (`MEMGPT_PG_REPLICA_URLS`), taken in turn
 //! for reads outside a unit of work. A replica that cannot be reached is skipped for
 //! [`DOWN_FOR`]; one further behind than `MEMGPT_PG_REPLICA_MAX_LAG` (measured on the
-//! replica at most every [`LAG_EVERY`]) is skipped until a later measure finds it caught
-//! up. A read-your-writes session's read takes a replica only once the replica has
+//! replica at most every [`LAG_EVERY`], against the primary's positions sampled as often)
+//! is skipped until a later measure finds it caught up. A read-your-writes session's read takes a replica only once the replica has
 //! replayed the session's last write (`pg_last_wal_replay_lsn()`), else the primary.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ use crate::PgConfig;
 pub(crate) const DOWN_FOR: Duration = Duration::from_secs(5);
 /// How often a replica's lag is measured (on a connection about to serve a read).
 pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
+/// Samples of the primary's position kept at most.
+const HISTORY: usize = 4096;
 /// How long a read waits for a replica's connection before telling a replica that cannot be
 /// reached (the primary then serves) from one whose connections are all busy.
 const REPLICA_WAIT: Duration = Duration::from_millis(250);
@@ -33,6 +36,10 @@ pub(crate) struct Replicas {
     next: AtomicUsize,
     max_lag: Duration,
     pool_timeout: Duration,
+    /// The primary's WAL position over time, sampled (at most every [`LAG_EVERY`]) as lags
+    /// are measured: a replica is behind by more than the maximum lag when it has not
+    /// replayed what the primary had written that long ago.
+    history: Mutex<VecDeque<(Instant, u64)>>,
 }
 
 #[derive(Debug)]
@@ -57,10 +64,22 @@ struct Health {
 
 #[derive(QueryableByName)]
 struct Position {
-    #[diesel(sql_type = Nullable<Double>)]
-    lag: Option<f64>,
     #[diesel(sql_type = Bool)]
-    caught_up: bool,
+    recovering: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    replay: Option<String>,
+    /// Everything received is replayed.
+    #[diesel(sql_type = Bool)]
+    idle: bool,
+    /// Seconds since the commit last replayed was made on the primary.
+    #[diesel(sql_type = Nullable<Double>)]
+    since_commit: Option<f64>,
+}
+
+/// A WAL position (`16/B374D848`) as a number.
+pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
 
 impl Replicas {
@@ -92,26 +111,104 @@ impl Replicas {
             next: AtomicUsize::new(0),
             max_lag: config.replica_max_lag,
             pool_timeout: config.pool_timeout,
+            history: Mutex::new(VecDeque::new()),
         }))
     }
 
     /// A connection of the next fit replica — up, within the maximum lag and, with
-    /// `after` (a read-your-writes session's last write LSN), past it — or `None`.
-    pub(crate) fn lease(&self, after: Option<&str>) -> Option<Pooled> {
+    /// `after` (a read-your-writes session's last write position), past it — or `None`.
+    /// `primary` reads the primary's WAL position when a lag is due to be measured (`None`
+    /// when no primary connection is idle: the last samples serve).
+    pub(crate) fn lease(
+        &self,
+        after: Option<u64>,
+        primary: &dyn Fn() -> Option<u64>,
+    ) -> Option<Pooled> {
         let n = self.list.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .find_map(|i| self.list[(start + i) % n].lease(after, self.max_lag, self.pool_timeout))
+        (0..n).find_map(|i| self.list[(start + i) % n].lease(after, self, primary))
+    }
+
+    /// Samples the primary's position when the last sample is older than [`LAG_EVERY`];
+    /// returns whether a sample exists.
+    fn sample(&self, now: Instant, primary: &dyn Fn() -> Option<u64>) -> bool {
+        let due = self.history.lock().ok().is_some_and(|h| {
+            h.back()
+                .is_none_or(|(t, _)| now.duration_since(*t) >= LAG_EVERY)
+        });
+        let taken = if due { primary() } else { None };
+        let Ok(mut h) = self.history.lock() else {
+            return false;
+        };
+        if let Some(lsn) = taken {
+            h.push_back((now, lsn));
+            // The newest sample at least max_lag old is the reference: older ones go.
+            while h.len() > 1
+                && h.get(1)
+                    .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= self.max_lag)
+            {
+                h.pop_front();
+            }
+            while h.len() > HISTORY {
+                h.pop_front();
+            }
+        }
+        !h.is_empty()
+    }
+
+    /// Why a replica at `replay` is further behind than the maximum lag, or `None`: it has
+    /// not replayed the primary's position of `max_lag` ago. While the samples span less
+    /// than that, a replica past the oldest is within it; one that is not is judged by the
+    /// age of the commit it last replayed (behind only when it has WAL left to replay).
+    fn behind(
+        &self,
+        now: Instant,
+        replay: Option<u64>,
+        p: &Position,
+        sampled: bool,
+    ) -> Option<String> {
+        let Some(replay) = replay else {
+            return Some("behind, nothing replayed yet".to_owned());
+        };
+        if sampled {
+            let h = self.history.lock().ok()?;
+            let reference = h
+                .iter()
+                .rev()
+                .find(|(t, _)| now.saturating_duration_since(*t) >= self.max_lag);
+            match reference {
+                Some((t, lsn)) if replay < *lsn => {
+                    return Some(format!(
+                        "behind: not yet at the primary's position of {:?} ago",
+                        now.saturating_duration_since(*t)
+                    ))
+                }
+                Some(_) => return None,
+                None if h.front().is_some_and(|(_, oldest)| replay >= *oldest) => return None,
+                None => {}
+            }
+        }
+        if p.idle {
+            return None;
+        }
+        match p.since_commit {
+            Some(s) if Duration::try_from_secs_f64(s.max(0.0)).is_ok_and(|d| d <= self.max_lag) => {
+                None
+            }
+            Some(s) => Some(format!("behind, its last replayed commit {s:.1} s old")),
+            None => Some("behind, no commit replayed yet".to_owned()),
+        }
     }
 }
 
 impl Replica {
     fn lease(
         &self,
-        after: Option<&str>,
-        max_lag: Duration,
-        pool_timeout: Duration,
+        after: Option<u64>,
+        replicas: &Replicas,
+        primary: &dyn Fn() -> Option<u64>,
     ) -> Option<Pooled> {
+        let pool_timeout = replicas.pool_timeout;
         let now = Instant::now();
         let measure = {
             let h = self.health.lock().ok()?;
@@ -149,14 +246,13 @@ impl Replica {
         if !measure {
             return Some(conn);
         }
+        let sample = replicas.sample(now, primary);
         let position: Vec<Position> = match diesel::sql_query(
-            "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 \
-             WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
-             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag, \
-             CASE WHEN NOT pg_is_in_recovery() THEN true \
-             ELSE coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) END AS caught_up",
+            "SELECT pg_is_in_recovery() AS recovering, \
+             pg_last_wal_replay_lsn()::text AS replay, \
+             pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() AS idle, \
+             extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_commit",
         )
-        .bind::<Text, _>(after.unwrap_or("0/0"))
         .load(&mut *conn)
         {
             Ok(p) => p,
@@ -166,22 +262,30 @@ impl Replica {
             }
         };
         let p = position.into_iter().next()?;
-        // No transaction replayed yet while behind: as far behind as can be.
-        let lag = p.lag.map_or(Duration::MAX, |s| {
-            Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
-        });
-        if lag > max_lag {
-            let behind = if lag == Duration::MAX {
-                "behind, no transaction replayed yet".to_owned()
-            } else {
-                format!("behind by {lag:?}")
-            };
+        if !p.recovering {
+            // Promoted (or a primary named as a replica): nothing to wait for.
+            self.fit(now);
+            return Some(conn);
+        }
+        let replay = p.replay.as_deref().and_then(parse_lsn);
+        if let Some(behind) = replicas.behind(now, replay, &p, sample) {
             self.unfit(
                 now + LAG_EVERY,
-                format!("{behind} (MEMGPT_PG_REPLICA_MAX_LAG {max_lag:?})"),
+                format!(
+                    "{behind} (MEMGPT_PG_REPLICA_MAX_LAG {:?})",
+                    replicas.max_lag
+                ),
             );
             return None;
         }
+        self.fit(now);
+        // Fit, but not yet past this session's last write: the primary serves this read.
+        let caught_up = after.is_none_or(|a| replay.is_some_and(|r| r >= a));
+        caught_up.then_some(conn)
+    }
+
+    /// Measured within the maximum lag at `now`.
+    fn fit(&self, now: Instant) {
         if let Ok(mut h) = self.health.lock() {
             h.lag_checked = Some(now);
             h.skip_until = None;
@@ -189,8 +293,6 @@ impl Replica {
                 tracing::warn!("memgpt-pg: replica {} serves reads again", self.name);
             }
         }
-        // Fit, but not yet past this session's last write: the primary serves this read.
-        p.caught_up.then_some(conn)
     }
 
     /// Whether a checkout that timed out met a replica that cannot be reached, rather than
@@ -217,5 +319,19 @@ impl Replica {
             );
             h.unfit = Some(kind);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_lsn;
+
+    #[test]
+    fn wal_positions_parse_and_order() {
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
+        assert!(parse_lsn("1/0") > parse_lsn("0/FFFFFFFF"));
+        assert_eq!(parse_lsn("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
+        assert_eq!(parse_lsn("nonsense"), None);
     }
 }

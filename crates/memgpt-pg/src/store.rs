@@ -27,14 +27,10 @@ pub struct PgStore {
     session: Option<Arc<Session>>,
 }
 
-/// A WAL position no replica reaches: a session whose last write's position is unknown
-/// reads from the primary.
-const UNREACHABLE_LSN: &str = "FFFFFFFF/FFFFFFFF";
-
 /// The last write of a read-your-writes session: the primary's WAL position after it.
 #[derive(Debug, Default)]
 struct Session {
-    last_write: std::sync::Mutex<Option<String>>,
+    last_write: std::sync::Mutex<Option<u64>>,
 }
 
 #[derive(QueryableByName)]
@@ -306,7 +302,7 @@ impl PgStore {
     /// After a committed write of a read-your-writes session on `conn` (the primary):
     /// remembers the primary's WAL position. Without replicas or a session, nothing. Never
     /// fails the committed write: when the position cannot be read, the session's reads
-    /// stay on the primary until its next write.
+    /// stay on the primary until its next write (a position no replica reaches).
     pub(crate) fn note_write(&self, conn: Option<&mut PgConnection>) {
         let (Some(session), Some(_)) = (&self.session, &self.inner.replicas) else {
             return;
@@ -318,7 +314,9 @@ impl PgStore {
                     .ok()
             })
             .and_then(|rows| rows.into_iter().next())
-            .map_or_else(|| UNREACHABLE_LSN.to_owned(), |p| p.lsn);
+            .and_then(|p| crate::replica::parse_lsn(&p.lsn))
+            // A position no replica reaches: the session reads from the primary.
+            .unwrap_or(u64::MAX);
         if let Ok(mut last) = session.last_write.lock() {
             *last = Some(position);
         }
@@ -333,8 +331,18 @@ impl PgStore {
             let after = self
                 .session
                 .as_ref()
-                .and_then(|s| s.last_write.lock().ok().and_then(|l| l.clone()));
-            if let Some(conn) = replicas.lease(after.as_deref()) {
+                .and_then(|s| s.last_write.lock().ok().and_then(|l| *l));
+            // The primary's position, when a connection of it is idle.
+            let primary = || {
+                let mut c = self.inner.pool.try_get()?;
+                diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
+                    .load::<WalPosition>(&mut *c)
+                    .ok()?
+                    .into_iter()
+                    .next()
+                    .and_then(|p| crate::replica::parse_lsn(&p.lsn))
+            };
+            if let Some(conn) = replicas.lease(after, &primary) {
                 self.inner.counters.record_replica_read();
                 return Ok(self.lease(conn, site));
             }
