@@ -99,43 +99,23 @@ pub fn s1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
 
 /// Reads only: each round {`get_all(agent, 20)`; `size(agent)`} on every agent of a thread.
 fn reads(store: &PgStore, rounds: usize, case: &'static str, report: &mut Report) -> Result<()> {
-    let agents = tenants(10, AGENTS / 10);
-    let outcome = Outcome::default();
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for mine in agents.chunks(AGENTS / THREADS) {
-            let outcome = &outcome;
-            s.spawn(move || {
-                let mut lat = Vec::with_capacity(rounds * mine.len() * 2);
-                for _ in 0..rounds {
-                    for &(u, a) in mine {
-                        let Ok(c) =
-                            store.connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))
-                        else {
-                            continue;
-                        };
-                        outcome.call(|| Ok(c.get_all(&[], Some(20)).map(|_| ())?), &mut lat);
-                        outcome.call(|| Ok(c.size(&[]).map(|_| ())?), &mut lat);
-                    }
-                }
-                if let Ok(mut all) = outcome.latencies.lock() {
-                    all.extend(lat);
-                }
-            });
-        }
-    });
-    outcome.report_as(
-        ("S1", case),
-        "postgres",
-        "optimized",
-        rounds * AGENTS / THREADS,
-        start.elapsed(),
-        report,
-    );
-    Ok(())
+    rounds_of(store, rounds, false, case, report)
 }
 
+/// W6's mixed rounds: {insert one message; `get_all(agent, 20)`; `size(agent)`}.
 fn run(store: &PgStore, rounds: usize, case: &'static str, report: &mut Report) -> Result<()> {
+    rounds_of(store, rounds, true, case, report)
+}
+
+/// `rounds` rounds over every agent of each of the 200 threads (five each), with or without
+/// the insert, reported as S1's `case`.
+fn rounds_of(
+    store: &PgStore,
+    rounds: usize,
+    write: bool,
+    case: &'static str,
+    report: &mut Report,
+) -> Result<()> {
     let agents = tenants(10, AGENTS / 10);
     let outcome = Outcome::default();
     let start = Instant::now();
@@ -155,15 +135,17 @@ fn run(store: &PgStore, rounds: usize, case: &'static str, report: &mut Report) 
                     .collect();
                 for r in 0..rounds {
                     for (u, a, c) in &connectors {
-                        outcome.call(
-                            || {
-                                let m = Message::builder(*u, *a, Role::User)
-                                    .text(format!("thread {t} round {r}"))
-                                    .build()?;
-                                Ok(c.insert(&m)?)
-                            },
-                            &mut lat,
-                        );
+                        if write {
+                            outcome.call(
+                                || {
+                                    let m = Message::builder(*u, *a, Role::User)
+                                        .text(format!("thread {t} round {r}"))
+                                        .build()?;
+                                    Ok(c.insert(&m)?)
+                                },
+                                &mut lat,
+                            );
+                        }
                         outcome.call(|| Ok(c.get_all(&[], Some(20)).map(|_| ())?), &mut lat);
                         outcome.call(|| Ok(c.size(&[]).map(|_| ())?), &mut lat);
                     }

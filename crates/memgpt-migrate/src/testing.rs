@@ -173,10 +173,7 @@ impl OwnServer {
         let fail = |what: &str, e: &dyn std::fmt::Display| Error::ConnectionLost {
             message: format!("{what}: {e}"),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| fail("no free port", &e))?
-            .port();
+        let port = free_port()?;
         let server = OwnServer {
             bin: bin.into(),
             port,
@@ -280,10 +277,7 @@ impl OwnServer {
         let fail = |what: &str, e: &dyn std::fmt::Display| Error::ConnectionLost {
             message: format!("{what}: {e}"),
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| fail("no free port", &e))?
-            .port();
+        let port = free_port()?;
         let replica = OwnServer {
             bin: self.bin.clone(),
             port,
@@ -447,6 +441,61 @@ pub fn self_signed(crt: &std::path::Path, key: &std::path::Path, ip: &str) -> Re
             crt.as_os_str(),
         ],
     )
+}
+
+/// A port of 127.0.0.1 that nothing listens on now.
+fn free_port() -> Result<u16, Error> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::ConnectionLost {
+            message: format!("no free port: {e}"),
+        })
+}
+
+/// Runs `f` while a thread polls `pg_stat_activity` (every 5 ms) for the client
+/// connections of `db` (the poller's own excluded); returns `f`'s value and the most seen.
+///
+/// # Panics
+/// When the poller cannot reach the server (a test helper).
+pub fn peak_connections<T: Send>(db: &TempDatabase, f: impl FnOnce() -> T + Send) -> (T, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::sync::atomic::AtomicI64::new(0);
+    let value = std::thread::scope(|s| {
+        s.spawn(|| {
+            #[allow(clippy::expect_used)]
+            let mut conn = db.connect().expect("the poller connects");
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let n: Vec<Count> = diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = $1 AND backend_type = 'client backend' \
+                     AND pid <> pg_backend_pid()",
+                )
+                .bind::<diesel::sql_types::Text, _>(db.name())
+                .load(&mut conn)
+                .unwrap_or_default();
+                if let Some(c) = n.first() {
+                    peak.fetch_max(c.n, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        // Stops the poller however `f` ends, a panic included.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&done);
+        f()
+    });
+    (value, peak.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 fn as_root() -> bool {

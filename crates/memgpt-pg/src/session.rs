@@ -13,12 +13,13 @@ use memgpt_core::Result;
 use crate::error::map;
 use crate::PgConfig;
 
+/// A server setting by name (a row of `pg_settings`).
 #[derive(QueryableByName)]
-struct Setting {
+pub(crate) struct Setting {
     #[diesel(sql_type = Text)]
-    name: String,
+    pub(crate) name: String,
     #[diesel(sql_type = Text)]
-    setting: String,
+    pub(crate) setting: String,
 }
 
 /// The settings every statement of the store should run under, as `pg_settings.setting`

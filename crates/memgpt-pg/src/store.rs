@@ -419,15 +419,8 @@ impl PgStore {
     /// # Errors
     /// What the database reports.
     pub fn session_settings(&self) -> Result<Vec<(String, String)>> {
-        #[derive(QueryableByName)]
-        struct Setting {
-            #[diesel(sql_type = Text)]
-            name: String,
-            #[diesel(sql_type = Text)]
-            setting: String,
-        }
         let mut conn = self.checkout()?;
-        let rows: Vec<Setting> = self.with_settings(&mut conn, |c| {
+        let rows: Vec<crate::session::Setting> = self.with_settings(&mut conn, |c| {
             diesel::sql_query(
                 "SELECT name, current_setting(name) AS setting FROM pg_settings \
                  WHERE name IN ('application_name', 'idle_in_transaction_session_timeout', \

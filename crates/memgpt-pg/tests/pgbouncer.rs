@@ -6,15 +6,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{Error, Message, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{TempDatabase, PGBOUNCER, VECTOR_SERVER};
+use memgpt_migrate::testing::{peak_connections, TempDatabase, PGBOUNCER, VECTOR_SERVER};
 use memgpt_migrate::Command;
 use memgpt_pg::{PgConfig, PgStore, Pooler};
 use uuid::Uuid;
@@ -180,55 +179,39 @@ fn pgbouncer_forty_threads_share_twenty_server_connections() {
     config.pool_size = 40;
     config.max_overflow = 0;
     let store = PgStore::open(config).unwrap();
-    let done = AtomicBool::new(false);
-    let peak = AtomicI64::new(0);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut conn = db.connect().unwrap();
-            while !done.load(Ordering::Relaxed) {
-                let n: Vec<Count> = diesel::sql_query(
-                    "SELECT count(*) AS n FROM pg_stat_activity \
-                     WHERE datname = $1 AND backend_type = 'client backend' \
-                     AND pid <> pg_backend_pid()",
-                )
-                .bind::<Text, _>(db.name())
-                .load(&mut conn)
-                .unwrap();
-                peak.fetch_max(n[0].n, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        let workers: Vec<_> = (0..40u128)
-            .map(|t| {
-                let store = &store;
-                s.spawn(move || -> Result<(), Error> {
-                    let scope = Scope::agent(Uuid::from_u128(t % 4 + 1), Uuid::from_u128(t + 100));
-                    let c = store.connector::<Message>(TableType::RecallMemory, scope)?;
-                    for round in 0..5u64 {
-                        c.insert(&message(scope, &format!("alone {round}")))?;
-                        let batch: Vec<Message> = (0..1_200)
-                            .map(|i| message(scope, &format!("batch {round} row {i}")))
-                            .collect();
-                        c.insert_many(batch, false)?;
-                        store.transaction(|tx| {
-                            let c = tx.connector::<Message>(TableType::RecallMemory, scope)?;
-                            c.insert(&message(scope, &format!("in a unit {round}")))?;
+    let ((), peak) = peak_connections(&db, || {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..40u128)
+                .map(|t| {
+                    let store = &store;
+                    s.spawn(move || -> Result<(), Error> {
+                        let scope =
+                            Scope::agent(Uuid::from_u128(t % 4 + 1), Uuid::from_u128(t + 100));
+                        let c = store.connector::<Message>(TableType::RecallMemory, scope)?;
+                        for round in 0..5u64 {
+                            c.insert(&message(scope, &format!("alone {round}")))?;
+                            let batch: Vec<Message> = (0..1_200)
+                                .map(|i| message(scope, &format!("batch {round} row {i}")))
+                                .collect();
+                            c.insert_many(batch, false)?;
+                            store.transaction(|tx| {
+                                let c = tx.connector::<Message>(TableType::RecallMemory, scope)?;
+                                c.insert(&message(scope, &format!("in a unit {round}")))?;
+                                assert_eq!(c.size(&[])?, (round + 1) * 1_202);
+                                Ok(())
+                            })?;
                             assert_eq!(c.size(&[])?, (round + 1) * 1_202);
-                            Ok(())
-                        })?;
-                        assert_eq!(c.size(&[])?, (round + 1) * 1_202);
-                        assert_eq!(c.query_text("alone", None, 0)?.len() as u64, round + 1);
-                    }
-                    Ok(())
+                            assert_eq!(c.query_text("alone", None, 0)?.len() as u64, round + 1);
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        for w in workers {
-            w.join().unwrap().unwrap();
-        }
-        done.store(true, Ordering::Relaxed);
+                .collect();
+            for w in workers {
+                w.join().unwrap().unwrap();
+            }
+        })
     });
-    let peak = peak.load(Ordering::Relaxed);
     assert!(
         peak <= 20,
         "the server saw {peak} connections of the database"

@@ -4,13 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
-
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{TempDatabase, PGBOUNCER, VECTOR_SERVER};
+use memgpt_migrate::testing::{peak_connections, TempDatabase, PGBOUNCER, VECTOR_SERVER};
 use memgpt_migrate::Command;
 use memgpt_pg::{PgConfig, PgConnector, PgStore, Pooler};
 use uuid::Uuid;
@@ -37,51 +34,34 @@ fn drive(db: &TempDatabase, store: &PgStore) -> i64 {
             (scope, c)
         })
         .collect();
-    let done = AtomicBool::new(false);
-    let peak = AtomicI64::new(0);
-    std::thread::scope(|s| {
-        // The server's count of the database's connections, sampled throughout.
-        s.spawn(|| {
-            let mut conn = db.connect().unwrap();
-            while !done.load(Ordering::Relaxed) {
-                let n: Vec<Count> = diesel::sql_query(
-                    "SELECT count(*) AS n FROM pg_stat_activity \
-                     WHERE datname = $1 AND backend_type = 'client backend' \
-                     AND pid <> pg_backend_pid()",
-                )
-                .bind::<Text, _>(db.name())
-                .load(&mut conn)
-                .unwrap();
-                peak.fetch_max(n[0].n, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        let workers: Vec<_> = connectors
-            .chunks(connectors.len() / THREADS)
-            .map(|mine| {
-                s.spawn(move || -> Result<(), Error> {
-                    for (scope, c) in mine {
-                        let m = Message::builder(
-                            scope.user_id(),
-                            scope.agent_id().unwrap(),
-                            Role::Assistant,
-                        )
-                        .text("hello")
-                        .build()?;
-                        c.insert(&m)?;
-                        let got = c.get_all(&[], Some(10))?;
-                        assert_eq!(got.iter().map(Record::id).collect::<Vec<_>>(), [m.id()]);
-                        assert_eq!(c.size(&[])?, 1);
-                    }
-                    Ok(())
+    let ((), peak) = peak_connections(db, || {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = connectors
+                .chunks(connectors.len() / THREADS)
+                .map(|mine| {
+                    s.spawn(move || -> Result<(), Error> {
+                        for (scope, c) in mine {
+                            let m = Message::builder(
+                                scope.user_id(),
+                                scope.agent_id().unwrap(),
+                                Role::Assistant,
+                            )
+                            .text("hello")
+                            .build()?;
+                            c.insert(&m)?;
+                            let got = c.get_all(&[], Some(10))?;
+                            assert_eq!(got.iter().map(Record::id).collect::<Vec<_>>(), [m.id()]);
+                            assert_eq!(c.size(&[])?, 1);
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        assert_eq!(workers.len(), THREADS);
-        for w in workers {
-            w.join().unwrap().unwrap();
-        }
-        done.store(true, Ordering::Relaxed);
+                .collect();
+            assert_eq!(workers.len(), THREADS);
+            for w in workers {
+                w.join().unwrap().unwrap();
+            }
+        })
     });
     let mut conn = db.connect().unwrap();
     let rows: Vec<Count> =
@@ -89,7 +69,7 @@ fn drive(db: &TempDatabase, store: &PgStore) -> i64 {
             .load(&mut conn)
             .unwrap();
     assert_eq!(rows[0].n, AGENTS as i64, "one message per agent");
-    peak.load(Ordering::Relaxed)
+    peak
 }
 
 #[test]
