@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use memgpt_benches::report::Report;
 use memgpt_benches::target::{Backend, Env};
-use memgpt_benches::{concurrency, loads, memory, reads, scale};
+use memgpt_benches::{concurrency, loads, memory, reads, scale, targets};
 
 type Workload = fn(&Env, Backend, &mut Report) -> Result<()>;
 
@@ -78,6 +78,8 @@ fn main() -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     println!("{}", report.table());
+    println!("== the targets of docs/BENCHMARKS.md, on this run ==\n");
+    println!("{}", targets::table(&report));
     if let Some(path) = json {
         std::fs::write(&path, report.json()).with_context(|| format!("writing {path}"))?;
         println!("figures written to {path}");

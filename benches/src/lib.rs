@@ -18,3 +18,4 @@ pub mod report;
 pub mod scale;
 pub mod stats;
 pub mod target;
+pub mod targets;
