@@ -456,9 +456,12 @@ fn free_port() -> Result<u16, Error> {
 /// Runs `f` while a thread polls `pg_stat_activity` (every 5 ms) for the client
 /// connections of `db` (the poller's own excluded); returns `f`'s value and the most seen.
 ///
-/// # Panics
-/// When the poller cannot reach the server (a test helper).
-pub fn peak_connections<T: Send>(db: &TempDatabase, f: impl FnOnce() -> T + Send) -> (T, i64) {
+/// # Errors
+/// [`Error::ConnectionLost`] when the poller cannot connect (before `f` runs).
+pub fn peak_connections<T: Send>(
+    db: &TempDatabase,
+    f: impl FnOnce() -> T + Send,
+) -> Result<(T, i64), Error> {
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -466,10 +469,11 @@ pub fn peak_connections<T: Send>(db: &TempDatabase, f: impl FnOnce() -> T + Send
     }
     let done = std::sync::atomic::AtomicBool::new(false);
     let peak = std::sync::atomic::AtomicI64::new(0);
+    let mut conn = db.connect()?;
+    let (done_ref, peak_ref) = (&done, &peak);
     let value = std::thread::scope(|s| {
-        s.spawn(|| {
-            #[allow(clippy::expect_used)]
-            let mut conn = db.connect().expect("the poller connects");
+        s.spawn(move || {
+            let (done, peak) = (done_ref, peak_ref);
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let n: Vec<Count> = diesel::sql_query(
                     "SELECT count(*) AS n FROM pg_stat_activity \
@@ -495,7 +499,7 @@ pub fn peak_connections<T: Send>(db: &TempDatabase, f: impl FnOnce() -> T + Send
         let _stop = Stop(&done);
         f()
     });
-    (value, peak.load(std::sync::atomic::Ordering::Relaxed))
+    Ok((value, peak.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 fn as_root() -> bool {

@@ -211,7 +211,8 @@ fn pgbouncer_forty_threads_share_twenty_server_connections() {
                 w.join().unwrap().unwrap();
             }
         })
-    });
+    })
+    .unwrap();
     assert!(
         peak <= 20,
         "the server saw {peak} connections of the database"

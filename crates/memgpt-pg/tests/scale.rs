@@ -62,7 +62,8 @@ fn drive(db: &TempDatabase, store: &PgStore) -> i64 {
                 w.join().unwrap().unwrap();
             }
         })
-    });
+    })
+    .unwrap();
     let mut conn = db.connect().unwrap();
     let rows: Vec<Count> =
         diesel::sql_query("SELECT count(DISTINCT agent_id) AS n FROM memgpt_recall_memory_agent")
