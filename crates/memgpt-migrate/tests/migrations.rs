@@ -8,8 +8,10 @@ use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConne
 use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
 
-/// Migrations per backend.
-const MIGRATIONS: usize = 5;
+/// Migrations of SQLite.
+const SQLITE_MIGRATIONS: usize = 5;
+/// Migrations of PostgreSQL (000006, the compact embedding column, is PostgreSQL's only).
+const PG_MIGRATIONS: usize = 6;
 
 const TABLES: [&str; 4] = [
     "memgpt_archival_memory_agent",
@@ -85,7 +87,7 @@ fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let report = sqlite::run_path(&path, Command::Up).unwrap();
-    assert_eq!(report.applied.len(), MIGRATIONS);
+    assert_eq!(report.applied.len(), SQLITE_MIGRATIONS);
     assert!(report.status.iter().all(|s| s.applied));
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     let tables = sqlite_names(&mut conn, "table");
@@ -111,7 +113,7 @@ fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
     let report = sqlite::run_path(&path, Command::Redo).unwrap();
     assert_eq!(report.reverted, report.applied);
     let report = sqlite::run_path(&path, Command::Down).unwrap();
-    assert_eq!(report.reverted.len(), MIGRATIONS);
+    assert_eq!(report.reverted.len(), SQLITE_MIGRATIONS);
     assert!(sqlite_names(&mut conn, "table").is_empty());
     assert!(sqlite_names(&mut conn, "index").is_empty());
     assert!(sqlite_names(&mut conn, "trigger").is_empty());
@@ -128,7 +130,7 @@ fn sqlite_concurrent_migrations_are_safe() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(applied.iter().sum::<usize>(), MIGRATIONS, "{applied:?}");
+    assert_eq!(applied.iter().sum::<usize>(), SQLITE_MIGRATIONS, "{applied:?}");
     let status = sqlite::run_path(&path, Command::Status).unwrap().status;
     assert!(status.iter().all(|s| s.applied));
 }
@@ -136,7 +138,7 @@ fn sqlite_concurrent_migrations_are_safe() {
 fn pg_roundtrip(server: &str, embedding_type: &str) {
     let db = TempDatabase::create(server).unwrap();
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
-    assert_eq!(report.applied.len(), MIGRATIONS);
+    assert_eq!(report.applied.len(), PG_MIGRATIONS);
     let mut conn = db.connect().unwrap();
     assert_eq!(
         pg_names(&mut conn, PG_TABLES),
@@ -152,10 +154,23 @@ fn pg_roundtrip(server: &str, embedding_type: &str) {
          WHERE attrelid = 'memgpt_passages'::regclass AND attname = 'embedding'",
     );
     assert_eq!(types, vec![embedding_type.to_owned()]);
+    // Migration 000006: the embedding at its true dimension, stored with the row.
+    for t in ["memgpt_archival_memory_agent", "memgpt_passages"] {
+        let compact = pg_names(
+            &mut conn,
+            &format!(
+                "SELECT format_type(atttypid, atttypmod) || ' ' || attstorage::text || ' ' || \
+                 attgenerated::text AS name FROM pg_attribute \
+                 WHERE attrelid = '{t}'::regclass AND attname = 'embedding_compact'"
+            ),
+        );
+        let base = embedding_type.split('(').next().unwrap();
+        assert_eq!(compact, vec![format!("{base} m s")], "{t}");
+    }
     let report = postgres::run_url(db.url(), Command::Redo).unwrap();
     assert_eq!(report.reverted, report.applied);
     let report = postgres::run_url(db.url(), Command::Down).unwrap();
-    assert_eq!(report.reverted.len(), MIGRATIONS);
+    assert_eq!(report.reverted.len(), PG_MIGRATIONS);
     assert!(pg_names(&mut conn, PG_TABLES).is_empty());
     assert!(pg_names(&mut conn, PG_INDEXES).is_empty());
 }
@@ -186,7 +201,7 @@ fn postgres_concurrent_migrations_are_safe() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(applied.iter().sum::<usize>(), MIGRATIONS, "{applied:?}");
+    assert_eq!(applied.iter().sum::<usize>(), PG_MIGRATIONS, "{applied:?}");
 }
 
 /// MemGPT 0.3.x's DDL for recall memory on PostgreSQL, as SQLAlchemy emitted it.
@@ -195,6 +210,13 @@ const MEMGPT_PG_RECALL: &str = "CREATE TABLE memgpt_recall_memory_agent (
     text VARCHAR, model VARCHAR, name VARCHAR, tool_calls JSON, tool_call_id VARCHAR,
     embedding VECTOR(4096), embedding_dim BIGINT, embedding_model VARCHAR,
     created_at TIMESTAMP WITH TIME ZONE, PRIMARY KEY (id))";
+
+/// MemGPT 0.3.x's DDL for archival memory on PostgreSQL, as SQLAlchemy emitted it.
+const MEMGPT_PG_ARCHIVAL: &str = "CREATE TABLE memgpt_archival_memory_agent (
+    id UUID NOT NULL, user_id UUID NOT NULL, text VARCHAR, doc_id UUID, agent_id UUID,
+    data_source VARCHAR, embedding VECTOR(4096), embedding_dim BIGINT,
+    embedding_model VARCHAR, metadata_ JSON, created_at TIMESTAMP WITH TIME ZONE,
+    PRIMARY KEY (id))";
 
 #[test]
 fn postgres_migrations_apply_to_a_memgpt_created_database() {
@@ -206,14 +228,25 @@ fn postgres_migrations_apply_to_a_memgpt_created_database() {
     diesel::sql_query(MEMGPT_PG_RECALL)
         .execute(&mut conn)
         .unwrap();
+    diesel::sql_query(MEMGPT_PG_ARCHIVAL)
+        .execute(&mut conn)
+        .unwrap();
     diesel::sql_query(
         "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at)
          VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'user', 'hi', now())",
     )
     .execute(&mut conn)
     .unwrap();
+    // A passage as MemGPT writes it: 3 dimensions zero-padded to 4096.
+    diesel::sql_query(
+        "INSERT INTO memgpt_archival_memory_agent (id, user_id, text, embedding, embedding_dim)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'p',
+                 (ARRAY[1.5, -2, 3]::real[] || array_fill(0::real, ARRAY[4093]))::vector, 3)",
+    )
+    .execute(&mut conn)
+    .unwrap();
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
-    assert_eq!(report.applied.len(), MIGRATIONS);
+    assert_eq!(report.applied.len(), PG_MIGRATIONS);
     let n: Vec<Name> =
         diesel::sql_query("SELECT text::text AS name FROM memgpt_recall_memory_agent")
             .load(&mut conn)
@@ -222,6 +255,14 @@ fn postgres_migrations_apply_to_a_memgpt_created_database() {
     assert_eq!(n[0].name, "hi");
     assert!(pg_names(&mut conn, PG_INDEXES)
         .contains(&"memgpt_recall_memory_agent_agent_id_created_at_idx".to_owned()));
+    // Migration 000006 filled the compact column of the existing row.
+    assert_eq!(
+        pg_names(
+            &mut conn,
+            "SELECT embedding_compact::text AS name FROM memgpt_archival_memory_agent"
+        ),
+        vec!["[1.5,-2,3]".to_owned()]
+    );
 }
 
 #[test]
@@ -298,7 +339,7 @@ fn sqlite_down_refuses_to_drop_tables_holding_rows() {
         ..Default::default()
     };
     let report = sqlite::run_path_with(&path, Command::Down, &options).unwrap();
-    assert_eq!(report.reverted.len(), MIGRATIONS);
+    assert_eq!(report.reverted.len(), SQLITE_MIGRATIONS);
     assert!(sqlite_names(&mut conn, "table").is_empty());
 }
 
@@ -323,8 +364,8 @@ fn sqlite_down_keeps_the_operators_own_indexes() {
         .execute(&mut conn)
         .unwrap();
     // Everything but the tables.
-    let report = sqlite::run_path(&path, Command::Revert(MIGRATIONS - 1)).unwrap();
-    assert_eq!(report.reverted.len(), MIGRATIONS - 1);
+    let report = sqlite::run_path(&path, Command::Revert(SQLITE_MIGRATIONS - 1)).unwrap();
+    assert_eq!(report.reverted.len(), SQLITE_MIGRATIONS - 1);
     assert_eq!(
         sqlite_names(&mut conn, "index"),
         vec!["memgpt_documents_user_id_idx".to_owned()],
@@ -367,7 +408,7 @@ fn postgres_down_refuses_to_drop_rows_and_keeps_the_operators_indexes() {
     );
     let status = postgres::run_url(db.url(), Command::Status).unwrap().status;
     assert!(status.iter().all(|s| s.applied), "nothing reverted");
-    postgres::run_url(db.url(), Command::Revert(MIGRATIONS - 1)).unwrap();
+    postgres::run_url(db.url(), Command::Revert(PG_MIGRATIONS - 1)).unwrap();
     assert_eq!(
         pg_names(&mut conn, PG_INDEXES),
         vec!["memgpt_recall_memory_agent_user_id_idx".to_owned()]
@@ -410,7 +451,7 @@ fn postgres_migrates_a_memgpt_database_holding_a_huge_text() {
         "the whole text cannot be indexed"
     );
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
-    assert_eq!(report.applied.len(), MIGRATIONS);
+    assert_eq!(report.applied.len(), PG_MIGRATIONS);
     let found = diesel::sql_query(
         "SELECT id::text AS name FROM memgpt_recall_memory_agent WHERE \
          to_tsvector('english'::regconfig, left(coalesce(text, ''), 200000)) @@ plainto_tsquery('english', 'firstword')",

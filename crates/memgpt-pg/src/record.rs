@@ -193,8 +193,10 @@ pub struct PassageRow {
 
 impl Stores<Passage> for PgStore {
     const COLUMNS: &'static [&'static str] = memgpt_core::checked_columns!(crate::schema::memgpt_passages: id, user_id, text, doc_id, agent_id, data_source, embedding, embedding_dim, embedding_model, metadata_, created_at);
+    /// The embedding from `embedding_compact` (migration 000006, stored with the row) where
+    /// the server filled it, else MemGPT's padded column.
     const SELECT: &'static str = "id, user_id, text, doc_id, agent_id, data_source, \
-        embedding::real[] AS embedding, embedding_dim, embedding_model, metadata_, created_at";
+        COALESCE(embedding_compact,embedding)::real[] AS embedding, embedding_dim, embedding_model, metadata_, created_at";
 
     fn binds(record: &Passage) -> Vec<Bind> {
         vec![

@@ -161,3 +161,125 @@ fn an_agent_far_from_the_query_gets_its_exact_top_k() {
         walked.len()
     );
 }
+
+#[derive(QueryableByName)]
+struct Compact {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    compact: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    dims: i32,
+}
+
+/// Migration 000006's `embedding_compact` beside MemGPT's padded column: rows MemGPT writes
+/// (its own column list, embeddings zero-padded to 4096, with or without `embedding_dim`,
+/// of another dimension, updated in place) are read and ranked by the connector as before,
+/// at the distance of the padded vectors; a row the connector writes is padded for MemGPT.
+#[test]
+fn memgpt_written_rows_and_the_compact_column_agree() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.embedding_dim = 4;
+    config.pool_size = 2;
+    let store = PgStore::open(config).unwrap();
+    let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Passage>(TableType::ArchivalMemory, Scope::agent(user, agent))
+        .unwrap();
+    // As MemGPT's SQLAlchemy model inserts: its columns only, the vector as text.
+    let padded = |v: &[f32]| {
+        let mut p = v.to_vec();
+        p.resize(4096, 0.0);
+        format!("{p:?}").replace(' ', "")
+    };
+    let memgpt_rows: [(&[f32], Option<i64>); 4] = [
+        (&[1.0, 0.0, 0.0, 0.0], Some(4)),
+        (&[0.0, 2.0, 0.0, 0.0], Some(4)),
+        (&[3.0, 3.0], None),
+        (&[0.5, 0.5], Some(2)),
+    ];
+    let mut ids = Vec::new();
+    let mut admin = db.connect().unwrap();
+    for (i, (v, dim)) in memgpt_rows.iter().enumerate() {
+        let id = Uuid::new_v4();
+        admin
+            .batch_execute(&format!(
+                "INSERT INTO memgpt_archival_memory_agent (id, user_id, text, doc_id, agent_id, \
+                 data_source, embedding, embedding_dim, embedding_model, metadata_, created_at) \
+                 VALUES ('{id}', '{user}', 'memgpt {i}', NULL, '{agent}', 's', '{}', {}, \
+                 'test', '{{}}', now())",
+                padded(v),
+                dim.map_or("NULL".to_owned(), |d| d.to_string()),
+            ))
+            .unwrap();
+        ids.push(id);
+    }
+    let ours = Passage::builder(user, "ours")
+        .agent_id(agent)
+        .embedding(vec![0.0, 0.0, 0.0, 1.0], "test")
+        .build()
+        .unwrap();
+    c.insert(&ours).unwrap();
+    ids.push(ours.id());
+
+    // The server filled the compact column where the dimension is known.
+    let compact = |id: Uuid, admin: &mut diesel::PgConnection| {
+        let rows: Vec<Compact> = diesel::sql_query(format!(
+            "SELECT embedding_compact::text AS compact, vector_dims(embedding) AS dims \
+             FROM memgpt_archival_memory_agent WHERE id = '{id}'"
+        ))
+        .load(admin)
+        .unwrap();
+        assert_eq!(rows[0].dims, 4096, "MemGPT's column stays padded");
+        rows[0].compact.clone()
+    };
+    let got: Vec<Option<String>> = ids.iter().map(|id| compact(*id, &mut admin)).collect();
+    assert_eq!(
+        got,
+        [
+            Some("[1,0,0,0]"),
+            Some("[0,2,0,0]"),
+            None,
+            Some("[0.5,0.5]"),
+            Some("[0,0,0,1]")
+        ]
+        .map(|s| s.map(str::to_owned))
+    );
+
+    // Read back as written (no embedding_dim: the padding's trailing zeros dropped).
+    let read = |id: Uuid| {
+        c.get(id)
+            .unwrap()
+            .unwrap()
+            .embedding()
+            .unwrap()
+            .as_slice()
+            .to_vec()
+    };
+    assert_eq!(read(ids[0]), [1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(read(ids[2]), [3.0, 3.0]);
+    assert_eq!(read(ids[3]), [0.5, 0.5]);
+
+    // Ranked at the distance of the padded vectors, whichever column each row is read from.
+    let q = [1.0f32, 1.0, 0.0, 0.0];
+    let order: Vec<Uuid> = c
+        .query(&q, 10, &[])
+        .unwrap()
+        .iter()
+        .map(Record::id)
+        .collect();
+    // [0.5,0.5]: 0.71; [1,0,0,0]: 1; [0,2,0,0]: 1.41; [0,0,0,1]: 1.73; [3,3]: 2.83.
+    assert_eq!(order, [ids[3], ids[0], ids[1], ids[4], ids[2]]);
+
+    // MemGPT updates an embedding in place: the compact column follows.
+    admin
+        .batch_execute(&format!(
+            "UPDATE memgpt_archival_memory_agent SET embedding = '{}', embedding_dim = 4 \
+             WHERE id = '{}'",
+            padded(&[1.0, 1.0, 0.0, 0.0]),
+            ids[1]
+        ))
+        .unwrap();
+    assert_eq!(compact(ids[1], &mut admin).as_deref(), Some("[1,1,0,0]"));
+    assert_eq!(read(ids[1]), [1.0, 1.0, 0.0, 0.0]);
+    assert_eq!(c.query(&q, 1, &[]).unwrap()[0].id(), ids[1]);
+}
