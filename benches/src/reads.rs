@@ -259,8 +259,69 @@ pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         hits as f64 / total as f64,
     );
     if backend == Backend::Postgres {
+        padded_raw(&fresh.location, &all, &embeddings, report)?;
         global(&fresh.location, &all, &embeddings, report)?;
     }
+    Ok(())
+}
+
+/// W5 `raw` on PostgreSQL: the same exact top-10 within one agent, written by hand with the
+/// `postgres` crate against MemGPT's own layout — the padded `vector(4096)` column, read from
+/// TOAST for every row of the agent (the layout before migration 000006's
+/// `embedding_compact`). The same queries as the optimized variant (same seed), rows decoded.
+fn padded_raw(
+    url: &str,
+    all: &[Passage],
+    embeddings: &[Vec<f32>],
+    report: &mut Report,
+) -> Result<()> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    let stmt = client.prepare(
+        "SELECT id, user_id, text, doc_id, agent_id, data_source, embedding::real[], \
+         embedding_dim, embedding_model, metadata_, created_at \
+         FROM memgpt_archival_memory_agent \
+         WHERE user_id = $1 AND agent_id = $2 AND embedding IS NOT NULL \
+         ORDER BY embedding <-> $3 LIMIT 10",
+    )?;
+    let mut rng = StdRng::seed_from_u64(SEED ^ 9);
+    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
+    for _ in 0..200 {
+        let k = rng.random_range(0..all.len());
+        let q = vector_query(&mut rng, &embeddings[k]);
+        let (u, a) = (all[k].user_id(), all[k].agent_id().unwrap_or_default());
+        let mut padded = q.clone();
+        padded.resize(memgpt_core::MAX_EMBEDDING_DIM, 0.0);
+        let v = pgvector::Vector::from(padded);
+        let t = Instant::now();
+        let mut got = Vec::new();
+        for r in client.query(&stmt, &[&u, &a, &v])? {
+            let mut e: Vec<f32> = r.try_get(6)?;
+            let dim: Option<i64> = r.try_get(7)?;
+            e.truncate(dim.and_then(|d| usize::try_from(d).ok()).unwrap_or(e.len()));
+            let text: Option<String> = r.try_get(2)?;
+            let meta: Option<serde_json::Value> = r.try_get(9)?;
+            let created: Option<chrono::DateTime<chrono::Utc>> = r.try_get(10)?;
+            std::hint::black_box((e, text, meta, created));
+            got.push(r.try_get::<_, Uuid>(0)?);
+        }
+        lat.push(t.elapsed());
+        let want = exact_top10(all, embeddings, &q, Some((u, a)));
+        hits += got.iter().filter(|id| want.contains(id)).count();
+        total += want.len();
+    }
+    let (p50, p99) = p50_p99(lat);
+    let size = all.len() as u64;
+    report.add("W5", "all", "postgres", "raw", size, "p50_ms", ms(p50));
+    report.add("W5", "all", "postgres", "raw", size, "p99_ms", ms(p99));
+    report.add(
+        "W5",
+        "all",
+        "postgres",
+        "raw",
+        size,
+        "recall_at_10",
+        hits as f64 / total as f64,
+    );
     Ok(())
 }
 

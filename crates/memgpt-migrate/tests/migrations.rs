@@ -130,7 +130,11 @@ fn sqlite_concurrent_migrations_are_safe() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(applied.iter().sum::<usize>(), SQLITE_MIGRATIONS, "{applied:?}");
+    assert_eq!(
+        applied.iter().sum::<usize>(),
+        SQLITE_MIGRATIONS,
+        "{applied:?}"
+    );
     let status = sqlite::run_path(&path, Command::Status).unwrap().status;
     assert!(status.iter().all(|s| s.applied));
 }
