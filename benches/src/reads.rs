@@ -245,19 +245,7 @@ pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         hits += got.iter().filter(|p| want.contains(&p.id())).count();
         total += want.len();
     }
-    let (p50, p99) = p50_p99(lat);
-    let size = n as u64;
-    report.add("W5", "all", b, "optimized", size, "p50_ms", ms(p50));
-    report.add("W5", "all", b, "optimized", size, "p99_ms", ms(p99));
-    report.add(
-        "W5",
-        "all",
-        b,
-        "optimized",
-        size,
-        "recall_at_10",
-        hits as f64 / total as f64,
-    );
+    w5_figures(report, b, "optimized", n as u64, lat, hits, total);
     if backend == Backend::Postgres {
         padded_raw(&fresh.location, &all, &embeddings, report)?;
         global(&fresh.location, &all, &embeddings, report)?;
@@ -309,20 +297,37 @@ fn padded_raw(
         hits += got.iter().filter(|id| want.contains(id)).count();
         total += want.len();
     }
-    let (p50, p99) = p50_p99(lat);
-    let size = all.len() as u64;
-    report.add("W5", "all", "postgres", "raw", size, "p50_ms", ms(p50));
-    report.add("W5", "all", "postgres", "raw", size, "p99_ms", ms(p99));
-    report.add(
-        "W5",
-        "all",
+    w5_figures(
+        report,
         "postgres",
         "raw",
-        size,
-        "recall_at_10",
-        hits as f64 / total as f64,
+        all.len() as u64,
+        lat,
+        hits,
+        total,
     );
     Ok(())
+}
+
+/// Reports one W5 variant: p50/p99 of `lat`, and recall@10 as `hits` of `total`.
+fn w5_figures(
+    report: &mut Report,
+    backend: &'static str,
+    variant: &'static str,
+    size: u64,
+    lat: Vec<Duration>,
+    hits: usize,
+    total: usize,
+) {
+    let (p50, p99) = p50_p99(lat);
+    let recall = hits as f64 / total as f64;
+    for (metric, value) in [
+        ("p50_ms", ms(p50)),
+        ("p99_ms", ms(p99)),
+        ("recall_at_10", recall),
+    ] {
+        report.add("W5", "all", backend, variant, size, metric, value);
+    }
 }
 
 fn exact_top10(
@@ -366,18 +371,14 @@ fn global(url: &str, all: &[Passage], embeddings: &[Vec<f32>], report: &mut Repo
         hits += got.iter().filter(|h| want.contains(&h.id)).count();
         total += want.len();
     }
-    let (p50, p99) = p50_p99(lat);
-    let size = all.len() as u64;
-    report.add("W5", "all", "postgres", "global", size, "p50_ms", ms(p50));
-    report.add("W5", "all", "postgres", "global", size, "p99_ms", ms(p99));
-    report.add(
-        "W5",
-        "all",
+    w5_figures(
+        report,
         "postgres",
         "global",
-        size,
-        "recall_at_10",
-        hits as f64 / total as f64,
+        all.len() as u64,
+        lat,
+        hits,
+        total,
     );
     Ok(())
 }

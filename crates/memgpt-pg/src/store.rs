@@ -154,7 +154,10 @@ impl PgStore {
                 if !pending.is_empty() {
                     return Err(Error::Migration {
                         message: format!(
-                            "{} migration(s) pending ({}); behind PgBouncer in transaction                              mode (MEMGPT_PG_PGBOUNCER=transaction) they are not applied at                              open: run `memgpt-store migrate up` or `cargo xtask migrate up`                              against the server directly",
+                            "{} migration(s) pending ({}); behind PgBouncer in transaction mode \
+                             (MEMGPT_PG_PGBOUNCER=transaction) they are not applied at open: \
+                             run `memgpt-store migrate up` or `cargo xtask migrate up` against \
+                             the server directly",
                             pending.len(),
                             pending.join(", ")
                         ),

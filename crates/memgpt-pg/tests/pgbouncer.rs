@@ -83,12 +83,16 @@ fn pgbouncer_open_applies_no_migration_and_says_to_run_them_directly() {
     let Error::Migration { message } = &err else {
         panic!("expected a migration error, got {err:?}");
     };
-    assert!(message.starts_with("5 migration(s) pending"), "{message}");
+    assert!(message.starts_with("6 migration(s) pending"), "{message}");
+    assert!(
+        message.contains("behind PgBouncer in transaction mode (MEMGPT_PG_PGBOUNCER=transaction)"),
+        "{message}"
+    );
     assert!(message.contains("against the server directly"), "{message}");
     let mut conn = db.connect().unwrap();
     assert_eq!(
         memgpt_migrate::postgres::pending(&mut conn).unwrap().len(),
-        5
+        6
     );
     let locks: Vec<Count> =
         diesel::sql_query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'")
