@@ -222,30 +222,26 @@ pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         PgConnection::establish(&fresh.location)?
             .batch_execute("ANALYZE memgpt_archival_memory_agent")?;
     }
-    let mut rng = StdRng::seed_from_u64(SEED ^ 9);
-    let rounds = 200;
-    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
-    for _ in 0..rounds {
-        let k = rng.random_range(0..all.len());
-        let q = vector_query(&mut rng, &embeddings[k]);
-        let (u, a) = (all[k].user_id(), all[k].agent_id().unwrap_or_default());
-        let (took, got) = with_connector!(
+    let optimized = W5Variant {
+        backend: b,
+        variant: "optimized",
+        seed: SEED ^ 9,
+        rounds: 200,
+        scoped: true,
+    };
+    w5_variant(report, &all, &embeddings, optimized, |q, u, a| {
+        Ok(with_connector!(
             &fresh.store,
             Passage,
             TableType::ArchivalMemory,
             Scope::agent(u, a),
             |c| {
                 let t = Instant::now();
-                let got = c.query(&q, 10, &[])?;
-                (t.elapsed(), got)
+                let got = c.query(q, 10, &[])?;
+                (t.elapsed(), got.iter().map(Record::id).collect())
             }
-        );
-        lat.push(took);
-        let want = exact_top10(&all, &embeddings, &q, Some((u, a)));
-        hits += got.iter().filter(|p| want.contains(&p.id())).count();
-        total += want.len();
-    }
-    w5_figures(report, b, "optimized", n as u64, lat, hits, total);
+        ))
+    })?;
     if backend == Backend::Postgres {
         padded_raw(&fresh.location, &all, &embeddings, report)?;
         global(&fresh.location, &all, &embeddings, report)?;
@@ -271,13 +267,15 @@ fn padded_raw(
          WHERE user_id = $1 AND agent_id = $2 AND embedding IS NOT NULL \
          ORDER BY embedding <-> $3 LIMIT 10",
     )?;
-    let mut rng = StdRng::seed_from_u64(SEED ^ 9);
-    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
-    for _ in 0..200 {
-        let k = rng.random_range(0..all.len());
-        let q = vector_query(&mut rng, &embeddings[k]);
-        let (u, a) = (all[k].user_id(), all[k].agent_id().unwrap_or_default());
-        let mut padded = q.clone();
+    let raw = W5Variant {
+        backend: "postgres",
+        variant: "raw",
+        seed: SEED ^ 9,
+        rounds: 200,
+        scoped: true,
+    };
+    w5_variant(report, all, embeddings, raw, |q, u, a| {
+        let mut padded = q.to_vec();
         padded.resize(memgpt_core::MAX_EMBEDDING_DIM, 0.0);
         let v = pgvector::Vector::from(padded);
         let t = Instant::now();
@@ -292,42 +290,54 @@ fn padded_raw(
             std::hint::black_box((e, text, meta, created));
             got.push(r.try_get::<_, Uuid>(0)?);
         }
-        lat.push(t.elapsed());
-        let want = exact_top10(all, embeddings, &q, Some((u, a)));
+        Ok((t.elapsed(), got))
+    })
+}
+
+/// One W5 variant: who reports it, and its queries.
+struct W5Variant {
+    backend: &'static str,
+    variant: &'static str,
+    /// The seed of the queries: variants with the same seed answer the same queries.
+    seed: u64,
+    rounds: usize,
+    /// Whether the exact answer is within the passage's agent (else over all rows).
+    scoped: bool,
+}
+
+/// Runs `v.rounds` queries (a stored passage's embedding plus noise) through `search`
+/// (given the query, the passage's user and agent; returning its time and the ids found),
+/// scores them against the exact top-10 and reports p50/p99 and recall@10.
+fn w5_variant(
+    report: &mut Report,
+    all: &[Passage],
+    embeddings: &[Vec<f32>],
+    v: W5Variant,
+    mut search: impl FnMut(&[f32], Uuid, Uuid) -> Result<(Duration, Vec<Uuid>)>,
+) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(v.seed);
+    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
+    for _ in 0..v.rounds {
+        let k = rng.random_range(0..all.len());
+        let q = vector_query(&mut rng, &embeddings[k]);
+        let (u, a) = (all[k].user_id(), all[k].agent_id().unwrap_or_default());
+        let (took, got) = search(&q, u, a)?;
+        lat.push(took);
+        let want = exact_top10(all, embeddings, &q, v.scoped.then_some((u, a)));
         hits += got.iter().filter(|id| want.contains(id)).count();
         total += want.len();
     }
-    w5_figures(
-        report,
-        "postgres",
-        "raw",
-        all.len() as u64,
-        lat,
-        hits,
-        total,
-    );
-    Ok(())
-}
-
-/// Reports one W5 variant: p50/p99 of `lat`, and recall@10 as `hits` of `total`.
-fn w5_figures(
-    report: &mut Report,
-    backend: &'static str,
-    variant: &'static str,
-    size: u64,
-    lat: Vec<Duration>,
-    hits: usize,
-    total: usize,
-) {
     let (p50, p99) = p50_p99(lat);
     let recall = hits as f64 / total as f64;
+    let size = all.len() as u64;
     for (metric, value) in [
         ("p50_ms", ms(p50)),
         ("p99_ms", ms(p99)),
         ("recall_at_10", recall),
     ] {
-        report.add("W5", "all", backend, variant, size, metric, value);
+        report.add("W5", "all", v.backend, v.variant, size, metric, value);
     }
+    Ok(())
 }
 
 fn exact_top10(
@@ -350,15 +360,17 @@ fn exact_top10(
 /// expression the index is built on, `hnsw.ef_search = 100`.
 fn global(url: &str, all: &[Passage], embeddings: &[Vec<f32>], report: &mut Report) -> Result<()> {
     let mut conn = PgConnection::establish(url)?;
-    let mut rng = StdRng::seed_from_u64(SEED ^ 11);
-    let rounds = 100;
-    let (mut lat, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
     let sql = "SELECT id FROM memgpt_archival_memory_agent ORDER BY \
                subvector(embedding, 1, 1536)::vector(1536) <-> $1 LIMIT 10";
-    for _ in 0..rounds {
-        let k = rng.random_range(0..all.len());
-        let q = vector_query(&mut rng, &embeddings[k]);
-        let v = pgvector::Vector::from(q.clone());
+    let global = W5Variant {
+        backend: "postgres",
+        variant: "global",
+        seed: SEED ^ 11,
+        rounds: 100,
+        scoped: false,
+    };
+    w5_variant(report, all, embeddings, global, |q, _, _| {
+        let v = pgvector::Vector::from(q.to_vec());
         let t = Instant::now();
         let got: Vec<Hit> = conn.transaction(|c| {
             c.batch_execute("SET LOCAL hnsw.ef_search = 100")?;
@@ -366,19 +378,6 @@ fn global(url: &str, all: &[Passage], embeddings: &[Vec<f32>], report: &mut Repo
                 .bind::<pgvector::sql_types::Vector, _>(v)
                 .load(c)
         })?;
-        lat.push(t.elapsed());
-        let want = exact_top10(all, embeddings, &q, None);
-        hits += got.iter().filter(|h| want.contains(&h.id)).count();
-        total += want.len();
-    }
-    w5_figures(
-        report,
-        "postgres",
-        "global",
-        all.len() as u64,
-        lat,
-        hits,
-        total,
-    );
-    Ok(())
+        Ok((t.elapsed(), got.into_iter().map(|h| h.id).collect()))
+    })
 }
