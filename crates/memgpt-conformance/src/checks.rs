@@ -1093,6 +1093,91 @@ pub fn insert_many_from_an_iterator_reading_the_same_unit_of_work<B: Backend>(b:
     assert_eq!(b.recall(dst).unwrap().size(&[]).unwrap(), 1_200);
 }
 
+/// `n` records of `s`, whose iterator panics when asked for record
+/// `panic_at` (after the first chunks were written on either backend).
+fn panicking(s: Scope, n: usize, panic_at: usize) -> impl Iterator<Item = Message> {
+    (0..n).map(move |i| {
+        assert!(i != panic_at, "the records iterator panics at record {i}");
+        msg(&s, Role::User, i as i64, &format!("message number {i}"))
+    })
+}
+
+/// `insert_many` is all or nothing when its iterator panics: on the store, and inside a
+/// unit of work whose closure catches the panic and returns `Ok` (the rest of the unit of
+/// work commits, nothing of the call that unwound).
+pub fn insert_many_is_all_or_nothing_when_its_iterator_panics<B: Backend>(b: &B) {
+    let (s, other) = (scope(1), scope(2));
+    let c = b.recall(s).unwrap();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.insert_many(panicking(s, 3_000, 2_600), false)
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    let kept = msg(&other, Role::User, 1, "kept");
+    let n = b
+        .recall_transaction(&[s, other], |tx| {
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tx[0].insert_many(panicking(s, 3_000, 2_600), false)
+            }));
+            assert!(unwound.is_err());
+            tx[1].insert(&kept)?;
+            // The unit of work goes on, its call undone.
+            tx[0].size(&[])
+        })
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    let o = b.recall(other).unwrap();
+    assert_eq!(id_list(&o.get_all(&[], None).unwrap()), vec![kept.id()]);
+    // Both connections went back usable.
+    assert_eq!(c.insert_many(msgs(&s, 1_200), false).unwrap(), 1_200);
+}
+
+/// A write started by the records iterator of another write of the same unit of work is
+/// refused with `Error::NestedWrite` (a bulk write stages its records on the unit of
+/// work's connection); the outer write completes exactly, and nothing of the refused one
+/// is written anywhere.
+pub fn a_write_inside_an_insert_many_iterator_of_the_same_unit_of_work_is_refused<B: Backend>(
+    b: &B,
+) {
+    let (a, other) = (scope(1), scope(2));
+    let outer = msgs(&a, 1_200);
+    let inner = msgs(&other, 1_100);
+    let refused = std::cell::RefCell::new(Vec::new());
+    let n = b
+        .recall_transaction(&[a, other], |tx| {
+            let records = outer.iter().cloned().enumerate().map(|(i, m)| {
+                if i == 600 {
+                    refused
+                        .borrow_mut()
+                        .push(tx[1].insert_many(inner.clone(), false).map(|_| ()));
+                    let mine = msg(&a, Role::User, 5_000, "inserted inside the iterator");
+                    refused.borrow_mut().push(tx[0].insert(&mine));
+                    refused.borrow_mut().push(tx[1].delete(&[]).map(|_| ()));
+                    // Reads are fine.
+                    assert_eq!(tx[1].size(&[]).unwrap(), 0);
+                }
+                m
+            });
+            tx[0].insert_many(records, false)
+        })
+        .unwrap();
+    assert_eq!(n, 1_200);
+    let refused = refused.into_inner();
+    assert_eq!(refused.len(), 3);
+    for r in refused {
+        expect_err!(r, NestedWrite);
+    }
+    let c = b.recall(a).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 1_200);
+    let mut stored = id_list(&c.get_all(&[], None).unwrap());
+    let mut expected = id_list(&outer);
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected);
+    assert_eq!(b.recall(other).unwrap().size(&[]).unwrap(), 0);
+}
+
 /// Threads sharing one unit of work take turns, call by call, and all their writes
 /// commit together.
 pub fn unit_of_work_calls_from_threads_take_turns<B: Backend>(b: &B)

@@ -139,7 +139,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
                 let mut lease = store.write_lease()?;
                 store.write_transaction(&mut *lease, |c| f(&mut Access::Direct(c)))
             }
-            Source::Tx(uow, _) => uow.call(|| f(&mut Access::Shared(uow, project::<B>))),
+            Source::Tx(uow, _) => uow.write_call(|| f(&mut Access::Shared(uow, project::<B>))),
         }
     }
 
@@ -424,14 +424,30 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
             let size = self.store().chunk_size().max(1);
             let mut iter = records.into_iter().enumerate();
             // The caller's iterator runs outside any database round: it may read this store,
-            // or this unit of work.
-            let head: Vec<(usize, R)> = iter.by_ref().take(size + 1).collect();
-            if head.is_empty() {
-                return Ok(0);
+            // or this unit of work. On the store, the first records are pulled before a
+            // connection is taken (none for an empty call); in a unit of work, inside the
+            // call, so that a write started by the iterator is refused from its first record
+            // on, whatever the backend's chunk size (`Error::NestedWrite`).
+            let in_unit_of_work = matches!(self.source, Source::Tx(..));
+            let pull = |iter: &mut std::iter::Enumerate<I::IntoIter>| -> Vec<(usize, R)> {
+                iter.by_ref().take(size + 1).collect()
+            };
+            let mut head = Vec::new();
+            if !in_unit_of_work {
+                head = pull(&mut iter);
+                if head.is_empty() {
+                    return Ok(0);
+                }
             }
-            let many = head.len() > size;
             self.write(|access| {
-                let mut all = head.into_iter().chain(iter.by_ref());
+                if in_unit_of_work {
+                    head = pull(&mut iter);
+                }
+                if head.is_empty() {
+                    return Ok(0);
+                }
+                let many = head.len() > size;
+                let mut all = std::mem::take(&mut head).into_iter().chain(iter.by_ref());
                 if many {
                     if let Some(done) = self.store().bulk_insert(self, access, &mut all, exists_ok)
                     {

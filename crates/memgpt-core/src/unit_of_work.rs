@@ -15,10 +15,15 @@
 //!   failed: every later call fails at once, so no later write can commit on its own
 //!   (SQLite would run it in autocommit mode), and [`run`] returns [`Error::Aborted`]
 //!   instead of committing, even when the closure returns `Ok`.
-//! * **Re-entrant on one thread, exclusive across threads.** A call may run another call of
-//!   the same unit of work on the same thread (an iterator that reads the unit of work,
-//!   handed to `insert_many` of the same unit of work); the inner call nests its savepoint
-//!   inside the outer one. Calls from other threads wait for the running call to finish,
+//! * **Re-entrant on one thread for reads, exclusive across threads.** A call may run a
+//!   reading call of the same unit of work on the same thread (an iterator that reads the
+//!   unit of work, handed to `insert_many` of the same unit of work); the inner call nests
+//!   its savepoint inside the outer one. A write never starts inside another write
+//!   ([`Error::NestedWrite`]): a bulk write stages its records and decides what it wrote
+//!   only at its end, which another write on the same connection would falsify.
+//! * **Unwinding is failing.** A call through which a panic unwinds is rolled back to its
+//!   savepoint before the panic goes on, so a closure that catches the panic and returns
+//!   `Ok` commits the rest of the unit of work, never half of that call. Calls from other threads wait for the running call to finish,
 //!   so one thread's rollback never undoes another thread's write. The connection itself
 //!   is borrowed only for one database round ([`UnitOfWork::with`]), never while caller
 //!   code runs.
@@ -59,11 +64,13 @@ impl<C> std::fmt::Debug for TxHooks<C> {
     }
 }
 
-/// Which thread runs calls of the unit of work now, and how deeply nested.
+/// Which thread runs calls of the unit of work now, how deeply nested, and whether one of
+/// the calls running is a write (which may be pulling records from caller code).
 #[derive(Debug, Default)]
 struct Turn {
     owner: Option<ThreadId>,
     depth: usize,
+    writing: bool,
 }
 
 /// A unit of work in progress: one connection inside one transaction, shared by the
@@ -132,14 +139,18 @@ pub fn run<C, T>(
     }
 }
 
-/// Leaves the turn when a call ends.
+/// Leaves the turn when a call ends (and the write, when the call was the write).
 struct TurnGuard<'u, C> {
     uow: &'u UnitOfWork<C>,
+    wrote: bool,
 }
 
 impl<C> Drop for TurnGuard<'_, C> {
     fn drop(&mut self) {
         let mut turn = self.uow.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.wrote {
+            turn.writing = false;
+        }
         turn.depth = turn.depth.saturating_sub(1);
         if turn.depth == 0 {
             turn.owner = None;
@@ -172,8 +183,9 @@ impl<C> UnitOfWork<C> {
     }
 
     /// Waits until no other thread runs a call, then takes the turn (again, when this
-    /// thread holds it already).
-    fn enter(&self) -> TurnGuard<'_, C> {
+    /// thread holds it already). A write may not start inside another write of this thread:
+    /// [`Error::NestedWrite`].
+    fn enter(&self, write: bool) -> Result<TurnGuard<'_, C>> {
         let me = std::thread::current().id();
         let mut turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         while turn.owner.is_some_and(|o| o != me) {
@@ -182,22 +194,54 @@ impl<C> UnitOfWork<C> {
                 .wait(turn)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        if write && turn.writing {
+            return Err(Error::NestedWrite);
+        }
         turn.owner = Some(me);
         turn.depth += 1;
-        TurnGuard { uow: self }
+        turn.writing |= write;
+        Ok(TurnGuard {
+            uow: self,
+            wrote: write,
+        })
     }
 
-    /// Runs one connector call: `f` inside its own savepoint, rolled back alone when it
-    /// fails. `f` reaches the connection through [`with`](Self::with).
+    /// Runs one reading connector call: `f` inside its own savepoint, rolled back alone
+    /// when it fails or unwinds. `f` reaches the connection through [`with`](Self::with).
     ///
     /// # Errors
     /// [`Error::Aborted`] when an earlier call ended the transaction; else `f`'s error, or
     /// the database's on the savepoint.
     pub fn call<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let _turn = self.enter();
+        self.run_call(false, f)
+    }
+
+    /// Runs one writing connector call, as [`call`](Self::call). Records pulled from caller
+    /// code inside `f` may come from reads of this unit of work, never from its writes.
+    ///
+    /// # Errors
+    /// [`Error::NestedWrite`] when another write of this unit of work is running on this
+    /// thread (caller code inside that write's `insert_many` iterator started this one);
+    /// else as [`call`](Self::call).
+    pub fn write_call<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.run_call(true, f)
+    }
+
+    fn run_call<T>(&self, write: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _turn = self.enter(write)?;
         self.with(|c| (self.hooks.execute)(c, "SAVEPOINT memgpt_call"))
             .inspect_err(|e| self.fail(format!("starting a savepoint failed: {e}")))?;
-        match f() {
+        // A call that unwinds (a panicking iterator of records) is undone like one that
+        // fails, before the panic goes on: the closure may catch it and commit the rest,
+        // never half of this call.
+        let outcome = match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                self.undo("a panic unwound through the call");
+                resume_unwind(panic)
+            }
+        };
+        match outcome {
             Ok(value) => {
                 self.with(|c| (self.hooks.execute)(c, "RELEASE SAVEPOINT memgpt_call"))
                     .inspect_err(|e| self.fail(format!("releasing a savepoint failed: {e}")))?;
@@ -207,20 +251,26 @@ impl<C> UnitOfWork<C> {
                 if matches!(e, Error::Aborted { .. }) {
                     return Err(e);
                 }
-                let undo = self.with(|c| {
-                    (self.hooks.execute)(
-                        c,
-                        "ROLLBACK TO SAVEPOINT memgpt_call; RELEASE SAVEPOINT memgpt_call",
-                    )
-                });
-                if let Err(undo) = undo {
-                    self.fail(format!(
-                        "{e}; the transaction did not survive it (rolling back to the \
-                         call's savepoint failed: {undo})"
-                    ));
-                }
+                self.undo(&e.to_string());
                 Err(e)
             }
+        }
+    }
+
+    /// Rolls the running call back to its savepoint after `why`; when that fails, the
+    /// transaction is gone and the unit of work can no longer commit.
+    fn undo(&self, why: &str) {
+        let undo = self.with(|c| {
+            (self.hooks.execute)(
+                c,
+                "ROLLBACK TO SAVEPOINT memgpt_call; RELEASE SAVEPOINT memgpt_call",
+            )
+        });
+        if let Err(undo) = undo {
+            self.fail(format!(
+                "{why}; the transaction did not survive it (rolling back to the call's \
+                 savepoint failed: {undo})"
+            ));
         }
     }
 

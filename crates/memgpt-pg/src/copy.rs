@@ -57,8 +57,13 @@ where
 {
     // The staging table has the columns the connector reads, in the same order, from the
     // table itself: `ord`, then the select list (embeddings as real[]).
+    // A staging table of this name on the session means another bulk call of this
+    // connection is under way: creating it fails rather than take that call's rows
+    // (units of work refuse such nesting before it gets here, `Error::NestedWrite`). It
+    // is dropped when the call ends (a unit of work may make more bulk calls), on
+    // rollback with the savepoint, and at the latest with the transaction.
     let ddl = format!(
-        "DROP TABLE IF EXISTS pg_temp.{staging}; CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
+        "CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
          SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",
         staging = R::STAGING,
         select = <PgStore as Stores<R>>::SELECT,
@@ -96,7 +101,12 @@ where
         }
     }
     drop(buf);
-    access.with(|conn| merge(connector, conn, exists_ok))
+    access.with(|conn| {
+        let merged = merge(connector, conn, exists_ok)?;
+        conn.batch_execute(&format!("DROP TABLE {}", R::STAGING))
+            .map_err(map)?;
+        Ok(merged)
+    })
 }
 
 /// Moves the staged records into the table: the last record of each id, upserted with

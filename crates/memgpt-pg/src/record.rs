@@ -22,7 +22,7 @@ use memgpt_core::unit_of_work::Access;
 pub(crate) trait PgRow: Sized {
     /// The row as read from the table.
     type Row: QueryableByName<Pg> + 'static;
-    /// The staging table of bulk loads (`ord`, then the stored columns).
+    /// The staging table of bulk loads (`ord`, then the stored columns), schema-qualified.
     const STAGING: &'static str;
     /// Runs the binary COPY into the staging table.
     fn copy(
@@ -141,7 +141,7 @@ impl Stores<Message> for PgStore {
 
 impl PgRow for Message {
     type Row = MessageRow;
-    const STAGING: &'static str = "memgpt_staging_messages";
+    const STAGING: &'static str = "pg_temp.memgpt_staging_messages";
 
     fn copy(
         conn: &mut diesel::PgConnection,
@@ -233,7 +233,7 @@ impl Stores<Passage> for PgStore {
 
 impl PgRow for Passage {
     type Row = PassageRow;
-    const STAGING: &'static str = "memgpt_staging_passages";
+    const STAGING: &'static str = "pg_temp.memgpt_staging_passages";
 
     fn copy(
         conn: &mut diesel::PgConnection,
@@ -314,7 +314,7 @@ impl Stores<Document> for PgStore {
 
 impl PgRow for Document {
     type Row = DocumentRow;
-    const STAGING: &'static str = "memgpt_staging_documents";
+    const STAGING: &'static str = "pg_temp.memgpt_staging_documents";
 
     fn copy(
         conn: &mut diesel::PgConnection,

@@ -13,7 +13,9 @@ macro_rules! tables {
     };
 }
 
-/// One `table!`: keyed by `id`, or a staging table keyed by `ord` before the columns.
+/// One `table!`: keyed by `id`, or a staging table keyed by `ord` before the columns, in the
+/// session's own temporary schema (`pg_temp.`: never a table of that name elsewhere on the
+/// `search_path`).
 macro_rules! table {
     ($table:ident, id, { $($col:ident -> $ty:ty,)+ }) => {
         diesel::table! {
@@ -26,7 +28,7 @@ macro_rules! table {
     ($table:ident, ord, { $($col:ident -> $ty:ty,)+ }) => {
         diesel::table! {
             #[allow(missing_docs)]
-            $table (ord) {
+            pg_temp.$table (ord) {
                 ord -> diesel::sql_types::Int8,
                 $($col -> $ty,)+
             }

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, TimeZone, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, RunQueryDsl};
 use memgpt_core::{
     Column, DatabaseUrl, Error, Filter, Message, Passage, Record, Role, Scope, StorageConnector,
     TableType,
@@ -207,4 +209,129 @@ fn copy_path_round_trips_passages_exactly() {
         nearest.iter().map(Record::id).collect::<Vec<_>>(),
         vec![batch[200].id(), batch[199].id(), batch[201].id()]
     );
+}
+
+/// Passages of `s` numbered from `from` (a distinct id and text each), with embeddings.
+fn passages_of(s: Scope, from: usize, n: usize) -> Vec<Passage> {
+    (from..from + n)
+        .map(|i| {
+            let mut b = Passage::builder(s.user_id(), format!("passage {i}"))
+                .embedding(vec![i as f32, 1.0, -1.0], "ada");
+            if let Some(agent) = s.agent_id() {
+                b = b.agent_id(agent);
+            }
+            b.build().unwrap()
+        })
+        .collect()
+}
+
+/// The outside review's case: inside one unit of work, an archival-memory bulk load of
+/// 3,000 passages whose iterator, at record 2,000, starts a passages bulk load of 1,500.
+/// The nested load is refused (`Error::NestedWrite`); the outer one writes exactly its
+/// 3,000 rows, all the agent's; no row lands in the other table or without an agent.
+#[test]
+fn a_bulk_load_started_inside_another_bulk_loads_iterator_writes_nothing_elsewhere() {
+    let (store, _db) = store();
+    let agent = scope();
+    let user = Scope::user(agent.user_id());
+    let outer = passages_of(agent, 0, 3_000);
+    let inner = passages_of(user, 10_000, 1_500);
+    let mut nested = None;
+    let n = store
+        .transaction(|tx| {
+            let archival = tx.connector::<Passage>(TableType::ArchivalMemory, agent)?;
+            let passages = tx.connector::<Passage>(TableType::Passages, user)?;
+            let records = outer.iter().cloned().enumerate().map(|(i, p)| {
+                if i == 2_000 {
+                    nested = Some(passages.insert_many(inner.clone(), true));
+                }
+                p
+            });
+            archival.insert_many(records, false)
+        })
+        .unwrap();
+    assert_eq!(n, 3_000);
+    assert!(
+        matches!(nested, Some(Err(Error::NestedWrite))),
+        "{nested:?}"
+    );
+    let archival = store
+        .connector::<Passage>(TableType::ArchivalMemory, agent)
+        .unwrap();
+    assert_eq!(archival.size(&[]).unwrap(), 3_000);
+    let mut stored: Vec<Uuid> = archival
+        .get_all(&[], None)
+        .unwrap()
+        .iter()
+        .map(Record::id)
+        .collect();
+    let mut expected: Vec<Uuid> = outer.iter().map(Record::id).collect();
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected);
+    let mut admin = diesel::PgConnection::establish(_db.url().expose()).unwrap();
+    let counts: Vec<memgpt_migrate::rows::Count> = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM memgpt_archival_memory_agent WHERE agent_id IS NULL) \
+         + (SELECT count(*) FROM memgpt_passages) AS n",
+    )
+    .load(&mut admin)
+    .unwrap();
+    assert_eq!(counts[0].n, 0);
+    // Outside a unit of work the same nesting takes a second pooled connection: both
+    // loads complete, each in its own table.
+    let passages = store
+        .connector::<Passage>(TableType::Passages, user)
+        .unwrap();
+    let records = passages_of(agent, 20_000, 3_000)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i == 2_000 {
+                assert_eq!(passages.insert_many(inner.clone(), true).unwrap(), 1_500);
+            }
+            p
+        });
+    assert_eq!(archival.insert_many(records, false).unwrap(), 3_000);
+    assert_eq!(archival.size(&[]).unwrap(), 6_000);
+    assert_eq!(passages.size(&[]).unwrap(), 1_500);
+}
+
+/// A table named like the staging table earlier on the `search_path` than the session's
+/// temporary schema receives nothing: the COPY path names `pg_temp.` everywhere.
+#[test]
+fn the_copy_path_stages_in_its_own_temporary_schema_whatever_the_search_path() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut admin = diesel::PgConnection::establish(db.url().expose()).unwrap();
+    // Migrated by a first open, then the trap: a public table of the staging table's name
+    // and shape, searched before pg_temp by every new session.
+    drop(PgStore::open(PgConfig::new(DatabaseUrl::new(db.url().expose()))).unwrap());
+    admin
+        .batch_execute(
+            "CREATE TABLE public.memgpt_staging_messages AS \
+             SELECT 0::bigint AS ord, * FROM memgpt_recall_memory_agent WITH NO DATA; \
+             GRANT ALL ON public.memgpt_staging_messages TO PUBLIC;",
+        )
+        .unwrap();
+    let name: Vec<memgpt_migrate::rows::Name> =
+        diesel::sql_query("SELECT current_database() AS name")
+            .load(&mut admin)
+            .unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" SET search_path = public, pg_temp",
+            name[0].name
+        ))
+        .unwrap();
+    let store = PgStore::open(PgConfig::new(DatabaseUrl::new(db.url().expose()))).unwrap();
+    let c = recall(&store);
+    assert_eq!(
+        c.insert_many(messages(1_500, "staged"), false).unwrap(),
+        1_500
+    );
+    assert_eq!(c.size(&[]).unwrap(), 1_500);
+    let trapped: Vec<memgpt_migrate::rows::Count> =
+        diesel::sql_query("SELECT count(*) AS n FROM public.memgpt_staging_messages")
+            .load(&mut admin)
+            .unwrap();
+    assert_eq!(trapped[0].n, 0);
 }

@@ -196,9 +196,10 @@ fn names_the_tenant(q: &str) -> bool {
 ///   `(user_id, id)`, where ids are unique per tenant; see docs/SCALING.md).
 fn exempt(q: &str) -> bool {
     let staging_ddl =
-        q.starts_with("CREATE TEMP TABLE memgpt_staging_") && q.ends_with("WITH NO DATA");
+        q.starts_with("CREATE TEMP TABLE pg_temp.memgpt_staging_") && q.ends_with("WITH NO DATA");
     let id_lookup = q.starts_with("SELECT id FROM memgpt_") && q.contains(" WHERE id IN (")
-        || q.starts_with("SELECT s.id FROM memgpt_staging_") && q.contains(" t ON t.id = s.id ");
+        || q.starts_with("SELECT s.id FROM pg_temp.memgpt_staging_")
+            && q.contains(" t ON t.id = s.id ");
     staging_ddl || id_lookup
 }
 
