@@ -1,6 +1,6 @@
 //! PostgreSQL migrations.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Bool, Text};
@@ -51,12 +51,25 @@ pub fn run_with(
     command: Command,
     options: &Options,
 ) -> Result<Report, Error> {
-    lock(conn)?;
+    lock(conn, None)?;
+    let result = run_holding_lock(conn, command, options);
+    let unlocked = unlock(conn);
+    let report = result?;
+    unlocked?;
+    Ok(report)
+}
+
+/// Runs `command` while this session holds the migration lock.
+fn run_holding_lock(
+    conn: &mut PgConnection,
+    command: Command,
+    options: &Options,
+) -> Result<Report, Error> {
     let catalog = Catalog {
         table_rows,
         drop_owned_indexes,
     };
-    let result = match command {
+    match command {
         Command::Down | Command::Redo | Command::Revert(_) => crate::in_transaction(
             |run| conn.transaction(run),
             |c| harness::run(c, || MIGRATIONS, command, options, &catalog),
@@ -64,19 +77,14 @@ pub fn run_with(
         Command::Up | Command::Status => {
             harness::run(conn, || MIGRATIONS, command, options, &catalog)
         }
-    };
-    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
-        .execute(conn)
-        .map_err(migration_err);
-    let report = result?;
-    unlocked?;
-    Ok(report)
+    }
 }
 
 /// Takes the migration lock, polling: a session waiting in `pg_advisory_lock` would hold a
 /// snapshot that a concurrent `CREATE INDEX CONCURRENTLY` of the lock's holder waits for.
-fn lock(conn: &mut PgConnection) -> Result<(), Error> {
+/// With `wait`, gives up after it with an error naming the session that holds the lock.
+fn lock(conn: &mut PgConnection, wait: Option<Duration>) -> Result<(), Error> {
+    let start = Instant::now();
     loop {
         let got: Vec<Flag> = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS v")
             .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
@@ -85,7 +93,86 @@ fn lock(conn: &mut PgConnection) -> Result<(), Error> {
         if got.first().is_some_and(|f| f.v) {
             return Ok(());
         }
+        if let Some(wait) = wait.filter(|w| start.elapsed() >= *w) {
+            return Err(held_elsewhere(conn, wait));
+        }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Releases the migration lock, verified: `false` from `pg_advisory_unlock` means this
+/// session no longer held it (a transaction-mode pooler ran the lock and the unlock on two
+/// server connections, and the lock stays on the first).
+fn unlock(conn: &mut PgConnection) -> Result<(), Error> {
+    let released: Vec<Flag> = diesel::sql_query("SELECT pg_advisory_unlock($1) AS v")
+        .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
+        .load(conn)
+        .map_err(migration_err)?;
+    if released.first().is_some_and(|f| f.v) {
+        return Ok(());
+    }
+    Err(Error::Migration {
+        message: format!(
+            "the migration lock (advisory lock {ADVISORY_LOCK_KEY}) was not held by this \
+             session at the end of the run: the connection goes through a pooler in \
+             transaction mode (PgBouncer), which may leave the lock on another server \
+             connection. Run migrations against the server directly, and end any session \
+             still holding the lock (see pg_locks)"
+        ),
+    })
+}
+
+/// A session of `pg_stat_activity`, as [`held_elsewhere`] names it.
+#[derive(QueryableByName)]
+struct Holder {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    application_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    state: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    since: Option<String>,
+}
+
+/// The error of a wait for the migration lock that gave up after `waited`: which session
+/// holds the lock (from `pg_locks` and `pg_stat_activity`) and what to do.
+fn held_elsewhere(conn: &mut PgConnection, waited: Duration) -> Error {
+    // The advisory lock's 64-bit key is split into classid (high) and objid (low).
+    let holders: Vec<Holder> = diesel::sql_query(
+        "SELECT l.pid, a.application_name, a.state, \
+         to_char(COALESCE(a.state_change, a.backend_start) AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD HH24:MI:SS \"UTC\"') AS since \
+         FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind::<BigInt, _>(ADVISORY_LOCK_KEY >> 32)
+    .bind::<BigInt, _>(ADVISORY_LOCK_KEY & 0xffff_ffff)
+    .load(conn)
+    .unwrap_or_default();
+    let holder = match holders.first() {
+        Some(h) => format!(
+            "by the session of pid {} (application_name {:?}, {} since {})",
+            h.pid,
+            h.application_name.as_deref().unwrap_or(""),
+            h.state.as_deref().unwrap_or("state unknown"),
+            h.since.as_deref().unwrap_or("an unknown time"),
+        ),
+        None => "by another session (gone by now, or not visible to this role)".to_owned(),
+    };
+    let pid = holders
+        .first()
+        .map_or_else(|| "PID".to_owned(), |h| h.pid.to_string());
+    Error::Migration {
+        message: format!(
+            "waited {waited:?} for the migration lock (advisory lock {ADVISORY_LOCK_KEY}), held \
+             {holder}: another process is migrating this database (an HNSW build can take \
+             minutes), or a session left the lock behind. Wait for it and open again, raise \
+             MEMGPT_PG_MIGRATION_LOCK_TIMEOUT, or end a stale holder with \
+             `SELECT pg_terminate_backend({pid})`"
+        ),
     }
 }
 
@@ -148,6 +235,47 @@ pub fn run_pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
     run(conn, Command::Up).map(|r| r.applied)
 }
 
+/// [`run_pending`] as an application's start-up runs it: waiting at most `wait` for the
+/// migration lock (held by another migrating process), and at most `wait` for each lock on
+/// a table (`lock_timeout`), so that a busy table is not held up behind a queued `ALTER`;
+/// with no `statement_timeout`, so that a migration rewriting a large table is never cut
+/// half way (and retried, holding the table again, on every start).
+///
+/// # Errors
+/// [`Error::Migration`] naming the session that holds the migration lock when the wait
+/// gives up, or saying what to run when a migration fails; else as [`run`].
+pub fn run_pending_within(conn: &mut PgConnection, wait: Duration) -> Result<Vec<String>, Error> {
+    if pending(conn)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    let millis = wait.as_millis().clamp(1, i32::MAX as u128);
+    conn.batch_execute(&format!(
+        "SET statement_timeout = 0; SET lock_timeout = {millis}"
+    ))
+    .map_err(migration_err)?;
+    let result = lock(conn, Some(wait)).and_then(|()| {
+        let run = run_holding_lock(conn, Command::Up, &Options::default()).map_err(|e| match e {
+            Error::Migration { message } => Error::Migration {
+                message: format!(
+                    "{message} (at open, migrations wait at most {wait:?} for a lock on a \
+                     table, MEMGPT_PG_MIGRATION_LOCK_TIMEOUT: if they gave up because the \
+                     tables were busy, run `memgpt-store migrate up` when they are quiet)"
+                ),
+            },
+            other => other,
+        });
+        let unlocked = unlock(conn);
+        let report = run?;
+        unlocked.map(|()| report)
+    });
+    let reset = conn
+        .batch_execute("RESET statement_timeout; RESET lock_timeout")
+        .map_err(migration_err);
+    let report = result?;
+    reset?;
+    Ok(report.applied)
+}
+
 /// The versions of the migrations not yet applied, read without any DDL.
 ///
 /// # Errors
@@ -200,12 +328,9 @@ pub fn run_url_with(
     let report = run_with(&mut conn, command, options)?;
     if matches!(command, Command::Up | Command::Redo) {
         let dim = options.embedding_dim.unwrap_or(DEFAULT_EMBEDDING_DIM);
-        lock(&mut conn)?;
+        lock(&mut conn, None)?;
         let built = ensure_hnsw(&mut conn, url, dim, progress);
-        let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-            .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
-            .execute(&mut conn)
-            .map_err(migration_err);
+        let unlocked = unlock(&mut conn);
         built?;
         unlocked?;
     }

@@ -58,6 +58,11 @@ pub struct PgConfig {
     /// A replica further behind than this is skipped until it catches up
     /// (`MEMGPT_PG_REPLICA_MAX_LAG`, seconds, default 5): the primary serves its reads.
     pub replica_max_lag: Duration,
+    /// How long [`PgStore::open`](crate::PgStore::open) waits for the migration lock
+    /// (another process migrating) and, while it applies migrations, for each lock on a
+    /// table (`MEMGPT_PG_MIGRATION_LOCK_TIMEOUT`, seconds, default 30). Past it, open fails
+    /// with [`Error::Migration`] naming the session that holds the lock.
+    pub migration_lock_timeout: Duration,
 }
 
 /// What the pool's connections reach.
@@ -99,6 +104,7 @@ impl PgConfig {
             pooler: Pooler::Direct,
             replica_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),
+            migration_lock_timeout: Duration::from_secs(30),
         }
     }
 
@@ -166,6 +172,7 @@ impl PgConfig {
             pooler,
             replica_urls,
             replica_max_lag: secs_var(env, "MEMGPT_PG_REPLICA_MAX_LAG", 5, 0)?,
+            migration_lock_timeout: secs_var(env, "MEMGPT_PG_MIGRATION_LOCK_TIMEOUT", 30, 1)?,
             pool_size: int_var(env, "MEMGPT_PG_POOL_SIZE", d.pool_size, 1, 10_000)?,
             max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
             pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,

@@ -102,11 +102,15 @@ impl PgStore {
     /// index: `cargo xtask migrate up` (or [`memgpt_migrate::postgres::ensure_hnsw`]) does,
     /// concurrently and with progress; when the HNSW indexes for `MEMGPT_EMBEDDING_DIM`
     /// are missing, opening logs a warning naming that command (see also
-    /// [`PgStore::missing_indexes`] and `cargo xtask doctor`).
+    /// [`PgStore::missing_indexes`] and `cargo xtask doctor`). Migrations at open wait at
+    /// most [`PgConfig::migration_lock_timeout`] for the migration lock and for each table
+    /// lock, and run without a statement timeout.
     ///
     /// # Errors
     /// [`Error::ConnectionLost`] at once when the server cannot be reached,
-    /// [`Error::Authentication`] when it refuses the credentials; [`Error::Migration`] when a migration fails;
+    /// [`Error::Authentication`] when it refuses the credentials; [`Error::Migration`] when a
+    /// migration fails, or when another session held the migration lock (it is named) or a
+    /// table lock past `migration_lock_timeout`;
     /// [`Error::Config`] when libpq cannot parse the connection string.
     pub fn open(config: PgConfig) -> Result<Self> {
         Self::start(config, true)
@@ -164,7 +168,10 @@ impl PgStore {
                     });
                 }
             } else if migrate {
-                memgpt_migrate::postgres::run_pending(&mut conn)?;
+                memgpt_migrate::postgres::run_pending_within(
+                    &mut conn,
+                    store.inner.config.migration_lock_timeout,
+                )?;
             }
             let begin = if transaction_pooler {
                 crate::session::begin_sql(&mut conn, &store.inner.config)?

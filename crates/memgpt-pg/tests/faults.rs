@@ -408,3 +408,126 @@ fn embeddings_of_the_wrong_length_are_refused_when_the_dimension_is_enforced() {
     p.insert(&with(1536, 0)).unwrap();
     assert_eq!(p.query(&[0.5; 1536], 3, &[]).unwrap().len(), 1);
 }
+
+/// `PgStore::open` of `config` on a thread of its own; its result within 60 s, or a
+/// failure naming the hang.
+fn open_within_a_minute(config: PgConfig) -> (Result<PgStore, Error>, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let opened = PgStore::open(config);
+        let _ = tx.send((opened, start.elapsed()));
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("PgStore::open hung")
+}
+
+/// A session of another process holds the migration lock (a `migrate up` building an
+/// index, or a lock left behind) while migrations are pending: open gives up after
+/// `migration_lock_timeout` with an error naming the holder's pid and application name and
+/// what to run, and succeeds once the lock is released.
+#[test]
+fn open_gives_up_on_a_held_migration_lock_and_names_its_holder() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut holder: PgConnection = diesel::Connection::establish(db.url().expose()).unwrap();
+    holder
+        .batch_execute(&format!(
+            "SET application_name = 'a-migration-elsewhere'; SELECT pg_advisory_lock({})",
+            memgpt_migrate::postgres::ADVISORY_LOCK_KEY
+        ))
+        .unwrap();
+    let held: Vec<Pid> = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .load(&mut holder)
+        .unwrap();
+    let (mut c, _) = config(&db);
+    c.migration_lock_timeout = Duration::from_secs(1);
+    let (opened, took) = open_within_a_minute(c.clone());
+    let e = match opened {
+        Err(e @ Error::Migration { .. }) => e.to_string(),
+        other => panic!("expected Error::Migration, got {:?}", other.map(|_| ())),
+    };
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    let pid = held[0].pid;
+    for part in [
+        format!("pid {pid}"),
+        "a-migration-elsewhere".to_owned(),
+        format!("pg_terminate_backend({pid})"),
+        "MEMGPT_PG_MIGRATION_LOCK_TIMEOUT".to_owned(),
+    ] {
+        assert!(e.contains(&part), "{part:?} not in {e}");
+    }
+    holder
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .unwrap();
+    let (opened, _) = open_within_a_minute(c);
+    opened.unwrap();
+}
+
+/// Reverts the last migration (the compact embedding column) of a migrated database.
+fn revert_last(db: &TempDatabase) -> PgConnection {
+    let (c, _) = config(db);
+    drop(PgStore::open(c).unwrap());
+    let mut admin: PgConnection = diesel::Connection::establish(db.url().expose()).unwrap();
+    memgpt_migrate::postgres::run(&mut admin, memgpt_migrate::Command::Revert(1)).unwrap();
+    admin
+}
+
+/// MemGPT's server holds a lock on one of its tables (a long transaction) while a
+/// migration that alters that table is pending: open gives up after the lock timeout,
+/// saying what to run, instead of queueing an `ALTER` that would hold every later query of
+/// the table behind it; once the table is free, open applies the migration.
+#[test]
+fn open_gives_up_on_a_busy_table_and_says_what_to_run() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut admin = revert_last(&db);
+    admin
+        .batch_execute("BEGIN; LOCK TABLE memgpt_passages IN ACCESS SHARE MODE")
+        .unwrap();
+    let (mut c, _) = config(&db);
+    c.migration_lock_timeout = Duration::from_secs(1);
+    let (opened, _) = open_within_a_minute(c.clone());
+    let e = match opened {
+        Err(e @ Error::Migration { .. }) => e.to_string(),
+        other => panic!("expected Error::Migration, got {:?}", other.map(|_| ())),
+    };
+    assert!(e.contains("memgpt-store migrate up"), "{e}");
+    assert!(e.contains("MEMGPT_PG_MIGRATION_LOCK_TIMEOUT"), "{e}");
+    admin.batch_execute("COMMIT").unwrap();
+    let (opened, _) = open_within_a_minute(c);
+    opened.unwrap();
+    let applied: Vec<Count> = diesel::sql_query(
+        "SELECT count(*) AS n FROM information_schema.columns \
+         WHERE table_name = 'memgpt_passages' AND column_name = 'embedding_compact'",
+    )
+    .load(&mut admin)
+    .unwrap();
+    assert_eq!(applied[0].n, 1);
+}
+
+/// A migration that rewrites a table of many rows takes longer than the connector's
+/// statement timeout: it is not cut half way (and retried on every start).
+#[test]
+fn a_migration_at_open_is_not_cut_by_the_statement_timeout() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut admin = revert_last(&db);
+    admin
+        .batch_execute(
+            "INSERT INTO memgpt_archival_memory_agent \
+             (id, user_id, agent_id, text, embedding, embedding_dim) \
+             SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'padded', \
+             array_fill(0.5::real, ARRAY[4096])::vector, 1536 FROM generate_series(1, 4000)",
+        )
+        .unwrap();
+    let (mut c, _) = config(&db);
+    c.statement_timeout = Duration::from_millis(100);
+    let (opened, took) = open_within_a_minute(c);
+    assert!(took > Duration::from_millis(100), "{took:?}");
+    opened.unwrap();
+    let filled: Vec<Count> = diesel::sql_query(
+        "SELECT count(*) AS n FROM memgpt_archival_memory_agent \
+         WHERE embedding_compact IS NOT NULL",
+    )
+    .load(&mut admin)
+    .unwrap();
+    assert_eq!(filled[0].n, 4_000);
+}
