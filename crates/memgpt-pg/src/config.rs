@@ -5,24 +5,25 @@ use std::time::Duration;
 use memgpt_core::config::{config_err, int_var, millis_var, secs_var, Env, Lookup};
 use memgpt_core::{DatabaseUrl, Error, Result};
 
-/// Settings of the PostgreSQL backend. Defaults are the seed's: 20 connections kept, 30
-/// more under load, 30 s checkout timeout, connections recycled after an hour.
+/// Settings of the PostgreSQL backend. Defaults are the seed's: 20 idle connections kept at
+/// most, 30 more under load, 30 s checkout timeout, connections recycled after an hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
     /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`).
     pub database_url: DatabaseUrl,
-    /// Connections kept open (`MEMGPT_PG_POOL_SIZE`, default 20, at least 1).
+    /// Idle connections kept at most (`MEMGPT_PG_POOL_SIZE`, default 20, at least 1), as
+    /// SQLAlchemy's QueuePool: connections open on demand, and one that comes back while
+    /// `pool_size` others are idle is closed.
     pub pool_size: u32,
-    /// Connections opened beyond `pool_size` under load, closed again once idle
-    /// (`MEMGPT_PG_MAX_OVERFLOW`, default 30).
+    /// Connections opened beyond `pool_size` under load (`MEMGPT_PG_MAX_OVERFLOW`, default
+    /// 30): at most `pool_size + max_overflow` are open, busy and idle together.
     pub max_overflow: u32,
     /// Longest wait for a connection (`MEMGPT_PG_POOL_TIMEOUT`, seconds, default 30).
     pub pool_timeout: Duration,
     /// Maximum lifetime of a connection (`MEMGPT_PG_POOL_RECYCLE`, seconds, default 3600).
     pub pool_recycle: Duration,
-    /// How long a connection may sit idle before the pool may close it, which is how
-    /// overflow connections go away once load drops (`MEMGPT_PG_IDLE_TIMEOUT`, seconds,
-    /// default 60; the pool then reopens connections up to `pool_size`).
+    /// How long a connection may sit idle before the pool may close it
+    /// (`MEMGPT_PG_IDLE_TIMEOUT`, seconds, default 60); the next calls open new ones.
     pub idle_timeout: Duration,
     /// `application_name` of every connection (`MEMGPT_PG_APPLICATION_NAME`, default
     /// `memgpt-store`).

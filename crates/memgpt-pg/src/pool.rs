@@ -1,36 +1,72 @@
 //! The connection pool: SQLAlchemy's QueuePool semantics on r2d2.
 //!
-//! r2d2 has no overflow, so it is built from two of its settings: `max_size` is
-//! `pool_size + max_overflow`, `min_idle` is `pool_size`, and `idle_timeout`
-//! (`MEMGPT_PG_IDLE_TIMEOUT`) closes idle connections, after which r2d2 reopens connections
-//! up to `min_idle`. The pool therefore keeps `pool_size` connections, grows to
-//! `pool_size + max_overflow` under load, and shrinks back once the extra connections sit
-//! idle (r2d2's reaper runs every 30 s).
+//! QueuePool keeps at most `pool_size` idle connections, opens up to `max_overflow` more
+//! under load, and closes a connection that comes back while `pool_size` others are idle.
+//! r2d2 has no overflow, so it is built from its settings and one rule of ours:
+//! `max_size` is `pool_size + max_overflow`; `min_idle` is 0 (r2d2's `min_idle` counts
+//! *idle* connections, so keeping `pool_size` of them would open `pool_size` more besides
+//! every busy one); connections open on demand; and [`Manager::has_broken`], which r2d2
+//! asks about every connection coming back, closes it when `pool_size` connections are
+//! idle already. `idle_timeout` (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that
+//! long (r2d2's reaper runs every 30 s).
 
 use std::sync::Arc;
 
 use crate::{PgConfig, Pooler};
 use diesel::connection::{CacheSize, Connection};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::PooledConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
 use diesel::PgConnection;
 use memgpt_core::Error;
 
 use crate::metrics::{Counters, EventHandler};
 
-pub(crate) type Manager = ConnectionManager<PgConnection>;
 pub(crate) type Pooled = PooledConnection<Manager>;
 
+/// diesel's connection manager, which closes a connection coming back to a pool whose
+/// `keep` idle connections are there already (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct Manager {
+    inner: ConnectionManager<PgConnection>,
+    counters: Arc<Counters>,
+    keep: u64,
+}
+
+impl ManageConnection for Manager {
+    type Connection = PgConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConnection, Self::Error> {
+        self.inner.connect()
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        self.inner.is_valid(conn)
+    }
+
+    /// r2d2 asks this of each connection coming back, after counting it in
+    /// ([`Counters::idle`] includes it).
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        self.inner.has_broken(conn) || self.counters.idle() > self.keep
+    }
+}
+
 /// Builds the pool on the connection string `conninfo` (see
-/// [`connection_info`](crate::url::connection_info)). Opens no connection on the caller's
-/// thread: r2d2 opens the first `pool_size` in the background.
+/// [`connection_info`](crate::url::connection_info)). Opens no connection: connections
+/// open on demand.
 pub(crate) fn build(
     config: &PgConfig,
     conninfo: String,
     counters: Arc<Counters>,
 ) -> Result<Pool<Manager>, Error> {
+    let manager = Manager {
+        inner: ConnectionManager::new(conninfo),
+        counters: counters.clone(),
+        keep: u64::from(config.pool_size),
+    };
     let pool = Pool::builder()
         .max_size(config.pool_size.saturating_add(config.max_overflow))
-        .min_idle(Some(config.pool_size))
+        .min_idle(Some(0))
         .idle_timeout(Some(config.idle_timeout))
         .max_lifetime(Some(config.pool_recycle))
         .connection_timeout(config.pool_timeout)
@@ -42,7 +78,7 @@ pub(crate) fn build(
     } else {
         pool
     };
-    Ok(pool.build_unchecked(Manager::new(conninfo)))
+    Ok(pool.build_unchecked(manager))
 }
 
 /// Behind PgBouncer in transaction mode a named prepared statement would stay on the server
