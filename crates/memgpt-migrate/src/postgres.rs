@@ -179,7 +179,8 @@ pub fn pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
 /// Connects to `url` and runs `command`.
 ///
 /// # Errors
-/// [`Error::ConnectionLost`] when the server cannot be reached, else as [`run`].
+/// [`Error::ConnectionLost`] when the server cannot be reached, [`Error::Config`] when
+/// libpq cannot parse `url`, else as [`run`].
 pub fn run_url(url: &DatabaseUrl, command: Command) -> Result<Report, Error> {
     run_url_with(url, command, &Options::default(), &|_| {})
 }
@@ -212,13 +213,30 @@ pub fn run_url_with(
     Ok(report)
 }
 
+/// Connects to `url`. libpq's message never reaches the error as it is: it may quote a
+/// raw piece of the string (`invalid percent-encoded token: "50%off"` for a password with
+/// a bare `%`), so a string libpq cannot parse is [`Error::Config`] saying what is wrong in
+/// words of ours, and any other message is scrubbed of every secret of the string.
 fn connect(url: &DatabaseUrl) -> Result<PgConnection, Error> {
-    PgConnection::establish(url.expose()).map_err(|e| Error::ConnectionLost {
-        message: format!(
-            "cannot connect to {}: {}",
-            url.redacted(),
-            memgpt_core::config::redact(&e.to_string())
-        ),
+    PgConnection::establish(url.expose()).map_err(|e| {
+        let message = e.to_string();
+        match memgpt_core::config::connection_string_problem(&message) {
+            Some(problem) => Error::Config {
+                variable: "database URL".to_owned(),
+                value: url.redacted(),
+                reason: format!("libpq cannot parse the connection string: {problem}"),
+            },
+            None => Error::ConnectionLost {
+                message: format!(
+                    "cannot connect to {}: {}",
+                    url.redacted(),
+                    memgpt_core::config::scrub(
+                        &message,
+                        &memgpt_core::config::secrets(url.expose())
+                    )
+                ),
+            },
+        }
     })
 }
 

@@ -9,7 +9,9 @@ use memgpt_core::{DatabaseUrl, Error, Result};
 /// more under load, 30 s checkout timeout, connections recycled after an hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
-    /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`).
+    /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`: see
+    /// [`memgpt_core::config::database_url`]): a `postgres://` or `postgresql://` URL, or a
+    /// libpq `key=value` string.
     pub database_url: DatabaseUrl,
     /// Connections kept open (`MEMGPT_PG_POOL_SIZE`, default 20, at least 1).
     pub pool_size: u32,
@@ -109,20 +111,18 @@ impl PgConfig {
 
     /// Reads the settings from `env` (the process environment, or a map in tests).
     pub fn from_lookup(env: &dyn Lookup) -> Result<Self> {
-        let url = env
-            .get("MEMGPT_PG_URL")
-            .or_else(|| env.get("MEMGPT_DATABASE_URL"))
-            .ok_or_else(|| Error::Config {
-                variable: "MEMGPT_PG_URL".to_owned(),
+        let [first, second] = memgpt_core::config::DATABASE_URL_VARIABLES;
+        let (variable, database_url) =
+            memgpt_core::config::database_url(env).ok_or_else(|| Error::Config {
+                variable: first.to_owned(),
                 value: String::new(),
-                reason: "not set (nor MEMGPT_DATABASE_URL)".to_owned(),
+                reason: format!("not set (nor {second})"),
             })?;
-        let database_url = DatabaseUrl::new(url);
-        if !matches!(database_url.scheme(), Some("postgres" | "postgresql")) {
+        if !database_url.is_postgres() {
             return Err(config_err(
-                "MEMGPT_PG_URL",
+                variable,
                 database_url.expose(),
-                "expected a postgres:// or postgresql:// URL",
+                "expected a postgres:// or postgresql:// URL, or a libpq key=value string",
             ));
         }
         let d = PgConfig::new(database_url);
@@ -152,11 +152,11 @@ impl PgConfig {
         if let Some(list) = env.get("MEMGPT_PG_REPLICA_URLS") {
             for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let url = DatabaseUrl::new(part);
-                if !matches!(url.scheme(), Some("postgres" | "postgresql")) {
+                if !url.is_postgres() {
                     return Err(config_err(
                         "MEMGPT_PG_REPLICA_URLS",
                         &list,
-                        "expected comma-separated postgres:// or postgresql:// URLs",
+                        "expected comma-separated postgres:// or postgresql:// URLs (or key=value strings)",
                     ));
                 }
                 replica_urls.push(url);
@@ -308,6 +308,29 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("r3plica"), "{err}");
+    }
+
+    /// `MEMGPT_PG_URL` wins over `MEMGPT_DATABASE_URL`; a libpq key=value string is a
+    /// server as a URL is; anything else is refused naming the variable that held it.
+    #[test]
+    fn the_url_is_read_in_order_and_may_be_a_key_value_string() {
+        let c =
+            PgConfig::from_lookup(&[("MEMGPT_DATABASE_URL", "postgres://other/db"), URL]).unwrap();
+        assert_eq!(c.database_url.redacted(), "postgres://u:***@localhost/db");
+        let kv = "host=h user=u password='se cret' dbname=db";
+        let c = PgConfig::from_lookup(&[("MEMGPT_DATABASE_URL", kv)]).unwrap();
+        assert_eq!(c.database_url.expose(), kv);
+        let err =
+            PgConfig::from_lookup(&[("MEMGPT_DATABASE_URL", "sqlite:///tmp/x.db")]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, .. } if variable == "MEMGPT_DATABASE_URL"),
+            "{err}"
+        );
+        let err = PgConfig::from_lookup(&[("MEMGPT_SQLITE_PATH", "/tmp/x.db")]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, .. } if variable == "MEMGPT_PG_URL"),
+            "{err}"
+        );
     }
 
     #[test]
