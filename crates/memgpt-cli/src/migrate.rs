@@ -12,8 +12,9 @@ use memgpt_sqlite::SqliteConfig;
 pub struct MigrateArgs {
     #[command(flatten)]
     url: crate::UrlArg,
-    /// PostgreSQL: the dimension of the HNSW indexes `up` builds (default 1536).
-    #[arg(long, env = "MEMGPT_EMBEDDING_DIM", global = true)]
+    /// PostgreSQL: the dimension of the HNSW indexes `up` builds. Default:
+    /// $MEMGPT_EMBEDDING_DIM, else 1536.
+    #[arg(long, global = true)]
     embedding_dim: Option<u32>,
     /// Let `down`, `redo` and `revert` drop tables that hold rows, and the rows with them.
     #[arg(long, global = true)]

@@ -22,6 +22,18 @@ pub const ADVISORY_LOCK_KEY: i64 = 0x6d65_6d67_7074;
 /// `MEMGPT_EMBEDDING_DIM` says otherwise.
 pub const DEFAULT_EMBEDDING_DIM: u32 = 1536;
 
+/// The true dimension of the embeddings, which the HNSW indexes are built for:
+/// `MEMGPT_EMBEDDING_DIM` (1..=2000, pgvector's HNSW limit), else
+/// [`DEFAULT_EMBEDDING_DIM`]. [`run_url_with`] reads it when [`Options::embedding_dim`] is
+/// `None`; `memgpt_pg::PgConfig::from_env` reads it here too, so that the indexes a
+/// migration builds are the ones the store looks for.
+///
+/// # Errors
+/// [`Error::Config`] naming the variable when it is not a whole number in 1..=2000.
+pub fn embedding_dim(env: &dyn memgpt_core::config::Lookup) -> Result<u32, Error> {
+    memgpt_core::config::int_var(env, "MEMGPT_EMBEDDING_DIM", DEFAULT_EMBEDDING_DIM, 1, 2000)
+}
+
 /// The migration the HNSW indexes are recorded under (reverting it drops them).
 const INDEX_MIGRATION: &str = "2024-01-01-000002_create_indexes";
 
@@ -185,22 +197,29 @@ pub fn run_url(url: &DatabaseUrl, command: Command) -> Result<Report, Error> {
     run_url_with(url, command, &Options::default(), &|_| {})
 }
 
-/// Connects to `url` and runs `command` with `options`. After `up`, builds the HNSW
-/// indexes of archival memory and passages for the options' dimension where pgvector is
-/// installed (see [`ensure_hnsw`]), reporting its progress through `progress`.
+/// Connects to `url` and runs `command` with `options`. After `up` (and `redo`), builds
+/// the HNSW indexes of archival memory and passages where pgvector is installed (see
+/// [`ensure_hnsw`]), reporting its progress through `progress`, for the options' dimension,
+/// else the one `MEMGPT_EMBEDDING_DIM` configures ([`embedding_dim`]), else 1536.
 ///
 /// # Errors
-/// As [`run_url`].
+/// As [`run_url`]; [`Error::Config`] naming `MEMGPT_EMBEDDING_DIM` when it is malformed
+/// (before anything is changed).
 pub fn run_url_with(
     url: &DatabaseUrl,
     command: Command,
     options: &Options,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Report, Error> {
+    let builds = matches!(command, Command::Up | Command::Redo);
+    let dim = match options.embedding_dim {
+        Some(dim) => dim,
+        None if builds => embedding_dim(&memgpt_core::config::Env)?,
+        None => DEFAULT_EMBEDDING_DIM,
+    };
     let mut conn = connect(url)?;
     let report = run_with(&mut conn, command, options)?;
-    if matches!(command, Command::Up | Command::Redo) {
-        let dim = options.embedding_dim.unwrap_or(DEFAULT_EMBEDDING_DIM);
+    if builds {
         lock(&mut conn)?;
         let built = ensure_hnsw(&mut conn, url, dim, progress);
         let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")

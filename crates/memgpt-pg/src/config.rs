@@ -95,7 +95,7 @@ impl PgConfig {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(60),
             idle_in_transaction_timeout: Duration::from_secs(60),
-            embedding_dim: 1536,
+            embedding_dim: memgpt_migrate::postgres::DEFAULT_EMBEDDING_DIM,
             strict_embedding_dim: false,
             leak_threshold: None,
             pooler: Pooler::Direct,
@@ -180,7 +180,7 @@ impl PgConfig {
                 60_000,
                 0,
             )?,
-            embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM", d.embedding_dim, 1, 2000)?,
+            embedding_dim: memgpt_migrate::postgres::embedding_dim(env)?,
             strict_embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM_STRICT", 0u8, 0, 1)? == 1,
             leak_threshold: Some(millis_var(env, "MEMGPT_PG_LEAK_THRESHOLD_MS", 0, 0)?)
                 .filter(|d| !d.is_zero()),
