@@ -46,8 +46,9 @@ pub struct PgConfig {
     /// (`MEMGPT_EMBEDDING_DIM_STRICT=1`; default off: any length up to 4096 is stored,
     /// zero-padded, as MemGPT stores them).
     pub strict_embedding_dim: bool,
-    /// Warn (through the `log` crate) when a connection is held longer than this, naming
-    /// where it was taken (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
+    /// Warn (a `tracing` warning event, which reaches `log` when no `tracing` subscriber
+    /// is installed) when a connection is held longer than this, naming where it was taken
+    /// (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
     pub leak_threshold: Option<Duration>,
     /// What stands between this process and the server (`MEMGPT_PG_PGBOUNCER`: unset,
     /// `off` or `session` for a server or a session-mode pooler; `transaction` for PgBouncer
