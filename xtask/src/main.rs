@@ -2,8 +2,8 @@
 //! It links no database crate: the database commands are the `memgpt-store` binary of
 //! `crates/memgpt-cli`, which it runs.
 //!
-//! * `tidy` — format check, the published crates' file lists (`cargo package --list`)
-//!   and clippy.
+//! * `tidy` — format check, the published crates' file lists (`cargo package --list`),
+//!   the workspace's `rust-version` against the lockfile's, and clippy.
 //! * `test [sqlite|pg|all]` — the README's test command (default `all`): tidy, every test
 //!   of the workspace on SQLite and on PostgreSQL (a throwaway server it starts and stops
 //!   itself unless `MEMGPT_TEST_DATABASE_URL` is set), the doc tests. `sqlite` runs the
@@ -26,7 +26,7 @@ use anyhow::{bail, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  tidy                         fmt check, package file lists, clippy
+  tidy                         fmt check, package file lists, rust-version, clippy
   test [sqlite|pg|all]         tidy, then the tests (default all: SQLite and PostgreSQL)
   migrate [--database-url URL] [--embedding-dim N] [--drop-data]
                                up|down|status|redo|revert [N]

@@ -33,10 +33,12 @@ const PG: &[&str] = &[
     "package(memgpt-pg) | test(/postgres/)",
 ];
 
-/// Format check, the published crates' file lists, and clippy.
+/// Format check, the published crates' file lists, the declared `rust-version` against
+/// the lockfile, and clippy.
 pub fn tidy() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     crate::package::check()?;
+    crate::package::rust_version()?;
     cargo(
         &[
             "clippy",

@@ -11,11 +11,12 @@ use memgpt_pg::PgStore;
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 
-/// The `--database-url` argument, else `MEMGPT_DATABASE_URL` (clap reads both).
+/// The `--database-url` argument, else the environment's ([`UrlArg::resolve`]).
 fn url_arg(arg: UrlArg) -> Result<DatabaseUrl> {
-    arg.database_url
-        .map(DatabaseUrl::new)
-        .ok_or_else(|| anyhow!("give --database-url URL (or set MEMGPT_DATABASE_URL)"))
+    let [first, second] = memgpt_core::config::DATABASE_URL_VARIABLES;
+    arg.resolve()?
+        .map(|named| named.url)
+        .ok_or_else(|| anyhow!("give --database-url URL (or set {first} or {second})"))
 }
 
 fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
@@ -32,7 +33,7 @@ fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
 pub fn stats(args: UrlArg) -> Result<()> {
     let url = url_arg(args)?;
     if Backend::of(&url) != Backend::Postgres {
-        bail!("pg stats needs a postgres:// URL");
+        bail!("stats needs a PostgreSQL server: a postgres:// URL or a key=value string");
     }
     let config = pg_config(url.clone())?;
     let app = config.application_name.clone();

@@ -1,14 +1,17 @@
 //! `memgpt-store`: the database commands of memgpt-store — migrations, `EXPLAIN` of every
-//! query pattern, a deployment's pool and index statistics. `cargo xtask migrate`,
-//! `cargo xtask doctor` and `cargo xtask pg stats` run it.
+//! query pattern, a deployment's pool and index statistics. (In the repository,
+//! `cargo xtask migrate`, `cargo xtask doctor` and `cargo xtask pg stats` run it.)
 //!
 //! * `migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]`
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern; flags table scans and
 //!   missing vector indexes. Changes nothing.
 //! * `stats [--database-url URL]` — pool, `pg_stat_activity` and index usage (PostgreSQL).
 //!
-//! Without `--database-url`, `MEMGPT_DATABASE_URL` names the database; `migrate` then
-//! falls back to the embedded SQLite file of `MEMGPT_SQLITE_PATH`.
+//! Without `--database-url`, the environment names the database as it does for the library
+//! (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`: [`memgpt_core::config::database_url`]);
+//! without either, `migrate` falls back to the embedded SQLite file of
+//! `MEMGPT_SQLITE_PATH` (default `$HOME/.memgpt/memgpt-store.db`). `migrate` says on stderr
+//! which database (its password hidden) it works on, and where that came from, first.
 //!
 //! Exit codes: 0 success; 1 the command failed (database unreachable, a migration refused
 //! or failed); 2 a usage error; 3 `doctor` found a problem (a missing index, a query
@@ -92,14 +95,40 @@ enum Cmd {
 /// The database a command works on.
 #[derive(Debug, Args)]
 pub(crate) struct UrlArg {
-    /// The database: `postgres://…`, `sqlite://PATH` or a file path.
-    #[arg(
-        long,
-        env = "MEMGPT_DATABASE_URL",
-        hide_env_values = true,
-        global = true
-    )]
+    /// The database: `postgres://…` (or a libpq `key=value` string), `sqlite://PATH` or a
+    /// file path. Default: $MEMGPT_PG_URL, else $MEMGPT_DATABASE_URL.
+    #[arg(long, global = true)]
     pub(crate) database_url: Option<String>,
+}
+
+/// A database and what named it.
+pub(crate) struct Named {
+    /// The database.
+    pub(crate) url: memgpt_core::DatabaseUrl,
+    /// `--database-url`, or the environment variable that held it.
+    pub(crate) source: &'static str,
+}
+
+impl UrlArg {
+    /// The database `--database-url` names, else the environment (the variables and their
+    /// order are the library's: [`memgpt_core::config::database_url`]); `None` when
+    /// nothing does.
+    pub(crate) fn resolve(self) -> Result<Option<Named>> {
+        let named = match self.database_url {
+            Some(url) => Named {
+                url: memgpt_core::DatabaseUrl::new(url),
+                source: "--database-url",
+            },
+            None => match memgpt_core::config::database_url(&memgpt_core::config::Env) {
+                Some((source, url)) => Named { url, source },
+                None => return Ok(None),
+            },
+        };
+        if named.url.expose().trim().is_empty() {
+            bail!("{} is empty", named.source);
+        }
+        Ok(Some(named))
+    }
 }
 
 fn main() {

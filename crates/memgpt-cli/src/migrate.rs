@@ -12,8 +12,9 @@ use memgpt_sqlite::SqliteConfig;
 pub struct MigrateArgs {
     #[command(flatten)]
     url: crate::UrlArg,
-    /// PostgreSQL: the dimension of the HNSW indexes `up` builds (default 1536).
-    #[arg(long, env = "MEMGPT_EMBEDDING_DIM", global = true)]
+    /// PostgreSQL: the dimension of the HNSW indexes `up` builds. Default:
+    /// $MEMGPT_EMBEDDING_DIM, else 1536.
+    #[arg(long, global = true)]
     embedding_dim: Option<u32>,
     /// Let `down`, `redo` and `revert` drop tables that hold rows, and the rows with them.
     #[arg(long, global = true)]
@@ -43,6 +44,19 @@ enum Action {
     },
 }
 
+impl Action {
+    /// The action's name on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::Status => "status",
+            Action::Redo => "redo",
+            Action::Revert { .. } => "revert",
+        }
+    }
+}
+
 impl From<Action> for Command {
     fn from(a: Action) -> Self {
         match a {
@@ -61,15 +75,31 @@ pub fn run(args: MigrateArgs) -> Result<()> {
         drop_data: args.drop_data,
         embedding_dim: args.embedding_dim,
     };
-    let url = match args.url.database_url {
-        Some(u) => DatabaseUrl::new(u),
+    let action = args.action;
+    let (url, source) = match args.url.resolve()? {
+        Some(named) => (named.url, named.source),
         None => {
             let cfg = SqliteConfig::from_env()?;
-            DatabaseUrl::new(cfg.path.to_string_lossy().into_owned())
+            let source = if std::env::var_os("MEMGPT_SQLITE_PATH").is_some() {
+                "MEMGPT_SQLITE_PATH"
+            } else {
+                "the default SQLite file: neither --database-url, MEMGPT_PG_URL, \
+                 MEMGPT_DATABASE_URL nor MEMGPT_SQLITE_PATH is set"
+            };
+            (
+                DatabaseUrl::new(cfg.path.to_string_lossy().into_owned()),
+                source,
+            )
         }
     };
+    // Before anything changes: which database, and what named it.
+    eprintln!(
+        "memgpt-store: migrate {}: {} (from {source})",
+        action.name(),
+        url.redacted()
+    );
     out!("migrating {}", url.redacted());
-    let report = memgpt_migrate::run_url_with(&url, args.action.into(), &options, &|line| {
+    let report = memgpt_migrate::run_url_with(&url, action.into(), &options, &|line| {
         out!("{line}");
     })?;
     for m in &report.reverted {

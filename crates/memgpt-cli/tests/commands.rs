@@ -62,20 +62,69 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// Runs `memgpt-store ARGS` as [`run`] does, in `dir`, with `HOME` pointed at it.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_memgpt-store"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MEMGPT_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(dir)
+        .env("HOME", dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// A canary password in URLs libpq accepts and in ones it refuses (a bare `%`, `%zz`, `%4`
+/// at the end: libpq quotes the raw token), in key=value strings (quoted, and unquoted
+/// with a space), given as `--database-url`, `MEMGPT_DATABASE_URL` or `MEMGPT_PG_URL`:
+/// every command fails (no server there) and prints no part of it, on stdout or stderr.
 #[test]
 fn the_url_password_never_shows() {
     let url = "postgres://someone:hunter2-secret@127.0.0.1:9/nowhere?connect_timeout=1";
     // In --help (clap would print the variable's value).
-    let o = run(&["stats", "--help"], &[("MEMGPT_DATABASE_URL", url)]);
-    assert_eq!(o.status.code(), Some(0));
-    assert!(!stdout(&o).contains("hunter2"), "{}", stdout(&o));
-    // In the output and error of a command that cannot reach the server.
-    for args in [&["migrate", "status"][..], &["doctor"], &["stats"]] {
-        let o = run(args, &[("MEMGPT_DATABASE_URL", url)]);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
-        let all = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
-        assert!(!all.contains("hunter2"), "{args:?}: {all}");
+    for var in ["MEMGPT_DATABASE_URL", "MEMGPT_PG_URL"] {
+        let o = run(&["stats", "--help"], &[(var, url)]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(!stdout(&o).contains("hunter2"), "{}", stdout(&o));
     }
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://someone:hunter2-secret@127.0.0.1:9/nowhere?connect_timeout=1",
+        "postgres://someone:50%offhunter2@127.0.0.1:9/nowhere",
+        "postgres://someone:hunter2%zz@127.0.0.1:9/nowhere",
+        "postgres://someone:hunter2%4@127.0.0.1:9/nowhere",
+        "postgres://someone@127.0.0.1:9/nowhere?password=hunter2%4",
+        "postgres://someone:p@hunter2@127.0.0.1:9/nowhere?connect_timeout=1",
+        "host=127.0.0.1 port=9 user=someone password='se hunter2' dbname=nowhere",
+        "host=127.0.0.1 port=9 user=someone password=se hunter2 dbname=nowhere",
+    ] {
+        for args in [
+            &["migrate", "up"][..],
+            &["migrate", "status"],
+            &["migrate", "down"],
+            &["doctor"],
+            &["stats"],
+        ] {
+            for how in ["--database-url", "MEMGPT_DATABASE_URL", "MEMGPT_PG_URL"] {
+                let o = if how == "--database-url" {
+                    let mut with_url = args.to_vec();
+                    with_url.extend(["--database-url", url]);
+                    run_in(dir.path(), &with_url, &[])
+                } else {
+                    run_in(dir.path(), args, &[(how, url)])
+                };
+                let all = format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+                assert_eq!(o.status.code(), Some(1), "{url} {args:?} {how}: {all}");
+                assert!(!all.contains("hunter2"), "{url} {args:?} {how}: {all}");
+            }
+        }
+    }
+    // Nothing was created (a key=value string is a server, not a file name).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -70,3 +70,74 @@ fn two_processes_migrate_one_postgres_database_at_once() {
         assert!(String::from_utf8_lossy(&o.stdout).starts_with("migrating "));
     }
 }
+
+/// `url` with `password` in its userinfo (the test server trusts its clients, so it never
+/// asks for it: it is there to be hidden).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').unwrap();
+    assert!(!user.contains(':'), "{url} has a password already");
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+/// With only `MEMGPT_PG_URL` set (the library's first choice), `migrate up` migrates that
+/// PostgreSQL database, and says so on stderr (password hidden) naming the variable; no
+/// SQLite file appears under `$HOME`. With `MEMGPT_DATABASE_URL` set too, `MEMGPT_PG_URL`
+/// still wins, as in the library.
+#[test]
+fn postgres_named_by_memgpt_pg_url_alone_is_the_database_migrated() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let url = with_password(db.url().expose(), "S3cret-pw");
+    let redacted = memgpt_core::DatabaseUrl::new(url.as_str()).redacted();
+    assert!(redacted.contains(":***@"), "{redacted}");
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_memgpt-store"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MEMGPT_") {
+                c.env_remove(k);
+            }
+        }
+        let o = c
+            .args(args)
+            .envs(env.iter().copied())
+            .env("HOME", home.path())
+            .current_dir(home.path())
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        assert!(o.status.success(), "{args:?}: {out}{err}");
+        assert!(!format!("{out}{err}").contains("S3cret-pw"), "{out}{err}");
+        (out, err)
+    };
+
+    let (out, err) = run(&["migrate", "up"], &[("MEMGPT_PG_URL", &url)]);
+    assert_eq!(
+        err.lines().next(),
+        Some(format!("memgpt-store: migrate up: {redacted} (from MEMGPT_PG_URL)").as_str()),
+        "{err}"
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("applied")).count(), 6);
+    let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
+        .load(&mut db.connect().unwrap())
+        .unwrap();
+    assert_eq!(n[0].n, 6);
+
+    let other = format!("sqlite://{}", home.path().join("other.db").display());
+    let (out, err) = run(
+        &["migrate", "status"],
+        &[("MEMGPT_DATABASE_URL", &other), ("MEMGPT_PG_URL", &url)],
+    );
+    assert!(
+        err.starts_with(&format!(
+            "memgpt-store: migrate status: {redacted} (from MEMGPT_PG_URL)"
+        )),
+        "{err}"
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("[x]")).count(), 6);
+    // No SQLite file anywhere under $HOME: neither the default nor the other one.
+    assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
+}

@@ -56,11 +56,12 @@ pub struct MigrationStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// Let `down` and `redo` drop tables that hold rows, and the rows with them
-    /// (`cargo xtask migrate down --drop-data`). Without it they refuse, naming the tables
+    /// (`memgpt-store migrate down --drop-data`). Without it they refuse, naming the tables
     /// and their row counts.
     pub drop_data: bool,
     /// PostgreSQL: the dimension of the HNSW indexes `up` builds on archival memory and
-    /// passages (`--embedding-dim`, else `MEMGPT_EMBEDDING_DIM`, else 1536). Ignored on
+    /// passages (`memgpt-store migrate --embedding-dim`). `None`: the one
+    /// `MEMGPT_EMBEDDING_DIM` configures, else 1536 (`postgres::embedding_dim`). Ignored on
     /// SQLite, whose vector search is exact.
     pub embedding_dim: Option<u32>,
 }

@@ -57,8 +57,9 @@ pub(crate) fn migration_err(e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Runs `command` against the database `url` names: `postgres://…` migrates PostgreSQL,
-/// anything else is a SQLite file path (`sqlite://PATH` or `PATH`).
+/// Runs `command` against the database `url` names ([`Target::of`]): `postgres://…` (or a
+/// libpq `key=value` string) migrates PostgreSQL, anything else is a SQLite file path
+/// (`sqlite://PATH` or `PATH`).
 ///
 /// # Errors
 /// [`Error::Migration`] when a migration fails (it is rolled back),
@@ -85,10 +86,11 @@ pub fn run_url_with(
     }
 }
 
-/// The database a [`DatabaseUrl`](memgpt_core::DatabaseUrl) names, by its scheme.
+/// The database a [`DatabaseUrl`](memgpt_core::DatabaseUrl) names
+/// ([`DatabaseUrl::is_postgres`](memgpt_core::DatabaseUrl::is_postgres)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `postgres://…` or `postgresql://…`.
+    /// `postgres://…`, `postgresql://…` or a libpq `key=value` string.
     Postgres,
     /// `sqlite://PATH`, `sqlite:PATH` or a plain file path.
     Sqlite(std::path::PathBuf),
@@ -98,13 +100,13 @@ impl Target {
     /// What `url` names.
     pub fn of(url: &memgpt_core::DatabaseUrl) -> Target {
         let u = url.expose();
-        match url.scheme() {
-            Some("postgres" | "postgresql") => Target::Postgres,
-            _ => Target::Sqlite(std::path::PathBuf::from(
-                u.strip_prefix("sqlite://")
-                    .or_else(|| u.strip_prefix("sqlite:"))
-                    .unwrap_or(u),
-            )),
+        if url.is_postgres() {
+            return Target::Postgres;
         }
+        Target::Sqlite(std::path::PathBuf::from(
+            u.strip_prefix("sqlite://")
+                .or_else(|| u.strip_prefix("sqlite:"))
+                .unwrap_or(u),
+        ))
     }
 }

@@ -22,6 +22,18 @@ pub const ADVISORY_LOCK_KEY: i64 = 0x6d65_6d67_7074;
 /// `MEMGPT_EMBEDDING_DIM` says otherwise.
 pub const DEFAULT_EMBEDDING_DIM: u32 = 1536;
 
+/// The true dimension of the embeddings, which the HNSW indexes are built for:
+/// `MEMGPT_EMBEDDING_DIM` (1..=2000, pgvector's HNSW limit), else
+/// [`DEFAULT_EMBEDDING_DIM`]. [`run_url_with`] reads it when [`Options::embedding_dim`] is
+/// `None`; `memgpt_pg::PgConfig::from_env` reads it here too, so that the indexes a
+/// migration builds are the ones the store looks for.
+///
+/// # Errors
+/// [`Error::Config`] naming the variable when it is not a whole number in 1..=2000.
+pub fn embedding_dim(env: &dyn memgpt_core::config::Lookup) -> Result<u32, Error> {
+    memgpt_core::config::int_var(env, "MEMGPT_EMBEDDING_DIM", DEFAULT_EMBEDDING_DIM, 1, 2000)
+}
+
 /// The migration the HNSW indexes are recorded under (reverting it drops them).
 const INDEX_MIGRATION: &str = "2024-01-01-000002_create_indexes";
 
@@ -307,27 +319,35 @@ pub fn pending(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
 /// Connects to `url` and runs `command`.
 ///
 /// # Errors
-/// [`Error::ConnectionLost`] when the server cannot be reached, else as [`run`].
+/// [`Error::ConnectionLost`] when the server cannot be reached, [`Error::Config`] when
+/// libpq cannot parse `url`, else as [`run`].
 pub fn run_url(url: &DatabaseUrl, command: Command) -> Result<Report, Error> {
     run_url_with(url, command, &Options::default(), &|_| {})
 }
 
-/// Connects to `url` and runs `command` with `options`. After `up`, builds the HNSW
-/// indexes of archival memory and passages for the options' dimension where pgvector is
-/// installed (see [`ensure_hnsw`]), reporting its progress through `progress`.
+/// Connects to `url` and runs `command` with `options`. After `up` (and `redo`), builds
+/// the HNSW indexes of archival memory and passages where pgvector is installed (see
+/// [`ensure_hnsw`]), reporting its progress through `progress`, for the options' dimension,
+/// else the one `MEMGPT_EMBEDDING_DIM` configures ([`embedding_dim`]), else 1536.
 ///
 /// # Errors
-/// As [`run_url`].
+/// As [`run_url`]; [`Error::Config`] naming `MEMGPT_EMBEDDING_DIM` when it is malformed
+/// (before anything is changed).
 pub fn run_url_with(
     url: &DatabaseUrl,
     command: Command,
     options: &Options,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Report, Error> {
+    let builds = matches!(command, Command::Up | Command::Redo);
+    let dim = match options.embedding_dim {
+        Some(dim) => dim,
+        None if builds => embedding_dim(&memgpt_core::config::Env)?,
+        None => DEFAULT_EMBEDDING_DIM,
+    };
     let mut conn = connect(url)?;
     let report = run_with(&mut conn, command, options)?;
-    if matches!(command, Command::Up | Command::Redo) {
-        let dim = options.embedding_dim.unwrap_or(DEFAULT_EMBEDDING_DIM);
+    if builds {
         lock(&mut conn, None)?;
         let built = ensure_hnsw(&mut conn, url, dim, progress);
         let unlocked = unlock(&mut conn);
@@ -337,13 +357,30 @@ pub fn run_url_with(
     Ok(report)
 }
 
+/// Connects to `url`. libpq's message never reaches the error as it is: it may quote a
+/// raw piece of the string (`invalid percent-encoded token: "50%off"` for a password with
+/// a bare `%`), so a string libpq cannot parse is [`Error::Config`] saying what is wrong in
+/// words of ours, and any other message is scrubbed of every secret of the string.
 fn connect(url: &DatabaseUrl) -> Result<PgConnection, Error> {
-    PgConnection::establish(url.expose()).map_err(|e| Error::ConnectionLost {
-        message: format!(
-            "cannot connect to {}: {}",
-            url.redacted(),
-            memgpt_core::config::redact(&e.to_string())
-        ),
+    PgConnection::establish(url.expose()).map_err(|e| {
+        let message = e.to_string();
+        match memgpt_core::config::connection_string_problem(&message) {
+            Some(problem) => Error::Config {
+                variable: "database URL".to_owned(),
+                value: url.redacted(),
+                reason: format!("libpq cannot parse the connection string: {problem}"),
+            },
+            None => Error::ConnectionLost {
+                message: format!(
+                    "cannot connect to {}: {}",
+                    url.redacted(),
+                    memgpt_core::config::scrub(
+                        &message,
+                        &memgpt_core::config::secrets(url.expose())
+                    )
+                ),
+            },
+        }
     })
 }
 

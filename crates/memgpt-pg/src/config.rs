@@ -9,7 +9,9 @@ use memgpt_core::{DatabaseUrl, Error, Result};
 /// most, 30 more under load, 30 s checkout timeout, connections recycled after an hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
-    /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`).
+    /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`: see
+    /// [`memgpt_core::config::database_url`]): a `postgres://` or `postgresql://` URL, or a
+    /// libpq `key=value` string.
     pub database_url: DatabaseUrl,
     /// Idle connections kept at most (`MEMGPT_PG_POOL_SIZE`, default 20, at least 1), as
     /// SQLAlchemy's QueuePool: connections open on demand, and one that comes back while
@@ -45,8 +47,9 @@ pub struct PgConfig {
     /// (`MEMGPT_EMBEDDING_DIM_STRICT=1`; default off: any length up to 4096 is stored,
     /// zero-padded, as MemGPT stores them).
     pub strict_embedding_dim: bool,
-    /// Warn (through the `log` crate) when a connection is held longer than this, naming
-    /// where it was taken (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
+    /// Warn (a `tracing` warning event, which reaches `log` when no `tracing` subscriber
+    /// is installed) when a connection is held longer than this, naming where it was taken
+    /// (`MEMGPT_PG_LEAK_THRESHOLD_MS`, default off; 0 turns it off).
     pub leak_threshold: Option<Duration>,
     /// What stands between this process and the server (`MEMGPT_PG_PGBOUNCER`: unset,
     /// `off` or `session` for a server or a session-mode pooler; `transaction` for PgBouncer
@@ -99,7 +102,7 @@ impl PgConfig {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(60),
             idle_in_transaction_timeout: Duration::from_secs(60),
-            embedding_dim: 1536,
+            embedding_dim: memgpt_migrate::postgres::DEFAULT_EMBEDDING_DIM,
             strict_embedding_dim: false,
             leak_threshold: None,
             pooler: Pooler::Direct,
@@ -116,20 +119,18 @@ impl PgConfig {
 
     /// Reads the settings from `env` (the process environment, or a map in tests).
     pub fn from_lookup(env: &dyn Lookup) -> Result<Self> {
-        let url = env
-            .get("MEMGPT_PG_URL")
-            .or_else(|| env.get("MEMGPT_DATABASE_URL"))
-            .ok_or_else(|| Error::Config {
-                variable: "MEMGPT_PG_URL".to_owned(),
+        let [first, second] = memgpt_core::config::DATABASE_URL_VARIABLES;
+        let (variable, database_url) =
+            memgpt_core::config::database_url(env).ok_or_else(|| Error::Config {
+                variable: first.to_owned(),
                 value: String::new(),
-                reason: "not set (nor MEMGPT_DATABASE_URL)".to_owned(),
+                reason: format!("not set (nor {second})"),
             })?;
-        let database_url = DatabaseUrl::new(url);
-        if !matches!(database_url.scheme(), Some("postgres" | "postgresql")) {
+        if !database_url.is_postgres() {
             return Err(config_err(
-                "MEMGPT_PG_URL",
+                variable,
                 database_url.expose(),
-                "expected a postgres:// or postgresql:// URL",
+                "expected a postgres:// or postgresql:// URL, or a libpq key=value string",
             ));
         }
         let d = PgConfig::new(database_url);
@@ -159,11 +160,11 @@ impl PgConfig {
         if let Some(list) = env.get("MEMGPT_PG_REPLICA_URLS") {
             for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let url = DatabaseUrl::new(part);
-                if !matches!(url.scheme(), Some("postgres" | "postgresql")) {
+                if !url.is_postgres() {
                     return Err(config_err(
                         "MEMGPT_PG_REPLICA_URLS",
                         &list,
-                        "expected comma-separated postgres:// or postgresql:// URLs",
+                        "expected comma-separated postgres:// or postgresql:// URLs (or key=value strings)",
                     ));
                 }
                 replica_urls.push(url);
@@ -188,7 +189,7 @@ impl PgConfig {
                 60_000,
                 0,
             )?,
-            embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM", d.embedding_dim, 1, 2000)?,
+            embedding_dim: memgpt_migrate::postgres::embedding_dim(env)?,
             strict_embedding_dim: int_var(env, "MEMGPT_EMBEDDING_DIM_STRICT", 0u8, 0, 1)? == 1,
             leak_threshold: Some(millis_var(env, "MEMGPT_PG_LEAK_THRESHOLD_MS", 0, 0)?)
                 .filter(|d| !d.is_zero()),
@@ -316,6 +317,29 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("r3plica"), "{err}");
+    }
+
+    /// `MEMGPT_PG_URL` wins over `MEMGPT_DATABASE_URL`; a libpq key=value string is a
+    /// server as a URL is; anything else is refused naming the variable that held it.
+    #[test]
+    fn the_url_is_read_in_order_and_may_be_a_key_value_string() {
+        let c =
+            PgConfig::from_lookup(&[("MEMGPT_DATABASE_URL", "postgres://other/db"), URL]).unwrap();
+        assert_eq!(c.database_url.redacted(), "postgres://u:***@localhost/db");
+        let kv = "host=h user=u password='se cret' dbname=db";
+        let c = PgConfig::from_lookup(&[("MEMGPT_DATABASE_URL", kv)]).unwrap();
+        assert_eq!(c.database_url.expose(), kv);
+        let err =
+            PgConfig::from_lookup(&[("MEMGPT_DATABASE_URL", "sqlite:///tmp/x.db")]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, .. } if variable == "MEMGPT_DATABASE_URL"),
+            "{err}"
+        );
+        let err = PgConfig::from_lookup(&[("MEMGPT_SQLITE_PATH", "/tmp/x.db")]).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, .. } if variable == "MEMGPT_PG_URL"),
+            "{err}"
+        );
     }
 
     #[test]

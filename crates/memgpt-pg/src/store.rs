@@ -99,10 +99,10 @@ struct TypeName {
 impl PgStore {
     /// Builds the pool, applies pending migrations (under an advisory lock, so processes
     /// starting together are safe) and detects pgvector and its version. Builds no vector
-    /// index: `cargo xtask migrate up` (or [`memgpt_migrate::postgres::ensure_hnsw`]) does,
+    /// index: `memgpt-store migrate up` (or [`memgpt_migrate::postgres::ensure_hnsw`]) does,
     /// concurrently and with progress; when the HNSW indexes for `MEMGPT_EMBEDDING_DIM`
     /// are missing, opening logs a warning naming that command (see also
-    /// [`PgStore::missing_indexes`] and `cargo xtask doctor`). Migrations at open wait at
+    /// [`PgStore::missing_indexes`] and `memgpt-store doctor`). Migrations at open wait at
     /// most [`PgConfig::migration_lock_timeout`] for the migration lock and for each table
     /// lock, and run without a statement timeout.
     ///
@@ -117,7 +117,7 @@ impl PgStore {
     }
 
     /// Builds the pool and detects pgvector, changing nothing in the database: for tools
-    /// that inspect a database (`cargo xtask pg stats`, `cargo xtask doctor`). The tables
+    /// that inspect a database (`memgpt-store stats`, `memgpt-store doctor`). The tables
     /// must exist.
     ///
     /// # Errors
@@ -160,8 +160,7 @@ impl PgStore {
                         message: format!(
                             "{} migration(s) pending ({}); behind PgBouncer in transaction mode \
                              (MEMGPT_PG_PGBOUNCER=transaction) they are not applied at open: \
-                             run `memgpt-store migrate up` or `cargo xtask migrate up` against \
-                             the server directly",
+                             run `memgpt-store migrate up` against the server directly",
                             pending.len(),
                             pending.join(", ")
                         ),
@@ -193,7 +192,7 @@ impl PgStore {
                 if !missing.is_empty() {
                     tracing::warn!(
                         "memgpt-pg: vector indexes missing: {}; vector search still answers \
-                         exactly within a scope, but build them with `cargo xtask migrate \
+                         exactly within a scope, but build them with `memgpt-store migrate \
                          --database-url URL up --embedding-dim {dim}`",
                         missing.join(", ")
                     );

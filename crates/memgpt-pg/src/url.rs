@@ -15,10 +15,23 @@ use crate::PgConfig;
 use memgpt_core::Error;
 
 /// The parameters of a connection string, in libpq's order, with their values.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct ConnInfo {
     params: Vec<(String, String)>,
+    /// The secrets of the string as the user wrote it
+    /// ([`memgpt_core::config::secrets`]): what libpq's messages may quote of it, where
+    /// libpq read it otherwise than it was meant (`postgres://u:p@ss@h/db`).
+    written_secrets: Vec<String>,
 }
+
+/// Two connection strings are the same when libpq reads the same parameters from them.
+impl PartialEq for ConnInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.params == other.params
+    }
+}
+
+impl Eq for ConnInfo {}
 
 impl std::fmt::Debug for ConnInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,8 +56,9 @@ impl ConnInfo {
     /// Parses `conninfo` with libpq.
     ///
     /// # Errors
-    /// [`Error::Config`] with libpq's reason (never the string itself, which may hold a
-    /// password).
+    /// [`Error::Config`] with the string redacted and what is wrong with it in words of
+    /// ours ([`memgpt_core::config::connection_string_problem`]): never libpq's message,
+    /// which quotes the raw piece it could not parse (a password with a bare `%`).
     pub(crate) fn parse(conninfo: &str) -> Result<Self, Error> {
         let bad = |reason: String| Error::Config {
             variable: "MEMGPT_PG_URL".to_owned(),
@@ -59,19 +73,22 @@ impl ConnInfo {
         // is NULL, which we must free with PQconninfoFree.
         let options = unsafe { pq_sys::PQconninfoParse(c.as_ptr(), &mut errmsg) };
         if options.is_null() {
-            let reason = if errmsg.is_null() {
-                "libpq could not parse the connection string (out of memory?)".to_owned()
+            let problem = if errmsg.is_null() {
+                "libpq ran out of memory".to_owned()
             } else {
                 // SAFETY: libpq set `errmsg` to a NUL-terminated string it allocated.
                 let m = unsafe { CStr::from_ptr(errmsg) }
                     .to_string_lossy()
-                    .trim()
-                    .to_owned();
+                    .into_owned();
                 // SAFETY: freeing libpq's allocation once, with libpq's allocator.
                 unsafe { pq_sys::PQfreemem(errmsg.cast()) };
-                m
+                memgpt_core::config::connection_string_problem(&m)
+                    .unwrap_or("a malformed URL or key=value string")
+                    .to_owned()
             };
-            return Err(bad(reason));
+            return Err(bad(format!(
+                "libpq cannot parse the connection string: {problem}"
+            )));
         }
         let mut params = Vec::new();
         let mut i = 0usize;
@@ -95,7 +112,10 @@ impl ConnInfo {
         }
         // SAFETY: `options` came from PQconninfoParse and is freed exactly once.
         unsafe { pq_sys::PQconninfoFree(options) };
-        Ok(ConnInfo { params })
+        Ok(ConnInfo {
+            params,
+            written_secrets: memgpt_core::config::secrets(conninfo),
+        })
     }
 
     /// The value of `key`, when the string sets it.
@@ -113,14 +133,21 @@ impl ConnInfo {
         }
     }
 
-    /// The values of the secret parameters (`password`, `sslpassword`), for scrubbing
-    /// messages.
+    /// The values of the secret parameters (`password`, `sslpassword`) as libpq read
+    /// them, and the secrets of the string as it was written, for scrubbing messages.
     pub(crate) fn secrets(&self) -> Vec<String> {
-        self.params
+        let mut out: Vec<String> = self
+            .params
             .iter()
             .filter(|(k, v)| is_secret(k) && !v.is_empty())
             .map(|(_, v)| v.clone())
-            .collect()
+            .collect();
+        for s in &self.written_secrets {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+        out
     }
 
     /// The `key=value` form, values quoted as libpq reads them.
@@ -195,25 +222,11 @@ pub(crate) fn connection_info_for(
     Ok(info)
 }
 
-/// Replaces every occurrence of the connection's secrets in `message` (as given, and
-/// percent-encoded), then redacts anything URL- or conninfo-shaped.
+/// Hides the connection's secrets in `message`: every occurrence (as given, and
+/// percent-encoded), every quoted token that shares a part with one, then anything URL- or
+/// conninfo-shaped ([`memgpt_core::config::scrub`]).
 pub(crate) fn scrub(message: &str, secrets: &[String]) -> String {
-    let mut out = message.to_owned();
-    for s in secrets {
-        out = out.replace(s.as_str(), "***");
-        let encoded: String = s
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        out = out.replace(&encoded, "***");
-    }
-    memgpt_core::config::redact(&out)
+    memgpt_core::config::scrub(message, secrets)
 }
 
 #[cfg(test)]
@@ -269,10 +282,48 @@ mod tests {
         }
     }
 
+    /// libpq quotes the raw token it cannot parse: a password with a bare `%`, say. No part
+    /// of the string reaches the error but its redacted form and a fixed reason.
     #[test]
     fn an_unparseable_string_is_a_config_error_without_the_password() {
-        let e = ConnInfo::parse("postgres://u:S3cret@h/db?nosuchparam=1").unwrap_err();
-        assert!(matches!(e, memgpt_core::Error::Config { .. }));
-        assert!(!e.to_string().contains("S3cret"), "{e}");
+        for (conninfo, reason) in [
+            (
+                "postgres://u:S3cret@h/db?nosuchparam=1",
+                "an unknown parameter",
+            ),
+            ("postgres://u:50%offS3cret@h/db", "percent-encoded"),
+            ("postgres://u:S3cret%zz@h/db", "percent-encoded"),
+            ("postgres://u:S3cret%4@h/db", "percent-encoded"),
+            ("postgres://u@h/db?password=S3cret%4", "percent-encoded"),
+            (
+                "postgres://u@h/db?password=S3cret%zz&sslmode=disable",
+                "percent-encoded",
+            ),
+            ("postgres://u:S3cret@h/db?password=%00", "%00"),
+            ("postgres://u:S3cret@[::1/db", "IPv6"),
+            ("postgres://u:S3cret@h/db?password", "query parameter"),
+            ("host=h password=se S3cret dbname=db", "without `=`"),
+            (
+                "host=h password=se S3cret=1 dbname=db",
+                "an unknown parameter",
+            ),
+            ("host=h password='se S3cret", "closing quote"),
+        ] {
+            let e = ConnInfo::parse(conninfo).unwrap_err();
+            let memgpt_core::Error::Config {
+                variable,
+                value,
+                reason: why,
+            } = &e
+            else {
+                panic!("{conninfo}: {e:?}");
+            };
+            assert_eq!(variable, "MEMGPT_PG_URL");
+            assert_eq!(value, &memgpt_core::config::redact(conninfo));
+            assert!(why.contains(reason), "{conninfo}: {why}");
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains("S3cret"), "{conninfo}: {shown}");
+            }
+        }
     }
 }

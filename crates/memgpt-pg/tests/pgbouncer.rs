@@ -89,15 +89,24 @@ fn pgbouncer_open_applies_no_migration_and_says_to_run_them_directly() {
         "{message}"
     );
     assert!(message.contains("against the server directly"), "{message}");
+    // The command a user of the crates has, not the repository's `cargo xtask`.
+    assert!(
+        message.contains("run `memgpt-store migrate up`"),
+        "{message}"
+    );
+    assert!(!message.contains("xtask"), "{message}");
     let mut conn = db.connect().unwrap();
     assert_eq!(
         memgpt_migrate::postgres::pending(&mut conn).unwrap().len(),
         6
     );
-    let locks: Vec<Count> =
-        diesel::sql_query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'")
-            .load(&mut conn)
-            .unwrap();
+    // In this database: other tests on the same server may hold theirs.
+    let locks: Vec<Count> = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .load(&mut conn)
+    .unwrap();
     assert_eq!(locks[0].n, 0, "no advisory lock left behind");
     // Migrated directly, the same settings open.
     memgpt_migrate::postgres::run_url(db.url(), Command::Up).unwrap();

@@ -343,24 +343,67 @@ fn five_busy_callers_on_a_pool_of_five_hold_five_connections() {
 }
 
 /// A canary password in every form libpq accepts never shows in the errors of an
-/// unreachable server, nor in `Debug` of the configuration, nor in a migration's error.
+/// unreachable server, nor in `Debug` of the configuration, nor in a migration's error; nor
+/// in any form libpq refuses (a bare `%`, `%zz`, `%4` at the end, unquoted spaces in a
+/// key=value string), whose raw piece libpq quotes in its own message.
 #[test]
 fn a_canary_password_never_shows_in_any_form() {
-    for url in [
-        "postgres://postgres:S3cret@127.0.0.1:1/nowhere",
-        "postgres://postgres@127.0.0.1:1/nowhere?sslpassword=x&password=S3cret",
-        "postgres://postgres:S%33cret@127.0.0.1:1/nowhere",
-        "postgres://postgres:pa?S3cret@127.0.0.1:1/nowhere",
-        "host=127.0.0.1 port=1 user=postgres password='S3cret' dbname=nowhere",
+    for (url, parses) in [
+        ("postgres://postgres:S3cret@127.0.0.1:1/nowhere", true),
+        (
+            "postgres://postgres@127.0.0.1:1/nowhere?sslpassword=x&password=S3cret",
+            true,
+        ),
+        ("postgres://postgres:S%33cret@127.0.0.1:1/nowhere", true),
+        ("postgres://postgres:pa?S3cret@127.0.0.1:1/nowhere", true),
+        ("postgres://postgres:p@S3cret@127.0.0.1:1/nowhere", true),
+        (
+            "host=127.0.0.1 port=1 user=postgres password='S3cret' dbname=nowhere",
+            true,
+        ),
+        (
+            "host=127.0.0.1 port=1 user=postgres password='se S3cret' dbname=nowhere",
+            true,
+        ),
+        (
+            "postgres://postgres:50%offS3cret@127.0.0.1:1/nowhere",
+            false,
+        ),
+        ("postgres://postgres:S3cret%zz@127.0.0.1:1/nowhere", false),
+        ("postgres://postgres:S3cret%4@127.0.0.1:1/nowhere", false),
+        (
+            "postgres://postgres@127.0.0.1:1/nowhere?password=S3cret%4",
+            false,
+        ),
+        (
+            "postgres://postgres@127.0.0.1:1/nowhere?password=S3cret%zz&sslmode=disable",
+            false,
+        ),
+        (
+            "host=127.0.0.1 port=1 user=postgres password=se S3cret dbname=nowhere",
+            false,
+        ),
+        (
+            "host=127.0.0.1 port=1 user=postgres password=se S3cret=1 dbname=nowhere",
+            false,
+        ),
     ] {
         let mut config = PgConfig::new(DatabaseUrl::new(url));
         config.pool_timeout = Duration::from_secs(1);
         config.connect_timeout = Duration::from_secs(1);
         let err = PgStore::open(config.clone()).unwrap_err();
-        assert!(
-            matches!(err, memgpt_core::Error::ConnectionLost { .. }),
-            "{url}: {err:?}"
-        );
+        if parses {
+            assert!(
+                matches!(err, memgpt_core::Error::ConnectionLost { .. }),
+                "{url}: {err:?}"
+            );
+        } else {
+            assert!(
+                matches!(&err, memgpt_core::Error::Config { reason, .. }
+                    if reason.starts_with("libpq cannot parse the connection string: ")),
+                "{url}: {err:?}"
+            );
+        }
         let migrate = memgpt_migrate::postgres::run_url(
             &DatabaseUrl::new(url),
             memgpt_migrate::Command::Status,
@@ -371,6 +414,7 @@ fn a_canary_password_never_shows_in_any_form() {
             format!("{err:?}"),
             format!("{config:?}"),
             migrate.to_string(),
+            format!("{migrate:?}"),
             DatabaseUrl::new(url).redacted(),
         ] {
             assert!(

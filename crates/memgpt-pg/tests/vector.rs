@@ -283,3 +283,45 @@ fn memgpt_written_rows_and_the_compact_column_agree() {
     assert_eq!(read(ids[1]), [1.0, 1.0, 0.0, 0.0]);
     assert_eq!(c.query(&q, 1, &[]).unwrap()[0].id(), ids[1]);
 }
+
+/// Every `log` record, as a line.
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.level(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// Opening a database whose HNSW indexes for the configured dimension are missing warns
+/// (a `tracing` event, which reaches `log` without a subscriber) naming the command a user
+/// of the crates has: `memgpt-store migrate`, not the repository's `cargo xtask`.
+#[test]
+fn a_missing_vector_index_warning_names_the_memgpt_store_command() {
+    let logs: &'static Capture = Box::leak(Box::new(Capture(std::sync::Mutex::new(Vec::new()))));
+    log::set_logger(logs).unwrap();
+    log::set_max_level(log::LevelFilter::Warn);
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.embedding_dim = DIM as u32;
+    let _store = PgStore::open(config).unwrap();
+    let logged = logs.0.lock().unwrap().clone();
+    let warning = logged
+        .iter()
+        .find(|l| l.contains("vector indexes missing"))
+        .unwrap_or_else(|| panic!("no warning: {logged:?}"));
+    assert!(
+        warning.contains(&format!(
+            "`memgpt-store migrate --database-url URL up --embedding-dim {DIM}`"
+        )),
+        "{warning}"
+    );
+    assert!(!warning.contains("xtask"), "{warning}");
+}

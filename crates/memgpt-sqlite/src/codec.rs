@@ -45,7 +45,7 @@ pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 pub(crate) fn f32_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     Some(

@@ -23,7 +23,7 @@ diesel::define_sql_function! {
 
 /// Squared L2 distance over raw little-endian bytes, without allocating.
 fn l2_raw(a: &[u8], b: &[u8]) -> Option<f64> {
-    if a.len() % 4 != 0 || b.len() % 4 != 0 {
+    if !a.len().is_multiple_of(4) || !b.len().is_multiple_of(4) {
         return None;
     }
     let read = |s: &[u8], i: usize| -> f32 {
