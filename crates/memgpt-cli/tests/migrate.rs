@@ -49,11 +49,11 @@ fn two_processes_migrate_one_sqlite_file_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("two.db");
     let outputs = two_at_once(path.to_str().unwrap());
-    assert_eq!(applied_lines(&outputs), 5, "each migration applied once");
+    assert_eq!(applied_lines(&outputs), 6, "each migration applied once");
     let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .load(&mut SqliteConnection::establish(path.to_str().unwrap()).unwrap())
         .unwrap();
-    assert_eq!(n[0].n, 5);
+    assert_eq!(n[0].n, 6);
 }
 
 #[test]

@@ -8,9 +8,10 @@ use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConne
 use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
 
-/// Migrations of SQLite.
-const SQLITE_MIGRATIONS: usize = 5;
-/// Migrations of PostgreSQL (000006, the compact embedding column, is PostgreSQL's only).
+/// Migrations of SQLite (000006, the canonical `created_at` text, is SQLite's only).
+const SQLITE_MIGRATIONS: usize = 6;
+/// Migrations of PostgreSQL (its 000006, the compact embedding column, is PostgreSQL's
+/// only).
 const PG_MIGRATIONS: usize = 6;
 
 const TABLES: [&str; 4] = [
@@ -103,7 +104,8 @@ fn sqlite_up_creates_every_table_and_index_and_down_removes_them() {
         .filter(|n| n.ends_with("_idx"))
         .collect();
     assert_eq!(indexes, seed_indexes());
-    assert_eq!(sqlite_names(&mut conn, "trigger").len(), 12);
+    // Three full-text triggers and two `created_at` triggers per table.
+    assert_eq!(sqlite_names(&mut conn, "trigger").len(), 20);
     assert_eq!(sqlite_names(&mut conn, "view").len(), 4);
     // Idempotent: a second run applies nothing.
     assert!(sqlite::run_path(&path, Command::Up)
@@ -515,4 +517,132 @@ fn postgres_up_builds_the_hnsw_indexes_for_the_dimension() {
     };
     let e = postgres::run_url_with(db.url(), Command::Up, &bad, &|_| {}).unwrap_err();
     assert!(matches!(e, memgpt_core::Error::InvalidInput { .. }));
+}
+
+/// `created_at` texts of another writer and what migration 000006 makes of them: the
+/// canonical `YYYY-MM-DD HH:MM:SS.ffffff` of the same instant (UTC), or, for a value no
+/// SQLite date function reads, the value itself.
+const FOREIGN_CREATED_AT: &[(&str, Option<&str>)] = &[
+    (
+        "2024-01-01 09:00:00.000000",
+        Some("2024-01-01 09:00:00.000000"),
+    ),
+    ("2024-01-01 09:00:00", Some("2024-01-01 09:00:00.000000")),
+    ("2024-01-01T09:00:01", Some("2024-01-01 09:00:01.000000")),
+    ("2024-01-01T09:00:01Z", Some("2024-01-01 09:00:01.000000")),
+    (
+        "2024-01-01T11:00:01.5+02:00",
+        Some("2024-01-01 09:00:01.500000"),
+    ),
+    (
+        "2024-01-01 09:00:01.123456789",
+        Some("2024-01-01 09:00:01.123456"),
+    ),
+    ("2024-01-01", Some("2024-01-01 00:00:00.000000")),
+    ("not a time", Some("not a time")),
+    ("2024-13-01", Some("2024-13-01")),
+];
+
+fn sqlite_created_at(conn: &mut SqliteConnection, table: &str) -> Vec<Option<String>> {
+    #[derive(QueryableByName)]
+    struct C {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        created_at: Option<String>,
+    }
+    diesel::sql_query(format!("SELECT created_at FROM {table} ORDER BY rowid"))
+        .load::<C>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.created_at)
+        .collect()
+}
+
+/// Rows written before migration 000006 (a MemGPT database, or one migrated up to 000005)
+/// in every table: `up` rewrites each readable `created_at` as the canonical text of the
+/// same instant and leaves NULL and unreadable values alone; reverting it drops its
+/// triggers (the rewritten rows stay canonical: the same instants).
+#[test]
+fn sqlite_migration_000006_rewrites_existing_created_at_and_down_drops_its_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    sqlite::run_path(&path, Command::Up).unwrap();
+    let report = sqlite::run_path(&path, Command::Revert(1)).unwrap();
+    assert_eq!(report.reverted.len(), 1);
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let insert = |conn: &mut SqliteConnection, table: &str, n: usize, at: Option<&str>| {
+        let (agent_cols, agent_vals) = match table {
+            "memgpt_recall_memory_agent" => (", agent_id, role", ", 'a', 'user'"),
+            "memgpt_documents" => ("", ""),
+            _ => (", agent_id", ", 'a'"),
+        };
+        let at = at.map_or("NULL".to_owned(), |a| format!("'{a}'"));
+        conn.batch_execute(&format!(
+            "INSERT INTO {table} (id, user_id, text, created_at{agent_cols}) \
+             VALUES ('{n}', 'u', 'row {n}', {at}{agent_vals});"
+        ))
+        .unwrap();
+    };
+    for t in TABLES {
+        for (n, (at, _)) in FOREIGN_CREATED_AT.iter().enumerate() {
+            insert(&mut conn, t, n, Some(at));
+        }
+        insert(&mut conn, t, FOREIGN_CREATED_AT.len(), None);
+    }
+    // Up to 000005 nothing rewrites them.
+    assert_eq!(
+        sqlite_created_at(&mut conn, "memgpt_passages")[1].as_deref(),
+        Some("2024-01-01 09:00:00")
+    );
+    let report = sqlite::run_path(&path, Command::Up).unwrap();
+    assert_eq!(report.applied.len(), 1);
+    assert!(report
+        .status
+        .last()
+        .unwrap()
+        .name
+        .ends_with("_canonical_created_at"));
+    let mut want: Vec<Option<String>> = FOREIGN_CREATED_AT
+        .iter()
+        .map(|(_, w)| w.map(str::to_owned))
+        .collect();
+    want.push(None);
+    for t in TABLES {
+        assert_eq!(sqlite_created_at(&mut conn, t), want, "{t}");
+    }
+    let created_at_triggers = |conn: &mut SqliteConnection| -> Vec<String> {
+        sqlite_names(conn, "trigger")
+            .into_iter()
+            .filter(|n| n.contains("_created_at_"))
+            .collect()
+    };
+    let mut expected: Vec<String> = TABLES
+        .iter()
+        .flat_map(|t| [format!("{t}_created_at_ai"), format!("{t}_created_at_au")])
+        .collect();
+    expected.sort();
+    assert_eq!(created_at_triggers(&mut conn), expected);
+    // Down drops the triggers and only them.
+    sqlite::run_path(&path, Command::Revert(1)).unwrap();
+    assert!(created_at_triggers(&mut conn).is_empty());
+    assert_eq!(sqlite_names(&mut conn, "trigger").len(), 12);
+    insert(
+        &mut conn,
+        "memgpt_documents",
+        100,
+        Some("2024-01-01T09:00:00"),
+    );
+    assert_eq!(
+        sqlite_created_at(&mut conn, "memgpt_documents")
+            .last()
+            .unwrap()
+            .as_deref(),
+        Some("2024-01-01T09:00:00")
+    );
+    for t in TABLES {
+        assert_eq!(
+            sqlite_created_at(&mut conn, t)[..want.len()],
+            want[..],
+            "{t}"
+        );
+    }
 }
