@@ -8,7 +8,6 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     checkouts: AtomicU64,
-    checkins: AtomicU64,
     wait_total_us: AtomicU64,
     wait_max_us: AtomicU64,
     /// Checkout waits by power of two of microseconds: bucket i holds waits < 2^i µs.
@@ -29,14 +28,6 @@ impl Counters {
         self.wait_max_us.fetch_max(us, Ordering::Relaxed);
         let bucket = (64 - us.leading_zeros()) as usize;
         self.wait_buckets[bucket.min(31)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Connections open and not checked out, from the events so far: after r2d2 counted a
-    /// connection back in, it is among them.
-    pub(crate) fn idle(&self) -> u64 {
-        let open = self.opened.load(Ordering::Relaxed) + self.checkins.load(Ordering::Relaxed);
-        let gone = self.closed.load(Ordering::Relaxed) + self.checkouts.load(Ordering::Relaxed);
-        open.saturating_sub(gone)
     }
 
     pub(crate) fn record_leak(&self) {
@@ -94,9 +85,6 @@ impl r2d2::HandleEvent for EventHandler {
     }
     fn handle_checkout(&self, e: r2d2::event::CheckoutEvent) {
         self.0.record_wait(e.duration());
-    }
-    fn handle_checkin(&self, _: r2d2::event::CheckinEvent) {
-        self.0.checkins.fetch_add(1, Ordering::Relaxed);
     }
     fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
         self.0.record_timeout();

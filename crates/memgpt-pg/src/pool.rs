@@ -7,15 +7,16 @@
 //! *idle* connections, so keeping `pool_size` of them would open `pool_size` more besides
 //! every busy one); connections open on demand; and [`Manager::has_broken`], which r2d2
 //! asks about every connection coming back, closes it when `pool_size` connections are
-//! idle already. `idle_timeout` (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that
+//! idle already (read from the pool itself, which the manager reaches through a weak
+//! reference: the store holds the pool in an `Arc`). `idle_timeout` (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that
 //! long (r2d2's reaper runs every 30 s).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::{PgConfig, Pooler};
 use diesel::connection::{CacheSize, Connection};
 use diesel::r2d2::PooledConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection};
 use diesel::PgConnection;
 use memgpt_core::Error;
 
@@ -23,13 +24,16 @@ use crate::metrics::{Counters, EventHandler};
 
 pub(crate) type Pooled = PooledConnection<Manager>;
 
+/// A pool of the store (the primary's, or a replica's), shared.
+pub(crate) type Pool<M> = Arc<r2d2::Pool<M>>;
+
 /// diesel's connection manager, which closes a connection coming back to a pool whose
 /// `keep` idle connections are there already (see the module documentation).
 #[derive(Debug)]
 pub(crate) struct Manager {
     inner: ConnectionManager<PgConnection>,
-    counters: Arc<Counters>,
-    keep: u64,
+    pool: Arc<OnceLock<Weak<r2d2::Pool<Manager>>>>,
+    keep: u32,
 }
 
 impl ManageConnection for Manager {
@@ -44,10 +48,15 @@ impl ManageConnection for Manager {
         self.inner.is_valid(conn)
     }
 
-    /// r2d2 asks this of each connection coming back, after counting it in
-    /// ([`Counters::idle`] includes it).
+    /// r2d2 asks this of each connection coming back, before it joins the idle ones: it
+    /// is closed when `keep` connections are idle already.
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        self.inner.has_broken(conn) || self.counters.idle() > self.keep
+        self.inner.has_broken(conn)
+            || self
+                .pool
+                .get()
+                .and_then(Weak::upgrade)
+                .is_some_and(|pool| pool.state().idle_connections >= self.keep)
     }
 }
 
@@ -59,12 +68,13 @@ pub(crate) fn build(
     conninfo: String,
     counters: Arc<Counters>,
 ) -> Result<Pool<Manager>, Error> {
+    let slot = Arc::new(OnceLock::new());
     let manager = Manager {
         inner: ConnectionManager::new(conninfo),
-        counters: counters.clone(),
-        keep: u64::from(config.pool_size),
+        pool: slot.clone(),
+        keep: config.pool_size,
     };
-    let pool = Pool::builder()
+    let pool = r2d2::Pool::builder()
         .max_size(config.pool_size.saturating_add(config.max_overflow))
         .min_idle(Some(0))
         .idle_timeout(Some(config.idle_timeout))
@@ -78,7 +88,9 @@ pub(crate) fn build(
     } else {
         pool
     };
-    Ok(pool.build_unchecked(manager))
+    let pool = Arc::new(pool.build_unchecked(manager));
+    let _ = slot.set(Arc::downgrade(&pool));
+    Ok(pool)
 }
 
 /// Behind PgBouncer in transaction mode a named prepared statement would stay on the server

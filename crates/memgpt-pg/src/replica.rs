@@ -10,13 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::r2d2::Pool;
 use diesel::sql_types::{Bool, Double, Nullable, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::Result;
 
 use crate::metrics::Counters;
-use crate::pool::{self, Manager, Pooled};
+use crate::pool::{self, Manager, Pool, Pooled};
 use crate::PgConfig;
 
 /// How long a replica that could not be reached is skipped before it is tried again.

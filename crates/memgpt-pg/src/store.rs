@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use crate::{PgConfig, Pooler};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::r2d2::Pool;
 use diesel::sql_types::Text;
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::backend::Stores;
@@ -15,7 +14,7 @@ use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 use crate::connector::PgConnector;
 use crate::error::map;
 use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
-use crate::pool::{self, Manager, Pooled};
+use crate::pool::{self, Manager, Pool, Pooled};
 
 /// The PostgreSQL backend: one pool per process, shared by every connector.
 ///
