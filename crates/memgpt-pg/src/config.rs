@@ -160,11 +160,15 @@ impl PgConfig {
         if let Some(list) = env.get("MEMGPT_PG_REPLICA_URLS") {
             for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let url = DatabaseUrl::new(part);
-                if !url.is_postgres() {
+                // Commas separate the replicas, so a key=value string (whose values may
+                // hold commas: libpq's multi-host `host=a,b`, a quoted password) is not
+                // accepted here.
+                if !matches!(url.scheme(), Some("postgres" | "postgresql")) {
                     return Err(config_err(
                         "MEMGPT_PG_REPLICA_URLS",
                         &list,
-                        "expected comma-separated postgres:// or postgresql:// URLs (or key=value strings)",
+                        "expected comma-separated postgres:// or postgresql:// URLs (key=value \
+                         strings cannot be listed here: commas separate the replicas)",
                     ));
                 }
                 replica_urls.push(url);
@@ -317,6 +321,22 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("r3plica"), "{err}");
+        // A key=value string cannot be split on commas (libpq's multi-host list, a quoted
+        // password with a comma): refused, naming the reason, its password hidden.
+        let err = PgConfig::from_lookup(&[
+            URL,
+            (
+                "MEMGPT_PG_REPLICA_URLS",
+                "host=r1,r2 password='r3,plica' dbname=d",
+            ),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { variable, reason, .. }
+                if variable == "MEMGPT_PG_REPLICA_URLS" && reason.contains("commas separate")),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("r3,plica"), "{err}");
     }
 
     /// `MEMGPT_PG_URL` wins over `MEMGPT_DATABASE_URL`; a libpq key=value string is a

@@ -104,6 +104,8 @@ pub struct PoolMetrics {
     pub idle: u32,
     /// Connections checked out now.
     pub in_use: u32,
+    /// Callers waiting for a connection now.
+    pub waiting: u32,
     /// Connections open beyond `pool_size` (overflow).
     pub overflow: u32,
     /// Checkouts so far.
@@ -131,8 +133,15 @@ pub struct PoolMetrics {
 }
 
 impl PoolMetrics {
-    pub(crate) fn new(c: &Counters, state: r2d2::State, pool_size: u32, max: u32) -> Self {
+    pub(crate) fn new(
+        c: &Counters,
+        state: r2d2::State,
+        waiting: u32,
+        pool_size: u32,
+        max: u32,
+    ) -> Self {
         PoolMetrics {
+            waiting,
             pool_size,
             max,
             connections: state.connections,

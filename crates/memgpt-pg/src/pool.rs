@@ -7,11 +7,16 @@
 //! *idle* connections, so keeping `pool_size` of them would open `pool_size` more besides
 //! every busy one); connections open on demand; and [`Manager::has_broken`], which r2d2
 //! asks about every connection coming back, closes it when `pool_size` connections are
-//! idle already (read from the pool itself, which the manager reaches through a weak
-//! reference: the store holds the pool in an `Arc`). `idle_timeout` (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that
-//! long (r2d2's reaper runs every 30 s).
+//! idle already and no caller waits for one (read from the pool itself, which the manager
+//! reaches through a weak reference, and from [`Pool`]'s count of waiting callers: r2d2
+//! wakes no waiter when it closes a connection, so closing one that a waiter could have
+//! had would leave the waiter to time out with room in the pool). `idle_timeout`
+//! (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that long (r2d2's reaper runs every
+//! 30 s).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use crate::{PgConfig, Pooler};
 use diesel::connection::{CacheSize, Connection};
@@ -24,8 +29,44 @@ use crate::metrics::{Counters, EventHandler};
 
 pub(crate) type Pooled = PooledConnection<Manager>;
 
-/// A pool of the store (the primary's, or a replica's), shared.
-pub(crate) type Pool<M> = Arc<r2d2::Pool<M>>;
+/// A pool of the store (the primary's, or a replica's), shared: r2d2's pool and the count
+/// of callers waiting in [`Pool::get_timeout`].
+#[derive(Debug, Clone)]
+pub(crate) struct Pool {
+    inner: Arc<r2d2::Pool<Manager>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    /// A connection, waiting at most `timeout` (r2d2's `get_timeout`), counted among the
+    /// waiting callers meanwhile.
+    pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<Pooled, r2d2::Error> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let got = self.inner.get_timeout(timeout);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        got
+    }
+
+    /// An idle connection, if one is there now (r2d2's `try_get`).
+    pub(crate) fn try_get(&self) -> Option<Pooled> {
+        self.inner.try_get()
+    }
+
+    /// Connections open and idle now.
+    pub(crate) fn state(&self) -> r2d2::State {
+        self.inner.state()
+    }
+
+    /// Callers waiting in [`get_timeout`](Self::get_timeout) now.
+    pub(crate) fn waiting(&self) -> u32 {
+        u32::try_from(self.waiting.load(Ordering::SeqCst)).unwrap_or(u32::MAX)
+    }
+
+    /// The most connections open at once.
+    pub(crate) fn max_size(&self) -> u32 {
+        self.inner.max_size()
+    }
+}
 
 /// diesel's connection manager, which closes a connection coming back to a pool whose
 /// `keep` idle connections are there already (see the module documentation).
@@ -33,6 +74,7 @@ pub(crate) type Pool<M> = Arc<r2d2::Pool<M>>;
 pub(crate) struct Manager {
     inner: ConnectionManager<PgConnection>,
     pool: Arc<OnceLock<Weak<r2d2::Pool<Manager>>>>,
+    waiting: Arc<AtomicUsize>,
     keep: u32,
 }
 
@@ -49,34 +91,49 @@ impl ManageConnection for Manager {
     }
 
     /// r2d2 asks this of each connection coming back, before it joins the idle ones: it
-    /// is closed when `keep` connections are idle already.
+    /// is closed when `keep` connections are idle already and no caller waits.
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
         self.inner.has_broken(conn)
-            || self
-                .pool
-                .get()
-                .and_then(Weak::upgrade)
-                .is_some_and(|pool| pool.state().idle_connections >= self.keep)
+            || (self.waiting.load(Ordering::SeqCst) == 0
+                && self
+                    .pool
+                    .get()
+                    .and_then(Weak::upgrade)
+                    .is_some_and(|pool| pool.state().idle_connections >= self.keep))
     }
 }
 
+/// What a pool keeps open when nothing uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Warm {
+    /// Nothing: connections open on demand (the primary's pool).
+    None,
+    /// One idle connection, reopened by r2d2 when it goes (a replica's pool: an empty pool
+    /// is how an unreachable replica shows, and a read must not wait for a connect to
+    /// tell a healthy replica from a down one).
+    One,
+}
+
 /// Builds the pool on the connection string `conninfo` (see
-/// [`connection_info`](crate::url::connection_info)). Opens no connection: connections
-/// open on demand.
+/// [`connection_info`](crate::url::connection_info)). Opens no connection on the caller's
+/// thread: connections open on demand (and, with [`Warm::One`], one in the background).
 pub(crate) fn build(
     config: &PgConfig,
     conninfo: String,
     counters: Arc<Counters>,
-) -> Result<Pool<Manager>, Error> {
+    warm: Warm,
+) -> Result<Pool, Error> {
     let slot = Arc::new(OnceLock::new());
+    let waiting = Arc::new(AtomicUsize::new(0));
     let manager = Manager {
         inner: ConnectionManager::new(conninfo),
         pool: slot.clone(),
+        waiting: waiting.clone(),
         keep: config.pool_size,
     };
     let pool = r2d2::Pool::builder()
         .max_size(config.pool_size.saturating_add(config.max_overflow))
-        .min_idle(Some(0))
+        .min_idle(Some(u32::from(warm == Warm::One)))
         .idle_timeout(Some(config.idle_timeout))
         .max_lifetime(Some(config.pool_recycle))
         .connection_timeout(config.pool_timeout)
@@ -88,9 +145,9 @@ pub(crate) fn build(
     } else {
         pool
     };
-    let pool = Arc::new(pool.build_unchecked(manager));
-    let _ = slot.set(Arc::downgrade(&pool));
-    Ok(pool)
+    let inner = Arc::new(pool.build_unchecked(manager));
+    let _ = slot.set(Arc::downgrade(&inner));
+    Ok(Pool { inner, waiting })
 }
 
 /// Behind PgBouncer in transaction mode a named prepared statement would stay on the server

@@ -15,7 +15,7 @@ use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::Result;
 
 use crate::metrics::Counters;
-use crate::pool::{self, Manager, Pool, Pooled};
+use crate::pool::{self, Pool, Pooled};
 use crate::PgConfig;
 
 /// How long a replica that could not be reached is skipped before it is tried again.
@@ -47,7 +47,7 @@ struct Replica {
     name: String,
     /// Its passwords, scrubbed from the warnings.
     secrets: Vec<String>,
-    pool: Pool<Manager>,
+    pool: Pool,
     health: Mutex<Health>,
 }
 
@@ -100,7 +100,12 @@ impl Replicas {
                 Ok(Replica {
                     name: url.redacted(),
                     secrets: info.secrets(),
-                    pool: pool::build(config, info.to_conninfo(), Arc::new(Counters::default()))?,
+                    pool: pool::build(
+                        config,
+                        info.to_conninfo(),
+                        Arc::new(Counters::default()),
+                        pool::Warm::One,
+                    )?,
                     health: Mutex::new(Health::default()),
                 })
             })

@@ -14,7 +14,7 @@ use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 use crate::connector::PgConnector;
 use crate::error::map;
 use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
-use crate::pool::{self, Manager, Pool, Pooled};
+use crate::pool::{self, Pool, Pooled};
 
 /// The PostgreSQL backend: one pool per process, shared by every connector.
 ///
@@ -40,7 +40,7 @@ struct WalPosition {
 
 #[derive(Debug)]
 struct Inner {
-    pool: Pool<Manager>,
+    pool: Pool,
     config: PgConfig,
     /// The connection's passwords, scrubbed from every message that leaves the store.
     secrets: Secrets,
@@ -129,7 +129,12 @@ impl PgStore {
         let counters = Arc::new(Counters::default());
         let info = crate::url::connection_info(&config)?;
         let mut secrets = info.secrets();
-        let pool = pool::build(&config, info.to_conninfo(), counters.clone())?;
+        let pool = pool::build(
+            &config,
+            info.to_conninfo(),
+            counters.clone(),
+            pool::Warm::None,
+        )?;
         let replicas = crate::replica::Replicas::build(&config, &mut secrets)?;
         let mut store = PgStore {
             inner: Arc::new(Inner {
@@ -397,6 +402,7 @@ impl PgStore {
         PoolMetrics::new(
             &self.inner.counters,
             self.inner.pool.state(),
+            self.inner.pool.waiting(),
             c.pool_size,
             c.pool_size.saturating_add(c.max_overflow),
         )

@@ -342,6 +342,64 @@ fn five_busy_callers_on_a_pool_of_five_hold_five_connections() {
     assert_eq!(count(&mut admin), 5);
 }
 
+/// Two connections come back at the same moment while two callers wait on a full pool
+/// of 1 + 1: neither is closed while a caller waits (r2d2 wakes no waiter when it closes a
+/// connection, so closing the second would leave the second caller to time out with room
+/// in the pool). Each caller holds its connection until both were served.
+#[test]
+fn connections_coming_back_to_waiting_callers_are_never_closed() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 1;
+    config.max_overflow = 1;
+    config.pool_timeout = Duration::from_secs(2);
+    let store = PgStore::open(config).unwrap();
+    for round in 0..100 {
+        let holding = std::sync::Barrier::new(3);
+        let release = std::sync::Barrier::new(3);
+        let (served_tx, served) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let done = std::sync::Mutex::new(done);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let (store, holding, release) = (&store, &holding, &release);
+                s.spawn(move || {
+                    store
+                        .transaction(|_| {
+                            holding.wait();
+                            // Both come back together, once both callers wait.
+                            release.wait();
+                            Ok(())
+                        })
+                        .unwrap();
+                });
+            }
+            holding.wait();
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let (store, served_tx, done) = (&store, served_tx.clone(), &done);
+                    s.spawn(move || {
+                        store.transaction(|_| {
+                            served_tx.send(()).unwrap();
+                            // Held until both callers were served (or the test gave up).
+                            let _ = done.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                            Ok(())
+                        })
+                    })
+                })
+                .collect();
+            while store.metrics().waiting < 2 {
+                std::thread::yield_now();
+            }
+            release.wait();
+            let both = (0..2).all(|_| served.recv_timeout(Duration::from_secs(5)).is_ok());
+            drop(done_tx);
+            let outcomes: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+            assert!(both, "round {round}: a caller was not served: {outcomes:?}");
+        });
+    }
+}
+
 /// A canary password in every form libpq accepts never shows in the errors of an
 /// unreachable server, nor in `Debug` of the configuration, nor in a migration's error; nor
 /// in any form libpq refuses (a bare `%`, `%zz`, `%4` at the end, unquoted spaces in a
