@@ -23,7 +23,12 @@
 //!   only at its end, which another write on the same connection would falsify.
 //! * **Unwinding is failing.** A call through which a panic unwinds is rolled back to its
 //!   savepoint before the panic goes on, so a closure that catches the panic and returns
-//!   `Ok` commits the rest of the unit of work, never half of that call. Calls from other threads wait for the running call to finish,
+//!   `Ok` commits the rest of the unit of work, never half of that call. (A panic inside a
+//!   database round itself, in the backend's code, leaves the connection's state unknown:
+//!   the unit of work then ends with [`Error::Aborted`] and commits nothing.)
+//! * **Threads inside a write wait.** A call from another thread waits for the running
+//!   call, so code in an `insert_many` iterator that hands a call of the same unit of work
+//!   to another thread and joins it waits forever: copy page by page instead. Calls from other threads wait for the running call to finish,
 //!   so one thread's rollback never undoes another thread's write. The connection itself
 //!   is borrowed only for one database round ([`UnitOfWork::with`]), never while caller
 //!   code runs.
