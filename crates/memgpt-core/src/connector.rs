@@ -130,7 +130,12 @@ pub trait StorageConnector {
     /// without, an existing id is [`Error::AlreadyExists`] and an id given twice is
     /// [`Error::DuplicateId`]. Records may come from an iterator of any length: backends
     /// write in chunks and do not hold the whole input. Returns the number of records
-    /// written.
+    /// written. All or nothing also when the iterator panics: nothing of the call is kept.
+    ///
+    /// The iterator may read the same store or unit of work. Inside a unit of work it may
+    /// not write through it: such a write is refused with [`Error::NestedWrite`] (the call
+    /// stages its records on the unit of work's connection until its end). To copy with
+    /// writes in between, read a page, write it, and read the next.
     #[track_caller]
     fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
     where
