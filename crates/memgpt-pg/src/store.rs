@@ -441,6 +441,26 @@ impl PgStore {
         Ok(rows.into_iter().map(|s| (s.name, s.setting)).collect())
     }
 
+    /// The named prepared statements a pooled connection of the primary holds
+    /// (`pg_prepared_statements` on the connection a checkout gives; with a pool of one,
+    /// always the same). Reads of a fixed shape are kept prepared on each connection, once
+    /// per shape; statements whose text varies with a number of values (`IN (…)` lists,
+    /// multi-row `INSERT`s) are never kept (see
+    /// [`Statement::is_cacheable`](memgpt_core::statement::Statement::is_cacheable)), so
+    /// this count is bounded by the shapes the connectors use, whatever the batch sizes.
+    /// Behind a transaction pooler diesel's cache is off: 0.
+    ///
+    /// # Errors
+    /// What the database reports; as a checkout ([`Error::PoolTimeout`]).
+    pub fn prepared_statements(&self) -> Result<u64> {
+        let mut conn = self.checkout()?;
+        let rows: Vec<memgpt_migrate::rows::Count> =
+            diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
+                .load(&mut *conn)
+                .map_err(map)?;
+        Ok(rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0)))
+    }
+
     /// Index usage of memgpt's tables (`pg_stat_user_indexes`).
     ///
     /// # Errors
