@@ -228,16 +228,10 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
             return Ok(None);
         }
         let mut sql: Sql<B> = Statement::new(format!(
-            "SELECT id FROM {} WHERE id IN (",
+            "SELECT id FROM {} WHERE id IN",
             self.table.table_name()
         ));
-        for (i, id) in ids.clone().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.param(Param::Uuid(Some(id)));
-        }
-        sql.push(")");
+        sql.list(ids.clone().map(|id| Param::Uuid(Some(id))));
         if foreign {
             sql.push(" AND NOT (user_id = ")
                 .param(Param::Uuid(Some(self.scope.user_id())));

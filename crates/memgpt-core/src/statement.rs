@@ -57,6 +57,10 @@ pub struct Statement<D: Dialect> {
     pub binds: Vec<D::Bind>,
     /// Where each placeholder lies in `text` (byte ranges), for [`Statement::pieces`].
     spans: Vec<std::ops::Range<usize>>,
+    /// Whether the text was built from a number of values (an `IN (…)` list, the rows of
+    /// a multi-row `INSERT`, a filter list repeating a column): such texts are unbounded in
+    /// number; see [`Statement::is_cacheable`].
+    variable: bool,
     dialect: PhantomData<fn() -> D>,
 }
 
@@ -77,6 +81,7 @@ impl<D: Dialect> Statement<D> {
             text: text.into(),
             binds: Vec::new(),
             spans: Vec::new(),
+            variable: false,
             dialect: PhantomData,
         }
     }
@@ -120,10 +125,35 @@ impl<D: Dialect> Statement<D> {
         self.bind(D::Bind::from(p))
     }
 
-    /// Whether the statement only reads (`SELECT …`, `WITH …`): the statements a backend
-    /// may keep prepared on a connection, since their text does not vary with row counts.
+    /// Appends ` (?, ?, …)`, one placeholder per value, each bound: an `IN` list. The
+    /// text then varies with the number of values, so the statement is not
+    /// [cacheable](Self::is_cacheable).
+    pub fn list(&mut self, values: impl IntoIterator<Item = Param>) -> &mut Self {
+        self.variable = true;
+        self.push(" (");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.param(v);
+        }
+        self.push(")")
+    }
+
+    /// Whether the statement only reads (`SELECT …`, `WITH …`).
     pub fn is_read(&self) -> bool {
         self.text.starts_with("SELECT ") || self.text.starts_with("WITH ")
+    }
+
+    /// Whether a backend may keep the statement prepared on a connection, keyed by its
+    /// text — the one rule both backends apply to their statement caches. A statement is
+    /// cacheable when it reads ([`is_read`](Self::is_read)) and its text is one of a fixed
+    /// set of shapes: not built from a number of values (an `IN (…)` list of
+    /// [`list`](Self::list), the rows of [`Shapes::insert`], a filter list repeating a
+    /// column), whose texts would fill every connection's cache — and the server's memory —
+    /// as callers vary their batch sizes. Writes are prepared for each call.
+    pub fn is_cacheable(&self) -> bool {
+        self.is_read() && !self.variable
     }
 
     /// Prefixes the text (`EXPLAIN …`); placeholders keep their numbers.
@@ -150,6 +180,14 @@ impl<D: Dialect> Statement<D> {
                 self.push(" AND agent_id = ")
                     .param(Param::Uuid(Some(agent)));
             }
+        }
+        // A column filtered twice: the text grows with the length of the list.
+        if filters
+            .iter()
+            .enumerate()
+            .any(|(i, f)| filters[..i].iter().any(|g| g.column() == f.column()))
+        {
+            self.variable = true;
         }
         for f in filters {
             let col = f.column().name();
@@ -403,7 +441,8 @@ impl<'a, D: Dialect> Shapes<'a, D> {
         s
     }
 
-    /// A multi-row `INSERT`, with the tenant-safe upsert clause when `exists_ok`.
+    /// A multi-row `INSERT`, with the tenant-safe upsert clause when `exists_ok`. Its text
+    /// varies with the number of rows: never [cacheable](Statement::is_cacheable).
     pub fn insert(
         &self,
         columns: &[&str],
@@ -415,6 +454,7 @@ impl<'a, D: Dialect> Shapes<'a, D> {
             self.name(),
             columns.join(", ")
         ));
+        s.variable = true;
         for (i, row) in rows.into_iter().enumerate() {
             s.push(if i == 0 { "(" } else { ", (" });
             for (j, v) in row.into_iter().enumerate() {
@@ -532,5 +572,58 @@ mod tests {
              AND role = $3 ORDER BY created_at DESC, id DESC LIMIT ALL"
         );
         assert_eq!(s.binds.len(), 3);
+    }
+
+    /// The one caching rule: reads of a fixed shape are cacheable; writes, `IN (…)` lists,
+    /// multi-row INSERTs (of any number of rows) and filter lists repeating a column are
+    /// not — whatever the dialect.
+    #[test]
+    fn only_reads_of_a_fixed_shape_are_cacheable() {
+        fn check<D: Dialect<Bind = Param>>() {
+            let scope = Scope::agent(Uuid::nil(), Uuid::nil());
+            let s = Shapes::<D>::new(TableType::Passages, &scope, "x");
+            let t0 = DateTime::<Utc>::from_timestamp(0, 0).unwrap();
+            let k = Keyset {
+                created_at: t0,
+                id: Uuid::nil(),
+            };
+            let two = [
+                Filter::eq(Column::DataSource, "s"),
+                Filter::is_null(Column::DocId),
+            ];
+            for read in [
+                s.recent(&two, Some(3)),
+                s.page(&two, Some(&k), 10),
+                s.cursor(&[], Some(&k), Some(&k), 10, true),
+                s.by_id(Uuid::nil()),
+                s.keyset_of(Uuid::nil()),
+                s.count(&two),
+                s.dates(t0, t0, None, 2),
+                s.sources(),
+            ] {
+                assert!(read.is_read() && read.is_cacheable(), "{}", read.text);
+            }
+            let row = || vec![Param::Int(Some(1)), Param::Int(Some(2))];
+            for (write, read) in [
+                (s.delete(&two), false),
+                (s.update(&["id", "text"], row(), Uuid::nil()), false),
+                (s.insert(&["id", "text"], [row()], false), false),
+                (s.insert(&["id", "text"], [row(), row()], true), false),
+                (s.count(&[two[0].clone(), two[0].clone()]), true),
+            ] {
+                assert_eq!(write.is_read(), read, "{}", write.text);
+                assert!(!write.is_cacheable(), "{}", write.text);
+            }
+            let mut lookup = Statement::<D>::new("SELECT id FROM t WHERE id IN");
+            lookup.list([Param::Uuid(Some(Uuid::nil()))]);
+            assert!(lookup.is_read() && !lookup.is_cacheable());
+            assert!(!lookup.prefixed("EXPLAIN ").is_cacheable());
+        }
+        check::<Question>();
+        check::<Dollar>();
+        let mut lookup = Statement::<Dollar>::new("SELECT id FROM t WHERE id IN");
+        lookup.list((0..3).map(|i| Param::Int(Some(i))));
+        assert_eq!(lookup.text, "SELECT id FROM t WHERE id IN ($1, $2, $3)");
+        assert_eq!(lookup.pieces().unwrap().len(), 4);
     }
 }

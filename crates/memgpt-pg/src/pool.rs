@@ -47,11 +47,6 @@ impl Pool {
         got
     }
 
-    /// An idle connection, if one is there now (r2d2's `try_get`).
-    pub(crate) fn try_get(&self) -> Option<Pooled> {
-        self.inner.try_get()
-    }
-
     /// Connections open and idle now.
     pub(crate) fn state(&self) -> r2d2::State {
         self.inner.state()

@@ -1,17 +1,21 @@
 //! Read replicas: a pool per streaming replica (`MEMGPT_PG_REPLICA_URLS`), taken in turn
 //! for reads outside a unit of work. A replica that cannot be reached is skipped for
-//! [`DOWN_FOR`]; one further behind than `MEMGPT_PG_REPLICA_MAX_LAG` (measured on the
-//! replica at most every [`LAG_EVERY`], against the primary's positions sampled as often)
-//! is skipped until a later measure finds it caught up. A read-your-writes session's read takes a replica only once the replica has
-//! replayed the session's last write (`pg_last_wal_replay_lsn()`), else the primary.
+//! [`DOWN_FOR`], and so is a server that is not in recovery (a promoted replica, or a
+//! primary named as a replica: it does not follow the primary's writes). One further
+//! behind than `MEMGPT_PG_REPLICA_MAX_LAG` (measured on the replica at most every
+//! [`LAG_EVERY`], against the primary's positions sampled as often on a connection of
+//! their own, [`Monitor`], so that a saturated primary pool never leaves the bound to an
+//! old sample) is skipped until a later measure finds it caught up. A read-your-writes
+//! session's read takes a replica only once the replica has replayed the session's
+//! [`SessionPosition`] (`pg_last_wal_replay_lsn()`), else the primary.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::{Bool, Double, Nullable, Text};
-use diesel::{QueryableByName, RunQueryDsl};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::Result;
 
 use crate::metrics::Counters;
@@ -24,6 +28,10 @@ pub(crate) const DOWN_FOR: Duration = Duration::from_secs(5);
 pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
 /// Samples of the primary's position kept at most.
 const HISTORY: usize = 4096;
+/// How much older than the maximum lag the sample a replica is measured against may be:
+/// samples are taken at most every [`LAG_EVERY`] as reads come; after a pause in reads the
+/// last sample that old says nothing of the lag now.
+const STALE: Duration = Duration::from_secs(2);
 /// How long a read waits for a replica's connection before telling a replica that cannot be
 /// reached (the primary then serves) from one whose connections are all busy.
 const REPLICA_WAIT: Duration = Duration::from_millis(250);
@@ -39,6 +47,157 @@ pub(crate) struct Replicas {
     /// are measured: a replica is behind by more than the maximum lag when it has not
     /// replayed what the primary had written that long ago.
     history: Mutex<VecDeque<(Instant, u64)>>,
+    /// The connection on which the primary's positions are read.
+    monitor: Monitor,
+}
+
+/// A connection to the primary of its own, outside the pool, for the primary's WAL
+/// positions: the lag samples and the positions of read-your-writes sessions are read
+/// even when every connection of the pool is busy. Opened on first use, reopened after
+/// an error; one per store with replicas.
+pub(crate) struct Monitor {
+    conninfo: String,
+    conn: Mutex<Option<PgConnection>>,
+}
+
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection string holds the password.
+        f.debug_struct("Monitor").finish_non_exhaustive()
+    }
+}
+
+/// Which WAL position of the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wal {
+    /// `pg_current_wal_lsn()`: written out of the WAL buffers. What the lag is measured
+    /// against; under `synchronous_commit = off` it may lie before a commit that returned.
+    Written,
+    /// `pg_current_wal_insert_lsn()`: where the next record goes. Read after a commit has
+    /// returned, it is past that commit's record whatever `synchronous_commit` says — the
+    /// position a read-your-writes session waits for.
+    Inserted,
+}
+
+impl Wal {
+    fn sql(self) -> &'static str {
+        match self {
+            Wal::Written => "SELECT pg_current_wal_lsn()::text AS lsn",
+            Wal::Inserted => "SELECT pg_current_wal_insert_lsn()::text AS lsn",
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct WalPosition {
+    #[diesel(sql_type = Text)]
+    lsn: String,
+}
+
+/// The primary's WAL position `which`, read on `conn` (a connection of the primary);
+/// `None` when it cannot be read.
+pub(crate) fn position(conn: &mut PgConnection, which: Wal) -> Option<u64> {
+    diesel::sql_query(which.sql())
+        .load::<WalPosition>(conn)
+        .ok()?
+        .into_iter()
+        .next()
+        .and_then(|p| parse_lsn(&p.lsn))
+}
+
+impl Monitor {
+    /// Reads the primary's position `which`. With `wait`, waits while another thread uses
+    /// the connection (one round trip); without, gives up at once. `None` when the
+    /// primary cannot be reached or answer.
+    fn read(&self, which: Wal, wait: bool) -> Option<u64> {
+        let mut guard = if wait {
+            self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        } else {
+            match self.conn.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return None,
+            }
+        };
+        if guard.is_none() {
+            *guard = PgConnection::establish(&self.conninfo).ok();
+        }
+        let read = position(guard.as_mut()?, which);
+        if read.is_none() {
+            // A broken connection is replaced on the next read.
+            *guard = None;
+        }
+        read
+    }
+}
+
+/// A read-your-writes session's position on the primary: the highest of its start and of
+/// its writes' ([`Wal::Inserted`] after each commit). Threads sharing a session note
+/// their writes in any order; the position only moves forward. A write whose position
+/// could not be read leaves the session *unknown* until a position read after it (any
+/// later read of the primary's) covers it: until then the primary serves its reads.
+#[derive(Debug, Default)]
+pub(crate) struct SessionPosition {
+    state: Mutex<SessionState>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SessionState {
+    /// The highest position noted.
+    at: u64,
+    /// Writes noted without a position, counted.
+    unknown: u64,
+    /// How many of those a later position covers.
+    covered: u64,
+}
+
+/// What a replica must have replayed to serve a session's read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Required {
+    /// This position.
+    At(u64),
+    /// Unknown: a position of the primary read from now on covers the writes counted up
+    /// to this ticket ([`SessionPosition::resolve`]).
+    Unknown(u64),
+}
+
+impl SessionPosition {
+    fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        // Plain numbers, consistent at every step: a panic elsewhere cannot break them.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A write (or the start) at `lsn`: the position becomes the higher of the two.
+    pub(crate) fn note(&self, lsn: u64) {
+        let mut s = self.state();
+        s.at = s.at.max(lsn);
+    }
+
+    /// A committed write whose position could not be read.
+    pub(crate) fn note_unknown(&self) {
+        self.state().unknown += 1;
+    }
+
+    /// What a replica must have replayed to serve a read now.
+    pub(crate) fn required(&self) -> Required {
+        let s = self.state();
+        if s.unknown > s.covered {
+            Required::Unknown(s.unknown)
+        } else {
+            Required::At(s.at)
+        }
+    }
+
+    /// `lsn`, read on the primary after [`required`](Self::required) gave `ticket`: it is
+    /// past every write counted up to the ticket. Returns what is required now.
+    pub(crate) fn resolve(&self, ticket: u64, lsn: u64) -> Required {
+        {
+            let mut s = self.state();
+            s.at = s.at.max(lsn);
+            s.covered = s.covered.max(ticket);
+        }
+        self.required()
+    }
 }
 
 #[derive(Debug)]
@@ -82,12 +241,17 @@ pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
 }
 
 impl Replicas {
-    /// One pool per replica URL of `config`; opens no connection on the caller's thread.
-    /// Each replica's passwords are added to `secrets`.
+    /// One pool per replica URL of `config`, and the [`Monitor`] of the primary (whose
+    /// connection string is `primary`); opens no connection on the caller's thread. Each
+    /// replica's passwords are added to `secrets`.
     ///
     /// # Errors
     /// [`memgpt_core::Error::Config`] when libpq cannot parse a URL.
-    pub(crate) fn build(config: &PgConfig, secrets: &mut Vec<String>) -> Result<Option<Self>> {
+    pub(crate) fn build(
+        config: &PgConfig,
+        primary: String,
+        secrets: &mut Vec<String>,
+    ) -> Result<Option<Self>> {
         if config.replica_urls.is_empty() {
             return Ok(None);
         }
@@ -116,31 +280,41 @@ impl Replicas {
             max_lag: config.replica_max_lag,
             pool_timeout: config.pool_timeout,
             history: Mutex::new(VecDeque::new()),
+            monitor: Monitor {
+                conninfo: primary,
+                conn: Mutex::new(None),
+            },
         }))
     }
 
-    /// A connection of the next fit replica — up, within the maximum lag and, with
-    /// `after` (a read-your-writes session's last write position), past it — or `None`.
-    /// `primary` reads the primary's WAL position when a lag is due to be measured (`None`
-    /// when no primary connection is idle: the last samples serve).
-    pub(crate) fn lease(
-        &self,
-        after: Option<u64>,
-        primary: &dyn Fn() -> Option<u64>,
-    ) -> Option<Pooled> {
-        let n = self.list.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| self.list[(start + i) % n].lease(after, self, primary))
+    /// The primary's position `which`, read on the [`Monitor`] (waiting for it while
+    /// another thread reads); `None` when the primary cannot be reached or answer.
+    pub(crate) fn primary_position(&self, which: Wal) -> Option<u64> {
+        self.monitor.read(which, true)
     }
 
-    /// Samples the primary's position when the last sample is older than [`LAG_EVERY`];
-    /// returns whether a sample exists.
-    fn sample(&self, now: Instant, primary: &dyn Fn() -> Option<u64>) -> bool {
+    /// A connection of the next fit replica — in recovery, up, within the maximum lag
+    /// and, with `after` (a read-your-writes session's [`Required`] position), past it —
+    /// or `None`.
+    pub(crate) fn lease(&self, after: Option<u64>) -> Option<Pooled> {
+        let n = self.list.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| self.list[(start + i) % n].lease(after, self))
+    }
+
+    /// Samples the primary's position on the [`Monitor`] when the last sample is older
+    /// than [`LAG_EVERY`] (unless another thread is sampling: a sample taken now serves
+    /// as a reference only a maximum lag later); returns whether a sample exists.
+    fn sample(&self, now: Instant) -> bool {
         let due = self.history.lock().ok().is_some_and(|h| {
             h.back()
                 .is_none_or(|(t, _)| now.duration_since(*t) >= LAG_EVERY)
         });
-        let taken = if due { primary() } else { None };
+        let taken = if due {
+            self.monitor.read(Wal::Written, false)
+        } else {
+            None
+        };
         let Ok(mut h) = self.history.lock() else {
             return false;
         };
@@ -161,9 +335,11 @@ impl Replicas {
     }
 
     /// Why a replica at `replay` is further behind than the maximum lag, or `None`: it has
-    /// not replayed the primary's position of `max_lag` ago. While the samples span less
-    /// than that, a replica past the oldest is within it; one that is not is judged by the
-    /// age of the commit it last replayed (behind only when it has WAL left to replay).
+    /// not replayed the primary's position of `max_lag` ago (the newest sample at least
+    /// that old, unless it is more than [`STALE`] older). Without such a sample, a replica
+    /// past a sample younger than the maximum lag is within it; one that is not is judged
+    /// by the age of the commit it last replayed (behind only when it has WAL left to
+    /// replay).
     fn behind(
         &self,
         now: Instant,
@@ -176,20 +352,25 @@ impl Replicas {
         };
         if sampled {
             let h = self.history.lock().ok()?;
+            let age = |t: &Instant| now.saturating_duration_since(*t);
             let reference = h
                 .iter()
                 .rev()
-                .find(|(t, _)| now.saturating_duration_since(*t) >= self.max_lag);
+                .find(|(t, _)| age(t) >= self.max_lag)
+                .filter(|(t, _)| age(t) <= self.max_lag + STALE);
             match reference {
                 Some((t, lsn)) if replay < *lsn => {
                     return Some(format!(
                         "behind: not yet at the primary's position of {:?} ago",
-                        now.saturating_duration_since(*t)
+                        age(t)
                     ))
                 }
                 Some(_) => return None,
-                None if h.front().is_some_and(|(_, oldest)| replay >= *oldest) => return None,
                 None => {}
+            }
+            let younger = h.iter().find(|(t, _)| age(t) < self.max_lag);
+            if younger.is_some_and(|(_, lsn)| replay >= *lsn) {
+                return None;
             }
         }
         if p.idle {
@@ -206,12 +387,7 @@ impl Replicas {
 }
 
 impl Replica {
-    fn lease(
-        &self,
-        after: Option<u64>,
-        replicas: &Replicas,
-        primary: &dyn Fn() -> Option<u64>,
-    ) -> Option<Pooled> {
+    fn lease(&self, after: Option<u64>, replicas: &Replicas) -> Option<Pooled> {
         let pool_timeout = replicas.pool_timeout;
         let now = Instant::now();
         let measure = {
@@ -250,7 +426,7 @@ impl Replica {
         if !measure {
             return Some(conn);
         }
-        let sample = replicas.sample(now, primary);
+        let sample = replicas.sample(now);
         let position: Vec<Position> = match diesel::sql_query(
             "SELECT pg_is_in_recovery() AS recovering, \
              pg_last_wal_replay_lsn()::text AS replay, \
@@ -267,9 +443,16 @@ impl Replica {
         };
         let p = position.into_iter().next()?;
         if !p.recovering {
-            // Promoted (or a primary named as a replica): nothing to wait for.
-            self.fit(now);
-            return Some(conn);
+            // Promoted, or a primary named as a replica: it does not follow the primary's
+            // writes, so no position of the primary's says what it holds. Checked again
+            // after DOWN_FOR (a server rebuilt as a replica serves again).
+            self.unfit(
+                now + DOWN_FOR,
+                "not a replica: the server is not in recovery (promoted, or a primary \
+                 named in MEMGPT_PG_REPLICA_URLS); it does not follow the primary's writes"
+                    .to_owned(),
+            );
+            return None;
         }
         let replay = p.replay.as_deref().and_then(parse_lsn);
         if let Some(behind) = replicas.behind(now, replay, &p, sample) {
@@ -328,7 +511,43 @@ impl Replica {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_lsn;
+    use super::{parse_lsn, Required, SessionPosition};
+
+    /// Threads sharing a session note their writes in any order: a write noted late with
+    /// an older position never takes the session back (it had stored the last position,
+    /// not the highest).
+    #[test]
+    fn a_session_position_only_moves_forward() {
+        let s = SessionPosition::default();
+        assert_eq!(s.required(), Required::At(0));
+        s.note(0x300);
+        s.note(0x100);
+        assert_eq!(s.required(), Required::At(0x300));
+        s.note(0x400);
+        assert_eq!(s.required(), Required::At(0x400));
+    }
+
+    /// A write whose position could not be read leaves the session unknown until a
+    /// position read after it covers it; a write noted unknown meanwhile is not covered by
+    /// a position read for an earlier ticket.
+    #[test]
+    fn an_unknown_write_is_covered_only_by_a_later_position() {
+        let s = SessionPosition::default();
+        s.note(0x100);
+        s.note_unknown();
+        let Required::Unknown(first) = s.required() else {
+            panic!("{:?}", s.required());
+        };
+        // Another write of unknown position after the ticket was taken.
+        s.note_unknown();
+        assert!(matches!(s.resolve(first, 0x200), Required::Unknown(t) if t > first));
+        let Required::Unknown(second) = s.required() else {
+            panic!("{:?}", s.required());
+        };
+        assert_eq!(s.resolve(second, 0x180), Required::At(0x200));
+        s.note(0x150);
+        assert_eq!(s.required(), Required::At(0x200));
+    }
 
     #[test]
     fn wal_positions_parse_and_order() {

@@ -15,6 +15,7 @@ use crate::connector::PgConnector;
 use crate::error::map;
 use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
 use crate::pool::{self, Pool, Pooled};
+use crate::replica::{Required, SessionPosition, Wal};
 
 /// The PostgreSQL backend: one pool per process, shared by every connector.
 ///
@@ -23,19 +24,7 @@ use crate::pool::{self, Pool, Pooled};
 pub struct PgStore {
     inner: Arc<Inner>,
     /// A read-your-writes session (see [`PgStore::read_your_writes`]).
-    session: Option<Arc<Session>>,
-}
-
-/// The last write of a read-your-writes session: the primary's WAL position after it.
-#[derive(Debug, Default)]
-struct Session {
-    last_write: std::sync::Mutex<Option<u64>>,
-}
-
-#[derive(QueryableByName)]
-struct WalPosition {
-    #[diesel(sql_type = Text)]
-    lsn: String,
+    session: Option<Arc<SessionPosition>>,
 }
 
 #[derive(Debug)]
@@ -135,7 +124,7 @@ impl PgStore {
             counters.clone(),
             pool::Warm::None,
         )?;
-        let replicas = crate::replica::Replicas::build(&config, &mut secrets)?;
+        let replicas = crate::replica::Replicas::build(&config, info.to_conninfo(), &mut secrets)?;
         let mut store = PgStore {
             inner: Arc::new(Inner {
                 pool,
@@ -281,57 +270,61 @@ impl PgStore {
         }
         .map_err(map)?;
         let done = unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))?;
-        if self.session.is_some() && self.inner.replicas.is_some() {
-            // The unit of work's connection went back with its commit: any primary
-            // connection tells a WAL position at or past it.
-            let mut conn = self.checkout().ok();
-            self.note_write(conn.as_deref_mut());
-        }
+        // Committed, and its connection back in the pool: the primary's position read now,
+        // on the replicas' monitoring connection (never waiting for the pool), is past it.
+        self.note_write(None);
         Ok(done)
     }
 
     /// This store as a read-your-writes session: connectors made from the returned handle
-    /// (and its clones) read from a replica only once that replica has replayed everything
-    /// committed on the primary before the session began and the session's last write (its
-    /// position on the primary, `pg_current_wal_lsn()` after the commit); until then the
-    /// primary serves them. Other handles of the store keep reading from any replica within
-    /// the maximum lag. Without replicas, the same store.
+    /// (and its clones, shared by any number of threads) read from a replica only once that
+    /// replica has replayed everything committed on the primary before the session began
+    /// and every write of the session — the highest of their positions on the primary
+    /// (`pg_current_wal_insert_lsn()` read after each commit: past the commit record even
+    /// under `synchronous_commit = off`); until then the primary serves them. Other handles
+    /// of the store keep reading from any replica within the maximum lag. Without
+    /// replicas, the same store.
     ///
     /// # Errors
-    /// With replicas, as a checkout of the primary ([`Error::PoolTimeout`],
-    /// [`Error::ConnectionLost`]), which reads the primary's position.
+    /// With replicas, when the primary's position can be read neither on the replicas'
+    /// monitoring connection nor on a checkout of the pool ([`Error::PoolTimeout`],
+    /// [`Error::ConnectionLost`], [`Error::Database`]).
     pub fn read_your_writes(&self) -> Result<PgStore> {
-        let session = PgStore {
-            inner: self.inner.clone(),
-            session: Some(Arc::new(Session::default())),
-        };
-        if self.inner.replicas.is_some() {
-            let mut conn = self.checkout()?;
-            session.note_write(Some(&mut conn));
+        let position = SessionPosition::default();
+        if let Some(replicas) = &self.inner.replicas {
+            let start = match replicas.primary_position(Wal::Inserted) {
+                Some(lsn) => lsn,
+                None => {
+                    let mut conn = self.checkout()?;
+                    crate::replica::position(&mut conn, Wal::Inserted).ok_or_else(|| {
+                        Error::database("the primary's WAL position could not be read")
+                    })?
+                }
+            };
+            position.note(start);
         }
-        Ok(session)
+        Ok(PgStore {
+            inner: self.inner.clone(),
+            session: Some(Arc::new(position)),
+        })
     }
 
-    /// After a committed write of a read-your-writes session on `conn` (the primary):
-    /// remembers the primary's WAL position. Without replicas or a session, nothing. Never
-    /// fails the committed write: when the position cannot be read, the session's reads
-    /// stay on the primary until its next write (a position no replica reaches).
+    /// After a committed write of a read-your-writes session: notes the primary's position
+    /// (`pg_current_wal_insert_lsn()`, past the commit), read on `conn` (the write's
+    /// connection of the primary) or else on the replicas' monitoring connection. Without
+    /// replicas or a session, nothing. Never fails the committed write: when no position
+    /// can be read, the session's reads go to the primary until a later position of the
+    /// primary's covers this write ([`SessionPosition::note_unknown`]).
     pub(crate) fn note_write(&self, conn: Option<&mut PgConnection>) {
-        let (Some(session), Some(_)) = (&self.session, &self.inner.replicas) else {
+        let (Some(session), Some(replicas)) = (&self.session, &self.inner.replicas) else {
             return;
         };
-        let position = conn
-            .and_then(|c| {
-                diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
-                    .load::<WalPosition>(c)
-                    .ok()
-            })
-            .and_then(|rows| rows.into_iter().next())
-            .and_then(|p| crate::replica::parse_lsn(&p.lsn))
-            // A position no replica reaches: the session reads from the primary.
-            .unwrap_or(u64::MAX);
-        if let Ok(mut last) = session.last_write.lock() {
-            *last = Some(position);
+        let lsn = conn
+            .and_then(|c| crate::replica::position(c, Wal::Inserted))
+            .or_else(|| replicas.primary_position(Wal::Inserted));
+        match lsn {
+            Some(lsn) => session.note(lsn),
+            None => session.note_unknown(),
         }
     }
 
@@ -341,21 +334,19 @@ impl PgStore {
     pub(crate) fn read_checkout(&self) -> Result<Lease> {
         let site = std::panic::Location::caller();
         if let Some(replicas) = &self.inner.replicas {
-            let after = self
-                .session
-                .as_ref()
-                .and_then(|s| s.last_write.lock().ok().and_then(|l| *l));
-            // The primary's position, when a connection of it is idle.
-            let primary = || {
-                let mut c = self.inner.pool.try_get()?;
-                diesel::sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
-                    .load::<WalPosition>(&mut *c)
-                    .ok()?
-                    .into_iter()
-                    .next()
-                    .and_then(|p| crate::replica::parse_lsn(&p.lsn))
+            // A session's reads need a replica past its position; when a write's position
+            // is unknown, the primary's position now covers it, else the primary serves.
+            let after = match self.session.as_ref().map(|s| (s, s.required())) {
+                None => Some(None),
+                Some((_, Required::At(lsn))) => Some(Some(lsn)),
+                Some((s, Required::Unknown(ticket))) => replicas
+                    .primary_position(Wal::Inserted)
+                    .and_then(|lsn| match s.resolve(ticket, lsn) {
+                        Required::At(lsn) => Some(Some(lsn)),
+                        Required::Unknown(_) => None,
+                    }),
             };
-            if let Some(conn) = replicas.lease(after, &primary) {
+            if let Some(conn) = after.and_then(|after| replicas.lease(after)) {
                 self.inner.counters.record_replica_read();
                 return Ok(self.lease(conn, site));
             }
@@ -444,6 +435,26 @@ impl PgStore {
             .map_err(map)
         })?;
         Ok(rows.into_iter().map(|s| (s.name, s.setting)).collect())
+    }
+
+    /// The named prepared statements a pooled connection of the primary holds
+    /// (`pg_prepared_statements` on the connection a checkout gives; with a pool of one,
+    /// always the same). Reads of a fixed shape are kept prepared on each connection, once
+    /// per shape; statements whose text varies with a number of values (`IN (…)` lists,
+    /// multi-row `INSERT`s) are never kept (see
+    /// [`Statement::is_cacheable`](memgpt_core::statement::Statement::is_cacheable)), so
+    /// this count is bounded by the shapes the connectors use, whatever the batch sizes.
+    /// Behind a transaction pooler diesel's cache is off: 0.
+    ///
+    /// # Errors
+    /// What the database reports; as a checkout ([`Error::PoolTimeout`]).
+    pub fn prepared_statements(&self) -> Result<u64> {
+        let mut conn = self.checkout()?;
+        let rows: Vec<memgpt_migrate::rows::Count> =
+            diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
+                .load(&mut *conn)
+                .map_err(map)?;
+        Ok(rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0)))
     }
 
     /// Index usage of memgpt's tables (`pg_stat_user_indexes`).

@@ -482,3 +482,72 @@ fn a_canary_password_never_shows_in_any_form() {
         }
     }
 }
+
+/// Statements whose text varies with a number of values — the multi-row `INSERT` of a
+/// batch, the `IN (…)` lookup of the ids that already exist — are never kept prepared on a
+/// connection: on a pool of one (every call on the same connection), 1,000 calls of sizes
+/// 1 to 1,000 (a batch written, a batch refused on an existing id, a batch refused on a
+/// repeated id, in turn) leave exactly the named prepared statements the first six left.
+/// Reads are still kept: a new read shape adds one, and running it again adds none.
+#[test]
+fn prepared_statements_stay_bounded_whatever_the_batch_sizes() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    config.pool_size = 1;
+    config.max_overflow = 0;
+    let store = PgStore::open(config).unwrap();
+    let scope = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    let message = |text: String| {
+        Message::builder(scope.user_id(), scope.agent_id().unwrap(), Role::User)
+            .text(text)
+            .build()
+            .unwrap()
+    };
+    let taken = message("taken".to_owned());
+    c.insert(&taken).unwrap();
+    let call = |n: usize| {
+        let mut records: Vec<Message> = (0..n).map(|i| message(format!("{n}/{i}"))).collect();
+        match n % 3 {
+            0 => assert_eq!(c.insert_many(records, false).unwrap(), n as u64),
+            1 => {
+                // The last record's id exists: the call looks up which of its ids do.
+                records[n - 1] = taken.clone();
+                let e = c.insert_many(records, false).unwrap_err();
+                assert!(
+                    matches!(e, Error::AlreadyExists { id, .. } if id == taken.id()),
+                    "{e:?}"
+                );
+            }
+            _ => {
+                // The last record repeats the first: the records before it are looked up.
+                records[n - 1] = records[0].clone();
+                let e = c.insert_many(records, false).unwrap_err();
+                assert!(
+                    matches!(e, Error::DuplicateId { first: 0, second, .. } if second == n - 1),
+                    "{e:?}"
+                );
+            }
+        }
+    };
+    for n in 1..=6 {
+        call(n);
+    }
+    let fixed = store.prepared_statements().unwrap();
+    for n in 7..=1_000 {
+        call(n);
+    }
+    assert_eq!(store.prepared_statements().unwrap(), fixed);
+    // Reads are kept, once per shape: each new one adds one, running it again none.
+    let written: u64 = (1..=1_000u64).filter(|n| n % 3 == 0).sum::<u64>() + 1;
+    for _ in 0..2 {
+        assert_eq!(c.size(&[]).unwrap(), written);
+        assert_eq!(store.prepared_statements().unwrap(), fixed + 1);
+    }
+    for _ in 0..2 {
+        assert_eq!(c.get_all(&[], Some(5)).unwrap().len(), 5);
+        assert_eq!(store.prepared_statements().unwrap(), fixed + 2);
+    }
+}

@@ -166,16 +166,10 @@ where
     }
     let table = connector.table_type();
     let mut sql: Sql = Statement::new(format!(
-        "SELECT id, rowid AS row_number FROM {} WHERE id IN (",
+        "SELECT id, rowid AS row_number FROM {} WHERE id IN",
         table.table_name()
     ));
-    for (i, (_, id)) in keys.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.param(Param::Uuid(Some(*id)));
-    }
-    sql.push(")");
+    sql.list(keys.iter().map(|(_, id)| Param::Uuid(Some(*id))));
     let found: Vec<IdRowid> = query(sql).load(conn).map_err(map)?;
     let mut at = HashMap::with_capacity(found.len());
     for f in found {

@@ -34,13 +34,15 @@ impl From<Param> for Bind {
 /// A statement in SQLite's dialect.
 pub(crate) type Sql = Statement<crate::SqliteStore>;
 
-/// The diesel query of `sql`, with every value bound. A read (`SELECT`, `WITH`) is a
-/// prepared statement kept in the connection's statement cache, keyed by its text: SQLite
-/// compiles it once per connection, not once per call (diesel's `sql_query` is never
-/// cached). Other statements, whose text varies with the number of rows, are prepared for
-/// each call.
+/// The diesel query of `sql`, with every value bound. A
+/// [cacheable](memgpt_core::statement::Statement::is_cacheable) statement (a read of a
+/// fixed shape) is a prepared statement kept in the connection's statement cache, keyed by
+/// its text: SQLite compiles it once per connection, not once per call (diesel's
+/// `sql_query` is never cached). Any other — a write, or a read whose text varies with a
+/// number of values (`IN (…)`) — is prepared for each call, so that varying batch sizes
+/// never grow the cache.
 pub(crate) fn query(sql: Sql) -> Prepared {
-    let cache = sql.is_read();
+    let cache = sql.is_cacheable();
     Prepared { sql, cache }
 }
 

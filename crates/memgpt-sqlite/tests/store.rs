@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Binary, Nullable, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_core::{Message, Role, Scope, StorageConnector, TableType, ToolCall};
+use memgpt_core::{Message, Record, Role, Scope, StorageConnector, TableType, ToolCall};
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 use memgpt_sqlite::{JournalMode, Synchronous};
@@ -335,4 +335,118 @@ fn connect_opens_an_existing_database_without_changing_it() {
         .unwrap();
     assert!(!c.explain().unwrap().is_empty());
     assert_eq!(c.size(&[]).unwrap(), 0);
+}
+
+/// The statements each connection of this process keeps in diesel's cache, counted from
+/// diesel's `CacheQuery` event (SQLite offers no list of a connection's statements without
+/// `SQLITE_ENABLE_STMTVTAB`, which the bundled build lacks): one entry per connection, with
+/// the URL it was opened on.
+static CACHED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// A connection's [`CACHED`] entry.
+struct CacheCounter(Option<usize>);
+
+impl diesel::connection::Instrumentation for CacheCounter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent;
+        let mut cached = CACHED.lock().unwrap();
+        match event {
+            InstrumentationEvent::StartEstablishConnection { url, .. } => {
+                cached.push((url.to_owned(), 0));
+                self.0 = Some(cached.len() - 1);
+            }
+            InstrumentationEvent::CacheQuery { .. } => {
+                if let Some(i) = self.0 {
+                    cached[i].1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The statements kept by the connections opened on a path containing `path`.
+fn cached_on(path: &str) -> usize {
+    CACHED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(url, _)| url.contains(path))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Statements whose text varies with a number of values — the multi-row `INSERT` of a
+/// chunk, the `IN (…)` lookups of the ids already in the table (of a one-chunk call, and
+/// of the multi-chunk path's chunks) — are never kept in a connection's statement cache:
+/// 1,000 calls of sizes 1 to 1,000 (a batch written, a batch refused on an existing id, a
+/// batch refused on a repeated id, in turn; above 500 records, in chunks) leave exactly the
+/// statements the first calls of each path left. Reads are still kept: a new read shape
+/// adds one, and running it again adds none.
+#[test]
+fn cached_statements_stay_bounded_whatever_the_batch_sizes() {
+    diesel::connection::set_default_instrumentation(|| Some(Box::new(CacheCounter(None)))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.db");
+    let mut cfg = SqliteConfig::new(&path);
+    cfg.read_connections = 1;
+    let store = SqliteStore::open(cfg).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    let scope = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    let message = |text: String| {
+        Message::builder(scope.user_id(), scope.agent_id().unwrap(), Role::User)
+            .text(text)
+            .build()
+            .unwrap()
+    };
+    let taken = message("taken".to_owned());
+    c.insert(&taken).unwrap();
+    let call = |n: usize| {
+        let mut records: Vec<Message> = (0..n).map(|i| message(format!("{n}/{i}"))).collect();
+        match n % 3 {
+            0 => assert_eq!(c.insert_many(records, false).unwrap(), n as u64),
+            1 => {
+                records[n - 1] = taken.clone();
+                let e = c.insert_many(records, false).unwrap_err();
+                assert!(
+                    matches!(e, memgpt_core::Error::AlreadyExists { id, .. } if id == taken.id()),
+                    "{e:?}"
+                );
+            }
+            _ => {
+                records[n - 1] = records[0].clone();
+                let e = c.insert_many(records, false).unwrap_err();
+                assert!(
+                    matches!(e, memgpt_core::Error::DuplicateId { first: 0, second, .. }
+                        if second == n - 1),
+                    "{e:?}"
+                );
+            }
+        }
+    };
+    // Each kind of call, in one chunk and in chunks of 500 (the multi-chunk path).
+    let first: Vec<usize> = (1..=6).chain(501..=506).collect();
+    for &n in &first {
+        call(n);
+    }
+    let fixed = cached_on(&path);
+    assert!(fixed > 0);
+    for n in (1..=1_000).filter(|n| !first.contains(n)) {
+        call(n);
+    }
+    assert_eq!(cached_on(&path), fixed);
+    // Reads are kept, once per shape (one read connection): each new one adds one,
+    // running it again none.
+    let written: u64 = (1..=1_000u64).filter(|n| n % 3 == 0).sum::<u64>() + 1;
+    for _ in 0..2 {
+        assert_eq!(c.size(&[]).unwrap(), written);
+        assert_eq!(cached_on(&path), fixed + 1);
+    }
+    for _ in 0..2 {
+        assert_eq!(c.get_all(&[], Some(5)).unwrap().len(), 5);
+        assert_eq!(cached_on(&path), fixed + 2);
+    }
 }
