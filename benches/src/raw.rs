@@ -312,8 +312,9 @@ impl Raw {
         }
     }
 
-    /// An agent's messages holding `word`, through the same full-text index and tenant
-    /// match as the library's (migration 000005).
+    /// An agent's messages holding `word` (one word, already folded: lower-case ASCII),
+    /// through the same full-text index and tenant match as the library's (migrations
+    /// 000005 and 000007).
     pub fn query_text(&mut self, u: Uuid, a: Uuid, word: &str) -> Result<usize> {
         let tenant = format!("a{}", a.simple());
         match self {
@@ -331,17 +332,18 @@ impl Raw {
                 ],
             ),
             Raw::Pg(c, cache) => {
-                let e = "(to_tsvector('english'::regconfig, left(coalesce(text, ''), 200000)) || \
-                         array_to_tsvector(ARRAY['u' || replace(user_id::text, '-', ''), \
-                         'a' || replace(coalesce(agent_id::text, ''), '-', '')]))";
+                let e = "array_to_tsvector(memgpt_text_words(left(coalesce(text, ''), 200000)) || \
+                         ARRAY['u:' || replace(user_id::text, '-', ''), \
+                         'a:' || replace(coalesce(agent_id::text, ''), '-', '')])";
                 let sql = format!(
                     "WITH hits AS MATERIALIZED (SELECT id, user_id, agent_id, role, text, model, \
                      name, tool_calls, tool_call_id, embedding::real[] AS embedding, \
                      embedding_dim, embedding_model, created_at FROM memgpt_recall_memory_agent \
-                     WHERE {e} @@ plainto_tsquery('english'::regconfig, $1) AND {e} @@ $2::text::tsquery) \
-                     SELECT * FROM hits WHERE user_id = $3 AND agent_id = $4 ORDER BY created_at, id"
+                     WHERE {e} @@ $1::text::tsquery) \
+                     SELECT * FROM hits WHERE user_id = $2 AND agent_id = $3 ORDER BY created_at, id"
                 );
-                Ok(Self::pg_rows(c, cache, &sql, &[&word, &tenant, &u, &a])?.0)
+                let query = format!("'a:{}' & '{word}'", a.simple());
+                Ok(Self::pg_rows(c, cache, &sql, &[&query, &u, &a])?.0)
             }
         }
     }

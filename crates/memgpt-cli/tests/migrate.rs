@@ -9,6 +9,11 @@ use diesel::sql_types::BigInt;
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 
+/// The migrations of each backend (SQLite and PostgreSQL have seven each).
+const MIGRATIONS: usize = 7;
+/// [`MIGRATIONS`] as the server counts rows.
+const MIGRATION_ROWS: i64 = 7;
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -49,22 +54,30 @@ fn two_processes_migrate_one_sqlite_file_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("two.db");
     let outputs = two_at_once(path.to_str().unwrap());
-    assert_eq!(applied_lines(&outputs), 6, "each migration applied once");
+    assert_eq!(
+        applied_lines(&outputs),
+        MIGRATIONS,
+        "each migration applied once"
+    );
     let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .load(&mut SqliteConnection::establish(path.to_str().unwrap()).unwrap())
         .unwrap();
-    assert_eq!(n[0].n, 6);
+    assert_eq!(n[0].n, MIGRATION_ROWS);
 }
 
 #[test]
 fn two_processes_migrate_one_postgres_database_at_once() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
     let outputs = two_at_once(db.url().expose());
-    assert_eq!(applied_lines(&outputs), 6, "each migration applied once");
+    assert_eq!(
+        applied_lines(&outputs),
+        MIGRATIONS,
+        "each migration applied once"
+    );
     let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .load(&mut db.connect().unwrap())
         .unwrap();
-    assert_eq!(n[0].n, 6);
+    assert_eq!(n[0].n, MIGRATION_ROWS);
     // The passwords of the URL never show: the URL here has none, the redacted form does.
     for o in &outputs {
         assert!(String::from_utf8_lossy(&o.stdout).starts_with("migrating "));
@@ -120,11 +133,14 @@ fn postgres_named_by_memgpt_pg_url_alone_is_the_database_migrated() {
         Some(format!("memgpt-store: migrate up: {redacted} (from MEMGPT_PG_URL)").as_str()),
         "{err}"
     );
-    assert_eq!(out.lines().filter(|l| l.starts_with("applied")).count(), 6);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("applied")).count(),
+        MIGRATIONS
+    );
     let n: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
         .load(&mut db.connect().unwrap())
         .unwrap();
-    assert_eq!(n[0].n, 6);
+    assert_eq!(n[0].n, MIGRATION_ROWS);
 
     let other = format!("sqlite://{}", home.path().join("other.db").display());
     let (out, err) = run(
@@ -137,7 +153,10 @@ fn postgres_named_by_memgpt_pg_url_alone_is_the_database_migrated() {
         )),
         "{err}"
     );
-    assert_eq!(out.lines().filter(|l| l.starts_with("[x]")).count(), 6);
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("[x]")).count(),
+        MIGRATIONS
+    );
     // No SQLite file anywhere under $HOME: neither the default nor the other one.
     assert_eq!(std::fs::read_dir(home.path()).unwrap().count(), 0);
 }

@@ -673,6 +673,344 @@ pub fn query_text_is_literal<B: Backend>(b: &B) {
     expect_err!(c.query_text("a\0b", None, 0), InvalidInput);
 }
 
+/// Stores `texts` in every table (one record each, in this order: recall memory and archival
+/// memory of one agent, passages and documents of its user) and checks that each query of
+/// `table` finds exactly the texts it lists, by index into `texts`, in every table.
+fn full_text_table<B: Backend>(b: &B, texts: &[&str], table: &[(&str, &[usize])]) {
+    let s = scope(1);
+    let user = Scope::user(s.user_id());
+    let recall = b.recall(s).unwrap();
+    let arch = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let loose = b.passages(TableType::Passages, user).unwrap();
+    let docs = b.documents(user).unwrap();
+    let at_index = |i: usize| i64::try_from(i).unwrap();
+    recall
+        .insert_many(
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| msg(&s, Role::User, at_index(i), t)),
+            false,
+        )
+        .unwrap();
+    arch.insert_many(
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| passage(&s, at_index(i), t, None)),
+        false,
+    )
+    .unwrap();
+    loose
+        .insert_many(
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| passage(&user, at_index(i), t, None)),
+            false,
+        )
+        .unwrap();
+    docs.insert_many(
+        texts.iter().enumerate().map(|(i, t)| {
+            Document::builder(user.user_id(), *t)
+                .created_at(at(at_index(i)))
+                .build()
+                .unwrap()
+        }),
+        false,
+    )
+    .unwrap();
+    // The texts found, as indexes into `texts`; queries shortened in messages.
+    let found = |texts_found: Vec<Option<String>>| -> Vec<usize> {
+        texts_found
+            .iter()
+            .map(|t| texts.iter().position(|x| Some(*x) == t.as_deref()).unwrap())
+            .collect()
+    };
+    fn text_of<R: Record>(rs: Vec<R>) -> Vec<Option<String>> {
+        rs.iter().map(|r| r.text().map(str::to_owned)).collect()
+    }
+    for (q, want) in table {
+        let q = *q;
+        let shown: String = q.chars().take(40).collect();
+        let shown = format!("{shown:?} ({} characters)", q.chars().count());
+        let want = want.to_vec();
+        let got = found(text_of(recall.query_text(q, None, 0).unwrap()));
+        assert_eq!(got, want, "query {shown}, recall memory");
+        let got = found(text_of(arch.query_text(q, None, 0).unwrap()));
+        assert_eq!(got, want, "query {shown}, archival memory");
+        let got = found(text_of(loose.query_text(q, None, 0).unwrap()));
+        assert_eq!(got, want, "query {shown}, passages");
+        let got = found(text_of(docs.query_text(q, None, 0).unwrap()));
+        assert_eq!(got, want, "query {shown}, documents");
+    }
+}
+
+/// Stop words are words like any other: a query of stop words only finds its text.
+pub fn full_text_stop_words_are_words<B: Backend>(b: &B) {
+    let texts = [
+        "To be or not to be",
+        "The end",
+        "It is what it is",
+        "Where were you when it all began",
+        "Nothing to see here",
+    ];
+    full_text_table(
+        b,
+        &texts,
+        &[
+            ("to be", &[0]),
+            ("To be or not to be", &[0]),
+            ("or not", &[0]),
+            ("be", &[0]),
+            ("to", &[0, 4]),
+            ("the", &[1]),
+            ("THE END", &[1]),
+            ("is", &[2]),
+            ("it is", &[2]),
+            ("it", &[2, 3]),
+            ("where were you", &[3]),
+            ("here", &[4]),
+            ("nothing", &[4]),
+            ("the question", &[]),
+        ],
+    );
+}
+
+/// Case and the diacritics of Latin letters are folded, both ways: the accented word, its
+/// capitals and its plain ASCII spelling find each other (ß is `ss`, æ `ae`, œ `oe`, ø `o`;
+/// a decomposed accent, `e` + U+0301, is the accented letter).
+pub fn full_text_folds_case_and_accents<B: Backend>(b: &B) {
+    const WORDS: [(&str, &str, &str); 21] = [
+        ("café", "CAFÉ", "cafe"),
+        ("crème", "CRÈME", "creme"),
+        ("fête", "FÊTE", "fete"),
+        ("noël", "NOËL", "noel"),
+        ("voilà", "VOILÀ", "voila"),
+        ("château", "CHÂTEAU", "chateau"),
+        ("mädchen", "MÄDCHEN", "madchen"),
+        ("île", "ÎLE", "ile"),
+        ("naïve", "NAÏVE", "naive"),
+        ("hôtel", "HÔTEL", "hotel"),
+        ("schön", "SCHÖN", "schon"),
+        ("sûr", "SÛR", "sur"),
+        ("über", "ÜBER", "uber"),
+        ("où", "OÙ", "ou"),
+        ("garçon", "GARÇON", "garcon"),
+        ("señor", "SEÑOR", "senor"),
+        ("ångström", "ÅNGSTRÖM", "angstrom"),
+        ("søster", "SØSTER", "soster"),
+        ("encyclopædia", "ENCYCLOPÆDIA", "encyclopaedia"),
+        ("cœur", "CŒUR", "coeur"),
+        ("straße", "STRAẞE", "strasse"),
+    ];
+    let mut texts: Vec<String> = Vec::new();
+    for (word, caps, plain) in WORDS {
+        texts.push(format!("the word {word} in lower case"));
+        texts.push(format!("THE WORD {caps} IN CAPITALS"));
+        texts.push(format!("the word {plain} spelt plain"));
+    }
+    // Decomposed accents (NFD), and letters of other scripts in both cases.
+    texts.push("re\u{301}sume\u{301} decomposed".to_owned());
+    texts.push("Привет".to_owned());
+    texts.push("ΑΘΉΝΑ".to_owned());
+    let mut table: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, (word, caps, plain)) in WORDS.iter().enumerate() {
+        for q in [word, caps, plain] {
+            table.push(((*q).to_owned(), vec![3 * i, 3 * i + 1, 3 * i + 2]));
+        }
+    }
+    let n = 3 * WORDS.len();
+    table.extend([
+        ("résumé".to_owned(), vec![n]),
+        ("RESUME".to_owned(), vec![n]),
+        ("STRASSE".to_owned(), vec![3 * 20, 3 * 20 + 1, 3 * 20 + 2]),
+        ("Straße café".to_owned(), vec![]),
+        ("ПРИВЕТ".to_owned(), vec![n + 1]),
+        ("привет".to_owned(), vec![n + 1]),
+        ("αθήνα".to_owned(), vec![n + 2]),
+        // The accents of other scripts are kept.
+        ("αθηνα".to_owned(), vec![]),
+    ]);
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let table: Vec<(&str, &[usize])> = table
+        .iter()
+        .map(|(q, w)| (q.as_str(), w.as_slice()))
+        .collect();
+    full_text_table(b, &texts, &table);
+}
+
+/// No stemming: a word finds itself only ("running" does not find "run"), on every
+/// backend (PostgreSQL's Snowball and SQLite's Porter stemmers differ).
+pub fn full_text_does_not_stem<B: Backend>(b: &B) {
+    let texts = [
+        "run",
+        "running",
+        "runs",
+        "runner",
+        "connected",
+        "connection",
+        "generous",
+        "generously",
+        "flies",
+        "fly",
+    ];
+    full_text_table(
+        b,
+        &texts,
+        &[
+            ("run", &[0]),
+            ("running", &[1]),
+            ("runs", &[2]),
+            ("RUNNER", &[3]),
+            ("connect", &[]),
+            ("connection", &[5]),
+            ("generous", &[6]),
+            ("generously", &[7]),
+            ("fly", &[9]),
+            ("flies", &[8]),
+        ],
+    );
+}
+
+/// Every character that is not a letter or a digit separates words, in texts and in
+/// queries alike; each word of the query must occur (anywhere, not as a phrase); no prefix
+/// matching; a query without any word finds nothing.
+pub fn full_text_splits_words_at_punctuation<B: Backend>(b: &B) {
+    let texts = [
+        "I don't know",
+        "send an e-mail today",
+        "we write C++ code",
+        "C# is different",
+        "rename snake_case to camelCase",
+        "pi is 3.14 roughly",
+        "pi is 3,14 in French",
+        "see https://example.com/docs?page=2 now",
+        "email me",
+        "dont panic",
+        "🚀 launch",
+        "banana bread",
+    ];
+    full_text_table(
+        b,
+        &texts,
+        &[
+            ("don't", &[0]),
+            ("don\u{2019}t", &[0]),
+            ("don", &[0]),
+            ("dont", &[9]),
+            ("e-mail", &[1]),
+            ("e mail", &[1]),
+            ("mail", &[1]),
+            ("email", &[8]),
+            ("C++", &[2, 3]),
+            ("C#", &[2, 3]),
+            ("c", &[2, 3]),
+            ("snake_case", &[4]),
+            ("snake", &[4]),
+            ("snakecase", &[]),
+            ("camelcase", &[4]),
+            ("camel", &[]),
+            ("3.14", &[5, 6]),
+            ("3", &[5, 6]),
+            ("314", &[]),
+            ("is", &[3, 5, 6]),
+            ("https://example.com/docs", &[7]),
+            ("example.com", &[7]),
+            ("example", &[7]),
+            ("https://example.org", &[]),
+            ("🚀", &[]),
+            ("launch 🚀", &[10]),
+            ("ban", &[]),
+            ("ban*", &[]),
+            ("banana*", &[11]),
+            ("\"banana\"", &[11]),
+            ("(banana)", &[11]),
+        ],
+    );
+}
+
+/// A word of at most 500 characters (counted after folding: `ß` is two) is indexed; a longer
+/// one is not, and a query holding one finds nothing (PostgreSQL holds at most 2,046 bytes in a
+/// lexeme).
+pub fn full_text_words_of_up_to_500_characters_are_indexed<B: Backend>(b: &B) {
+    let w500 = "x".repeat(500);
+    let w501 = "y".repeat(501);
+    let s250 = "ß".repeat(250);
+    let s251 = "ß".repeat(251);
+    let texts = [
+        format!("start {w500} end"),
+        format!("start {w501} end"),
+        format!("start {s250}"),
+        format!("start {s251}"),
+    ];
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ss250 = "ss".repeat(250);
+    let w500_end = format!("{w500} end");
+    let w501_end = format!("{w501} end");
+    full_text_table(
+        b,
+        &texts,
+        &[
+            ("start", &[0, 1, 2, 3]),
+            ("end", &[0, 1]),
+            (&w500, &[0]),
+            (&w500_end, &[0]),
+            (&w501, &[]),
+            (&w501_end, &[]),
+            (&s250, &[2]),
+            (&ss250, &[2]),
+            (&s251, &[]),
+        ],
+    );
+}
+
+/// The text whose index entry is the largest there can be — 400 distinct words of 499
+/// four-byte letters filling the indexed prefix — is stored in every table and found by its
+/// first and last word (PostgreSQL's tsvector holds at most 1 MiB).
+pub fn full_text_the_largest_index_entry_is_storable<B: Backend>(b: &B) {
+    let word = |i: u32| -> String {
+        (0..499)
+            .map(|j| char::from_u32(0x4_0000 + i * 499 + j).unwrap())
+            .collect()
+    };
+    let text = (0..400).map(word).collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        text.chars().count(),
+        memgpt_core::FULL_TEXT_INDEXED_CHARS - 1
+    );
+    assert_eq!(text.len(), 400 * 499 * 4 + 399);
+    let (first, last) = (word(0), word(399));
+    full_text_table(
+        b,
+        &[&text],
+        &[
+            (&first, &[0]),
+            (&last, &[0]),
+            (&format!("{first} {last}"), &[0]),
+        ],
+    );
+}
+
+/// The tenant's words of the full-text indexes (`u` / `a` and an id's hex digits) are not
+/// words of the text: a query for one finds only the texts that hold it.
+pub fn full_text_the_tenant_is_not_a_word<B: Backend>(b: &B) {
+    let s = scope(1);
+    let user = format!("u{}", s.user_id().simple());
+    let agent = format!("a{}", s.agent_id().unwrap().simple());
+    let texts = [
+        "hello".to_owned(),
+        format!("{user} and {agent} written out"),
+    ];
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let both = format!("hello {agent}");
+    full_text_table(
+        b,
+        &texts,
+        &[("hello", &[0]), (&user, &[1]), (&agent, &[1]), (&both, &[])],
+    );
+}
+
 pub fn delete_with_filters<B: Backend>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();

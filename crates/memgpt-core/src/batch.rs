@@ -67,15 +67,3 @@ impl BatchIds {
         self.first_index.len() as u64
     }
 }
-
-/// The words of a full-text query: whitespace-separated pieces that hold at least one letter
-/// or digit. A query without any is empty and matches nothing.
-pub fn query_words(query: &str) -> Result<Vec<&str>> {
-    if query.contains('\0') {
-        return Err(Error::invalid("query", "contains a NUL byte"));
-    }
-    Ok(query
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .collect())
-}

@@ -174,8 +174,9 @@ pub trait StorageConnector {
         offset: usize,
     ) -> Result<Vec<Self::Record>>;
 
-    /// Records whose text contains every word of `query` (case-insensitive full-text
-    /// match, words stemmed), oldest first, skipping `offset` and returning at most
+    /// Records whose text contains every word of `query` (whole words, case and Latin
+    /// accents folded, no stop words, no stemming: the rule of [`crate::fulltext`], the
+    /// same on every backend), oldest first, skipping `offset` and returning at most
     /// `limit`. A query without any word matches nothing.
     #[track_caller]
     fn query_text(

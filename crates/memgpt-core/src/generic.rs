@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::backend::{Backend, Sql, Stores, TextQuery, VectorQuery, Written};
-use crate::batch::{query_words, BatchIds};
+use crate::batch::BatchIds;
 use crate::connector::{CursorPage, CursorRequest, Keyset, StorageConnector};
 use crate::error::{Error, Result};
 use crate::filter::{validate_all, Filter};
+use crate::fulltext::query_words;
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
 use crate::scope::Scope;
@@ -514,6 +515,7 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
             if words.is_empty() {
                 return Ok(Vec::new());
             }
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
             let query = TextQuery {
                 words: &words,
                 limit,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod connector;
 pub mod error;
 pub mod filter;
+pub mod fulltext;
 mod generic;
 pub mod plan;
 pub mod record;

@@ -9,10 +9,10 @@ use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
 
 /// Migrations of SQLite (000006, the canonical `created_at` text, is SQLite's only).
-const SQLITE_MIGRATIONS: usize = 6;
+const SQLITE_MIGRATIONS: usize = 7;
 /// Migrations of PostgreSQL (its 000006, the compact embedding column, is PostgreSQL's
 /// only).
-const PG_MIGRATIONS: usize = 6;
+const PG_MIGRATIONS: usize = 7;
 
 const TABLES: [&str; 4] = [
     "memgpt_archival_memory_agent",
@@ -151,7 +151,7 @@ fn pg_roundtrip(server: &str, embedding_type: &str) {
         TABLES.map(str::to_owned).to_vec()
     );
     let mut want = seed_indexes();
-    want.extend(TABLES.iter().map(|t| format!("{t}_text_scope_fts_idx")));
+    want.extend(TABLES.iter().map(|t| format!("{t}_text_words_idx")));
     want.sort();
     assert_eq!(pg_names(&mut conn, PG_INDEXES), want);
     let types = pg_names(
@@ -458,9 +458,15 @@ fn postgres_migrates_a_memgpt_database_holding_a_huge_text() {
     );
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
     assert_eq!(report.applied.len(), PG_MIGRATIONS);
+    // Through the full-text index (migration 000007's expression).
+    diesel::sql_query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .unwrap();
     let found = diesel::sql_query(
         "SELECT id::text AS name FROM memgpt_recall_memory_agent WHERE \
-         to_tsvector('english'::regconfig, left(coalesce(text, ''), 200000)) @@ plainto_tsquery('english', 'firstword')",
+         array_to_tsvector(memgpt_text_words(left(coalesce(text, ''), 200000)) || \
+         ARRAY['u:' || replace(user_id::text, '-', ''), 'a:' || replace(coalesce(agent_id::text, ''), '-', '')]) \
+         @@ 'firstword'::tsquery",
     )
     .load::<Name>(&mut conn)
     .unwrap();
@@ -566,8 +572,9 @@ fn sqlite_migration_000006_rewrites_existing_created_at_and_down_drops_its_trigg
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     sqlite::run_path(&path, Command::Up).unwrap();
-    let report = sqlite::run_path(&path, Command::Revert(1)).unwrap();
-    assert_eq!(report.reverted.len(), 1);
+    // Back to 000005 (000007, the full-text rule, comes after 000006).
+    let report = sqlite::run_path(&path, Command::Revert(2)).unwrap();
+    assert_eq!(report.reverted.len(), 2);
     let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     let insert = |conn: &mut SqliteConnection, table: &str, n: usize, at: Option<&str>| {
         let (agent_cols, agent_vals) = match table {
@@ -594,11 +601,8 @@ fn sqlite_migration_000006_rewrites_existing_created_at_and_down_drops_its_trigg
         Some("2024-01-01 09:00:00")
     );
     let report = sqlite::run_path(&path, Command::Up).unwrap();
-    assert_eq!(report.applied.len(), 1);
-    assert!(report
-        .status
-        .last()
-        .unwrap()
+    assert_eq!(report.applied.len(), 2);
+    assert!(report.status[SQLITE_MIGRATIONS - 2]
         .name
         .ends_with("_canonical_created_at"));
     let mut want: Vec<Option<String>> = FOREIGN_CREATED_AT
@@ -621,8 +625,9 @@ fn sqlite_migration_000006_rewrites_existing_created_at_and_down_drops_its_trigg
         .collect();
     expected.sort();
     assert_eq!(created_at_triggers(&mut conn), expected);
-    // Down drops the triggers and only them.
-    sqlite::run_path(&path, Command::Revert(1)).unwrap();
+    // Down drops the triggers and only them (000007 reverted first: migration 000005's
+    // full-text triggers, three per table, stay).
+    sqlite::run_path(&path, Command::Revert(2)).unwrap();
     assert!(created_at_triggers(&mut conn).is_empty());
     assert_eq!(sqlite_names(&mut conn, "trigger").len(), 12);
     insert(

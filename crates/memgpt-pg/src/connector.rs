@@ -153,28 +153,33 @@ impl Backend for PgStore {
         }
     }
 
-    /// plainto_tsquery ANDs the words and reads no operator syntax: the same meaning as on
-    /// SQLite. The expression matches the GIN index of the migrations: the first
-    /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters.
+    /// The words come folded by the full-text rule ([`memgpt_core::fulltext`]); the query
+    /// is one `tsquery` of the tenant's lexeme and every word, ANDed, each a quoted lexeme
+    /// (never operator syntax), matched against the GIN index of migration 000007: the
+    /// words of the text's first
+    /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters by
+    /// `memgpt_text_words` and the tenant's lexemes.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        // The GIN index of migration 000005 holds the words and the tenant's lexemes: the
-        // CTE asks for both, so GIN's fast scan walks the tenant's short posting list and
-        // skips through a common word's. MATERIALIZED keeps the planner from answering it
-        // with the scope's btree index instead, which recomputes every row's tsvector; the
-        // CTE has no other predicate, so no join: the outer query only applies the exact
-        // scope and the order to the tenant's hits.
+        // The index holds the words and the tenant's lexemes: the CTE asks for both, so
+        // GIN's fast scan walks the tenant's short posting list and skips through a common
+        // word's. MATERIALIZED keeps the planner from answering it with the scope's btree
+        // index instead, which recomputes every row's words; the CTE has no other
+        // predicate, so no join: the outer query only applies the exact scope and the order
+        // to the tenant's hits.
         let t = shapes.table.table_name();
         let indexed = text_index_expression(shapes.table);
-        let tenant = shapes.text_tenant();
         let mut sql = Sql::new(format!(
-            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ \
-             plainto_tsquery('english'::regconfig, ",
+            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
             shapes.select
         ));
-        sql.param(Param::Text(Some(query.words.join(" "))))
-            .push(&format!(") AND {indexed} @@ "))
-            .param(Param::Text(Some(tenant)))
-            .push("::tsquery) SELECT * FROM hits");
+        // The tenant's word (`a…` / `u…`) as the index spells it: `a:…` / `u:…`.
+        let tenant = shapes.text_tenant();
+        let (kind, id) = tenant.split_at(1);
+        sql.param(Param::Text(Some(text_tsquery(
+            &format!("{kind}:{id}"),
+            query.words,
+        ))))
+        .push("::tsquery) SELECT * FROM hits");
         sql.scope_where(shapes.table, shapes.scope, &[])
             .push(" ORDER BY created_at, id")
             .limit_offset(query.limit, query.offset);
@@ -265,25 +270,51 @@ pub(crate) fn execute_batch(c: &mut Lease, sql: &str) -> Result<()> {
     c.batch_execute(sql).map_err(map)
 }
 
-/// The expression of a table's full-text GIN index (migration 000005): the tsvector of the
+/// The expression of a table's full-text GIN index (migration 000007): the words of the
 /// text's first [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS)
-/// characters and the tenant's lexemes, `u` + the user id's hex digits and, where the table
-/// has an agent, `a` + the agent id's.
+/// characters under the full-text rule (`memgpt_text_words`, [`memgpt_core::fulltext`]) and
+/// the tenant's lexemes, `u:` + the user id's hex digits and, where the table has an agent,
+/// `a:` + the agent id's (a `:` separates words: no word of a text equals them); no
+/// positions.
 fn text_index_expression(table: TableType) -> String {
     let tenant = if table == TableType::Documents {
-        "'u' || replace(user_id::text, '-', '')"
+        "'u:' || replace(user_id::text, '-', '')"
     } else {
-        "'u' || replace(user_id::text, '-', ''), 'a' || replace(coalesce(agent_id::text, ''), '-', '')"
+        "'u:' || replace(user_id::text, '-', ''), 'a:' || replace(coalesce(agent_id::text, ''), '-', '')"
     };
     format!(
-        "(to_tsvector('english'::regconfig, left(coalesce(text, ''), {})) || \
-         array_to_tsvector(ARRAY[{tenant}]))",
+        "array_to_tsvector(memgpt_text_words(left(coalesce(text, ''), {})) || ARRAY[{tenant}])",
         memgpt_core::FULL_TEXT_INDEXED_CHARS
     )
+}
+
+/// The `tsquery` text of a search: the tenant's lexeme and every word, ANDed, each quoted
+/// (a quote or backslash doubled, although folded words hold neither: both separate words).
+fn text_tsquery(tenant: &str, words: &[&str]) -> String {
+    std::iter::once(tenant)
+        .chain(words.iter().copied())
+        .map(|w| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(" & ")
 }
 
 /// Whether `table` has `embedding_compact` (migration 000006): archival memory and passages,
 /// the tables vector search is for.
 pub(crate) fn has_compact_embedding(table: TableType) -> bool {
     matches!(table, TableType::ArchivalMemory | TableType::Passages)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tsquery_quotes_every_lexeme() {
+        assert_eq!(
+            super::text_tsquery("a00ff", &["to", "be"]),
+            "'a00ff' & 'to' & 'be'"
+        );
+        assert_eq!(
+            super::text_tsquery("u1", &["it's", "a\\b"]),
+            "'u1' & 'it''s' & 'a\\\\b'"
+        );
+    }
 }

@@ -134,11 +134,13 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    /// Each word becomes an FTS5 string (`"…"` with quotes doubled): matched literally,
-    /// never read as FTS5 syntax. Words are ANDed.
+    /// Each word (folded by the full-text rule, [`memgpt_core::fulltext`]: one FTS5 token,
+    /// which the tokenizer of migration 000007 leaves as it is) becomes an FTS5 string
+    /// (`"…"` with quotes doubled): matched literally, never read as FTS5 syntax. Words
+    /// are ANDed.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
         // The tenant's word first (migration 000005): FTS5 walks its short posting list
-        // and skips through the words'. Every word of the query is a quoted phrase of the
+        // and skips through the words'. Every word of the query is a quoted string of the
         // `text` column; the tenant is a uuid, never user text.
         let words = query
             .words
