@@ -140,14 +140,14 @@ fn migrate_an_sqlite_file_then_doctor_it() {
             .lines()
             .filter(|l| l.starts_with("applied"))
             .count(),
-        6
+        7
     );
     // The URL from the environment, the flag after the action.
     let o = run(&["migrate", "status"], &[("MEMGPT_DATABASE_URL", &url)]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(
         stdout(&o).lines().filter(|l| l.starts_with("[x]")).count(),
-        6
+        7
     );
 
     let o = run(&["doctor", "--database-url", &url], &[]);
