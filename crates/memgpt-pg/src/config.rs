@@ -14,8 +14,8 @@ pub struct PgConfig {
     /// libpq `key=value` string.
     pub database_url: DatabaseUrl,
     /// Idle connections kept at most (`MEMGPT_PG_POOL_SIZE`, default 20, at least 1), as
-    /// SQLAlchemy's QueuePool: connections open on demand, and one that comes back while
-    /// `pool_size` others are idle is closed.
+    /// SQLAlchemy's QueuePool: one that comes back while `pool_size` others are idle (and
+    /// no caller waits) is closed. [`PgStore::open`](crate::PgStore::open) opens this many.
     pub pool_size: u32,
     /// Connections opened beyond `pool_size` under load (`MEMGPT_PG_MAX_OVERFLOW`, default
     /// 30): at most `pool_size + max_overflow` are open, busy and idle together.

@@ -10,7 +10,9 @@
 //! idle already and no caller waits for one (read from the pool itself, which the manager
 //! reaches through a weak reference, and from [`Pool`]'s count of waiting callers: r2d2
 //! wakes no waiter when it closes a connection, so closing one that a waiter could have
-//! had would leave the waiter to time out with room in the pool). `idle_timeout`
+//! had would leave the waiter to time out with room in the pool). `PgStore::open` opens
+//! `pool_size` connections before it returns ([`Pool::warm`]), so that a new store's
+//! first calls do not wait for connects. `idle_timeout`
 //! (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that long (r2d2's reaper runs every
 //! 30 s).
 
@@ -50,6 +52,17 @@ impl Pool {
     /// Connections open and idle now.
     pub(crate) fn state(&self) -> r2d2::State {
         self.inner.state()
+    }
+
+    /// Opens connections until `n` are open, then leaves them idle: the store's first
+    /// calls find the pool as a long-running process has it (at open, nobody else holds a
+    /// connection; one that cannot be had within `timeout` ends the warming, which is
+    /// best-effort).
+    pub(crate) fn warm(&self, n: u32, timeout: Duration) {
+        let held: Vec<Pooled> = (self.state().connections..n)
+            .map_while(|_| self.inner.get_timeout(timeout).ok())
+            .collect();
+        drop(held);
     }
 
     /// Callers waiting in [`get_timeout`](Self::get_timeout) now.
@@ -111,7 +124,8 @@ pub(crate) enum Warm {
 
 /// Builds the pool on the connection string `conninfo` (see
 /// [`connection_info`](crate::url::connection_info)). Opens no connection on the caller's
-/// thread: connections open on demand (and, with [`Warm::One`], one in the background).
+/// thread: connections open on demand (and, with [`Warm::One`], one in the background;
+/// see also [`Pool::warm`]).
 pub(crate) fn build(
     config: &PgConfig,
     conninfo: String,

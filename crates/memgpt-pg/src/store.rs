@@ -199,6 +199,11 @@ impl PgStore {
             inner.vector = vector;
             inner.begin = begin;
         }
+        // The pool as a running process has it: `pool_size` connections, idle.
+        store.inner.pool.warm(
+            store.inner.config.pool_size,
+            store.inner.config.pool_timeout,
+        );
         Ok(store)
     }
 
