@@ -97,8 +97,9 @@ impl TempStore {
 pub struct SqliteConfig {
     /// The database file (`MEMGPT_SQLITE_PATH`; default `$HOME/.memgpt/memgpt-store.db`).
     pub path: PathBuf,
-    /// How long a statement waits for a lock (`MEMGPT_SQLITE_BUSY_TIMEOUT_MS`, default
-    /// 5000).
+    /// How long a write waits for SQLite's write lock while other processes hold it (in
+    /// turn with their writers: see docs/TROUBLESHOOTING.md), and a statement for a lock
+    /// (`MEMGPT_SQLITE_BUSY_TIMEOUT_MS`, default 5000).
     pub busy_timeout: Duration,
     /// `journal_mode` (`MEMGPT_SQLITE_JOURNAL_MODE`: WAL, DELETE or TRUNCATE; default WAL).
     pub journal_mode: JournalMode,

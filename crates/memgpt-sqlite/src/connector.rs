@@ -47,13 +47,15 @@ impl Backend for SqliteStore {
     }
 
     /// `BEGIN IMMEDIATE`: the write lock is taken up front, so a write never fails half
-    /// way with "database is locked".
+    /// way with "database is locked". While other connections hold it the write polls
+    /// every few milliseconds, with priority once it has waited long, for at most the
+    /// busy timeout (`write_lock`).
     fn write_transaction<T>(
         &self,
         conn: &mut SqliteConnection,
         f: impl FnOnce(&mut SqliteConnection) -> Result<T>,
     ) -> Result<T> {
-        memgpt_migrate::in_transaction_mapped(|run| conn.immediate_transaction(run), f, map)
+        crate::write_lock::immediate_transaction(self.writers(), conn, f)
     }
 
     fn execute(conn: &mut SqliteConnection, sql: Sql) -> Result<Written> {

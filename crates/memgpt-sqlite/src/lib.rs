@@ -13,6 +13,7 @@ mod schema;
 mod sql;
 mod store;
 mod vector;
+mod write_lock;
 
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
 pub use connector::SqliteConnector;

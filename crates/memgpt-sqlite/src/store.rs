@@ -17,6 +17,7 @@ use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
 use crate::connector::SqliteConnector;
 use crate::error::{map, pool_timeout};
 use crate::pragmas::{Customizer, ReaderCustomizer};
+use crate::write_lock::{self, Writers};
 
 pub(crate) type Manager = ConnectionManager<SqliteConnection>;
 pub(crate) type Pooled = PooledConnection<Manager>;
@@ -25,11 +26,12 @@ pub(crate) type Pooled = PooledConnection<Manager>;
 /// the configuration.
 ///
 /// Cheap to clone (an `Arc` inside) and safe to share across threads: every write checks
-/// the one writer connection out for its duration, so writers never contend for SQLite's
-/// lock and never see "database is locked"; reads outside a unit of work use the read-only
-/// connections, so they run while a write is in progress (WAL) — an `insert_many` fed by
-/// an iterator that reads the same store works. Dropping the last clone runs
-/// `PRAGMA optimize`.
+/// the one writer connection out for its duration, so the store's writers never contend
+/// for SQLite's lock and never see "database is locked" (writers of other processes are
+/// waited for in turn, up to the busy timeout); reads outside a unit of work use the
+/// read-only connections, so they run while a write is in progress (WAL) — an
+/// `insert_many` fed by an iterator that reads the same store works. Dropping the last
+/// clone runs `PRAGMA optimize`.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -42,6 +44,8 @@ struct Inner {
     config: SqliteConfig,
     /// The thread running a unit of work, which holds the writer.
     writer_owner: Mutex<Option<ThreadId>>,
+    /// How writes wait for SQLite's write lock held by other processes.
+    writers: Writers,
 }
 
 impl Drop for Inner {
@@ -191,8 +195,9 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 pool,
                 readers,
-                config,
                 writer_owner: Mutex::new(None),
+                writers: Writers::new(&config.path, config.busy_timeout),
+                config,
             }),
         })
     }
@@ -242,8 +247,7 @@ impl SqliteStore {
         F: FnOnce(&SqliteTx<'_>) -> Result<T>,
     {
         let mut conn = self.checkout()?;
-        AnsiTransactionManager::begin_transaction_sql(&mut *conn, "BEGIN IMMEDIATE")
-            .map_err(map)?;
+        self.inner.writers.begin_immediate(&mut conn)?;
         let _owner = OwnerGuard::set(&self.inner.writer_owner);
         unit_of_work::run(conn, HOOKS, |uow| f(&Tx::new(uow, self.clone())))
     }
@@ -272,19 +276,22 @@ impl SqliteStore {
         self.stats()
     }
 
-    /// Rebuilds the full-text indexes from the tables. Needed only after `VACUUM`, which may
-    /// renumber the rowids the FTS5 indexes refer to.
+    /// Rebuilds the full-text indexes from the tables, in one write transaction. Needed
+    /// only after `VACUUM`, which may renumber the rowids the FTS5 indexes refer to.
     ///
     /// # Errors
-    /// What the database reports.
+    /// What the database reports; [`Error::Busy`] when other processes held the write lock
+    /// for the whole busy timeout.
     pub fn rebuild_text_index(&self) -> Result<()> {
         let mut conn = self.checkout()?;
-        for t in TableType::ALL {
-            let fts = format!("{}_fts", t.table_name());
-            conn.batch_execute(&format!("INSERT INTO {fts}({fts}) VALUES ('rebuild');"))
-                .map_err(map)?;
-        }
-        Ok(())
+        write_lock::immediate_transaction(&self.inner.writers, &mut conn, |c| {
+            for t in TableType::ALL {
+                let fts = format!("{}_fts", t.table_name());
+                c.batch_execute(&format!("INSERT INTO {fts}({fts}) VALUES ('rebuild');"))
+                    .map_err(map)?;
+            }
+            Ok(())
+        })
     }
 
     /// Sizes of the database file and its write-ahead log, and the connection's state.
@@ -348,6 +355,11 @@ impl SqliteStore {
             busy_timeout_ms: busy.first().map_or(0, |r| r.v),
             foreign_keys: int(&mut conn, "foreign_keys")?,
         })
+    }
+
+    /// How this store's writes wait for SQLite's write lock (`write_lock`).
+    pub(crate) fn writers(&self) -> &Writers {
+        &self.inner.writers
     }
 
     /// Checks the writer connection out, waiting at most the pool timeout.
