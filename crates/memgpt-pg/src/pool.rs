@@ -59,7 +59,7 @@ impl Pool {
     /// connection; one that cannot be had within `timeout` ends the warming, which is
     /// best-effort).
     pub(crate) fn warm(&self, n: u32, timeout: Duration) {
-        let held: Vec<Pooled> = (self.state().connections..n)
+        let held: Vec<Pooled> = (0..n)
             .map_while(|_| self.inner.get_timeout(timeout).ok())
             .collect();
         drop(held);

@@ -202,7 +202,7 @@ impl PgStore {
         // The pool as a running process has it: `pool_size` connections, idle.
         store.inner.pool.warm(
             store.inner.config.pool_size,
-            store.inner.config.pool_timeout,
+            WARM_WAIT.min(store.inner.config.pool_timeout),
         );
         Ok(store)
     }
@@ -543,6 +543,11 @@ impl PgStore {
         }
     }
 }
+
+/// How long warming the pool at open waits for each connection: it is best-effort, and a
+/// server that refuses more connections (a role's connection limit, `max_connections`)
+/// must not hold the open up for the pool timeout.
+const WARM_WAIT: Duration = Duration::from_secs(1);
 
 /// How long the open's first checkout waits at a time for r2d2 to report a connection.
 const FIRST_CHECKOUT_WAIT: Duration = Duration::from_millis(250);

@@ -400,6 +400,56 @@ fn connections_coming_back_to_waiting_callers_are_never_closed() {
     }
 }
 
+/// A role limited to two connections opens a store of pool size 5 (pool timeout 30 s):
+/// the open warms what it can and returns without waiting out the pool timeout, and the
+/// store works within the limit.
+#[test]
+fn open_on_a_role_out_of_connection_slots_does_not_wait_the_pool_timeout() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    drop(PgStore::open(PgConfig::new(DatabaseUrl::new(db.url().expose()))).unwrap());
+    let role = format!("memgpt_limited_{}", Uuid::new_v4().simple());
+    let mut admin = db.connect().unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut admin,
+        &format!(
+            "CREATE ROLE {role} LOGIN CONNECTION LIMIT 2; \
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; \
+             GRANT USAGE ON SCHEMA public TO {role}; \
+             GRANT TEMP ON DATABASE \"{}\" TO {role};",
+            db.name()
+        ),
+    )
+    .unwrap();
+    let url = db
+        .url()
+        .expose()
+        .replacen("postgres@", &format!("{role}@"), 1);
+    let mut config = PgConfig::new(DatabaseUrl::new(url));
+    config.pool_size = 5;
+    config.max_overflow = 0;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let opened = PgStore::open(config).map(|s| {
+            let c = s
+                .connector::<Message>(
+                    TableType::RecallMemory,
+                    Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2)),
+                )
+                .and_then(|c| c.size(&[]));
+            (s.metrics().connections, c)
+        });
+        let _ = tx.send((opened, start.elapsed()));
+    });
+    let (opened, took) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("PgStore::open hung");
+    let (connections, size) = opened.unwrap();
+    assert_eq!(connections, 2);
+    assert_eq!(size.unwrap(), 0);
+    assert!(took < Duration::from_secs(20), "open took {took:?}");
+}
+
 /// A canary password in every form libpq accepts never shows in the errors of an
 /// unreachable server, nor in `Debug` of the configuration, nor in a migration's error; nor
 /// in any form libpq refuses (a bare `%`, `%zz`, `%4` at the end, unquoted spaces in a
