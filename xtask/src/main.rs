@@ -16,6 +16,7 @@
 //! * `bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]` — the benchmark suite.
 
 mod bench;
+mod locale;
 mod package;
 mod pg;
 mod pgbouncer;

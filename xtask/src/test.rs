@@ -119,6 +119,8 @@ pub fn run(args: &[String]) -> Result<()> {
             server.replica_url()
         }
     };
+    // The tests of a server speaking German start the machine's PostgreSQL in this locale.
+    crate::locale::ensure()?;
     // Tests that stop, restart or reconfigure a server start one of their own from these
     // binaries.
     let bin = pg::Server::from_env()?.bin_dir()?;

@@ -68,9 +68,9 @@ pub enum Error {
         /// What the database reported.
         message: String,
     },
-    /// A statement ran longer than the statement timeout (or waited longer than the lock
-    /// timeout) and was cancelled; nothing it would have written was written. The
-    /// connection stays usable.
+    /// A statement ran longer than the statement timeout, waited longer than the lock
+    /// timeout, or was cancelled on request (PostgreSQL's `pg_cancel_backend`); nothing it
+    /// would have written was written. The connection stays usable.
     #[error("statement timed out: {message}")]
     Timeout {
         /// What the database reported.

@@ -121,6 +121,21 @@ pub const SERVER_BINARIES: &str = "MEMGPT_TEST_PG_BIN";
 /// `cargo xtask test` to the machine's PostgreSQL: the embedded build has no TLS).
 pub const TLS_SERVER_BINARIES: &str = "MEMGPT_TEST_PG_TLS_BIN";
 
+/// The language of [`OwnServer::start_translated`]'s messages: German, whose translations
+/// Debian's PostgreSQL ships (`cargo xtask test` generates the locale when it is missing).
+pub const TRANSLATED_MESSAGES: &str = "de_DE.UTF-8";
+
+/// Which server [`OwnServer::start_with`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    /// The embedded build.
+    Plain,
+    /// The machine's build, serving TLS.
+    Tls,
+    /// The machine's build, speaking [`TRANSLATED_MESSAGES`].
+    Translated,
+}
+
 /// A PostgreSQL server of one test's own, for faults that a shared server cannot take
 /// (stopping it, restarting it, password authentication): `initdb` into a temporary
 /// folder, started on a free port of 127.0.0.1, stopped (`-m immediate`) when dropped. As
@@ -141,7 +156,18 @@ impl OwnServer {
     /// [`Error::Config`] without [`SERVER_BINARIES`]; [`Error::ConnectionLost`] when the
     /// server does not start (with its log).
     pub fn start(auth: &str, password: &str) -> Result<Self, Error> {
-        Self::start_with(auth, password, false)
+        Self::start_with(auth, password, Flavour::Plain)
+    }
+
+    /// As [`start`](Self::start), from the machine's PostgreSQL ([`TLS_SERVER_BINARIES`]:
+    /// the embedded build has no translations), every message in the language of
+    /// [`TRANSLATED_MESSAGES`]: the server's `lc_messages`, so that the errors of
+    /// authentication are translated too, not only those of sessions.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), and when the locale is not installed.
+    pub fn start_translated(auth: &str, password: &str) -> Result<Self, Error> {
+        Self::start_with(auth, password, Flavour::Translated)
     }
 
     /// As [`start`](Self::start), serving TLS with a self-signed certificate for
@@ -150,7 +176,7 @@ impl OwnServer {
     /// # Errors
     /// As [`start`](Self::start), and when `openssl` fails.
     pub fn start_tls(auth: &str, password: &str) -> Result<Self, Error> {
-        Self::start_with(auth, password, true)
+        Self::start_with(auth, password, Flavour::Tls)
     }
 
     /// The server's certificate (PEM), when it serves TLS.
@@ -158,11 +184,15 @@ impl OwnServer {
         self.dir.path().join("server.crt")
     }
 
-    fn start_with(auth: &str, password: &str, tls: bool) -> Result<Self, Error> {
-        let variable = if tls {
-            TLS_SERVER_BINARIES
-        } else {
-            SERVER_BINARIES
+    fn start_with(auth: &str, password: &str, flavour: Flavour) -> Result<Self, Error> {
+        let tls = flavour == Flavour::Tls;
+        let (variable, settings) = match flavour {
+            Flavour::Plain => (SERVER_BINARIES, String::new()),
+            Flavour::Tls => (TLS_SERVER_BINARIES, String::new()),
+            Flavour::Translated => (
+                TLS_SERVER_BINARIES,
+                format!(" -c lc_messages={TRANSLATED_MESSAGES}"),
+            ),
         };
         let bin = std::env::var_os(variable).ok_or_else(|| Error::Config {
             variable: variable.to_owned(),
@@ -179,7 +209,7 @@ impl OwnServer {
             port,
             options: format!(
                 "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' \
-                 -c max_connections=100 -c fsync=off"
+                 -c max_connections=100 -c fsync=off{settings}"
             ),
             dir,
         };
@@ -405,6 +435,102 @@ impl OwnServer {
                 String::from_utf8_lossy(&out.stderr)
             ),
         })
+    }
+}
+
+/// PgBouncer of one test's own (Debian's `pgbouncer`, which `cargo xtask test` installs),
+/// in transaction mode in front of an [`OwnServer`], asking its clients for a password
+/// (`auth_type = plain`: user `postgres` with the given password); stopped when dropped.
+#[derive(Debug)]
+pub struct OwnPgBouncer {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPgBouncer {
+    /// Starts PgBouncer in front of `server` and waits until it accepts connections.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionLost`] when PgBouncer is missing or does not start (with its log).
+    pub fn start(server: &OwnServer, password: &str) -> Result<Self, Error> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::ConnectionLost {
+            message: format!("pgbouncer {what}: {e}"),
+        };
+        let dir = tempfile::tempdir().map_err(|e| fail("folder", &e))?;
+        let port = free_port()?;
+        let path = |name: &str| dir.path().join(name);
+        // userlist.txt doubles a `"` inside quotes.
+        let quoted = password.replace('"', "\"\"");
+        std::fs::write(path("users.txt"), format!("\"postgres\" \"{quoted}\"\n"))
+            .map_err(|e| fail("users", &e))?;
+        let ini = format!(
+            "[databases]\n* = host=127.0.0.1 port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+             listen_port = {port}\nunix_socket_dir =\nauth_type = plain\nauth_file = {}\n\
+             pool_mode = transaction\nlogfile = {}\npidfile = {}\n",
+            server.port,
+            path("users.txt").display(),
+            path("log").display(),
+            path("pid").display(),
+        );
+        std::fs::write(path("pgbouncer.ini"), ini).map_err(|e| fail("configuration", &e))?;
+        let ini = path("pgbouncer.ini");
+        let mut cmd = if as_root() {
+            sh(
+                "chown",
+                &[
+                    "-R".as_ref(),
+                    "postgres:postgres".as_ref(),
+                    dir.path().as_os_str(),
+                ],
+            )?;
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", "pgbouncer"]);
+            c
+        } else {
+            std::process::Command::new("pgbouncer")
+        };
+        let ok = cmd
+            .arg("-d")
+            .arg(&ini)
+            .status()
+            .map_err(|e| fail("start", &e))?
+            .success();
+        let bouncer = OwnPgBouncer { dir, port };
+        let start = std::time::Instant::now();
+        while !ok || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if !ok || start.elapsed() > std::time::Duration::from_secs(30) {
+                let log = std::fs::read_to_string(bouncer.dir.path().join("log"));
+                return Err(fail("did not start", &log.unwrap_or_default()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Ok(bouncer)
+    }
+
+    /// The URL of database `postgres` as user `postgres` with `password`.
+    pub fn url(&self, password: &str) -> DatabaseUrl {
+        DatabaseUrl::new(format!(
+            "postgres://postgres:{password}@127.0.0.1:{}/postgres",
+            self.port
+        ))
+    }
+}
+
+impl Drop for OwnPgBouncer {
+    /// Kills PgBouncer (`SIGKILL`: no version's shutdown signals matter) and waits until it
+    /// is gone, before its folder is removed.
+    fn drop(&mut self) {
+        let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) else {
+            return;
+        };
+        let pid = pid.trim();
+        let _ = sh("kill", &["-KILL".as_ref(), pid.as_ref()]);
+        let start = std::time::Instant::now();
+        while sh("kill", &["-0".as_ref(), pid.as_ref()]).is_ok()
+            && start.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod metrics;
 mod pool;
 mod record;
+mod refusal;
 mod replica;
 mod schema;
 mod session;

@@ -17,7 +17,7 @@
 //! 30 s).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::{PgConfig, Pooler};
@@ -25,7 +25,7 @@ use diesel::connection::{CacheSize, Connection};
 use diesel::r2d2::PooledConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection};
 use diesel::PgConnection;
-use memgpt_core::Error;
+use memgpt_core::{DatabaseUrl, Error};
 
 use crate::metrics::{Counters, EventHandler};
 
@@ -81,6 +81,11 @@ impl Pool {
 #[derive(Debug)]
 pub(crate) struct Manager {
     inner: ConnectionManager<PgConnection>,
+    /// The connection string again, for [`refusal::diagnosed`](crate::refusal::diagnosed).
+    conninfo: DatabaseUrl,
+    connect_timeout: Duration,
+    /// The last refusal's message, as diesel gave it and as diagnosed.
+    last_refusal: Mutex<Option<(String, String)>>,
     pool: Arc<OnceLock<Weak<r2d2::Pool<Manager>>>>,
     waiting: Arc<AtomicUsize>,
     keep: u32,
@@ -90,8 +95,38 @@ impl ManageConnection for Manager {
     type Connection = PgConnection;
     type Error = diesel::r2d2::Error;
 
+    /// diesel's connect; a refusal in words of the server's language carries its
+    /// SQLSTATE, for the pool passes the error on as text ([`refusal`](crate::refusal)).
+    /// The same refusal again (r2d2 retries in the background) reuses the code found.
     fn connect(&self) -> Result<PgConnection, Self::Error> {
-        self.inner.connect()
+        use diesel::r2d2::Error as E;
+        use diesel::ConnectionError::BadConnection;
+        self.inner.connect().map_err(|e| match e {
+            E::ConnectionError(BadConnection(message)) => {
+                let known = self
+                    .last_refusal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    .filter(|(said, _)| *said == message)
+                    .map(|(_, diagnosed)| diagnosed.clone());
+                let diagnosed = known.unwrap_or_else(|| {
+                    let diagnosed = crate::refusal::diagnosed(
+                        message.clone(),
+                        self.conninfo.expose(),
+                        self.connect_timeout,
+                    );
+                    *self
+                        .last_refusal
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some((message, diagnosed.clone()));
+                    diagnosed
+                });
+                E::ConnectionError(BadConnection(diagnosed))
+            }
+            other => other,
+        })
     }
 
     fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
@@ -135,7 +170,10 @@ pub(crate) fn build(
     let slot = Arc::new(OnceLock::new());
     let waiting = Arc::new(AtomicUsize::new(0));
     let manager = Manager {
-        inner: ConnectionManager::new(conninfo),
+        inner: ConnectionManager::new(conninfo.clone()),
+        conninfo: DatabaseUrl::new(conninfo),
+        connect_timeout: config.connect_timeout,
+        last_refusal: Mutex::new(None),
         pool: slot.clone(),
         waiting: waiting.clone(),
         keep: config.pool_size,

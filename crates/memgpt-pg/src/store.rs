@@ -620,25 +620,26 @@ const HOOKS: TxHooks<Lease> = TxHooks {
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type PgTx<'t> = Tx<'t, PgStore>;
 
-/// The error of a connection that could not be made, its message scrubbed of secrets:
-/// [`Error::Config`] naming `MEMGPT_PG_PGBOUNCER` when a pooler refused the startup
-/// options, [`Error::Authentication`] when the server refused the credentials, else
-/// [`Error::ConnectionLost`]. `context` says when (at open, or within a pool wait).
+/// The error of a connection that could not be made, its message scrubbed of secrets, by
+/// what the refusal means ([`crate::refusal::of`]): [`Error::Authentication`] for a wrong
+/// password or user, [`Error::Config`] naming `MEMGPT_PG_PGBOUNCER` when a pooler refused
+/// the startup options, else [`Error::ConnectionLost`]. `context` says when (at open, or
+/// within a pool wait).
 fn unreachable(context: &str, cause: &str, secrets: &Secrets) -> Error {
+    use crate::refusal::Refusal;
     let message = format!("{context}: {}", crate::url::scrub(cause, &secrets.0));
-    if message.contains("unsupported startup parameter") {
-        // PgBouncer refuses the startup `options` that carry the session settings.
-        Error::Config {
+    match crate::refusal::of(cause) {
+        Refusal::Authentication => Error::Authentication { message },
+        Refusal::StartupParameter => Error::Config {
             variable: "MEMGPT_PG_PGBOUNCER".to_owned(),
             value: String::new(),
             reason: format!(
-                "the server refused a startup parameter, as PgBouncer does: set                  MEMGPT_PG_PGBOUNCER=transaction behind PgBouncer in transaction mode                  ({message})"
+                "the server refused a startup parameter, as PgBouncer does: set \
+                 MEMGPT_PG_PGBOUNCER=transaction behind PgBouncer in transaction mode \
+                 ({message})"
             ),
-        }
-    } else if message.contains("authentication failed") {
-        Error::Authentication { message }
-    } else {
-        Error::ConnectionLost { message }
+        },
+        Refusal::Other => Error::ConnectionLost { message },
     }
 }
 

@@ -13,7 +13,9 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{Error, Message, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{peak_connections, TempDatabase, PGBOUNCER, VECTOR_SERVER};
+use memgpt_migrate::testing::{
+    peak_connections, OwnPgBouncer, OwnServer, TempDatabase, PGBOUNCER, VECTOR_SERVER,
+};
 use memgpt_migrate::Command;
 use memgpt_pg::{PgConfig, PgStore, Pooler};
 use uuid::Uuid;
@@ -235,4 +237,27 @@ fn pgbouncer_forty_threads_share_twenty_server_connections() {
         "forty threads should have used several server connections"
     );
     assert_eq!(store.metrics().timeouts, 0);
+}
+
+/// PgBouncer refuses every connection with the SQLSTATE of a protocol violation (`08P01`)
+/// and a text of its own: a wrong password there is still `Error::Authentication`, and
+/// the password shows nowhere.
+#[test]
+fn pgbouncer_refusing_a_wrong_password_is_an_authentication_error() {
+    let server = OwnServer::start("trust", "").unwrap();
+    memgpt_migrate::postgres::run_url(&server.url(""), Command::Up).unwrap();
+    let bouncer = OwnPgBouncer::start(&server, "richtig-S3cret").unwrap();
+    let mut config = PgConfig::new(bouncer.url("falsch-S3cret"));
+    config.pooler = Pooler::Transaction;
+    let e = PgStore::open(config.clone()).unwrap_err();
+    assert!(matches!(e, Error::Authentication { .. }), "{e:?}");
+    assert!(!format!("{e} {e:?}").contains("S3cret"), "{e:?}");
+    config.database_url = bouncer.url("richtig-S3cret");
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    c.insert(&message(s, "through PgBouncer")).unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 1);
 }
