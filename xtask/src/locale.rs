@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::pg::Server;
 
-/// The locale, as `/etc/locale.gen` names it; `memgpt_migrate::testing::TRANSLATED_MESSAGES`.
+/// The locale, as `/etc/locale.gen` names it; `memgpt_testing::TRANSLATED_MESSAGES`.
 const LOCALE: &str = "de_DE.UTF-8";
 
 /// Generates [`LOCALE`] unless `locale -a` lists it (as root; else says how).

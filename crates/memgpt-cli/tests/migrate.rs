@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use diesel::sql_types::BigInt;
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 
 /// The migrations of each backend (SQLite and PostgreSQL have seven each).
 const MIGRATIONS: usize = 7;

@@ -223,7 +223,8 @@ pub trait Stores<R: Record>: Backend {
 /// Every statement shape a connector of backend `B` issues, with sample arguments, as
 /// text: `name: SQL` lines, one table after another. Backends compare it with a golden
 /// file of theirs (`tests/golden/statements.txt`), so that a change of any statement in
-/// either dialect shows in review.
+/// either dialect shows in review. Test support, hidden from the documentation.
+#[doc(hidden)]
 pub fn statement_shapes<B>() -> String
 where
     B: Stores<crate::Message> + Stores<crate::Passage> + Stores<crate::Document>,
@@ -365,33 +366,4 @@ where
         None,
     );
     out
-}
-
-/// Compares `actual` with the golden file at `path`; with `MEMGPT_BLESS=1` in the
-/// environment, writes it instead.
-///
-/// # Errors
-/// The first differing line, or why the file could not be read or written.
-pub fn check_golden(path: &std::path::Path, actual: &str) -> std::result::Result<(), String> {
-    if std::env::var_os("MEMGPT_BLESS").is_some() {
-        return std::fs::write(path, actual).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    let golden = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: {e} (MEMGPT_BLESS=1 writes it)", path.display()))?;
-    for (i, (g, a)) in golden.lines().zip(actual.lines()).enumerate() {
-        if g != a {
-            return Err(format!(
-                "{}:{}: statement changed\n  golden: {g}\n  now:    {a}\n(MEMGPT_BLESS=1 accepts it)",
-                path.display(),
-                i + 1
-            ));
-        }
-    }
-    if golden.lines().count() != actual.lines().count() {
-        return Err(format!(
-            "{}: the number of statements changed",
-            path.display()
-        ));
-    }
-    Ok(())
 }

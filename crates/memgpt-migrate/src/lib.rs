@@ -9,8 +9,6 @@ pub mod postgres;
 pub mod rows;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use harness::{Command, MigrationStatus, Options, Report};
 

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_migrate::{postgres, Command};
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 
 #[test]
 fn postgres_run_url_builds_the_hnsw_indexes_at_memgpt_embedding_dim() {

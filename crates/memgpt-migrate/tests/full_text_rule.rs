@@ -9,8 +9,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_core::fulltext::words;
-use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
+use memgpt_testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 
 /// Every code point but NUL and the surrogates, each between two `q`s (`q…q`, one word or
 /// two), in texts of `size` code points: once in code point order (one Unicode block at a

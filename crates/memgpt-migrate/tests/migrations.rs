@@ -5,8 +5,8 @@
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 use memgpt_migrate::{postgres, sqlite, Command};
+use memgpt_testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 
 /// Migrations of SQLite (000006, the canonical `created_at` text, is SQLite's only).
 const SQLITE_MIGRATIONS: usize = 7;

@@ -11,9 +11,9 @@ use memgpt_core::{
     Column, DatabaseUrl, Error, Filter, Message, Passage, Record, Role, Scope, StorageConnector,
     TableType,
 };
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_pg::PgConfig;
 use memgpt_pg::{PgConnector, PgStore};
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
 fn store() -> (PgStore, TempDatabase) {

@@ -7,9 +7,9 @@
 
 use memgpt_conformance::Backend;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, Result, Scope, TableType};
-use memgpt_migrate::testing::{TempDatabase, NO_VECTOR_SERVER, PGBOUNCER, REPLICA, VECTOR_SERVER};
 use memgpt_pg::{PgConfig, Pooler};
 use memgpt_pg::{PgConnector, PgStore};
+use memgpt_testing::{TempDatabase, NO_VECTOR_SERVER, PGBOUNCER, REPLICA, VECTOR_SERVER};
 
 struct PgBackend {
     store: PgStore,

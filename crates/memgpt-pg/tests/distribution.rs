@@ -13,8 +13,8 @@ use memgpt_core::{
     Column, CursorRequest, Document, Error, Filter, Message, Passage, Record, Result, Role, Scope,
     StorageConnector, TableType,
 };
-use memgpt_migrate::testing::OwnServer;
 use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::OwnServer;
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

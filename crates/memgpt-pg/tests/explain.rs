@@ -8,9 +8,9 @@ use memgpt_core::QueryPlan;
 use memgpt_core::{
     DatabaseUrl, Document, Message, Passage, Role, Scope, StorageConnector, TableType,
 };
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
 const ROWS: usize = 100_000;

@@ -12,8 +12,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

@@ -13,11 +13,11 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{Error, Message, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{
-    peak_connections, OwnPgBouncer, OwnServer, TempDatabase, PGBOUNCER, VECTOR_SERVER,
-};
 use memgpt_migrate::Command;
 use memgpt_pg::{PgConfig, PgStore, Pooler};
+use memgpt_testing::{
+    peak_connections, OwnPgBouncer, OwnServer, TempDatabase, PGBOUNCER, VECTOR_SERVER,
+};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{Bool, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::OwnServer;
 use memgpt_migrate::Command;
 use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::OwnServer;
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

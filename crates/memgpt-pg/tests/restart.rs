@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{BigInt, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::OwnServer;
 use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::OwnServer;
 use uuid::Uuid;
 
 #[derive(QueryableByName)]
@@ -332,7 +332,7 @@ fn verify_full_refuses_an_untrusted_certificate_and_accepts_a_trusted_one() {
     let server = OwnServer::start_tls("trust", "").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (other_crt, other_key) = (dir.path().join("other.crt"), dir.path().join("other.key"));
-    memgpt_migrate::testing::self_signed(&other_crt, &other_key, "127.0.0.1").unwrap();
+    memgpt_testing::self_signed(&other_crt, &other_key, "127.0.0.1").unwrap();
     let base = server.url("");
     let with = |root: &std::path::Path| {
         DatabaseUrl::new(format!(

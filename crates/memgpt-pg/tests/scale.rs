@@ -7,9 +7,9 @@
 use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{peak_connections, TempDatabase, PGBOUNCER, VECTOR_SERVER};
 use memgpt_migrate::Command;
 use memgpt_pg::{PgConfig, PgConnector, PgStore, Pooler};
+use memgpt_testing::{peak_connections, TempDatabase, PGBOUNCER, VECTOR_SERVER};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

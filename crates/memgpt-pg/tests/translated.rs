@@ -13,8 +13,8 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Integer, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::OwnServer;
 use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::OwnServer;
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

@@ -10,9 +10,9 @@ use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{
     DatabaseUrl, Document, Message, Record, Role, Scope, StorageConnector, TableType,
 };
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]

@@ -6,10 +6,10 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Passage, Record, Scope, StorageConnector, TableType};
-use memgpt_migrate::testing::{TempDatabase, VECTOR_SERVER};
 use memgpt_migrate::{Command, Options};
 use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
 const DIM: usize = 8;

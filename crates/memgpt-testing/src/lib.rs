@@ -1,4 +1,5 @@
-//! Test support: a throwaway PostgreSQL database per test.
+//! Test support of memgpt-store, shared by the crates' tests and not published: a
+//! throwaway PostgreSQL database per test, servers and PgBouncers of a test's own.
 //!
 //! The test harness (`cargo xtask test`) starts a PostgreSQL 18 + pgvector server and names
 //! it in `MEMGPT_TEST_DATABASE_URL`, and names a server without pgvector in
