@@ -97,10 +97,7 @@ pub fn fresh_database(admin: &str, name: &str) -> Result<String> {
 /// Migrates the PostgreSQL database at `url` as `migrate up --embedding-dim 1536` does
 /// (every index, HNSW included).
 pub fn migrate_pg(url: &str) -> Result<()> {
-    let options = memgpt_migrate::Options {
-        embedding_dim: Some(1536),
-        ..Default::default()
-    };
+    let options = memgpt_migrate::Options::default().with_embedding_dim(Some(1536));
     memgpt_migrate::postgres::run_url_with(
         &DatabaseUrl::new(url),
         memgpt_migrate::Command::Up,

@@ -71,10 +71,9 @@ impl From<Action> for Command {
 
 /// Runs `migrate`.
 pub fn run(args: MigrateArgs) -> Result<()> {
-    let options = Options {
-        drop_data: args.drop_data,
-        embedding_dim: args.embedding_dim,
-    };
+    let options = Options::default()
+        .with_drop_data(args.drop_data)
+        .with_embedding_dim(args.embedding_dim);
     let action = args.action;
     let (url, source) = match args.url.resolve()? {
         Some(named) => (named.url, named.source),

@@ -61,6 +61,7 @@ impl Default for CursorRequest {
 
 /// One page of [`StorageConnector::get_all_cursor`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CursorPage<R> {
     /// Id of the page's last record: pass it as `after` (or `before` when reversed) to get
     /// the next page. `None` when the page is empty.

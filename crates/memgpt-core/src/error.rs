@@ -12,6 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A snapshot of a connection pool, carried by [`Error::PoolTimeout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct PoolState {
     /// Connections currently open (idle and in use).
     pub connections: u32,
@@ -19,6 +20,17 @@ pub struct PoolState {
     pub idle: u32,
     /// Largest number of connections the pool may open.
     pub max: u32,
+}
+
+impl PoolState {
+    /// A pool with `connections` open, `idle` of them idle, and room for `max`.
+    pub fn new(connections: u32, idle: u32, max: u32) -> Self {
+        PoolState {
+            connections,
+            idle,
+            max,
+        }
+    }
 }
 
 impl fmt::Display for PoolState {

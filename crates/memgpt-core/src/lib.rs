@@ -1,10 +1,15 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// The modules `backend`, `batch`, `statement` and `unit_of_work` are the interface of the
+// backend crates (memgpt-sqlite, memgpt-pg), not of users: public for those crates, hidden
+// from the documentation.
 
 #[cfg(feature = "tokio")]
 pub mod asynchronous;
+#[doc(hidden)]
 pub mod backend;
+#[doc(hidden)]
 pub mod batch;
 pub mod config;
 pub mod connector;
@@ -15,9 +20,11 @@ mod generic;
 pub mod plan;
 pub mod record;
 pub mod scope;
+#[doc(hidden)]
 pub mod statement;
 pub mod table;
 pub mod trace;
+#[doc(hidden)]
 pub mod unit_of_work;
 
 pub use config::DatabaseUrl;

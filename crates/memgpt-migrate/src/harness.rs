@@ -45,6 +45,7 @@ impl std::str::FromStr for Command {
 
 /// One migration and whether it is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationStatus {
     /// The migration's name (its folder name).
     pub name: String,
@@ -52,8 +53,10 @@ pub struct MigrationStatus {
     pub applied: bool,
 }
 
-/// How to run a command.
+/// How to run a command: `Options::default()`, then
+/// [`with_drop_data`](Self::with_drop_data) or [`with_embedding_dim`](Self::with_embedding_dim).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Let `down` and `redo` drop tables that hold rows, and the rows with them
     /// (`memgpt-store migrate down --drop-data`). Without it they refuse, naming the tables
@@ -64,6 +67,21 @@ pub struct Options {
     /// `MEMGPT_EMBEDDING_DIM` configures, else 1536 (`postgres::embedding_dim`). Ignored on
     /// SQLite, whose vector search is exact.
     pub embedding_dim: Option<u32>,
+}
+
+impl Options {
+    /// These options, letting `down` and `redo` drop tables that hold rows.
+    pub fn with_drop_data(mut self, drop_data: bool) -> Self {
+        self.drop_data = drop_data;
+        self
+    }
+
+    /// These options, building the HNSW indexes for `embedding_dim` (`None`: the
+    /// configured dimension).
+    pub fn with_embedding_dim(mut self, embedding_dim: Option<u32>) -> Self {
+        self.embedding_dim = embedding_dim;
+        self
+    }
 }
 
 /// Each of MemGPT's tables that exists, with its row count.
@@ -79,6 +97,7 @@ pub(crate) struct Catalog<H> {
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Report {
     /// Migrations applied by this run, in order.
     pub applied: Vec<String>,

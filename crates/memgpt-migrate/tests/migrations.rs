@@ -340,10 +340,7 @@ fn sqlite_down_refuses_to_drop_tables_holding_rows() {
     );
     // Redo reverts only the last migration, which drops no table: allowed.
     sqlite::run_path(&path, Command::Redo).unwrap();
-    let options = memgpt_migrate::Options {
-        drop_data: true,
-        ..Default::default()
-    };
+    let options = memgpt_migrate::Options::default().with_drop_data(true);
     let report = sqlite::run_path_with(&path, Command::Down, &options).unwrap();
     assert_eq!(report.reverted.len(), SQLITE_MIGRATIONS);
     assert!(sqlite_names(&mut conn, "table").is_empty());
@@ -419,10 +416,7 @@ fn postgres_down_refuses_to_drop_rows_and_keeps_the_operators_indexes() {
         pg_names(&mut conn, PG_INDEXES),
         vec!["memgpt_recall_memory_agent_user_id_idx".to_owned()]
     );
-    let options = memgpt_migrate::Options {
-        drop_data: true,
-        ..Default::default()
-    };
+    let options = memgpt_migrate::Options::default().with_drop_data(true);
     postgres::run_url_with(db.url(), Command::Down, &options, &|_| {}).unwrap();
     assert!(pg_names(&mut conn, PG_TABLES).is_empty());
 }
@@ -496,10 +490,7 @@ fn postgres_up_builds_the_hnsw_indexes_for_the_dimension() {
     .execute(&mut conn)
     .unwrap();
     let lines = std::sync::Mutex::new(Vec::<String>::new());
-    let options = memgpt_migrate::Options {
-        embedding_dim: Some(8),
-        ..Default::default()
-    };
+    let options = memgpt_migrate::Options::default().with_embedding_dim(Some(8));
     postgres::run_url_with(db.url(), Command::Up, &options, &|l| {
         lines.lock().unwrap().push(l.to_owned())
     })
@@ -517,10 +508,7 @@ fn postgres_up_builds_the_hnsw_indexes_for_the_dimension() {
     })
     .unwrap();
     assert_eq!(*again.lock().unwrap(), 0);
-    let bad = memgpt_migrate::Options {
-        embedding_dim: Some(2001),
-        ..Default::default()
-    };
+    let bad = memgpt_migrate::Options::default().with_embedding_dim(Some(2001));
     let e = postgres::run_url_with(db.url(), Command::Up, &bad, &|_| {}).unwrap_err();
     assert!(matches!(e, memgpt_core::Error::InvalidInput { .. }));
 }

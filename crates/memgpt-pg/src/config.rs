@@ -8,6 +8,7 @@ use memgpt_core::{DatabaseUrl, Error, Result};
 /// Settings of the PostgreSQL backend. Defaults are the seed's: 20 idle connections kept at
 /// most, 30 more under load, 30 s checkout timeout, connections recycled after an hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PgConfig {
     /// The server (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`: see
     /// [`memgpt_core::config::database_url`]): a `postgres://` or `postgresql://` URL, or a

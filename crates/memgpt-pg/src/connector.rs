@@ -132,15 +132,13 @@ impl Backend for PgStore {
             .map(|l| l.line)
             .collect::<Vec<_>>()
             .join("\n");
-        Ok(QueryPlan {
-            uses_index: plan.contains("Index Scan")
-                || plan.contains("Index Only Scan")
-                || plan.contains("Bitmap Index Scan"),
-            full_scan: plan.contains(&format!("Seq Scan on {}", table.table_name())),
-            table,
-            operation,
-            plan,
-        })
+        let uses_index = plan.contains("Index Scan")
+            || plan.contains("Index Only Scan")
+            || plan.contains("Bitmap Index Scan");
+        let full_scan = plan.contains(&format!("Seq Scan on {}", table.table_name()));
+        Ok(QueryPlan::new(
+            table, operation, plan, uses_index, full_scan,
+        ))
     }
 
     fn vector_support(&self) -> Result<()> {

@@ -93,6 +93,7 @@ impl r2d2::HandleEvent for EventHandler {
 
 /// A snapshot of the pool, from [`PgStore::metrics`](crate::PgStore::metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolMetrics {
     /// Connections kept (`MEMGPT_PG_POOL_SIZE`).
     pub pool_size: u32,
@@ -164,6 +165,7 @@ impl PoolMetrics {
 
 /// One row of `pg_stat_activity` for this application's connections.
 #[derive(Debug, Clone, PartialEq, diesel::QueryableByName)]
+#[non_exhaustive]
 pub struct Activity {
     /// Backend process id.
     #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -184,6 +186,7 @@ pub struct Activity {
 
 /// One row of `pg_stat_user_indexes` for memgpt's tables.
 #[derive(Debug, Clone, PartialEq, Eq, diesel::QueryableByName)]
+#[non_exhaustive]
 pub struct IndexUsage {
     /// The table.
     #[diesel(sql_type = diesel::sql_types::Text)]

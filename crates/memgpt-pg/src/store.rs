@@ -44,6 +44,7 @@ struct Inner {
 
 /// A version of the pgvector extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+#[non_exhaustive]
 pub struct PgVector {
     /// Major version.
     pub major: u32,
@@ -521,11 +522,11 @@ impl PgStore {
                     let state = self.inner.pool.state();
                     return Err(Error::PoolTimeout {
                         waited,
-                        state: PoolState {
-                            connections: state.connections,
-                            idle: state.idle_connections,
-                            max: self.inner.pool.max_size(),
-                        },
+                        state: PoolState::new(
+                            state.connections,
+                            state.idle_connections,
+                            self.inner.pool.max_size(),
+                        ),
                     });
                 }
             }

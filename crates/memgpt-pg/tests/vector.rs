@@ -71,10 +71,7 @@ struct Line {
 #[test]
 fn an_agent_far_from_the_query_gets_its_exact_top_k() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-    let options = Options {
-        embedding_dim: Some(DIM as u32),
-        ..Default::default()
-    };
+    let options = Options::default().with_embedding_dim(Some(DIM as u32));
     memgpt_migrate::postgres::run_url_with(db.url(), Command::Up, &options, &|_| {}).unwrap();
     let mut admin = db.connect().unwrap();
     admin

@@ -94,6 +94,7 @@ impl TempStore {
 /// Settings of the embedded SQLite backend. Defaults are the seed's: WAL,
 /// `synchronous=NORMAL`, 256 MB mmap, 10 MB cache, `temp_store=MEMORY`, 500-record chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SqliteConfig {
     /// The database file (`MEMGPT_SQLITE_PATH`; default `$HOME/.memgpt/memgpt-store.db`).
     pub path: PathBuf,

@@ -120,16 +120,14 @@ impl Backend for SqliteStore {
             .collect::<Vec<_>>()
             .join("\n");
         let t = table.table_name();
-        Ok(QueryPlan {
-            uses_index: plan.contains("USING INDEX")
-                || plan.contains("USING COVERING INDEX")
-                || plan.contains("USING PRIMARY KEY")
-                || plan.contains("VIRTUAL TABLE INDEX"),
-            full_scan: plan.lines().any(|l| l.trim() == format!("SCAN {t}")),
-            table,
-            operation,
-            plan,
-        })
+        let uses_index = plan.contains("USING INDEX")
+            || plan.contains("USING COVERING INDEX")
+            || plan.contains("USING PRIMARY KEY")
+            || plan.contains("VIRTUAL TABLE INDEX");
+        let full_scan = plan.lines().any(|l| l.trim() == format!("SCAN {t}"));
+        Ok(QueryPlan::new(
+            table, operation, plan, uses_index, full_scan,
+        ))
     }
 
     fn vector_support(&self) -> Result<()> {

@@ -36,11 +36,7 @@ const BUSY: [&str; 2] = ["database is locked", "database table is locked"];
 pub(crate) fn pool_timeout(waited: Duration, state: r2d2::State, max: u32) -> Error {
     Error::PoolTimeout {
         waited,
-        state: PoolState {
-            connections: state.connections,
-            idle: state.idle_connections,
-            max,
-        },
+        state: PoolState::new(state.connections, state.idle_connections, max),
     }
 }
 

@@ -59,6 +59,7 @@ impl Drop for Inner {
 
 /// The settings in force on the writer connection, as SQLite reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppliedSettings {
     /// `PRAGMA journal_mode` (lowercase, e.g. `wal`).
     pub journal_mode: String,
@@ -96,6 +97,7 @@ struct PragmaInt {
 
 /// Figures of an open store, for monitoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreStats {
     /// Size of the database file in bytes.
     pub db_bytes: u64,
