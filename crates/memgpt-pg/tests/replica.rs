@@ -388,7 +388,8 @@ fn eight_threads_sharing_a_session_each_read_their_own_write() {
                         Ok(Some(got)) if got.id() == m.id() => {}
                         other => fail(format!("thread {t} round {r}, once replayed: {other:?}")),
                     }
-                    barrier.wait();
+                    barrier.wait(); // every second read is done
+                    barrier.wait(); // and counted: the next round's reads come after
                 }
             });
         }
@@ -402,6 +403,7 @@ fn eight_threads_sharing_a_session_each_read_their_own_write() {
             barrier.wait();
             barrier.wait();
             let after = store.metrics();
+            barrier.wait();
             let served = (
                 after.replica_reads - before.replica_reads,
                 after.replica_fallbacks - before.replica_fallbacks,
