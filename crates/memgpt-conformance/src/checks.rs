@@ -1397,37 +1397,31 @@ pub fn insert_many_from_an_iterator_reading_the_same_store<B: Backend>(b: &B) {
     );
 }
 
-/// The same copy inside one unit of work, both connectors of it: the iterator's reads
-/// run between the writer's rounds on the unit of work's connection (never hanging), and
-/// everything commits together.
-pub fn insert_many_from_an_iterator_reading_the_same_unit_of_work<B: Backend>(b: &B) {
+/// The same copy inside one unit of work, written the one way it can be: a page read,
+/// then written, then the next (an iterator reading the unit of work while its
+/// `insert_many` runs does not compile; see `SqliteStore::transaction`). The unit of work
+/// sees its own writes, and everything commits together.
+pub fn insert_many_within_a_unit_of_work_copies_page_by_page<B: Backend>(b: &B) {
     let (src, dst) = (scope(1), scope(2));
     b.recall(src)
         .unwrap()
         .insert_many(msgs(&src, 1_200), false)
         .unwrap();
-    let (tx_sender, done) = std::sync::mpsc::channel();
-    std::thread::scope(|sc| {
-        sc.spawn(|| {
-            let n = b.recall_transaction(&[src, dst], |tx| {
-                let (from, to) = (&tx[0], &tx[1]);
-                let pages = from.get_all_paginated(&[], 100)?;
-                let copies = pages
-                    .flat_map(|page| page.unwrap())
-                    .map(|m| copy_to(&m, &dst));
-                let n = to.insert_many(copies, false)?;
-                // The unit of work sees its own writes.
-                assert_eq!(to.size(&[])?, 1_200);
-                Ok(n)
-            });
-            tx_sender.send(n).unwrap();
-        });
-        // Never a hang: the unit of work answers well within the pool timeout.
-        let n = done
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("the unit of work hung");
-        assert_eq!(n.unwrap(), 1_200);
-    });
+    let n = b
+        .recall_transaction(&[src, dst], |tx| {
+            let (from, to) = (&tx[0], &tx[1]);
+            let (mut n, mut after) = (0, None);
+            loop {
+                let page = from.get_page(&[], after.as_ref(), 100)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.keyset());
+                n += to.insert_many(page.iter().map(|m| copy_to(m, &dst)), false)?;
+            }
+            assert_eq!(to.size(&[])?, 1_200);
+            Ok(n)
+        })
+        .unwrap();
+    assert_eq!(n, 1_200);
     assert_eq!(b.recall(dst).unwrap().size(&[]).unwrap(), 1_200);
 }
 
@@ -1469,77 +1463,6 @@ pub fn insert_many_is_all_or_nothing_when_its_iterator_panics<B: Backend>(b: &B)
     assert_eq!(id_list(&o.get_all(&[], None).unwrap()), vec![kept.id()]);
     // Both connections went back usable.
     assert_eq!(c.insert_many(msgs(&s, 1_200), false).unwrap(), 1_200);
-}
-
-/// A write started by the records iterator of another write of the same unit of work is
-/// refused with `Error::NestedWrite` (a bulk write stages its records on the unit of
-/// work's connection); the outer write completes exactly, and nothing of the refused one
-/// is written anywhere.
-pub fn a_write_inside_an_insert_many_iterator_of_the_same_unit_of_work_is_refused<B: Backend>(
-    b: &B,
-) {
-    let (a, other) = (scope(1), scope(2));
-    let outer = msgs(&a, 1_200);
-    let inner = msgs(&other, 1_100);
-    let refused = std::cell::RefCell::new(Vec::new());
-    let n = b
-        .recall_transaction(&[a, other], |tx| {
-            let records = outer.iter().cloned().enumerate().map(|(i, m)| {
-                if i == 600 {
-                    refused
-                        .borrow_mut()
-                        .push(tx[1].insert_many(inner.clone(), false).map(|_| ()));
-                    let mine = msg(&a, Role::User, 5_000, "inserted inside the iterator");
-                    refused.borrow_mut().push(tx[0].insert(&mine));
-                    refused.borrow_mut().push(tx[1].delete(&[]).map(|_| ()));
-                    // Reads are fine.
-                    assert_eq!(tx[1].size(&[]).unwrap(), 0);
-                }
-                m
-            });
-            tx[0].insert_many(records, false)
-        })
-        .unwrap();
-    assert_eq!(n, 1_200);
-    let refused = refused.into_inner();
-    assert_eq!(refused.len(), 3);
-    for r in refused {
-        expect_err!(r, NestedWrite);
-    }
-    let c = b.recall(a).unwrap();
-    assert_eq!(c.size(&[]).unwrap(), 1_200);
-    let mut stored = id_list(&c.get_all(&[], None).unwrap());
-    let mut expected = id_list(&outer);
-    stored.sort();
-    expected.sort();
-    assert_eq!(stored, expected);
-    assert_eq!(b.recall(other).unwrap().size(&[]).unwrap(), 0);
-}
-
-/// Threads sharing one unit of work take turns, call by call, and all their writes
-/// commit together.
-pub fn unit_of_work_calls_from_threads_take_turns<B: Backend>(b: &B)
-where
-    for<'t> B::RecallTx<'t>: Sync,
-{
-    let s = scope(1);
-    let all = msgs(&s, 40);
-    b.recall_transaction(&[s], |tx| {
-        let c = &tx[0];
-        std::thread::scope(|sc| {
-            for part in all.chunks(10) {
-                sc.spawn(move || {
-                    for m in part {
-                        c.insert(m).unwrap();
-                    }
-                });
-            }
-        });
-        assert_eq!(c.size(&[])?, 40);
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(b.recall(s).unwrap().size(&[]).unwrap(), 40);
 }
 
 /// A 2.4 MB text of distinct words (a book loaded as one document) is stored, whole, in

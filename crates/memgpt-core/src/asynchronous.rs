@@ -116,7 +116,7 @@ impl<S: Stores<R>, R: Record> AsyncConnector<S, R> {
     /// The error `f` returns; [`Error::Database`] when the runtime shut down first.
     pub async fn interact<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&Connector<'static, S, R>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connector<S, R>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (store, table, scope) = (self.store.clone(), self.table, self.scope);

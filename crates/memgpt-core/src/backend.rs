@@ -23,7 +23,6 @@ use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
 use crate::statement::{Dialect, Shapes, Statement};
 use crate::table::TableType;
-use crate::unit_of_work::Access;
 
 /// A statement in backend `B`'s dialect.
 pub type Sql<B> = Statement<B>;
@@ -202,8 +201,8 @@ pub trait Stores<R: Record>: Backend {
     /// What the database reports; a row that does not decode.
     fn load(conn: &mut Self::Conn, sql: Sql<Self>, table: TableType) -> Result<Vec<R>>;
 
-    /// Writes `records` (each with its index in the call) in the write transaction behind
-    /// `access`, by the backend's own bulk path; `None` to use the chunked multi-row
+    /// Writes `records` (each with its index in the call) in the write transaction of
+    /// `conn`, by the backend's own bulk path; `None` to use the chunked multi-row
     /// `INSERT` of [`Connector`](crate::Connector). Called with the records of a call that
     /// holds more than [`chunk_size`](Backend::chunk_size) of them.
     ///
@@ -211,8 +210,8 @@ pub trait Stores<R: Record>: Backend {
     /// As `insert_many`.
     fn bulk_insert(
         &self,
-        _connector: &crate::Connector<'_, Self, R>,
-        _access: &mut Access<'_, Self::Conn, Self::Lease>,
+        _target: &crate::generic::Target<Self, R>,
+        _conn: &mut Self::Conn,
         _records: &mut dyn Iterator<Item = (usize, R)>,
         _exists_ok: bool,
     ) -> Option<Result<u64>> {

@@ -133,14 +133,33 @@ pub trait StorageConnector {
     /// write in chunks and do not hold the whole input. Returns the number of records
     /// written. All or nothing also when the iterator panics: nothing of the call is kept.
     ///
-    /// The iterator may read the same store or unit of work. Inside a unit of work it may
-    /// not write through it: such a write is refused with [`Error::NestedWrite`] (the call
-    /// stages its records on the unit of work's connection until its end). To copy with
-    /// writes in between, read a page, write it, and read the next.
+    /// The iterator is `Send`. It may read the store (through another connection: a
+    /// second pooled connection on PostgreSQL, a reader of the WAL on SQLite), but it
+    /// cannot reach a unit of work, whose connectors are not `Send`: a call of a unit of
+    /// work holds its connection from start to end. To copy within a unit of work, read a
+    /// page, write it, and read the next:
+    ///
+    /// ```
+    /// # use memgpt_core::{Result, StorageConnector, Keyset, Record};
+    /// /// Copies every record of `from` to `to`, a page at a time.
+    /// fn copy<C: StorageConnector>(from: &C, to: &C) -> Result<u64>
+    /// where
+    ///     C::Record: Send,
+    /// {
+    ///     let (mut copied, mut after): (u64, Option<Keyset>) = (0, None);
+    ///     loop {
+    ///         let page = from.get_page(&[], after.as_ref(), 500)?;
+    ///         let Some(last) = page.last() else { return Ok(copied) };
+    ///         after = Some(last.keyset());
+    ///         copied += to.insert_many(page, true)?;
+    ///     }
+    /// }
+    /// ```
     #[track_caller]
     fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
     where
-        I: IntoIterator<Item = Self::Record>;
+        I: IntoIterator<Item = Self::Record>,
+        I::IntoIter: Send;
 
     /// Replaces the stored record of the same id.
     ///

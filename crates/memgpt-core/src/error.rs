@@ -153,16 +153,6 @@ pub enum Error {
         /// The failure that ended the transaction.
         message: String,
     },
-    /// A write of a unit of work started while another write of the same unit of work was
-    /// running on this thread: code inside an `insert_many` iterator wrote through the same
-    /// unit of work. Nothing of the refused write was done; the running write goes on.
-    /// Reads of the unit of work inside the iterator are fine; to copy records with
-    /// writes in between, read a page, write it, and read the next page.
-    #[error(
-        "a write started inside another write of the same unit of work (from the records \
-         iterator of its insert_many): read a page, write it, then read the next"
-    )]
-    NestedWrite,
     /// Any other error reported by the database.
     #[error("database error: {message}")]
     Database {

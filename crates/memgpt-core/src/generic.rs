@@ -16,40 +16,155 @@ use crate::record::{Embedding, Record};
 use crate::scope::Scope;
 use crate::statement::{Param, Shapes, Statement};
 use crate::table::TableType;
-use crate::unit_of_work::{Access, UnitOfWork};
+use crate::unit_of_work::UnitOfWork;
 
-/// Where a connector gets its connection.
-enum Source<'t, B: Backend> {
-    /// The store: a connection checked out per call.
-    Store(B),
-    /// The connection of a unit of work.
-    Tx(&'t UnitOfWork<B::Lease>, B),
+/// Where the calls of a connector get their connection: the store (a connection checked
+/// out per call; the store handle itself is the source), or a unit of work ([`InTx`]).
+pub trait Source {
+    /// The backend.
+    type Backend: Backend;
+
+    /// The store.
+    fn store(&self) -> &Self::Backend;
+
+    /// Runs the reads of one call on one connection: a read connection of the store, or
+    /// the unit of work's (in a savepoint of its own).
+    ///
+    /// # Errors
+    /// `f`'s error; no connection; [`Error::Aborted`] in a unit of work that has ended.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
+    ) -> Result<T>;
+
+    /// Runs `f` as one write, all or nothing: in a write transaction of its own, or in a
+    /// savepoint of the unit of work. `f` holds the connection throughout and may pull
+    /// records from caller code between database rounds.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
+    ) -> Result<T>;
 }
 
-impl<B: Backend> Clone for Source<'_, B> {
+impl<B: Backend> Source for B {
+    type Backend = B;
+
+    fn store(&self) -> &B {
+        self
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+        let mut lease = self.read_lease()?;
+        self.read_on(&mut lease, f)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+        let mut lease = self.write_lease()?;
+        self.write_transaction(&mut lease, f)
+    }
+}
+
+/// The source of a connector made by a unit of work ([`Tx::connector`]): its connection,
+/// inside its transaction. Neither `Send` nor `Sync`, as the unit of work.
+pub struct InTx<'t, B: Backend> {
+    uow: &'t UnitOfWork<B::Lease>,
+    store: B,
+}
+
+impl<B: Backend> Clone for InTx<'_, B> {
     fn clone(&self) -> Self {
-        match self {
-            Source::Store(b) => Source::Store(b.clone()),
-            Source::Tx(u, b) => Source::Tx(u, b.clone()),
+        InTx {
+            uow: self.uow,
+            store: self.store.clone(),
         }
     }
 }
 
-/// A connector of one table, bound to one tenant, on backend `B` (a store handle such as
-/// `SqliteStore` or `PgStore`). Made by the store's `connector` (lifetime `'static`) or by
-/// a unit of work's [`Tx::connector`]. Implements [`StorageConnector`]; see there for each
-/// operation.
-pub struct Connector<'t, B: Backend, R> {
-    source: Source<'t, B>,
+impl<B: Backend> Source for InTx<'_, B> {
+    type Backend = B;
+
+    fn store(&self) -> &B {
+        &self.store
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+        self.uow.call(|lease| f(lease))
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+        self.uow.call(|lease| f(lease))
+    }
+}
+
+/// A connector of one table, bound to one tenant, whose calls get their connection from
+/// `S`: a store handle such as `SqliteStore` or `PgStore` (made by the store's
+/// `connector`), or a unit of work ([`InTx`], made by [`Tx::connector`]). Implements
+/// [`StorageConnector`]; see there for each operation.
+pub struct Connector<S: Source, R> {
+    source: S,
+    target: Target<S::Backend, R>,
+}
+
+impl<S: Source + Clone, R> Clone for Connector<S, R> {
+    fn clone(&self) -> Self {
+        Connector {
+            source: self.source.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+impl<S: Source, R> std::fmt::Debug for Connector<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("table", &self.target.table)
+            .field("scope", &self.target.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Source, R: Record> Connector<S, R>
+where
+    S::Backend: Stores<R>,
+{
+    /// A connector of `table` bound to `scope` whose calls get their connection from
+    /// `source` (a store handle).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
+    /// does not fit it.
+    pub fn new(source: S, table: TableType, scope: Scope) -> Result<Self> {
+        let target = Target::new(source.store().clone(), table, scope)?;
+        Ok(Connector { source, target })
+    }
+
+    /// The store this connector works on.
+    pub fn store(&self) -> &S::Backend {
+        self.source.store()
+    }
+
+    /// The table, tenant and store of this connector, apart from its connection.
+    pub fn target(&self) -> &Target<S::Backend, R> {
+        &self.target
+    }
+}
+
+/// What a connector works on apart from its connection: a table, a tenant, and the store
+/// (its settings). The rules of a call that need a connection take it as an argument.
+pub struct Target<B, R> {
+    store: B,
     table: TableType,
     scope: Scope,
     record: PhantomData<fn() -> R>,
 }
 
-impl<B: Backend, R> Clone for Connector<'_, B, R> {
+impl<B: Clone, R> Clone for Target<B, R> {
     fn clone(&self) -> Self {
-        Connector {
-            source: self.source.clone(),
+        Target {
+            store: self.store.clone(),
             table: self.table,
             scope: self.scope,
             record: PhantomData,
@@ -57,38 +172,8 @@ impl<B: Backend, R> Clone for Connector<'_, B, R> {
     }
 }
 
-impl<B: Backend, R> std::fmt::Debug for Connector<'_, B, R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector")
-            .field("table", &self.table)
-            .field("scope", &self.scope)
-            .field(
-                "source",
-                &match self.source {
-                    Source::Store(_) => "store",
-                    Source::Tx(..) => "unit of work",
-                },
-            )
-            .finish()
-    }
-}
-
-/// The lease's connection.
-fn project<B: Backend>(lease: &mut B::Lease) -> &mut B::Conn {
-    lease
-}
-
-impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
-    /// A connector of `table` bound to `scope` on the store `store`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
-    /// does not fit it.
-    pub fn new(store: B, table: TableType, scope: Scope) -> Result<Self> {
-        Self::with_source(Source::Store(store), table, scope)
-    }
-
-    fn with_source(source: Source<'t, B>, table: TableType, scope: Scope) -> Result<Self> {
+impl<B: Stores<R>, R: Record> Target<B, R> {
+    fn new(store: B, table: TableType, scope: Scope) -> Result<Self> {
         if !R::stored_in(table) {
             return Err(Error::invalid(
                 "table",
@@ -96,52 +181,32 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
             ));
         }
         scope.check_for(table)?;
-        Ok(Connector {
-            source,
+        Ok(Target {
+            store,
             table,
             scope,
             record: PhantomData,
         })
     }
 
-    /// The store this connector works on.
+    /// The store.
     pub fn store(&self) -> &B {
-        match &self.source {
-            Source::Store(b) | Source::Tx(_, b) => b,
-        }
+        &self.store
     }
 
-    /// The statement shapes of this connector.
+    /// The table.
+    pub fn table(&self) -> TableType {
+        self.table
+    }
+
+    /// The tenant.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The statement shapes of this table and tenant.
     pub fn shapes(&self) -> Shapes<'_, B> {
         Shapes::new(self.table, &self.scope, B::SELECT)
-    }
-
-    /// Runs the reads of `f` on one connection: a read connection of the store, or the unit
-    /// of work's (in a savepoint of its own).
-    fn read<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
-        match &self.source {
-            Source::Store(store) => {
-                let mut lease = store.read_lease()?;
-                store.read_on(&mut lease, f)
-            }
-            Source::Tx(uow, _) => uow.call(|| uow.with(|lease| f(lease))),
-        }
-    }
-
-    /// Runs `f` as one write, all or nothing: in a write transaction of its own, or in a
-    /// savepoint of the unit of work. `f` reaches the connection through its [`Access`],
-    /// one round at a time, so that it may pull records from caller code between rounds.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Access<'_, B::Conn, B::Lease>) -> Result<T>,
-    ) -> Result<T> {
-        match &self.source {
-            Source::Store(store) => {
-                let mut lease = store.write_lease()?;
-                store.write_transaction(&mut *lease, |c| f(&mut Access::Direct(c)))
-            }
-            Source::Tx(uow, _) => uow.write_call(|| f(&mut Access::Shared(uow, project::<B>))),
-        }
     }
 
     /// Checks that `r` belongs to the scope and that its embedding has the store's length
@@ -154,7 +219,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
     /// [`Error::InvalidInput`] when the store enforces an embedding length and `found`
     /// differs from it.
     fn check_dim(&self, field: &str, found: Option<usize>) -> Result<()> {
-        match (self.store().embedding_dim(), found) {
+        match (self.store.embedding_dim(), found) {
             (Some(expected), Some(found)) if expected != found => Err(Error::invalid(
                 field,
                 format!("expected {expected} values, found {found}"),
@@ -165,6 +230,9 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
 
     /// Checks that each record of the call belongs to the scope, naming the one that does
     /// not by its index.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the record.
     pub fn check_owners<'r>(&self, records: impl IntoIterator<Item = &'r (usize, R)>) -> Result<()>
     where
         R: 'r,
@@ -202,6 +270,9 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
 
     /// The [`Error::AlreadyExists`] naming the first of `ids` that exists already (only
     /// under another tenant when `foreign`).
+    ///
+    /// # Errors
+    /// What the database reports.
     pub fn existing_id(
         &self,
         conn: &mut B::Conn,
@@ -255,7 +326,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
     /// As described; what the database reports.
     pub fn fold_chunk(
         &self,
-        access: &mut Access<'_, B::Conn, B::Lease>,
+        conn: &mut B::Conn,
         ids: &mut BatchIds,
         chunk: Vec<(usize, R)>,
     ) -> Result<Vec<R>> {
@@ -263,7 +334,7 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
         match ids.fold(chunk) {
             Err(Error::DuplicateId { id, first, second }) => {
                 let before = keys.iter().filter(|(i, _)| *i < second).map(|(_, id)| *id);
-                match access.with(|c| self.first_existing(c, before, false))? {
+                match self.first_existing(conn, before, false)? {
                     Some(existing) => Err(Error::AlreadyExists {
                         table: self.table,
                         id: existing,
@@ -280,11 +351,11 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
     /// the iterator between database rounds.
     fn insert_chunks(
         &self,
-        access: &mut Access<'_, B::Conn, B::Lease>,
+        conn: &mut B::Conn,
         records: &mut dyn Iterator<Item = (usize, R)>,
         exists_ok: bool,
     ) -> Result<u64> {
-        let size = self.store().chunk_size().max(1);
+        let size = self.store.chunk_size().max(1);
         let mut ids = BatchIds::new(exists_ok);
         loop {
             let chunk: Vec<(usize, R)> = records.take(size).collect();
@@ -292,11 +363,16 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
                 return Ok(ids.distinct());
             }
             self.check_owners(&chunk)?;
-            let chunk = self.fold_chunk(access, &mut ids, chunk)?;
-            access.with(|c| self.insert_chunk(c, &chunk, exists_ok))?;
+            let chunk = self.fold_chunk(conn, &mut ids, chunk)?;
+            self.insert_chunk(conn, &chunk, exists_ok)?;
         }
     }
+}
 
+impl<S: Source, R: Record> Connector<S, R>
+where
+    S::Backend: Stores<R>,
+{
     /// Runs the backend's `EXPLAIN` (never executing anything) on every query pattern
     /// this connector issues, with sample arguments in its scope. `cargo xtask doctor`
     /// prints these and flags any plan that reads a whole table.
@@ -304,71 +380,82 @@ impl<'t, B: Stores<R>, R: Record> Connector<'t, B, R> {
     /// # Errors
     /// What the database reports.
     pub fn explain(&self) -> Result<Vec<QueryPlan>> {
-        let shapes = self.shapes();
-        let mut patterns: Vec<(&'static str, Sql<B>)> = shapes.explain_patterns();
+        let t = &self.target;
+        let shapes = t.shapes();
+        let mut patterns: Vec<(&'static str, Sql<S::Backend>)> = shapes.explain_patterns();
         let text = TextQuery {
             words: &["memory"],
             limit: None,
             offset: 0,
         };
-        patterns.push(("query_text", B::text_match(&shapes, &text)));
-        if self.table != TableType::Documents && self.store().vector_support().is_ok() {
+        patterns.push(("query_text", <S::Backend>::text_match(&shapes, &text)));
+        if t.table != TableType::Documents && self.store().vector_support().is_ok() {
             let probe = Embedding::new(vec![0.0; 8])?;
             let query = VectorQuery {
                 embedding: &probe,
                 top_k: 10,
                 filters: &[],
             };
-            patterns.push(("query", B::nearest(&shapes, &query)));
+            patterns.push(("query", <S::Backend>::nearest(&shapes, &query)));
         }
-        self.read(|conn| {
+        self.source.read(|conn| {
             patterns
                 .into_iter()
-                .map(|(operation, sql)| B::explain(conn, sql, self.table, operation))
+                .map(|(operation, sql)| <S::Backend>::explain(conn, sql, t.table, operation))
                 .collect()
         })
     }
+
+    /// Runs a read of whole records.
+    fn load(&self, sql: Sql<S::Backend>) -> Result<Vec<R>> {
+        let table = self.target.table;
+        self.source
+            .read(|c| <S::Backend as Stores<R>>::load(c, sql, table))
+    }
+
+    /// Runs a write statement.
+    fn execute(&self, sql: Sql<S::Backend>) -> Result<Written> {
+        self.source.write(|c| <S::Backend>::execute(c, sql))
+    }
 }
 
-impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
+impl<S: Source, R: Record> StorageConnector for Connector<S, R>
+where
+    S::Backend: Stores<R>,
+{
     type Record = R;
 
     fn table_type(&self) -> TableType {
-        self.table
+        self.target.table
     }
 
     fn scope(&self) -> &Scope {
-        &self.scope
+        &self.target.scope
     }
 
     fn get_page(&self, filters: &[Filter], after: Option<&Keyset>, limit: usize) -> Result<Vec<R>> {
-        crate::trace::call(self.table, "get_page", || {
-            validate_all(filters, self.table)?;
-            let sql = self.shapes().page(filters, after, limit);
-            self.read(|c| B::load(c, sql, self.table))
+        let t = &self.target;
+        crate::trace::call(t.table, "get_page", || {
+            validate_all(filters, t.table)?;
+            self.load(t.shapes().page(filters, after, limit))
         })
     }
 
     fn get_all_cursor(&self, request: &CursorRequest) -> Result<CursorPage<R>> {
-        crate::trace::call(self.table, "get_all_cursor", || {
-            validate_all(&request.filters, self.table)?;
-            self.read(|conn| {
-                let after = request
-                    .after
-                    .map(|id| self.keyset_of(conn, id))
-                    .transpose()?;
-                let before = request
-                    .before
-                    .map(|id| self.keyset_of(conn, id))
-                    .transpose()?;
-                let sql = self.shapes().cursor(
+        let t = &self.target;
+        crate::trace::call(t.table, "get_all_cursor", || {
+            validate_all(&request.filters, t.table)?;
+            self.source.read(|conn| {
+                let after = request.after.map(|id| t.keyset_of(conn, id)).transpose()?;
+                let before = request.before.map(|id| t.keyset_of(conn, id)).transpose()?;
+                let sql = t.shapes().cursor(
                     &request.filters,
                     after.as_ref(),
                     before.as_ref(),
                     request.limit,
                     request.reverse,
                 );
-                let records = B::load(conn, sql, self.table)?;
+                let records = <S::Backend as Stores<R>>::load(conn, sql, t.table)?;
                 Ok(CursorPage {
                     last_id: records.last().map(Record::id),
                     records,
@@ -378,35 +465,35 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
     }
 
     fn get_all(&self, filters: &[Filter], limit: Option<usize>) -> Result<Vec<R>> {
-        crate::trace::call(self.table, "get_all", || {
-            validate_all(filters, self.table)?;
-            let sql = self.shapes().recent(filters, limit);
-            self.read(|c| B::load(c, sql, self.table))
+        let t = &self.target;
+        crate::trace::call(t.table, "get_all", || {
+            validate_all(filters, t.table)?;
+            self.load(t.shapes().recent(filters, limit))
         })
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
-        crate::trace::call(self.table, "get", || {
-            let sql = self.shapes().by_id(id);
-            Ok(self
-                .read(|c| B::load(c, sql, self.table))?
-                .into_iter()
-                .next())
+        let t = &self.target;
+        crate::trace::call(t.table, "get", || {
+            Ok(self.load(t.shapes().by_id(id))?.into_iter().next())
         })
     }
 
     fn size(&self, filters: &[Filter]) -> Result<u64> {
-        crate::trace::call(self.table, "size", || {
-            validate_all(filters, self.table)?;
-            let sql = self.shapes().count(filters);
-            self.read(|c| B::count(c, sql))
+        let t = &self.target;
+        crate::trace::call(t.table, "size", || {
+            validate_all(filters, t.table)?;
+            let sql = t.shapes().count(filters);
+            self.source.read(|c| <S::Backend>::count(c, sql))
         })
     }
 
     fn insert(&self, record: &R) -> Result<()> {
-        crate::trace::call(self.table, "insert", || {
-            self.check_owner(record)?;
-            self.write(|a| a.with(|c| self.insert_chunk(c, std::slice::from_ref(record), true)))
+        let t = &self.target;
+        crate::trace::call(t.table, "insert", || {
+            t.check_owner(record)?;
+            self.source
+                .write(|c| t.insert_chunk(c, std::slice::from_ref(record), true))
                 .map(|_| ())
         })
     }
@@ -414,76 +501,58 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
     fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
     where
         I: IntoIterator<Item = R>,
+        I::IntoIter: Send,
     {
-        crate::trace::call(self.table, "insert_many", || {
+        let t = &self.target;
+        crate::trace::call(t.table, "insert_many", || {
             let size = self.store().chunk_size().max(1);
             let mut iter = records.into_iter().enumerate();
-            // The caller's iterator runs outside any database round: it may read this store,
-            // or this unit of work. On the store, the first records are pulled before a
-            // connection is taken (none for an empty call); in a unit of work, inside the
-            // call, so that a write started by the iterator is refused from its first record
-            // on, whatever the backend's chunk size (`Error::NestedWrite`).
-            let in_unit_of_work = matches!(self.source, Source::Tx(..));
-            let pull = |iter: &mut std::iter::Enumerate<I::IntoIter>| -> Vec<(usize, R)> {
-                iter.by_ref().take(size + 1).collect()
-            };
-            let mut head = Vec::new();
-            if !in_unit_of_work {
-                head = pull(&mut iter);
-                if head.is_empty() {
-                    return Ok(0);
-                }
+            // The first records are pulled before a connection is taken (none for an
+            // empty call). The iterator cannot reach this unit of work, if any: it is
+            // `Send`, and nothing referring to a unit of work is.
+            let head: Vec<(usize, R)> = iter.by_ref().take(size + 1).collect();
+            if head.is_empty() {
+                return Ok(0);
             }
-            self.write(|access| {
-                if in_unit_of_work {
-                    head = pull(&mut iter);
-                }
-                if head.is_empty() {
-                    return Ok(0);
-                }
+            self.source.write(|conn| {
                 let many = head.len() > size;
-                let mut all = std::mem::take(&mut head).into_iter().chain(iter.by_ref());
+                let mut all = head.into_iter().chain(iter.by_ref());
                 if many {
-                    if let Some(done) = self.store().bulk_insert(self, access, &mut all, exists_ok)
-                    {
+                    if let Some(done) = self.store().bulk_insert(t, conn, &mut all, exists_ok) {
                         return done;
                     }
                 }
-                self.insert_chunks(access, &mut all, exists_ok)
+                t.insert_chunks(conn, &mut all, exists_ok)
             })
         })
     }
 
     fn update(&self, record: &R) -> Result<()> {
-        crate::trace::call(self.table, "update", || {
-            self.check_owner(record)?;
-            let sql = self
-                .shapes()
-                .update(B::COLUMNS, B::binds(record), record.id());
-            match self.write(|a| a.with(|c| B::execute(c, sql)))? {
-                Written::Rows(0) => Err(Error::NotFound {
-                    table: self.table,
-                    id: record.id(),
-                }),
+        let t = &self.target;
+        crate::trace::call(t.table, "update", || {
+            t.check_owner(record)?;
+            let id = record.id();
+            let binds = <S::Backend as Stores<R>>::binds(record);
+            let columns = <S::Backend as Stores<R>>::COLUMNS;
+            match self.execute(t.shapes().update(columns, binds, id))? {
+                Written::Rows(0) => Err(Error::NotFound { table: t.table, id }),
                 Written::Rows(_) => Ok(()),
-                Written::UniqueViolation => Err(Error::AlreadyExists {
-                    table: self.table,
-                    id: record.id(),
-                }),
+                Written::UniqueViolation => Err(Error::AlreadyExists { table: t.table, id }),
             }
         })
     }
 
     fn query(&self, embedding: &[f32], top_k: usize, filters: &[Filter]) -> Result<Vec<R>> {
-        crate::trace::call(self.table, "query", || {
+        let t = &self.target;
+        crate::trace::call(t.table, "query", || {
             self.store().vector_support()?;
             let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
                 Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
                 other => other,
             })?;
-            self.check_dim("query embedding", Some(query.dim()))?;
-            validate_all(filters, self.table)?;
-            if top_k == 0 || self.table == TableType::Documents {
+            t.check_dim("query embedding", Some(query.dim()))?;
+            validate_all(filters, t.table)?;
+            if top_k == 0 || t.table == TableType::Documents {
                 return Ok(Vec::new());
             }
             let query = VectorQuery {
@@ -491,8 +560,7 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
                 top_k,
                 filters,
             };
-            let sql = B::nearest(&self.shapes(), &query);
-            self.read(|c| B::load(c, sql, self.table))
+            self.load(<S::Backend>::nearest(&t.shapes(), &query))
         })
     }
 
@@ -503,14 +571,15 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
         limit: Option<usize>,
         offset: usize,
     ) -> Result<Vec<R>> {
-        crate::trace::call(self.table, "query_date", || {
-            let sql = self.shapes().dates(start, end, limit, offset);
-            self.read(|c| B::load(c, sql, self.table))
+        let t = &self.target;
+        crate::trace::call(t.table, "query_date", || {
+            self.load(t.shapes().dates(start, end, limit, offset))
         })
     }
 
     fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
-        crate::trace::call(self.table, "query_text", || {
+        let t = &self.target;
+        crate::trace::call(t.table, "query_text", || {
             let words = query_words(query)?;
             if words.is_empty() {
                 return Ok(Vec::new());
@@ -521,16 +590,15 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
                 limit,
                 offset,
             };
-            let sql = B::text_match(&self.shapes(), &query);
-            self.read(|c| B::load(c, sql, self.table))
+            self.load(<S::Backend>::text_match(&t.shapes(), &query))
         })
     }
 
     fn delete(&self, filters: &[Filter]) -> Result<u64> {
-        crate::trace::call(self.table, "delete", || {
-            validate_all(filters, self.table)?;
-            let sql = self.shapes().delete(filters);
-            match self.write(|a| a.with(|c| B::execute(c, sql)))? {
+        let t = &self.target;
+        crate::trace::call(t.table, "delete", || {
+            validate_all(filters, t.table)?;
+            match self.execute(t.shapes().delete(filters))? {
                 Written::Rows(n) => Ok(n as u64),
                 Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
             }
@@ -538,22 +606,23 @@ impl<B: Stores<R>, R: Record> StorageConnector for Connector<'_, B, R> {
     }
 
     fn list_data_sources(&self) -> Result<Vec<String>> {
-        crate::trace::call(self.table, "list_data_sources", || {
-            if self.table == TableType::RecallMemory {
+        let t = &self.target;
+        crate::trace::call(t.table, "list_data_sources", || {
+            if t.table == TableType::RecallMemory {
                 return Ok(Vec::new());
             }
-            let sql = self.shapes().sources();
-            self.read(|c| B::load_strings(c, sql))
+            let sql = t.shapes().sources();
+            self.source.read(|c| <S::Backend>::load_strings(c, sql))
         })
     }
 }
 
 /// A unit of work in progress on backend `B`: connectors made from it share its connection
-/// and its transaction. See `SqliteStore::transaction` / `PgStore::transaction` and
+/// and its transaction, on the thread that runs it (neither it nor its connectors are
+/// `Send` or `Sync`). See `SqliteStore::transaction` / `PgStore::transaction` and
 /// [`unit_of_work`](crate::unit_of_work).
 pub struct Tx<'t, B: Backend> {
-    uow: &'t UnitOfWork<B::Lease>,
-    store: B,
+    source: InTx<'t, B>,
 }
 
 impl<B: Backend> std::fmt::Debug for Tx<'_, B> {
@@ -565,7 +634,9 @@ impl<B: Backend> std::fmt::Debug for Tx<'_, B> {
 impl<'t, B: Backend> Tx<'t, B> {
     /// The unit of work `uow` on `store`.
     pub fn new(uow: &'t UnitOfWork<B::Lease>, store: B) -> Self {
-        Tx { uow, store }
+        Tx {
+            source: InTx { uow, store },
+        }
     }
 
     /// A connector of `table` bound to `scope` that works inside this unit of work.
@@ -577,10 +648,10 @@ impl<'t, B: Backend> Tx<'t, B> {
         &self,
         table: TableType,
         scope: Scope,
-    ) -> Result<Connector<'t, B, R>>
+    ) -> Result<Connector<InTx<'t, B>, R>>
     where
         B: Stores<R>,
     {
-        Connector::with_source(Source::Tx(self.uow, self.store.clone()), table, scope)
+        Connector::new(self.source.clone(), table, scope)
     }
 }

@@ -31,7 +31,7 @@ pub use config::DatabaseUrl;
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
 pub use error::{Error, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
-pub use generic::{Connector, Tx};
+pub use generic::{Connector, InTx, Source, Target, Tx};
 pub use plan::QueryPlan;
 pub use record::{
     Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,

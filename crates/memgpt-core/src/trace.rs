@@ -132,7 +132,6 @@ fn outcome(e: &Error) -> &'static str {
         Error::VectorUnavailable { .. } => "VectorUnavailable",
         Error::Migration { .. } => "Migration",
         Error::Aborted { .. } => "Aborted",
-        Error::NestedWrite => "NestedWrite",
         Error::Database { .. } => "Database",
     }
 }

@@ -2,7 +2,6 @@
 //! where connections come from, how statements run and rows decode, full-text search on
 //! the GIN index, exact vector search, and the binary COPY path of large batches.
 
-use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
@@ -20,7 +19,10 @@ use crate::store::{Lease, PgStore};
 /// [`PgStore::connector`] (lifetime `'static`) or by a unit of work's
 /// [`Tx::connector`](memgpt_core::Tx::connector). Implements
 /// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
-pub type PgConnector<'t, R> = Connector<'t, PgStore, R>;
+pub type PgConnector<R> = Connector<PgStore, R>;
+
+/// A connector of a unit of work on PostgreSQL; see [`PgStore::transaction`].
+pub type PgTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, PgStore>, R>;
 
 /// Records per multi-row INSERT: 13 columns × 1,000 stays far below PostgreSQL's 65,535
 /// bound parameters. Larger calls take the COPY path.
@@ -261,11 +263,6 @@ fn written(r: diesel::QueryResult<usize>) -> Result<Written> {
         }
         Err(e) => Err(map(e)),
     }
-}
-
-/// Runs SQL that returns no rows on a unit of work's connection.
-pub(crate) fn execute_batch(c: &mut Lease, sql: &str) -> Result<()> {
-    c.batch_execute(sql).map_err(map)
 }
 
 /// The expression of a table's full-text GIN index (migration 000007): the words of the

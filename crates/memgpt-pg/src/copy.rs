@@ -14,18 +14,16 @@ use diesel::pg::CopyFormat;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use diesel::{Connection, ExecuteCopyFromDsl, PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::unit_of_work::Access;
-use memgpt_core::{Error, Result, StorageConnector};
+use memgpt_core::{Error, Result};
 use uuid::Uuid;
 
-use crate::connector::PgConnector;
 use crate::error::map;
 use crate::record::PgRow;
 use crate::sql::{Bind, IdRow};
-use crate::store::Lease;
 use crate::store::PgStore;
 use memgpt_core::backend::Stores;
 use memgpt_core::Record;
+use memgpt_core::Target;
 use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
@@ -46,8 +44,8 @@ struct DupRow {
 /// The bulk path: binary COPY of every record into the staging table, then `INSERT …
 /// SELECT` (the last record of each id) into the table, 50,000 ids a statement.
 pub(crate) fn copy_many<R>(
-    connector: &PgConnector<'_, R>,
-    access: &mut Access<'_, PgConnection, Lease>,
+    target: &Target<PgStore, R>,
+    conn: &mut PgConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
 ) -> Result<u64>
@@ -67,9 +65,9 @@ where
          SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",
         staging = R::STAGING,
         select = <PgStore as Stores<R>>::SELECT,
-        table = connector.table_type().table_name(),
+        table = target.table().table_name(),
     );
-    access.with(|c| c.batch_execute(&ddl).map_err(map))?;
+    conn.batch_execute(&ddl).map_err(map)?;
     let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
     loop {
         buf.clear();
@@ -81,37 +79,33 @@ where
                 more = false;
                 break;
             };
-            connector.check_owners([&one])?;
+            target.check_owners([&one])?;
             row(&mut buf, one.0, &PgStore::binds(&one.1));
             rows += 1;
         }
         trailer(&mut buf);
         if rows > 0 {
             let data = &buf;
-            access.with(|c| {
-                R::copy(c, &|w: &mut dyn Write| {
-                    w.write_all(data)
-                        .map_err(|e| DieselError::SerializationError(Box::new(e)))
-                })
-                .map_err(map)
-            })?;
+            R::copy(conn, &|w: &mut dyn Write| {
+                w.write_all(data)
+                    .map_err(|e| DieselError::SerializationError(Box::new(e)))
+            })
+            .map_err(map)?;
         }
         if !more {
             break;
         }
     }
     drop(buf);
-    access.with(|conn| {
-        let merged = merge(connector, conn, exists_ok)?;
-        conn.batch_execute(&format!("DROP TABLE {}", R::STAGING))
-            .map_err(map)?;
-        Ok(merged)
-    })
+    let merged = merge(target, conn, exists_ok)?;
+    conn.batch_execute(&format!("DROP TABLE {}", R::STAGING))
+        .map_err(map)?;
+    Ok(merged)
 }
 
 /// Moves the staged records into the table: the last record of each id, upserted with
 /// `exists_ok`; the first repeated id is [`Error::DuplicateId`] without.
-fn merge<R>(connector: &PgConnector<'_, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
+fn merge<R>(target: &Target<PgStore, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
 where
     R: Record + PgRow,
     PgStore: Stores<R>,
@@ -127,9 +121,9 @@ where
         .map_err(map)?;
         if let Some(d) = dups.into_iter().next() {
             // A record before the repeat whose id is in the table fails first.
-            if let Some(id) = staged_existing_before(connector, conn, d.second)? {
+            if let Some(id) = staged_existing_before(target, conn, d.second)? {
                 return Err(Error::AlreadyExists {
-                    table: connector.table_type(),
+                    table: target.table(),
                     id,
                 });
             }
@@ -140,10 +134,10 @@ where
             });
         }
     }
-    let table = connector.table_type().table_name();
+    let table = target.table().table_name();
     let cols = <PgStore as Stores<R>>::COLUMNS.join(", ");
     let upsert = if exists_ok {
-        connector
+        target
             .shapes()
             .upsert_clause(<PgStore as Stores<R>>::COLUMNS)
     } else {
@@ -176,7 +170,7 @@ where
         range("WHERE user_id = $1 "),
         range("WHERE user_id = $1 AND id > $2 "),
     );
-    let user = connector.scope().user_id();
+    let user = target.scope().user_id();
     let merged = conn.transaction(|c| {
         let mut written = 0usize;
         let mut last: Option<Uuid> = None;
@@ -203,9 +197,9 @@ where
     });
     match merged {
         Ok(n) if n == distinct => Ok(n as u64),
-        Ok(_) => Err(staged_existing(connector, conn, true)?),
+        Ok(_) => Err(staged_existing(target, conn, true)?),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            Err(staged_existing(connector, conn, false)?)
+            Err(staged_existing(target, conn, false)?)
         }
         Err(e) => Err(map(e)),
     }
@@ -226,7 +220,7 @@ struct Merged {
 /// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
 /// exists already (only under another tenant when `foreign`).
 fn staged_existing<R>(
-    connector: &PgConnector<'_, R>,
+    target: &Target<PgStore, R>,
     conn: &mut PgConnection,
     foreign: bool,
 ) -> Result<Error>
@@ -234,7 +228,7 @@ where
     R: Record + PgRow,
     PgStore: Stores<R>,
 {
-    let table = connector.table_type();
+    let table = target.table();
     let t = table.table_name();
     let owner = if !foreign {
         ""
@@ -258,7 +252,7 @@ where
 
 /// The first staged record (in batch order) before index `before` whose id is in the table.
 fn staged_existing_before<R>(
-    connector: &PgConnector<'_, R>,
+    target: &Target<PgStore, R>,
     conn: &mut PgConnection,
     before: i64,
 ) -> Result<Option<Uuid>>
@@ -269,7 +263,7 @@ where
     let rows: Vec<IdRow> = diesel::sql_query(format!(
         "SELECT s.id FROM {} s JOIN {} t ON t.id = s.id WHERE s.ord < $1 ORDER BY s.ord LIMIT 1",
         R::STAGING,
-        connector.table_type().table_name()
+        target.table().table_name()
     ))
     .bind::<BigInt, _>(before)
     .load(conn)

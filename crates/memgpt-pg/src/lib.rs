@@ -20,7 +20,7 @@ mod store;
 mod url;
 
 pub use config::{PgConfig, Pooler};
-pub use connector::PgConnector;
+pub use connector::{PgConnector, PgTxConnector};
 /// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
 /// on tokio's blocking pool.
 #[cfg(feature = "tokio")]

@@ -9,13 +9,12 @@ use memgpt_core::{
 };
 use uuid::Uuid;
 
-use crate::connector::PgConnector;
 use crate::error::corrupt;
 use crate::sql::{Bind, Sql};
-use crate::store::{Lease, PgStore};
+use crate::store::PgStore;
 use diesel::PgConnection;
 use memgpt_core::backend::Stores;
-use memgpt_core::unit_of_work::Access;
+use memgpt_core::Target;
 
 /// How a record decodes from its row and where its bulk loads are staged; the rest of its
 /// mapping is its [`Stores`](memgpt_core::backend::Stores) impl below.
@@ -128,14 +127,12 @@ impl Stores<Message> for PgStore {
 
     fn bulk_insert(
         &self,
-        connector: &PgConnector<'_, Message>,
-        access: &mut Access<'_, PgConnection, Lease>,
+        target: &Target<PgStore, Message>,
+        conn: &mut PgConnection,
         records: &mut dyn Iterator<Item = (usize, Message)>,
         exists_ok: bool,
     ) -> Option<Result<u64, Error>> {
-        Some(crate::copy::copy_many(
-            connector, access, records, exists_ok,
-        ))
+        Some(crate::copy::copy_many(target, conn, records, exists_ok))
     }
 }
 
@@ -220,14 +217,12 @@ impl Stores<Passage> for PgStore {
 
     fn bulk_insert(
         &self,
-        connector: &PgConnector<'_, Passage>,
-        access: &mut Access<'_, PgConnection, Lease>,
+        target: &Target<PgStore, Passage>,
+        conn: &mut PgConnection,
         records: &mut dyn Iterator<Item = (usize, Passage)>,
         exists_ok: bool,
     ) -> Option<Result<u64, Error>> {
-        Some(crate::copy::copy_many(
-            connector, access, records, exists_ok,
-        ))
+        Some(crate::copy::copy_many(target, conn, records, exists_ok))
     }
 }
 
@@ -301,14 +296,12 @@ impl Stores<Document> for PgStore {
 
     fn bulk_insert(
         &self,
-        connector: &PgConnector<'_, Document>,
-        access: &mut Access<'_, PgConnection, Lease>,
+        target: &Target<PgStore, Document>,
+        conn: &mut PgConnection,
         records: &mut dyn Iterator<Item = (usize, Document)>,
         exists_ok: bool,
     ) -> Option<Result<u64, Error>> {
-        Some(crate::copy::copy_many(
-            connector, access, records, exists_ok,
-        ))
+        Some(crate::copy::copy_many(target, conn, records, exists_ok))
     }
 }
 

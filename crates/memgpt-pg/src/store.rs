@@ -238,11 +238,7 @@ impl PgStore {
     /// # Errors
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it.
-    pub fn connector<R: Record>(
-        &self,
-        table: TableType,
-        scope: Scope,
-    ) -> Result<PgConnector<'static, R>>
+    pub fn connector<R: Record>(&self, table: TableType, scope: Scope) -> Result<PgConnector<R>>
     where
         Self: Stores<R>,
     {
@@ -258,9 +254,38 @@ impl PgStore {
     /// go on; the rest commits. When the transaction itself is lost (the connection drops,
     /// the server aborts it), every later call fails at once and the unit of work returns
     /// [`Error::Aborted`]: it never reports success for writes that were not committed.
-    /// The connectors of a unit of work may be used re-entrantly on its thread (an
-    /// iterator reading the unit of work feeding its `insert_many`) and from other threads,
-    /// one call at a time.
+    ///
+    /// A unit of work and its connectors belong to the thread that runs it (they are
+    /// neither `Send` nor `Sync`), and a call holds the connection from its start to its
+    /// end: two calls of one unit of work never run at once, and code that would make
+    /// them — another thread, or an `insert_many` iterator that reads the same unit of
+    /// work — does not compile. To copy within a unit of work, read a page, write it, and
+    /// read the next (see [`StorageConnector::insert_many`](memgpt_core::StorageConnector::insert_many)).
+    ///
+    /// ```compile_fail,E0277
+    /// # use memgpt_core::{Message, Scope, StorageConnector, TableType};
+    /// # fn copy(store: &memgpt_pg::PgStore, s: Scope, t: Scope) -> memgpt_core::Result<u64> {
+    /// store.transaction(|tx| {
+    ///     let from = tx.connector::<Message>(TableType::RecallMemory, s)?;
+    ///     let to = tx.connector::<Message>(TableType::RecallMemory, t)?;
+    ///     // The iterator reads `from`, of the same unit of work: E0277, not `Send`.
+    ///     let all = from.get_all_paginated(&[], 100)?.flat_map(|page| page.unwrap());
+    ///     to.insert_many(all, false)
+    /// })
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail,E0277
+    /// # use memgpt_core::{Message, Scope, StorageConnector, TableType};
+    /// # fn count(store: &memgpt_pg::PgStore, s: Scope) -> memgpt_core::Result<()> {
+    /// store.transaction(|tx| {
+    ///     let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
+    ///     // A connector of the unit of work on another thread: E0277, not `Sync`.
+    ///     std::thread::scope(|sc| sc.spawn(|| c.size(&[])).join().unwrap())?;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The error `f` returned; [`Error::Aborted`]; the database's on begin or commit.
@@ -604,17 +629,16 @@ impl Drop for Lease {
 
 /// The SQL of a unit of work on PostgreSQL.
 const HOOKS: TxHooks<Lease> = TxHooks {
-    execute: crate::connector::execute_batch,
+    begin: |c| AnsiTransactionManager::begin_transaction(&mut **c).map_err(map),
     commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
     rollback: |c| {
         AnsiTransactionManager::rollback_transaction(&mut **c).map_err(|e| {
-            // The connection, still in a transaction, is then discarded by the pool.
-            tracing::warn!("memgpt-pg: rolling back a unit of work failed: {e}");
+            // A transaction that cannot be rolled back leaves diesel's transaction
+            // manager broken, and the pool closes the connection when it comes back.
+            tracing::warn!("memgpt-pg: rolling back (in) a unit of work failed: {e}");
             map(e)
         })
     },
-    // A broken transaction state makes r2d2 close the connection when it comes back.
-    discard: |c| AnsiTransactionManager::transaction_manager_status_mut(&mut **c).set_in_error(),
 };
 
 /// A unit of work in progress; see [`PgStore::transaction`]. Its

@@ -61,10 +61,10 @@ fn with_replica() -> PgBackend {
 }
 
 impl Backend for PgBackend {
-    type Recall = PgConnector<'static, Message>;
-    type Passages = PgConnector<'static, Passage>;
-    type Documents = PgConnector<'static, Document>;
-    type RecallTx<'t> = PgConnector<'t, Message>;
+    type Recall = PgConnector<Message>;
+    type Passages = PgConnector<Passage>;
+    type Documents = PgConnector<Document>;
+    type RecallTx<'t> = memgpt_pg::PgTxConnector<'t, Message>;
 
     fn recall(&self, scope: Scope) -> Result<Self::Recall> {
         self.store.connector(TableType::RecallMemory, scope)

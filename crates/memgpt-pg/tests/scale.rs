@@ -25,7 +25,7 @@ const THREADS: usize = 200;
 /// (each agent: an insert, a read of its messages, a count), and returns the most server
 /// connections of the database seen meanwhile.
 fn drive(db: &TempDatabase, store: &PgStore) -> i64 {
-    let connectors: Vec<(Scope, PgConnector<'static, Message>)> = (0..AGENTS)
+    let connectors: Vec<(Scope, PgConnector<Message>)> = (0..AGENTS)
         .map(|a| {
             let scope = Scope::agent(Uuid::from_u128(a / 100 + 1), Uuid::from_u128(a + 1_000));
             let c = store

@@ -26,15 +26,14 @@ use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_core::backend::{Backend, Stores, Written};
 use memgpt_core::batch::BatchIds;
 use memgpt_core::statement::{Param, Statement};
-use memgpt_core::unit_of_work::Access;
-use memgpt_core::{Error, Record, Result, StorageConnector};
+use memgpt_core::Target;
+use memgpt_core::{Error, Record, Result};
 use uuid::Uuid;
 
 use crate::codec::uuid_from_text;
-use crate::connector::SqliteConnector;
 use crate::error::map;
 use crate::sql::{query, Sql};
-use crate::store::{Pooled, SqliteStore};
+use crate::store::SqliteStore;
 
 #[derive(QueryableByName)]
 struct IdRowid {
@@ -48,8 +47,8 @@ struct IdRowid {
 /// (a rowid of `i64::MAX` exists, after which SQLite picks new rowids at random), which
 /// leaves the call to the chunked path.
 pub(crate) fn insert_many<R>(
-    connector: &SqliteConnector<'_, R>,
-    access: &mut Access<'_, SqliteConnection, Pooled>,
+    target: &Target<SqliteStore, R>,
+    conn: &mut SqliteConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
 ) -> Option<Result<u64>>
@@ -57,11 +56,9 @@ where
     R: Record,
     SqliteStore: Stores<R>,
 {
-    let table = connector.table_type().table_name();
-    let start = access.with(|c| {
-        let sql: Sql = Statement::new(format!("SELECT coalesce(max(rowid), 0) AS n FROM {table}"));
-        SqliteStore::count(c, sql)
-    });
+    let table = target.table().table_name();
+    let sql: Sql = Statement::new(format!("SELECT coalesce(max(rowid), 0) AS n FROM {table}"));
+    let start = SqliteStore::count(conn, sql);
     let start = match start {
         Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
         Err(e) => return Some(Err(e)),
@@ -69,12 +66,12 @@ where
     if start == i64::MAX {
         return None;
     }
-    Some(write(connector, access, records, exists_ok, start))
+    Some(write(target, conn, records, exists_ok, start))
 }
 
 fn write<R>(
-    connector: &SqliteConnector<'_, R>,
-    access: &mut Access<'_, SqliteConnection, Pooled>,
+    target: &Target<SqliteStore, R>,
+    conn: &mut SqliteConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
     start: i64,
@@ -83,8 +80,8 @@ where
     R: Record,
     SqliteStore: Stores<R>,
 {
-    let table = connector.table_type().table_name();
-    let size = connector.store().chunk_size().max(1);
+    let table = target.table().table_name();
+    let size = target.store().chunk_size().max(1);
     let mut watermark = start;
     let mut written = 0u64;
     let mut existed: HashSet<Uuid> = HashSet::new();
@@ -93,31 +90,30 @@ where
         if chunk.is_empty() {
             return Ok(written);
         }
-        connector.check_owners(&chunk)?;
+        target.check_owners(&chunk)?;
         let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
         let rows = match BatchIds::new(exists_ok).fold(chunk) {
             // A repeat inside the chunk; an earlier record of the chunk may fail first.
             Err(Error::DuplicateId { id, first, second }) => {
                 let before: Vec<(usize, Uuid)> =
                     keys.iter().filter(|k| k.0 < second).copied().collect();
-                let earlier = access.with(|c| taken(connector, c, &before, start))?;
+                let earlier = taken(target, conn, &before, start)?;
                 return Err(earlier.unwrap_or(Error::DuplicateId { id, first, second }));
             }
             other => other?,
         };
         let binds = rows.iter().map(<SqliteStore as Stores<R>>::binds);
-        let mut sql =
-            connector
-                .shapes()
-                .insert(<SqliteStore as Stores<R>>::COLUMNS, binds, exists_ok);
+        let mut sql = target
+            .shapes()
+            .insert(<SqliteStore as Stores<R>>::COLUMNS, binds, exists_ok);
         if !exists_ok {
-            match access.with(|c| SqliteStore::insert(c, sql))? {
+            match SqliteStore::insert(conn, sql)? {
                 Written::Rows(n) => {
                     written += n as u64;
                     watermark += n as i64;
                 }
                 Written::UniqueViolation => {
-                    let e = access.with(|c| taken(connector, c, &keys, start))?;
+                    let e = taken(target, conn, &keys, start)?;
                     return Err(e.unwrap_or_else(|| {
                         Error::database("insert met an existing id that is not there")
                     }));
@@ -126,11 +122,11 @@ where
             continue;
         }
         sql.push(" RETURNING id, rowid AS row_number");
-        let returned: Vec<IdRowid> = access.with(|c| query(sql).load(c).map_err(map))?;
+        let returned: Vec<IdRowid> = query(sql).load(conn).map_err(map)?;
         if returned.len() < rows.len() {
             // An id of another tenant: the upsert's tenant guard wrote nothing for it.
             let ids = rows.iter().map(Record::id);
-            return Err(access.with(|c| connector.existing_id(c, ids, true))?);
+            return Err(target.existing_id(conn, ids, true)?);
         }
         let mut top = watermark;
         for r in &returned {
@@ -152,7 +148,7 @@ where
 /// call, in call order) whose id is in the table: a repeat of the earlier record of the
 /// call that wrote it, or already existing; `None` when none is.
 fn taken<R>(
-    connector: &SqliteConnector<'_, R>,
+    target: &Target<SqliteStore, R>,
     conn: &mut SqliteConnection,
     keys: &[(usize, Uuid)],
     start: i64,
@@ -164,7 +160,7 @@ where
     if keys.is_empty() {
         return Ok(None);
     }
-    let table = connector.table_type();
+    let table = target.table();
     let mut sql: Sql = Statement::new(format!(
         "SELECT id, rowid AS row_number FROM {} WHERE id IN",
         table.table_name()

@@ -2,7 +2,6 @@
 //! connections come from, how statements run and rows decode, FTS5 and the registered
 //! distance function.
 
-use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
 use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
@@ -21,7 +20,10 @@ use memgpt_migrate::rows::{Count, DataSource};
 /// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
 /// [`Tx::connector`](memgpt_core::Tx::connector). Implements
 /// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
-pub type SqliteConnector<'t, R> = Connector<'t, SqliteStore, R>;
+pub type SqliteConnector<R> = Connector<SqliteStore, R>;
+
+/// A connector of a unit of work on SQLite; see [`SqliteStore::transaction`].
+pub type SqliteTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, SqliteStore>, R>;
 
 /// `?` placeholders, `LIMIT -1`, `IS`.
 impl Dialect for SqliteStore {
@@ -202,9 +204,4 @@ pub(crate) fn load<R: FromRow>(
 ) -> Result<Vec<R>> {
     let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
     rows.into_iter().map(|r| R::from_row(r, table)).collect()
-}
-
-/// Runs SQL that returns no rows on a unit of work's connection.
-pub(crate) fn execute_batch(c: &mut Pooled, sql: &str) -> Result<()> {
-    c.batch_execute(sql).map_err(map)
 }

@@ -16,7 +16,7 @@ mod vector;
 mod write_lock;
 
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
-pub use connector::SqliteConnector;
+pub use connector::{SqliteConnector, SqliteTxConnector};
 /// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
 /// on tokio's blocking pool.
 #[cfg(feature = "tokio")]

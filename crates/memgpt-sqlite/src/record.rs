@@ -12,10 +12,7 @@ use crate::sql::{Bind, Sql};
 use crate::store::SqliteStore;
 use diesel::SqliteConnection;
 use memgpt_core::backend::Stores;
-use memgpt_core::unit_of_work::Access;
-
-use crate::connector::SqliteConnector;
-use crate::store::Pooled;
+use memgpt_core::Target;
 
 /// How a record decodes from its row; the rest of its mapping is its
 /// [`Stores`](memgpt_core::backend::Stores) impl below.
@@ -93,12 +90,12 @@ impl Stores<Message> for SqliteStore {
 
     fn bulk_insert(
         &self,
-        connector: &SqliteConnector<'_, Message>,
-        access: &mut Access<'_, SqliteConnection, Pooled>,
+        target: &Target<SqliteStore, Message>,
+        conn: &mut SqliteConnection,
         records: &mut dyn Iterator<Item = (usize, Message)>,
         exists_ok: bool,
     ) -> Option<Result<u64, Error>> {
-        crate::bulk::insert_many(connector, access, records, exists_ok)
+        crate::bulk::insert_many(target, conn, records, exists_ok)
     }
 }
 
@@ -197,12 +194,12 @@ impl Stores<Passage> for SqliteStore {
 
     fn bulk_insert(
         &self,
-        connector: &SqliteConnector<'_, Passage>,
-        access: &mut Access<'_, SqliteConnection, Pooled>,
+        target: &Target<SqliteStore, Passage>,
+        conn: &mut SqliteConnection,
         records: &mut dyn Iterator<Item = (usize, Passage)>,
         exists_ok: bool,
     ) -> Option<Result<u64, Error>> {
-        crate::bulk::insert_many(connector, access, records, exists_ok)
+        crate::bulk::insert_many(target, conn, records, exists_ok)
     }
 }
 
@@ -280,12 +277,12 @@ impl Stores<Document> for SqliteStore {
 
     fn bulk_insert(
         &self,
-        connector: &SqliteConnector<'_, Document>,
-        access: &mut Access<'_, SqliteConnection, Pooled>,
+        target: &Target<SqliteStore, Document>,
+        conn: &mut SqliteConnection,
         records: &mut dyn Iterator<Item = (usize, Document)>,
         exists_ok: bool,
     ) -> Option<Result<u64, Error>> {
-        crate::bulk::insert_many(connector, access, records, exists_ok)
+        crate::bulk::insert_many(target, conn, records, exists_ok)
     }
 }
 

@@ -216,11 +216,7 @@ impl SqliteStore {
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it (archival and recall memory need [`Scope::agent`], documents
     /// [`Scope::user`]).
-    pub fn connector<R: Record>(
-        &self,
-        table: TableType,
-        scope: Scope,
-    ) -> Result<SqliteConnector<'static, R>>
+    pub fn connector<R: Record>(&self, table: TableType, scope: Scope) -> Result<SqliteConnector<R>>
     where
         Self: Stores<R>,
     {
@@ -236,11 +232,73 @@ impl SqliteStore {
     /// alone and reported, and the closure may go on. When SQLite ends the transaction by
     /// itself (a full disk, an I/O error, an interrupt), every later call fails at once and
     /// the unit of work returns [`Error::Aborted`], so no later write commits on its own.
-    /// The connectors of a unit of work may be used re-entrantly on its thread (an iterator
-    /// reading the unit of work feeding its `insert_many`) and from other threads, one
-    /// call at a time. While it runs, the writer is the unit of work's: a write through a
-    /// store connector on the same thread fails at once with [`Error::InvalidInput`]
-    /// instead of waiting for itself.
+    /// While it runs, the writer is the unit of work's: a write through a store connector
+    /// on the same thread fails at once with [`Error::InvalidInput`] instead of waiting for
+    /// itself.
+    ///
+    /// A unit of work and its connectors belong to the thread that runs it (they are
+    /// neither `Send` nor `Sync`), and a call holds the connection from its start to its
+    /// end: two calls of one unit of work never run at once, and code that would make
+    /// them — another thread, or an `insert_many` iterator that reads the same unit of
+    /// work — does not compile. To copy within a unit of work, read a page, write it, and
+    /// read the next (see [`StorageConnector::insert_many`](memgpt_core::StorageConnector::insert_many)).
+    ///
+    /// ```
+    /// # use memgpt_core::{Message, Record, Role, Scope, StorageConnector, TableType};
+    /// # use memgpt_core::uuid::Uuid;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = memgpt_sqlite::SqliteStore::open(
+    /// #     memgpt_sqlite::SqliteConfig::new(dir.path().join("memory.db")))?;
+    /// let (s, t) = (Scope::agent(Uuid::new_v4(), Uuid::new_v4()), Scope::agent(Uuid::new_v4(), Uuid::new_v4()));
+    /// let said = (0..250).map(|i| {
+    ///     Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User).text(format!("{i}")).build()
+    /// });
+    /// store.connector::<Message>(TableType::RecallMemory, s)?
+    ///     .insert_many(said.collect::<Result<Vec<_>, _>>()?, false)?;
+    /// // Agent s's messages, copied to agent t within one unit of work, a page at a time.
+    /// let copied = store.transaction(|tx| {
+    ///     let from = tx.connector::<Message>(TableType::RecallMemory, s)?;
+    ///     let to = tx.connector::<Message>(TableType::RecallMemory, t)?;
+    ///     let (mut copied, mut after) = (0, None);
+    ///     loop {
+    ///         let page = from.get_page(&[], after.as_ref(), 100)?;
+    ///         let Some(last) = page.last() else { return Ok(copied) };
+    ///         after = Some(last.keyset());
+    ///         let moved = page.iter().map(|m| {
+    ///             let to_t = Message::builder(t.user_id(), t.agent_id().unwrap(), m.role());
+    ///             to_t.maybe_text(m.text().map(str::to_owned)).build()
+    ///         });
+    ///         copied += to.insert_many(moved.collect::<Result<Vec<_>, _>>()?, false)?;
+    ///     }
+    /// })?;
+    /// assert_eq!(copied, 250);
+    /// # Ok::<(), memgpt_core::Error>(())
+    /// ```
+    ///
+    /// ```compile_fail,E0277
+    /// # use memgpt_core::{Message, Scope, StorageConnector, TableType};
+    /// # fn copy(store: &memgpt_sqlite::SqliteStore, s: Scope, t: Scope) -> memgpt_core::Result<u64> {
+    /// store.transaction(|tx| {
+    ///     let from = tx.connector::<Message>(TableType::RecallMemory, s)?;
+    ///     let to = tx.connector::<Message>(TableType::RecallMemory, t)?;
+    ///     // The iterator reads `from`, of the same unit of work: E0277, not `Send`.
+    ///     let all = from.get_all_paginated(&[], 100)?.flat_map(|page| page.unwrap());
+    ///     to.insert_many(all, false)
+    /// })
+    /// # }
+    /// ```
+    ///
+    /// ```compile_fail,E0277
+    /// # use memgpt_core::{Message, Scope, StorageConnector, TableType};
+    /// # fn count(store: &memgpt_sqlite::SqliteStore, s: Scope) -> memgpt_core::Result<()> {
+    /// store.transaction(|tx| {
+    ///     let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
+    ///     // A connector of the unit of work on another thread: E0277, not `Sync`.
+    ///     std::thread::scope(|sc| sc.spawn(|| c.size(&[])).join().unwrap())?;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The error `f` returned; [`Error::Aborted`]; the database's on begin or commit.
@@ -420,9 +478,7 @@ impl SqliteStore {
 
 /// The SQL of a unit of work on SQLite.
 const HOOKS: TxHooks<Pooled> = TxHooks {
-    execute: crate::connector::execute_batch,
-    // A broken transaction state makes r2d2 close the connection when it comes back.
-    discard: |c| AnsiTransactionManager::transaction_manager_status_mut(&mut **c).set_in_error(),
+    begin: |c| AnsiTransactionManager::begin_transaction(&mut **c).map_err(map),
     commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
     rollback,
 };

@@ -19,10 +19,10 @@ fn fresh() -> SqliteBackend {
 }
 
 impl Backend for SqliteBackend {
-    type Recall = SqliteConnector<'static, Message>;
-    type Passages = SqliteConnector<'static, Passage>;
-    type Documents = SqliteConnector<'static, Document>;
-    type RecallTx<'t> = SqliteConnector<'t, Message>;
+    type Recall = SqliteConnector<Message>;
+    type Passages = SqliteConnector<Passage>;
+    type Documents = SqliteConnector<Document>;
+    type RecallTx<'t> = memgpt_sqlite::SqliteTxConnector<'t, Message>;
 
     fn recall(&self, scope: Scope) -> Result<Self::Recall> {
         self.store.connector(TableType::RecallMemory, scope)
