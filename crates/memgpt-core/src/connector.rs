@@ -141,20 +141,25 @@ pub trait StorageConnector {
     ///
     /// ```
     /// # use memgpt_core::{Result, StorageConnector, Keyset, Record};
-    /// /// Copies every record of `from` to `to`, a page at a time.
-    /// fn copy<C: StorageConnector>(from: &C, to: &C) -> Result<u64>
-    /// where
-    ///     C::Record: Send,
-    /// {
+    /// /// Writes to `to` what `adapt` makes of each record of `from` (another tenant's
+    /// /// copy, say), a page at a time.
+    /// fn copy<C: StorageConnector>(
+    ///     from: &C,
+    ///     to: &C,
+    ///     adapt: impl Fn(&C::Record) -> C::Record + Sync,
+    /// ) -> Result<u64> {
     ///     let (mut copied, mut after): (u64, Option<Keyset>) = (0, None);
     ///     loop {
     ///         let page = from.get_page(&[], after.as_ref(), 500)?;
     ///         let Some(last) = page.last() else { return Ok(copied) };
     ///         after = Some(last.keyset());
-    ///         copied += to.insert_many(page, true)?;
+    ///         copied += to.insert_many(page.iter().map(&adapt), false)?;
     ///     }
     /// }
     /// ```
+    ///
+    /// A non-`Send` iterator of your own (over an `Rc`, a `RefCell` borrow, a lock guard):
+    /// collect the records into a `Vec` first.
     #[track_caller]
     fn insert_many<I>(&self, records: I, exists_ok: bool) -> Result<u64>
     where

@@ -18,8 +18,15 @@ use crate::statement::{Param, Shapes, Statement};
 use crate::table::TableType;
 use crate::unit_of_work::UnitOfWork;
 
+/// A value only this crate makes: [`Source`]'s methods take one, so that only the
+/// connector calls them (they hand out a raw connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Internal(());
+
 /// Where the calls of a connector get their connection: the store (a connection checked
 /// out per call; the store handle itself is the source), or a unit of work ([`InTx`]).
+/// Its methods are the connector's: they take an [`Internal`], which only memgpt-core
+/// makes.
 pub trait Source {
     /// The backend.
     type Backend: Backend;
@@ -34,6 +41,7 @@ pub trait Source {
     /// `f`'s error; no connection; [`Error::Aborted`] in a unit of work that has ended.
     fn read<T>(
         &self,
+        internal: Internal,
         f: impl FnOnce(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
     ) -> Result<T>;
 
@@ -45,6 +53,7 @@ pub trait Source {
     /// As [`read`](Self::read).
     fn write<T>(
         &self,
+        internal: Internal,
         f: impl FnOnce(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
     ) -> Result<T>;
 }
@@ -56,12 +65,12 @@ impl<B: Backend> Source for B {
         self
     }
 
-    fn read<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.read_lease()?;
         self.read_on(&mut lease, f)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.write_lease()?;
         self.write_transaction(&mut lease, f)
     }
@@ -90,11 +99,11 @@ impl<B: Backend> Source for InTx<'_, B> {
         &self.store
     }
 
-    fn read<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
         self.uow.call(|lease| f(lease))
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
         self.uow.call(|lease| f(lease))
     }
 }
@@ -398,7 +407,7 @@ where
             };
             patterns.push(("query", <S::Backend>::nearest(&shapes, &query)));
         }
-        self.source.read(|conn| {
+        self.source.read(Internal(()), |conn| {
             patterns
                 .into_iter()
                 .map(|(operation, sql)| <S::Backend>::explain(conn, sql, t.table, operation))
@@ -409,13 +418,15 @@ where
     /// Runs a read of whole records.
     fn load(&self, sql: Sql<S::Backend>) -> Result<Vec<R>> {
         let table = self.target.table;
-        self.source
-            .read(|c| <S::Backend as Stores<R>>::load(c, sql, table))
+        self.source.read(Internal(()), |c| {
+            <S::Backend as Stores<R>>::load(c, sql, table)
+        })
     }
 
     /// Runs a write statement.
     fn execute(&self, sql: Sql<S::Backend>) -> Result<Written> {
-        self.source.write(|c| <S::Backend>::execute(c, sql))
+        self.source
+            .write(Internal(()), |c| <S::Backend>::execute(c, sql))
     }
 }
 
@@ -445,7 +456,7 @@ where
         let t = &self.target;
         crate::trace::call(t.table, "get_all_cursor", || {
             validate_all(&request.filters, t.table)?;
-            self.source.read(|conn| {
+            self.source.read(Internal(()), |conn| {
                 let after = request.after.map(|id| t.keyset_of(conn, id)).transpose()?;
                 let before = request.before.map(|id| t.keyset_of(conn, id)).transpose()?;
                 let sql = t.shapes().cursor(
@@ -484,7 +495,8 @@ where
         crate::trace::call(t.table, "size", || {
             validate_all(filters, t.table)?;
             let sql = t.shapes().count(filters);
-            self.source.read(|c| <S::Backend>::count(c, sql))
+            self.source
+                .read(Internal(()), |c| <S::Backend>::count(c, sql))
         })
     }
 
@@ -493,7 +505,9 @@ where
         crate::trace::call(t.table, "insert", || {
             t.check_owner(record)?;
             self.source
-                .write(|c| t.insert_chunk(c, std::slice::from_ref(record), true))
+                .write(Internal(()), |c| {
+                    t.insert_chunk(c, std::slice::from_ref(record), true)
+                })
                 .map(|_| ())
         })
     }
@@ -514,7 +528,7 @@ where
             if head.is_empty() {
                 return Ok(0);
             }
-            self.source.write(|conn| {
+            self.source.write(Internal(()), |conn| {
                 let many = head.len() > size;
                 let mut all = head.into_iter().chain(iter.by_ref());
                 if many {
@@ -612,7 +626,8 @@ where
                 return Ok(Vec::new());
             }
             let sql = t.shapes().sources();
-            self.source.read(|c| <S::Backend>::load_strings(c, sql))
+            self.source
+                .read(Internal(()), |c| <S::Backend>::load_strings(c, sql))
         })
     }
 }

@@ -31,7 +31,9 @@ pub use config::DatabaseUrl;
 pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
 pub use error::{Error, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
-pub use generic::{Connector, InTx, Source, Target, Tx};
+pub use generic::{Connector, Source, Tx};
+#[doc(hidden)]
+pub use generic::{InTx, Internal, Target};
 pub use plan::QueryPlan;
 pub use record::{
     Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,

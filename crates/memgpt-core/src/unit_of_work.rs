@@ -6,9 +6,10 @@
 //!
 //! * **Exclusive by construction.** A [`UnitOfWork`] is neither `Send` nor `Sync`, nor is
 //!   anything that refers to it (its `Tx`, its connectors): no other thread can reach it.
-//!   On its own thread, the only caller code that runs inside a call is an `insert_many`
+//!   On its own thread, the caller code that runs inside a call is an `insert_many`
 //!   iterator, which must be `Send` (`StorageConnector::insert_many`), so it cannot refer
-//!   to the unit of work either. Two calls of one unit of work never run at once, and
+//!   to the unit of work either (diesel's instrumentation, a tracing subscriber and the
+//!   panic hook run there too, but are `'static`: they cannot hold a unit of work). Two calls of one unit of work never run at once, and
 //!   a call holds the connection from its start to its end.
 //! * **Each call in its own savepoint.** Every connector call inside a unit of work runs
 //!   one level deeper in the transaction manager (a savepoint). A call that fails is
@@ -45,6 +46,8 @@ pub struct TxHooks<C> {
     pub commit: fn(&mut C) -> Result<()>,
     /// Rolls back to the innermost savepoint; at the outermost level, the transaction.
     pub rollback: fn(&mut C) -> Result<()>,
+    /// The levels open now: 1 in the transaction, one more for each savepoint.
+    pub depth: fn(&mut C) -> u32,
 }
 
 impl<C> Clone for TxHooks<C> {
@@ -89,12 +92,20 @@ pub fn run<C, T>(
     hooks: TxHooks<C>,
     f: impl FnOnce(&UnitOfWork<C>) -> Result<T>,
 ) -> Result<T> {
+    let mut conn = conn;
+    let top = (hooks.depth)(&mut conn);
     let uow = UnitOfWork {
         conn: RefCell::new(conn),
         failure: RefCell::new(None),
         hooks,
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&uow)));
+    let left = (hooks.depth)(&mut uow.conn.borrow_mut());
+    if left != top {
+        uow.fail(format!(
+            "a call left the transaction {left} levels deep instead of {top}"
+        ));
+    }
     let failure = uow.failure();
     let mut conn = uow.conn.into_inner();
     match outcome {
@@ -133,12 +144,14 @@ impl<C> UnitOfWork<C> {
     }
 
     /// Runs one connector call: `f` on the connection, one level deeper in the transaction
-    /// (a savepoint), rolled back to it alone when `f` fails or unwinds.
+    /// (a savepoint), rolled back to it alone when `f` fails or unwinds. Whatever happens
+    /// inside (a savepoint `f` left open, a panic in the transaction manager itself), the
+    /// call ends at the depth it started at, or the unit of work can no longer commit.
     ///
     /// # Errors
     /// [`Error::Aborted`] when an earlier call ended the transaction; else `f`'s error, or
     /// the database's on the savepoint.
-    pub fn call<T>(&self, f: impl FnOnce(&mut C) -> Result<T>) -> Result<T> {
+    pub(crate) fn call<T>(&self, f: impl FnOnce(&mut C) -> Result<T>) -> Result<T> {
         if let Some(message) = self.failure() {
             return Err(Error::Aborted { message });
         }
@@ -147,9 +160,39 @@ impl<C> UnitOfWork<C> {
             return Err(Error::database("the unit of work's connection is in use"));
         };
         let conn = &mut *conn;
+        let base = (self.hooks.depth)(conn);
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.savepoint(conn, base, f)));
+        let left = (self.hooks.depth)(conn);
+        if left != base {
+            self.fail(format!(
+                "a call left the transaction {left} levels deep instead of {base}"
+            ));
+        }
+        match outcome {
+            Ok(result) => result,
+            Err(panic) => resume_unwind(panic),
+        }
+    }
+
+    /// `f` in a savepoint opened at depth `base`, released when `f` succeeds, rolled back
+    /// to when it fails or unwinds.
+    fn savepoint<T>(
+        &self,
+        conn: &mut C,
+        base: u32,
+        f: impl FnOnce(&mut C) -> Result<T>,
+    ) -> Result<T> {
         (self.hooks.begin)(conn)
             .inspect_err(|e| self.fail(format!("starting a savepoint failed: {e}")))?;
-        match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)));
+        // Savepoints `f` left open (a panic inside a nested transaction) are rolled back.
+        while (self.hooks.depth)(conn) > base + 1 {
+            if let Err(e) = (self.hooks.rollback)(conn) {
+                self.fail(format!("rolling back a savepoint left open failed: {e}"));
+                break;
+            }
+        }
+        match outcome {
             Ok(Ok(value)) => {
                 (self.hooks.commit)(conn)
                     .inspect_err(|e| self.fail(format!("releasing a savepoint failed: {e}")))?;
@@ -192,6 +235,11 @@ mod tests {
         gone: bool,
     }
 
+    std::thread_local! {
+        /// Whether the transaction of this thread's last unit of work was committed.
+        static COMMITTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     fn push(c: &mut Log, sql: &str) -> Result<()> {
         c.sql.push(sql.to_owned());
         Ok(())
@@ -205,6 +253,9 @@ mod tests {
             },
             commit: |c| {
                 c.depth = c.depth.saturating_sub(1);
+                if c.depth == 0 {
+                    COMMITTED.with(|done| done.set(true));
+                }
                 push(c, if c.depth == 0 { "COMMIT" } else { "RELEASE" })
             },
             rollback: |c| {
@@ -215,6 +266,7 @@ mod tests {
                 }
                 Ok(())
             },
+            depth: |c| u32::try_from(c.depth).unwrap_or(u32::MAX),
         }
     }
 
@@ -272,5 +324,45 @@ mod tests {
             u.call(|c| push(c, "AFTER"))
         });
         assert!(out.is_ok());
+    }
+
+    #[test]
+    fn a_savepoint_a_call_left_open_is_rolled_back_and_the_rest_commits() {
+        COMMITTED.with(|done| done.set(false));
+        let out = run(begun(false), hooks(), |u| {
+            let caught = catch_unwind(AssertUnwindSafe(|| {
+                u.call(|c| -> Result<()> {
+                    // A nested transaction inside the call, which a panic leaves open.
+                    c.depth += 1;
+                    panic!("inside a nested transaction")
+                })
+            }));
+            assert!(caught.is_err());
+            u.call(|c| push(c, "AFTER"))
+        });
+        assert!(out.is_ok(), "{out:?}");
+        assert!(
+            COMMITTED.with(|done| done.get()),
+            "Ok, but the transaction was not committed"
+        );
+    }
+
+    #[test]
+    fn a_call_that_cannot_get_back_to_its_depth_makes_the_unit_of_work_abort() {
+        let mut broken = hooks();
+        // A transaction manager that panics as it releases: the call's level stays open.
+        broken.commit = |c| {
+            if c.depth > 1 {
+                panic!("in the transaction manager")
+            }
+            c.depth -= 1;
+            push(c, "COMMIT")
+        };
+        let out = run(begun(false), broken, |u| {
+            let caught = catch_unwind(AssertUnwindSafe(|| u.call(|c| push(c, "INSERT"))));
+            assert!(caught.is_err());
+            Ok(())
+        });
+        assert!(matches!(out, Err(Error::Aborted { .. })), "{out:?}");
     }
 }

@@ -38,6 +38,23 @@ pub fn in_transaction_mapped<C, T>(
     done.map_err(|e| failed.take().unwrap_or_else(|| map(e)))
 }
 
+/// The levels of diesel's transaction manager open on `conn`: 0 outside a transaction, 1
+/// in one, one more for each savepoint; `u32::MAX` when the manager is broken (its state
+/// unknown). Shared by both backends' units of work.
+#[doc(hidden)]
+pub fn transaction_depth<C>(conn: &mut C) -> u32
+where
+    C: diesel::Connection<TransactionManager = diesel::connection::AnsiTransactionManager>,
+{
+    use diesel::connection::TransactionManager;
+    match diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+    {
+        Ok(depth) => depth.map_or(0, std::num::NonZeroU32::get),
+        Err(_) => u32::MAX,
+    }
+}
+
 /// [`in_transaction_mapped`] with migration errors.
 pub(crate) fn in_transaction<C, T>(
     begin: impl FnOnce(

@@ -28,7 +28,7 @@ use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
 /// pulled from the caller's iterator between COPY statements, never during one, so the
-/// iterator may read this store or this unit of work, and memory stays bounded.
+/// iterator may read this store (on another pooled connection), and memory stays bounded.
 const COPY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(QueryableByName)]
@@ -55,11 +55,11 @@ where
 {
     // The staging table has the columns the connector reads, in the same order, from the
     // table itself: `ord`, then the select list (embeddings as real[]).
-    // A staging table of this name on the session means another bulk call of this
-    // connection is under way: creating it fails rather than take that call's rows
-    // (units of work refuse such nesting before it gets here, `Error::NestedWrite`). It
-    // is dropped when the call ends (a unit of work may make more bulk calls), on
-    // rollback with the savepoint, and at the latest with the transaction.
+    // A staging table of this name on the session would mean another bulk call of this
+    // connection under way (a call holds its connection from start to end, so none is):
+    // creating it fails rather than take that call's rows. It is dropped when the call
+    // ends (a unit of work may make more bulk calls), on rollback with the savepoint, and
+    // at the latest with the transaction.
     let ddl = format!(
         "CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
          SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",

@@ -639,6 +639,7 @@ const HOOKS: TxHooks<Lease> = TxHooks {
             map(e)
         })
     },
+    depth: |c| memgpt_migrate::transaction_depth(&mut **c),
 };
 
 /// A unit of work in progress; see [`PgStore::transaction`]. Its

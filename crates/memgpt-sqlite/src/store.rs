@@ -5,9 +5,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::SqliteConfig;
-use diesel::connection::{
-    AnsiTransactionManager, SimpleConnection, TransactionManager, TransactionManagerStatus,
-};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
 use memgpt_core::backend::Stores;
@@ -481,20 +479,17 @@ const HOOKS: TxHooks<Pooled> = TxHooks {
     begin: |c| AnsiTransactionManager::begin_transaction(&mut **c).map_err(map),
     commit: |c| AnsiTransactionManager::commit_transaction(&mut **c).map_err(map),
     rollback,
+    depth: |c| memgpt_migrate::transaction_depth(&mut **c),
 };
 
-/// Rolls the unit of work back. When SQLite has rolled the transaction back by itself
-/// already, there is nothing to undo: the connection is clean and stays in the pool.
+/// Rolls back to the innermost savepoint, or the transaction. When SQLite has rolled the
+/// transaction back by itself (a full disk, an I/O error), diesel finds no transaction
+/// left, and there is nothing to undo: the connection is clean and stays in the pool.
 fn rollback(c: &mut Pooled) -> Result<()> {
     match AnsiTransactionManager::rollback_transaction(&mut **c) {
-        Ok(()) => Ok(()),
-        Err(e) if e.to_string().contains("no transaction is active") => {
-            *AnsiTransactionManager::transaction_manager_status_mut(&mut **c) =
-                TransactionManagerStatus::Valid(Default::default());
-            Ok(())
-        }
+        Ok(()) | Err(diesel::result::Error::NotInTransaction) => Ok(()),
         Err(e) => {
-            tracing::warn!("memgpt-sqlite: rolling back a unit of work failed: {e}");
+            tracing::warn!("memgpt-sqlite: rolling back (in) a unit of work failed: {e}");
             Err(map(e))
         }
     }

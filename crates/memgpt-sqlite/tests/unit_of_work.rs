@@ -169,3 +169,55 @@ fn a_store_write_inside_this_threads_unit_of_work_fails_at_once() {
     // Reads through the store still work inside, on their own connections.
     store.transaction(|_tx| outside.size(&[])).unwrap();
 }
+
+/// Armed by the test below: the next release of a savepoint panics.
+static PANIC_ON_RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// diesel instrumentation (user code that runs inside every call) that panics, once armed,
+/// as a savepoint is released: before diesel sends `RELEASE`, so the call's savepoint stays
+/// open.
+struct PanicOnRelease;
+
+impl diesel::connection::Instrumentation for PanicOnRelease {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use std::sync::atomic::Ordering;
+        if let diesel::connection::InstrumentationEvent::CommitTransaction { depth, .. } = event {
+            if depth.get() > 1 && PANIC_ON_RELEASE.swap(false, Ordering::SeqCst) {
+                panic!("instrumentation panicked as a savepoint was released");
+            }
+        }
+    }
+}
+
+/// A panic in the transaction manager itself (diesel's instrumentation, as the second
+/// insert of a unit of work releases its savepoint), caught by the closure, which returns
+/// `Ok`: the unit of work reports `Aborted` (the call could not close its savepoint), never
+/// `Ok` with its first write lost; nothing of it is stored, and the store goes on.
+#[test]
+fn a_panic_in_the_transaction_manager_never_reports_ok_for_lost_writes() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::Ordering;
+    diesel::connection::set_default_instrumentation(|| Some(Box::new(PanicOnRelease))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("m.db"))).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let (first, second) = (message(&s, "first".into()), message(&s, "second".into()));
+    let out = store.transaction(|tx| {
+        let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
+        c.insert(&first)?;
+        PANIC_ON_RELEASE.store(true, Ordering::SeqCst);
+        let caught = catch_unwind(AssertUnwindSafe(|| c.insert(&second)));
+        assert!(caught.is_err());
+        Ok(())
+    });
+    assert!(
+        matches!(out, Err(memgpt_core::Error::Aborted { .. })),
+        "{out:?}"
+    );
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    assert_eq!(c.size(&[]).unwrap(), 0);
+    c.insert(&first).unwrap();
+    assert_eq!(c.get(first.id()).unwrap(), Some(first));
+}
