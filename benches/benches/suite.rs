@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use memgpt_benches::report::Report;
-use memgpt_benches::target::{Backend, Env};
+use memgpt_benches::target::{Database, Env};
 use memgpt_benches::{concurrency, loads, memory, reads, scale, targets};
 
-type Workload = fn(&Env, Backend, &mut Report) -> Result<()>;
+type Workload = fn(&Env, Database, &mut Report) -> Result<()>;
 
 const WORKLOADS: [(&str, Workload); 8] = [
     ("W1", loads::w1),

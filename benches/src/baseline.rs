@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::naive::Naive;
 use crate::naive_pg::NaivePg;
-use crate::target::{Backend, Env, Fresh};
+use crate::target::{Database, Env, Fresh};
 
 /// A naive store of either backend, with what keeps its database alive.
 pub enum Baseline {
@@ -27,13 +27,13 @@ macro_rules! on_baseline {
 
 impl Baseline {
     /// A naive store on a fresh database of `backend`.
-    pub fn fresh(env: &Env, backend: Backend) -> Result<Self> {
+    pub fn fresh(env: &Env, backend: Database) -> Result<Self> {
         Ok(match backend {
-            Backend::Sqlite => {
+            Database::Sqlite => {
                 let dir = tempfile::tempdir()?;
                 Baseline::Sqlite(Naive::open(&dir.path().join("naive.db"))?, dir)
             }
-            Backend::Postgres => {
+            Database::Postgres => {
                 let fresh = env.fresh(backend, "naive")?;
                 Baseline::Pg(NaivePg::open(&fresh.location)?, Some(fresh))
             }

@@ -17,7 +17,7 @@ use crate::naive::Naive;
 use crate::naive_pg::{self, NaivePg};
 use crate::report::Report;
 use crate::stats::p50_p99;
-use crate::target::{Backend, Env};
+use crate::target::{Database, Env};
 use crate::with_connector;
 
 /// Threads of W6 (and of the scale-out workload S1).
@@ -96,7 +96,7 @@ fn one(u: Uuid, a: Uuid, t: usize, r: usize) -> Result<Message> {
 }
 
 /// W6.
-pub fn w6(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w6(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let rounds = env.size(50, 10);
     let (u, a) = tenants(1, 1)[0];
@@ -140,8 +140,8 @@ pub fn w6(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let sqlite_path = dir.path().join("naive.db");
     match backend {
-        Backend::Postgres => drop(NaivePg::open(&location)?),
-        Backend::Sqlite => drop(Naive::open(&sqlite_path)?),
+        Database::Postgres => drop(NaivePg::open(&location)?),
+        Database::Sqlite => drop(Naive::open(&sqlite_path)?),
     }
     let outcome = Outcome::default();
     let start = Instant::now();
@@ -152,7 +152,7 @@ pub fn w6(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
                 let mut mine = Vec::with_capacity(rounds * 3);
                 for r in 0..rounds {
                     match backend {
-                        Backend::Postgres => {
+                        Database::Postgres => {
                             let conn = || PgConnection::establish(location);
                             outcome.call(
                                 || naive_pg::insert_one(&mut conn()?, &one(u, a, t, r)?),
@@ -165,7 +165,7 @@ pub fn w6(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
                             outcome
                                 .call(|| naive_pg::size(&mut conn()?, u, a).map(|_| ()), &mut mine);
                         }
-                        Backend::Sqlite => {
+                        Database::Sqlite => {
                             outcome.call(
                                 || {
                                     Naive::open(path)?
@@ -189,7 +189,7 @@ pub fn w6(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         }
     });
     outcome.report(b, "naive", rounds, start.elapsed(), report);
-    if backend == Backend::Sqlite {
+    if backend == Database::Sqlite {
         reads_during_load(env, report)?;
     }
     Ok(())
@@ -210,7 +210,7 @@ fn reads_during_load(env: &Env, report: &mut Report) -> Result<()> {
     let seed: Vec<Message> = messages(vec![(u, reader_agent)], n + 100).skip(n).collect();
     eprintln!("W6 reads_during_load sqlite: {READERS} readers while {n} messages load");
 
-    let fresh = env.fresh(Backend::Sqlite, "w6_reads")?;
+    let fresh = env.fresh(Database::Sqlite, "w6_reads")?;
     let (reads, wall) = with_connector!(
         &fresh.store,
         Message,

@@ -15,7 +15,7 @@ use crate::data::{messages, passages, tenants};
 use crate::naive;
 use crate::raw::Raw;
 use crate::report::Report;
-use crate::target::{Backend, Env, Fresh};
+use crate::target::{Database, Env, Fresh};
 use crate::{on_baseline, with_connector};
 
 /// Records grouped by (user, agent), in workload order within each.
@@ -58,7 +58,7 @@ fn rate(n: usize, d: Duration) -> f64 {
 
 /// W1: messages into the empty indexed table, (a) spread over 100 agents, one call per
 /// agent's batch, (b) one agent's records in one call.
-pub fn w1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w1(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let mut shapes = vec![("agents_100", env.size(5_000, 2_000))];
     if !env.quick {
@@ -133,7 +133,7 @@ pub fn w1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
 /// Times `run` on a naive store of `backend` (a fresh database each time).
 fn naive_timed(
     env: &Env,
-    backend: Backend,
+    backend: Database,
     run: impl FnOnce(&mut Baseline) -> Result<u64>,
 ) -> Result<Duration> {
     let mut nv = Baseline::fresh(env, backend)?;
@@ -143,15 +143,15 @@ fn naive_timed(
 }
 
 /// The bulk loader of `backend`: the `sqlite3` shell or `psql`.
-fn loader(backend: Backend) -> &'static str {
+fn loader(backend: Database) -> &'static str {
     match backend {
-        Backend::Sqlite => "sqlite3",
-        Backend::Postgres => "psql",
+        Database::Sqlite => "sqlite3",
+        Database::Postgres => "psql",
     }
 }
 
 /// The bulk loader into a fresh, migrated, indexed recall table.
-fn message_ceiling(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Option<Duration>> {
+fn message_ceiling(env: &Env, backend: Database, msgs: &[Message]) -> Result<Option<Duration>> {
     let tool = loader(backend);
     if !ceiling::available(tool) {
         ceiling::skipped(tool);
@@ -164,8 +164,8 @@ fn message_ceiling(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Opti
     let location = fresh.location.clone();
     drop(fresh.store);
     let took = match backend {
-        Backend::Sqlite => ceiling::sqlite_import(&location, "memgpt_recall_memory_agent", &csv)?,
-        Backend::Postgres => ceiling::psql_copy(
+        Database::Sqlite => ceiling::sqlite_import(&location, "memgpt_recall_memory_agent", &csv)?,
+        Database::Postgres => ceiling::psql_copy(
             &location,
             "memgpt_recall_memory_agent",
             ceiling::MESSAGE_COLUMNS,
@@ -177,7 +177,7 @@ fn message_ceiling(env: &Env, backend: Backend, msgs: &[Message]) -> Result<Opti
 
 /// W2: passages with 1536-d embeddings into the indexed archival table (HNSW maintained on
 /// PostgreSQL), one call per agent's batch.
-pub fn w2(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w2(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let n = env.size(10_000, 1_000);
     let (all, _) = passages(&tenants(10, 10), n, 1536);
@@ -216,12 +216,12 @@ pub fn w2(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     let location = fresh.location.clone();
     drop(fresh.store);
     let took = match backend {
-        Backend::Sqlite => {
+        Database::Sqlite => {
             let sql = dir.path().join("passages.sql");
             ceiling::passages_sql(&sql, &all)?;
             ceiling::sqlite_read(&location, &sql)?
         }
-        Backend::Postgres => {
+        Database::Postgres => {
             let csv = dir.path().join("passages.csv");
             ceiling::passages_csv(&csv, &all)?;
             ceiling::psql_copy(
@@ -246,7 +246,7 @@ pub fn w2(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
 
 /// W3: `insert_many` again over the same messages with changed text (`exists_ok`): every
 /// row must come back updated.
-pub fn w3(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w3(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let n = env.size(5_000, 1_000);
     let msgs: Vec<Message> = messages(tenants(10, 10), n).collect();

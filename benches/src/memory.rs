@@ -8,7 +8,7 @@ use memgpt_core::{Message, Scope, StorageConnector, TableType};
 
 use crate::data::{messages, tenants};
 use crate::report::Report;
-use crate::target::{pg_store, sqlite_store, Backend, Env};
+use crate::target::{pg_store, sqlite_store, Database, Env};
 
 /// The argument that makes the bench binary the W7 child.
 pub const CHILD: &str = "--w7-child";
@@ -55,11 +55,11 @@ pub fn child(args: &[String]) -> Result<()> {
 }
 
 /// W7 on `backend`.
-pub fn w7(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w7(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let n = env.size(1_000_000, 100_000);
     let cases: &[(&str, &str)] = match backend {
-        Backend::Sqlite => &[("all", "sqlite"), ("mmap_off", "sqlite-mmap-off")],
-        Backend::Postgres => &[("all", "postgres")],
+        Database::Sqlite => &[("all", "sqlite"), ("mmap_off", "sqlite-mmap-off")],
+        Database::Postgres => &[("all", "postgres")],
     };
     for (case, kind) in cases {
         eprintln!(
@@ -69,8 +69,8 @@ pub fn w7(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         let fresh = env.fresh(backend, "w7")?;
         let dir = tempfile::tempdir()?;
         let location = match backend {
-            Backend::Sqlite => dir.path().join("w7.db").display().to_string(),
-            Backend::Postgres => fresh.location.clone(),
+            Database::Sqlite => dir.path().join("w7.db").display().to_string(),
+            Database::Postgres => fresh.location.clone(),
         };
         drop(fresh.store);
         let out = Command::new(std::env::current_exe()?)

@@ -13,7 +13,7 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::target::Backend;
+use crate::target::Database;
 
 /// The columns of recall memory, in the library's order.
 const COLUMNS: &str = "id, user_id, agent_id, role, text, model, name, tool_calls, \
@@ -55,9 +55,9 @@ pub enum Raw {
 
 impl Raw {
     /// Connects to `location` (a file path, or a PostgreSQL URL).
-    pub fn open(backend: Backend, location: &str) -> Result<Self> {
+    pub fn open(backend: Database, location: &str) -> Result<Self> {
         Ok(match backend {
-            Backend::Sqlite => {
+            Database::Sqlite => {
                 let c = rusqlite::Connection::open(location)?;
                 c.execute_batch(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
@@ -65,7 +65,7 @@ impl Raw {
                 )?;
                 Raw::Sqlite(c)
             }
-            Backend::Postgres => Raw::Pg(
+            Database::Postgres => Raw::Pg(
                 Box::new(postgres::Client::connect(location, postgres::NoTls)?),
                 HashMap::new(),
             ),

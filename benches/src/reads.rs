@@ -21,7 +21,7 @@ use crate::progress::Progress;
 use crate::raw::Raw;
 use crate::report::Report;
 use crate::stats::p50_p99;
-use crate::target::{Backend, Env, Fresh};
+use crate::target::{Database, Env, Fresh};
 use crate::{on_baseline, with_connector};
 
 fn ms(d: Duration) -> f64 {
@@ -41,7 +41,7 @@ fn timed(calls: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<(Durati
 /// W4: 1,000 agents x 1,000 messages (`--quick`: 100 x 1,000); each call's p50/p99 through
 /// the connector and on the naive table (no index beyond the primary key, OFFSET pages,
 /// `LIKE`).
-pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w4(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let agents = env.size(1_000, 100);
     let rows = agents * 1_000;
@@ -76,8 +76,8 @@ pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
     let hour_start = data::start() + chrono::Duration::seconds(rows as i64 / 2);
     let hour_end = hour_start + chrono::Duration::hours(1);
     let fmt = |t: chrono::DateTime<chrono::Utc>| match backend {
-        Backend::Sqlite => t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        Backend::Postgres => t.to_rfc3339(),
+        Database::Sqlite => t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        Database::Postgres => t.to_rfc3339(),
     };
     let (hs, he) = (fmt(hour_start), fmt(hour_end));
     let tenant = |i: usize| ts[i % ts.len()];
@@ -170,7 +170,7 @@ pub fn w4(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
 }
 
 fn load_naive(
-    backend: Backend,
+    backend: Database,
     fresh: &Fresh,
     rows: usize,
     ts: &[(Uuid, Uuid)],
@@ -180,13 +180,13 @@ fn load_naive(
         rows as u64,
     );
     let naive = match backend {
-        Backend::Sqlite => {
+        Database::Sqlite => {
             let dir = tempfile::tempdir()?;
             let mut nv = Naive::open(&dir.path().join("naive.db"))?;
             nv.load_fast(messages(ts.to_vec(), rows))?;
             Baseline::Sqlite(nv, dir)
         }
-        Backend::Postgres => {
+        Database::Postgres => {
             let mut nv = NaivePg::open(&fresh.location)?;
             nv.load_from_library()?;
             Baseline::Pg(nv, None)
@@ -206,7 +206,7 @@ struct Hit {
 /// W5: vector top-10 by L2 on 50,000 clustered 1536-d passages (`--quick`: 5,000): within
 /// one agent through the connector (exact), and on PostgreSQL over all rows through the
 /// HNSW index (`global`); p50/p99 and recall@10 against exact search.
-pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
+pub fn w5(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let n = env.size(50_000, 2_000);
     let ts = tenants(10, 10);
@@ -218,7 +218,7 @@ pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
         p.add(chunk.len() as u64);
     }
     p.finish();
-    if backend == Backend::Postgres {
+    if backend == Database::Postgres {
         PgConnection::establish(&fresh.location)?
             .batch_execute("ANALYZE memgpt_archival_memory_agent")?;
     }
@@ -242,7 +242,7 @@ pub fn w5(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
             }
         ))
     })?;
-    if backend == Backend::Postgres {
+    if backend == Database::Postgres {
         padded_raw(&fresh.location, &all, &embeddings, report)?;
         global(&fresh.location, &all, &embeddings, report)?;
     }

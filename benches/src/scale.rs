@@ -18,13 +18,13 @@ use memgpt_pg::{PgConfig, PgStore, Pooler};
 use crate::concurrency::{Outcome, THREADS};
 use crate::data::tenants;
 use crate::report::Report;
-use crate::target::{fresh_database, migrate_pg, pg_store, with_db, Backend, Env};
+use crate::target::{fresh_database, migrate_pg, pg_store, with_db, Database, Env};
 
 const AGENTS: usize = 1_000;
 
 /// S1; PostgreSQL only, and only with PgBouncer (`--pgbouncer-url`).
-pub fn s1(env: &Env, backend: Backend, report: &mut Report) -> Result<()> {
-    if backend != Backend::Postgres {
+pub fn s1(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
+    if backend != Database::Postgres {
         eprintln!("S1: PostgreSQL only");
         return Ok(());
     }

@@ -12,19 +12,19 @@ use memgpt_sqlite::{SqliteConfig, SqliteStore};
 
 /// The two backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum Database {
     /// The embedded default.
     Sqlite,
     /// PostgreSQL (with pgvector).
     Postgres,
 }
 
-impl Backend {
+impl Database {
     /// `sqlite` or `postgres`, as the JSON names it.
     pub fn name(self) -> &'static str {
         match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
+            Database::Sqlite => "sqlite",
+            Database::Postgres => "postgres",
         }
     }
 }
@@ -121,9 +121,9 @@ pub fn sqlite_store(path: &Path) -> Result<SqliteStore> {
 
 impl Env {
     /// A fresh, migrated database of `backend` named after `name`.
-    pub fn fresh(&self, backend: Backend, name: &str) -> Result<Fresh> {
+    pub fn fresh(&self, backend: Database, name: &str) -> Result<Fresh> {
         match backend {
-            Backend::Sqlite => {
+            Database::Sqlite => {
                 let dir = tempfile::tempdir()?;
                 let path: PathBuf = dir.path().join(format!("{name}.db"));
                 Ok(Fresh {
@@ -132,7 +132,7 @@ impl Env {
                     _dir: Some(dir),
                 })
             }
-            Backend::Postgres => {
+            Database::Postgres => {
                 let admin = self
                     .pg_admin
                     .as_deref()
@@ -149,10 +149,10 @@ impl Env {
     }
 
     /// The backends of this run.
-    pub fn backends(&self) -> Vec<Backend> {
-        let mut b = vec![Backend::Sqlite];
+    pub fn backends(&self) -> Vec<Database> {
+        let mut b = vec![Database::Sqlite];
         if self.pg_admin.is_some() {
-            b.push(Backend::Postgres);
+            b.push(Database::Postgres);
         }
         b
     }

@@ -2,7 +2,7 @@
 #![allow(clippy::expect_used)]
 
 //! Generates `conformance_tests!` from the checks: one `#[test]` per
-//! `pub fn NAME<B: Backend>` of `src/checks.rs`.
+//! `pub fn NAME<B: Subject>` of `src/checks.rs`.
 
 use std::fmt::Write as _;
 
@@ -12,7 +12,7 @@ fn main() {
     let names: Vec<&str> = src
         .lines()
         .filter_map(|l| l.strip_prefix("pub fn "))
-        .filter_map(|l| l.split_once("<B: Backend>").map(|(name, _)| name.trim()))
+        .filter_map(|l| l.split_once("<B: Subject>").map(|(name, _)| name.trim()))
         .collect();
     assert!(!names.is_empty(), "no checks found in src/checks.rs");
     let mut tests = String::new();

@@ -5,7 +5,7 @@
 use crate::{anyhow, bail, out, Result, UrlArg};
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, QueryPlan, Scope, TableType};
-use memgpt_migrate::Target as Backend;
+use memgpt_migrate::Target;
 use memgpt_pg::PgConfig;
 use memgpt_pg::PgStore;
 use memgpt_sqlite::SqliteConfig;
@@ -32,7 +32,7 @@ fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
 /// `memgpt-store stats --database-url URL`.
 pub fn stats(args: UrlArg) -> Result<()> {
     let url = url_arg(args)?;
-    if Backend::of(&url) != Backend::Postgres {
+    if Target::of(&url) != Target::Postgres {
         bail!("stats needs a PostgreSQL server: a postgres:// URL or a key=value string");
     }
     let config = pg_config(url.clone())?;
@@ -154,8 +154,8 @@ pub fn doctor(args: UrlArg) -> Result<bool> {
             );
         }};
     }
-    match Backend::of(&url) {
-        Backend::Postgres => {
+    match Target::of(&url) {
+        Target::Postgres => {
             let store = PgStore::connect(pg_config(url)?)?;
             if let Some(v) = store.pgvector() {
                 out!("pgvector {v}");
@@ -173,7 +173,7 @@ pub fn doctor(args: UrlArg) -> Result<bool> {
             }
             explain_all!(store)
         }
-        Backend::Sqlite(path) => {
+        Target::Sqlite(path) => {
             if !path.exists() {
                 bail!("{} does not exist", path.display());
             }

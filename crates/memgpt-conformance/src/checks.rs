@@ -1,4 +1,4 @@
-//! The checks of the suite: each `pub fn NAME<B: Backend>(b: &B)` here becomes one test
+//! The checks of the suite: each `pub fn NAME<B: Subject>(b: &B)` here becomes one test
 //! per backend (the build script lists them; none can be forgotten).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -14,7 +14,7 @@ use memgpt_core::{
     StorageConnector, TableType, ToolCall,
 };
 
-use crate::Backend;
+use crate::Subject;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
@@ -82,7 +82,7 @@ macro_rules! expect_err {
     };
 }
 
-pub fn message_roundtrip<B: Backend>(b: &B) {
+pub fn message_roundtrip<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let (user, agent) = (s.user_id(), s.agent_id().unwrap());
@@ -119,7 +119,7 @@ pub fn message_roundtrip<B: Backend>(b: &B) {
     assert_eq!(c.size(&[]).unwrap(), 3);
 }
 
-pub fn tenant_isolation<B: Backend>(b: &B) {
+pub fn tenant_isolation<B: Subject>(b: &B) {
     let (s1, s2) = (scope(1), scope(2));
     // Same user, other agent: also a different tenant for recall memory.
     let s3 = Scope::agent(s1.user_id(), ids(3).1);
@@ -148,7 +148,7 @@ pub fn tenant_isolation<B: Backend>(b: &B) {
     assert_eq!(c1.get(m1.id()).unwrap(), Some(m1));
 }
 
-pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
+pub fn records_of_other_tenants_are_rejected<B: Subject>(b: &B) {
     let (s1, s2) = (scope(1), scope(2));
     let c1 = b.recall(s1).unwrap();
     let foreign = msg(&s2, Role::User, 1, "not yours");
@@ -173,7 +173,7 @@ pub fn records_of_other_tenants_are_rejected<B: Backend>(b: &B) {
     );
 }
 
-pub fn scope_must_fit_table<B: Backend>(b: &B) {
+pub fn scope_must_fit_table<B: Subject>(b: &B) {
     let user_only = Scope::user(ids(1).0);
     expect_err!(b.recall(user_only).map(|_| ()), InvalidInput);
     expect_err!(
@@ -193,7 +193,7 @@ pub fn scope_must_fit_table<B: Backend>(b: &B) {
     assert!(e.to_string().contains("Scope::user"), "{e}");
 }
 
-pub fn size_counts_with_filters<B: Backend>(b: &B) {
+pub fn size_counts_with_filters<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     c.insert_many(msgs(&s, 10), false).unwrap();
@@ -213,7 +213,7 @@ pub fn size_counts_with_filters<B: Backend>(b: &B) {
     assert_eq!(c.size(&[Filter::eq(Column::Model, "GPT-4")]).unwrap(), 0);
 }
 
-pub fn filters_are_validated<B: Backend>(b: &B) {
+pub fn filters_are_validated<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let e = expect_err!(c.size(&[Filter::eq(Column::DataSource, "x")]), InvalidInput);
@@ -238,7 +238,7 @@ pub fn filters_are_validated<B: Backend>(b: &B) {
     assert_eq!(c.size(&[]).unwrap(), 4);
 }
 
-pub fn get_all_is_newest_first<B: Backend>(b: &B) {
+pub fn get_all_is_newest_first<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let all = msgs(&s, 12);
@@ -256,7 +256,7 @@ pub fn get_all_is_newest_first<B: Backend>(b: &B) {
     assert!(c.get_all(&[], Some(0)).unwrap().is_empty());
 }
 
-pub fn paginated_walks_everything_once<B: Backend>(b: &B) {
+pub fn paginated_walks_everything_once<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let mut all = msgs(&s, 20);
@@ -292,7 +292,7 @@ pub fn paginated_walks_everything_once<B: Backend>(b: &B) {
     assert_eq!(exact.len(), 5);
 }
 
-pub fn paginated_is_stable_under_inserts<B: Backend>(b: &B) {
+pub fn paginated_is_stable_under_inserts<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let all = msgs(&s, 9);
@@ -306,7 +306,7 @@ pub fn paginated_is_stable_under_inserts<B: Backend>(b: &B) {
     assert_eq!(got, id_list(&all));
 }
 
-pub fn cursor_after_before_reverse<B: Backend>(b: &B) {
+pub fn cursor_after_before_reverse<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let all = msgs(&s, 10);
@@ -365,7 +365,7 @@ pub fn cursor_after_before_reverse<B: Backend>(b: &B) {
     assert!(empty.records.is_empty());
 }
 
-pub fn cursor_unknown_id_is_not_found<B: Backend>(b: &B) {
+pub fn cursor_unknown_id_is_not_found<B: Subject>(b: &B) {
     let (s1, s2) = (scope(1), scope(2));
     let c1 = b.recall(s1).unwrap();
     let c2 = b.recall(s2).unwrap();
@@ -383,7 +383,7 @@ pub fn cursor_unknown_id_is_not_found<B: Backend>(b: &B) {
     }
 }
 
-pub fn insert_many_all_or_nothing<B: Backend>(b: &B) {
+pub fn insert_many_all_or_nothing<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let existing = msg(&s, Role::User, 100, "already here");
@@ -399,7 +399,7 @@ pub fn insert_many_all_or_nothing<B: Backend>(b: &B) {
     assert_eq!(c.get(existing.id()).unwrap(), Some(existing));
 }
 
-pub fn insert_many_upserts<B: Backend>(b: &B) {
+pub fn insert_many_upserts<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let all = msgs(&s, 50);
@@ -423,7 +423,7 @@ pub fn insert_many_upserts<B: Backend>(b: &B) {
     assert_eq!(c.get(again.id()).unwrap(), Some(again));
 }
 
-pub fn duplicate_ids_in_one_batch<B: Backend>(b: &B) {
+pub fn duplicate_ids_in_one_batch<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let a = msg(&s, Role::User, 1, "first");
@@ -443,7 +443,7 @@ pub fn duplicate_ids_in_one_batch<B: Backend>(b: &B) {
     assert_eq!(c.get(a2.id()).unwrap(), Some(a2));
 }
 
-pub fn insert_many_spans_chunks<B: Backend>(b: &B) {
+pub fn insert_many_spans_chunks<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let n = 2_345;
@@ -472,7 +472,7 @@ pub fn insert_many_spans_chunks<B: Backend>(b: &B) {
     assert_eq!(p.size(&[]).unwrap(), 1_501);
 }
 
-pub fn insert_many_rejects_invalid_record_before_writing<B: Backend>(b: &B) {
+pub fn insert_many_rejects_invalid_record_before_writing<B: Subject>(b: &B) {
     let s = scope(1);
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
     // Records are valid by construction; a record of the wrong tenant is the invalid input
@@ -486,7 +486,7 @@ pub fn insert_many_rejects_invalid_record_before_writing<B: Backend>(b: &B) {
     assert_eq!(p.size(&[]).unwrap(), 0);
 }
 
-pub fn update_replaces_and_reports_missing<B: Backend>(b: &B) {
+pub fn update_replaces_and_reports_missing<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let m = msg(&s, Role::User, 1, "before");
@@ -502,7 +502,7 @@ pub fn update_replaces_and_reports_missing<B: Backend>(b: &B) {
     assert_eq!(c.size(&[]).unwrap(), 1);
 }
 
-pub fn query_vector_exact_order<B: Backend>(b: &B) {
+pub fn query_vector_exact_order<B: Subject>(b: &B) {
     let s = scope(1);
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
     if !b.vector_search() {
@@ -557,7 +557,7 @@ pub fn query_vector_exact_order<B: Backend>(b: &B) {
     assert!(p.query(&[1.0, 0.0, 0.0], 0, &[]).unwrap().is_empty());
 }
 
-pub fn query_vector_rejects_bad_input<B: Backend>(b: &B) {
+pub fn query_vector_rejects_bad_input<B: Subject>(b: &B) {
     let p = b.passages(TableType::ArchivalMemory, scope(1)).unwrap();
     if !b.vector_search() {
         expect_err!(p.query(&[1.0], 1, &[]), VectorUnavailable);
@@ -568,7 +568,7 @@ pub fn query_vector_rejects_bad_input<B: Backend>(b: &B) {
     }
 }
 
-pub fn query_date_bounds<B: Backend>(b: &B) {
+pub fn query_date_bounds<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let all = msgs(&s, 10);
@@ -583,7 +583,7 @@ pub fn query_date_bounds<B: Backend>(b: &B) {
     assert_eq!(id_list(&got), vec![all[3].id()]);
 }
 
-pub fn query_text_words<B: Backend>(b: &B) {
+pub fn query_text_words<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let a = msg(&s, Role::User, 1, "I would like some Banana bread today");
@@ -631,7 +631,7 @@ pub fn query_text_words<B: Backend>(b: &B) {
     );
 }
 
-pub fn query_text_is_literal<B: Backend>(b: &B) {
+pub fn query_text_is_literal<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let m = msg(
@@ -676,7 +676,7 @@ pub fn query_text_is_literal<B: Backend>(b: &B) {
 /// Stores `texts` in every table (one record each, in this order: recall memory and archival
 /// memory of one agent, passages and documents of its user) and checks that each query of
 /// `table` finds exactly the texts it lists, by index into `texts`, in every table.
-fn full_text_table<B: Backend>(b: &B, texts: &[&str], table: &[(&str, &[usize])]) {
+fn full_text_table<B: Subject>(b: &B, texts: &[&str], table: &[(&str, &[usize])]) {
     let s = scope(1);
     let user = Scope::user(s.user_id());
     let recall = b.recall(s).unwrap();
@@ -747,7 +747,7 @@ fn full_text_table<B: Backend>(b: &B, texts: &[&str], table: &[(&str, &[usize])]
 }
 
 /// Stop words are words like any other: a query of stop words only finds its text.
-pub fn full_text_stop_words_are_words<B: Backend>(b: &B) {
+pub fn full_text_stop_words_are_words<B: Subject>(b: &B) {
     let texts = [
         "To be or not to be",
         "The end",
@@ -780,7 +780,7 @@ pub fn full_text_stop_words_are_words<B: Backend>(b: &B) {
 /// Case and the diacritics of Latin letters are folded, both ways: the accented word, its
 /// capitals and its plain ASCII spelling find each other (ß is `ss`, æ `ae`, œ `oe`, ø `o`;
 /// a decomposed accent, `e` + U+0301, is the accented letter).
-pub fn full_text_folds_case_and_accents<B: Backend>(b: &B) {
+pub fn full_text_folds_case_and_accents<B: Subject>(b: &B) {
     const WORDS: [(&str, &str, &str); 21] = [
         ("café", "CAFÉ", "cafe"),
         ("crème", "CRÈME", "creme"),
@@ -842,7 +842,7 @@ pub fn full_text_folds_case_and_accents<B: Backend>(b: &B) {
 
 /// No stemming: a word finds itself only ("running" does not find "run"), on every
 /// backend (PostgreSQL's Snowball and SQLite's Porter stemmers differ).
-pub fn full_text_does_not_stem<B: Backend>(b: &B) {
+pub fn full_text_does_not_stem<B: Subject>(b: &B) {
     let texts = [
         "run",
         "running",
@@ -876,7 +876,7 @@ pub fn full_text_does_not_stem<B: Backend>(b: &B) {
 /// Every character that is not a letter or a digit separates words, in texts and in
 /// queries alike; each word of the query must occur (anywhere, not as a phrase); no prefix
 /// matching; a query without any word finds nothing.
-pub fn full_text_splits_words_at_punctuation<B: Backend>(b: &B) {
+pub fn full_text_splits_words_at_punctuation<B: Subject>(b: &B) {
     let texts = [
         "I don't know",
         "send an e-mail today",
@@ -933,7 +933,7 @@ pub fn full_text_splits_words_at_punctuation<B: Backend>(b: &B) {
 /// A word of at most 500 characters (counted after folding: `ß` is two) is indexed; a longer
 /// one is not, and a query holding one finds nothing (PostgreSQL holds at most 2,046 bytes in a
 /// lexeme).
-pub fn full_text_words_of_up_to_500_characters_are_indexed<B: Backend>(b: &B) {
+pub fn full_text_words_of_up_to_500_characters_are_indexed<B: Subject>(b: &B) {
     let w500 = "x".repeat(500);
     let w501 = "y".repeat(501);
     let s250 = "ß".repeat(250);
@@ -968,7 +968,7 @@ pub fn full_text_words_of_up_to_500_characters_are_indexed<B: Backend>(b: &B) {
 /// The text whose index entry is the largest there can be — 400 distinct words of 499
 /// four-byte letters filling the indexed prefix — is stored in every table and found by its
 /// first and last word (PostgreSQL's tsvector holds at most 1 MiB).
-pub fn full_text_the_largest_index_entry_is_storable<B: Backend>(b: &B) {
+pub fn full_text_the_largest_index_entry_is_storable<B: Subject>(b: &B) {
     let word = |i: u32| -> String {
         (0..499)
             .map(|j| char::from_u32(0x4_0000 + i * 499 + j).unwrap())
@@ -994,7 +994,7 @@ pub fn full_text_the_largest_index_entry_is_storable<B: Backend>(b: &B) {
 
 /// The tenant's words of the full-text indexes (`u` / `a` and an id's hex digits) are not
 /// words of the text: a query for one finds only the texts that hold it.
-pub fn full_text_the_tenant_is_not_a_word<B: Backend>(b: &B) {
+pub fn full_text_the_tenant_is_not_a_word<B: Subject>(b: &B) {
     let s = scope(1);
     let user = format!("u{}", s.user_id().simple());
     let agent = format!("a{}", s.agent_id().unwrap().simple());
@@ -1011,7 +1011,7 @@ pub fn full_text_the_tenant_is_not_a_word<B: Backend>(b: &B) {
     );
 }
 
-pub fn delete_with_filters<B: Backend>(b: &B) {
+pub fn delete_with_filters<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     c.insert_many(msgs(&s, 12), false).unwrap();
@@ -1027,7 +1027,7 @@ pub fn delete_with_filters<B: Backend>(b: &B) {
     );
 }
 
-pub fn delete_table_is_scoped<B: Backend>(b: &B) {
+pub fn delete_table_is_scoped<B: Subject>(b: &B) {
     let (s1, s2) = (scope(1), scope(2));
     let (c1, c2) = (b.recall(s1).unwrap(), b.recall(s2).unwrap());
     c1.insert_many(msgs(&s1, 5), false).unwrap();
@@ -1040,7 +1040,7 @@ pub fn delete_table_is_scoped<B: Backend>(b: &B) {
     assert_eq!(c1.size(&[]).unwrap(), 1);
 }
 
-pub fn list_data_sources_is_scoped<B: Backend>(b: &B) {
+pub fn list_data_sources_is_scoped<B: Subject>(b: &B) {
     let s = Scope::user(ids(1).0);
     let p = b.passages(TableType::Passages, s).unwrap();
     let mk = |i: i64, src: Option<&str>| {
@@ -1092,7 +1092,7 @@ pub fn list_data_sources_is_scoped<B: Backend>(b: &B) {
         .is_empty());
 }
 
-pub fn passage_default_id_upserts<B: Backend>(b: &B) {
+pub fn passage_default_id_upserts<B: Subject>(b: &B) {
     let s = scope(1);
     let p = b.passages(TableType::ArchivalMemory, s).unwrap();
     let first = passage(&s, 1, "the same text", Some(vec![1.0, 2.0]));
@@ -1104,7 +1104,7 @@ pub fn passage_default_id_upserts<B: Backend>(b: &B) {
     assert_eq!(p.get(first.id()).unwrap(), Some(again));
 }
 
-pub fn passages_table_is_user_scoped<B: Backend>(b: &B) {
+pub fn passages_table_is_user_scoped<B: Subject>(b: &B) {
     let s = Scope::user(ids(1).0);
     let p = b.passages(TableType::Passages, s).unwrap();
     let doc = Uuid::from_u128(77);
@@ -1135,7 +1135,7 @@ pub fn passages_table_is_user_scoped<B: Backend>(b: &B) {
     assert_eq!(arch.size(&[]).unwrap(), 0);
 }
 
-pub fn documents_crud<B: Backend>(b: &B) {
+pub fn documents_crud<B: Subject>(b: &B) {
     let s = Scope::user(ids(1).0);
     let d = b.documents(s).unwrap();
     let doc = Document::builder(s.user_id(), "a long document")
@@ -1160,7 +1160,7 @@ pub fn documents_crud<B: Backend>(b: &B) {
     assert_eq!(d.get(doc.id()).unwrap(), None);
 }
 
-pub fn unicode_roundtrip<B: Backend>(b: &B) {
+pub fn unicode_roundtrip<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let m = msg(&s, Role::User, 1, "héllo wörld — 日本語のテキスト 🚀 emoji");
@@ -1172,7 +1172,7 @@ pub fn unicode_roundtrip<B: Backend>(b: &B) {
     );
 }
 
-pub fn transaction_commits<B: Backend>(b: &B) {
+pub fn transaction_commits<B: Subject>(b: &B) {
     let s = scope(1);
     let all = msgs(&s, 4);
     let n = b
@@ -1188,7 +1188,7 @@ pub fn transaction_commits<B: Backend>(b: &B) {
     assert_eq!(b.recall(s).unwrap().size(&[]).unwrap(), 4);
 }
 
-pub fn transaction_rolls_back_on_error<B: Backend>(b: &B) {
+pub fn transaction_rolls_back_on_error<B: Subject>(b: &B) {
     let s = scope(1);
     let all = msgs(&s, 4);
     let e = b
@@ -1208,7 +1208,7 @@ pub fn transaction_rolls_back_on_error<B: Backend>(b: &B) {
     assert_eq!(c.size(&[]).unwrap(), 1);
 }
 
-pub fn transaction_rolls_back_on_panic<B: Backend>(b: &B) {
+pub fn transaction_rolls_back_on_panic<B: Subject>(b: &B) {
     let s = scope(1);
     let all = msgs(&s, 3);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1227,7 +1227,7 @@ pub fn transaction_rolls_back_on_panic<B: Backend>(b: &B) {
     assert_eq!(c.size(&[]).unwrap(), 3);
 }
 
-pub fn concurrent_writers_and_readers<B: Backend>(b: &B) {
+pub fn concurrent_writers_and_readers<B: Subject>(b: &B) {
     const THREADS: usize = 32;
     const ROUNDS: usize = 20;
     let barrier = Arc::new(Barrier::new(THREADS));
@@ -1278,7 +1278,7 @@ pub fn concurrent_writers_and_readers<B: Backend>(b: &B) {
 /// both sides of PostgreSQL's COPY threshold) follows the one rule of `insert_many`:
 /// `DuplicateId` naming both indexes and nothing written, or with `exists_ok` the last
 /// record wins and the call counts each id once.
-pub fn duplicate_ids_far_apart_follow_one_rule<B: Backend>(b: &B) {
+pub fn duplicate_ids_far_apart_follow_one_rule<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     for (n, first, second) in [(800usize, 10usize, 700usize), (1_500, 0, 1_200)] {
@@ -1307,7 +1307,7 @@ pub fn duplicate_ids_far_apart_follow_one_rule<B: Backend>(b: &B) {
 /// updated to its last record and counted once however often and however far apart it
 /// comes; without, the first one is `AlreadyExists` (not a repeat of the call), and
 /// nothing of the call is written.
-pub fn existing_ids_in_a_large_call_count_once<B: Backend>(b: &B) {
+pub fn existing_ids_in_a_large_call_count_once<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let before = msgs(&s, 3);
@@ -1347,7 +1347,7 @@ pub fn existing_ids_in_a_large_call_count_once<B: Backend>(b: &B) {
 }
 
 /// Passages of a user carry an agent: a filter selects one agent's, for every operation.
-pub fn passages_agent_filter_selects_one_agent<B: Backend>(b: &B) {
+pub fn passages_agent_filter_selects_one_agent<B: Subject>(b: &B) {
     let (user, a1) = ids(1);
     let a2 = Uuid::from_u128(99);
     let p = b.passages(TableType::Passages, Scope::user(user)).unwrap();
@@ -1380,7 +1380,7 @@ fn copy_to(m: &Message, to: &Scope) -> Message {
 /// Copying one agent's messages to another, the records pulled lazily from a paginated
 /// read of the same store while `insert_many` writes: it completes (SQLite reads on
 /// connections of their own while its one writer writes).
-pub fn insert_many_from_an_iterator_reading_the_same_store<B: Backend>(b: &B) {
+pub fn insert_many_from_an_iterator_reading_the_same_store<B: Subject>(b: &B) {
     let (src, dst) = (scope(1), scope(2));
     let from = b.recall(src).unwrap();
     from.insert_many(msgs(&src, 1_200), false).unwrap();
@@ -1401,7 +1401,7 @@ pub fn insert_many_from_an_iterator_reading_the_same_store<B: Backend>(b: &B) {
 /// then written, then the next (an iterator reading the unit of work while its
 /// `insert_many` runs does not compile; see `SqliteStore::transaction`). The unit of work
 /// sees its own writes, and everything commits together.
-pub fn insert_many_within_a_unit_of_work_copies_page_by_page<B: Backend>(b: &B) {
+pub fn insert_many_within_a_unit_of_work_copies_page_by_page<B: Subject>(b: &B) {
     let (src, dst) = (scope(1), scope(2));
     b.recall(src)
         .unwrap()
@@ -1437,7 +1437,7 @@ fn panicking(s: Scope, n: usize, panic_at: usize) -> impl Iterator<Item = Messag
 /// `insert_many` is all or nothing when its iterator panics: on the store, and inside a
 /// unit of work whose closure catches the panic and returns `Ok` (the rest of the unit of
 /// work commits, nothing of the call that unwound).
-pub fn insert_many_is_all_or_nothing_when_its_iterator_panics<B: Backend>(b: &B) {
+pub fn insert_many_is_all_or_nothing_when_its_iterator_panics<B: Subject>(b: &B) {
     let (s, other) = (scope(1), scope(2));
     let c = b.recall(s).unwrap();
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -1469,7 +1469,7 @@ pub fn insert_many_is_all_or_nothing_when_its_iterator_panics<B: Backend>(b: &B)
 /// every table and inside a batch; the full-text index covers its first
 /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters on every
 /// backend: a word inside them is found, a word past them is not.
-pub fn long_texts_are_stored_whole_and_indexed_up_to_the_prefix<B: Backend>(b: &B) {
+pub fn long_texts_are_stored_whole_and_indexed_up_to_the_prefix<B: Subject>(b: &B) {
     let n = memgpt_core::FULL_TEXT_INDEXED_CHARS;
     let mut text = String::with_capacity(2_500_000);
     text.push_str("openingword ");
@@ -1552,7 +1552,7 @@ pub fn long_texts_are_stored_whole_and_indexed_up_to_the_prefix<B: Backend>(b: &
 
 /// Other tenants' passages lie near the query, the scope's far from it: the scope's
 /// `top_k` nearest come back exactly, in order, as a brute-force ranking says.
-pub fn query_vector_is_exact_whatever_other_tenants_hold<B: Backend>(b: &B) {
+pub fn query_vector_is_exact_whatever_other_tenants_hold<B: Subject>(b: &B) {
     let (mine, theirs) = (scope(1), scope(2));
     let p = b.passages(TableType::ArchivalMemory, mine).unwrap();
     if !b.vector_search() {
@@ -1602,7 +1602,7 @@ pub fn query_vector_is_exact_whatever_other_tenants_hold<B: Backend>(b: &B) {
 /// call): no error reaches a caller (rows are written in id order, so two calls never
 /// wait on each other's rows crosswise), and each of the 100 rows is a complete value of
 /// one writer.
-pub fn concurrent_upserts_of_the_same_ids_never_fail<B: Backend>(b: &B) {
+pub fn concurrent_upserts_of_the_same_ids_never_fail<B: Subject>(b: &B) {
     let s = scope(1);
     let ids: Vec<Uuid> = (0..100u128)
         .map(|i| Uuid::from_u128(0xABC0_0000 + i))
@@ -1639,7 +1639,7 @@ pub fn concurrent_upserts_of_the_same_ids_never_fail<B: Backend>(b: &B) {
 
 /// Fault matrix row 19: hostile strings in filters and full-text queries are bound
 /// values, never SQL: they match nothing, and the tables are intact.
-pub fn hostile_strings_are_values_never_sql<B: Backend>(b: &B) {
+pub fn hostile_strings_are_values_never_sql<B: Subject>(b: &B) {
     let user = Scope::user(ids(1).0);
     let p = b.passages(TableType::Passages, user).unwrap();
     let one = Passage::builder(user.user_id(), "kept safe")
@@ -1671,7 +1671,7 @@ pub fn hostile_strings_are_values_never_sql<B: Backend>(b: &B) {
 
 /// Fault matrix row 20: user B addresses user A's ids: get, update, delete, vector search
 /// and list all see nothing of A's, and A's rows are unchanged, field for field.
-pub fn another_users_ids_are_not_found_and_unchanged<B: Backend>(b: &B) {
+pub fn another_users_ids_are_not_found_and_unchanged<B: Subject>(b: &B) {
     let (a, other) = (scope(1), scope(2));
     let mine = b.passages(TableType::ArchivalMemory, a).unwrap();
     let rows: Vec<Passage> = (0..5)
@@ -1700,7 +1700,7 @@ pub fn another_users_ids_are_not_found_and_unchanged<B: Backend>(b: &B) {
 
 /// Fault matrix row 28: a 5 MB text in each of the four tables, through `insert` and in
 /// an `insert_many` of 1,001 records (PostgreSQL's COPY path), reads back byte for byte.
-pub fn five_megabyte_texts_round_trip_in_every_table<B: Backend>(b: &B) {
+pub fn five_megabyte_texts_round_trip_in_every_table<B: Subject>(b: &B) {
     let s = scope(1);
     let user = Scope::user(s.user_id());
     let big: String = (0..5_000_000usize)
@@ -1765,7 +1765,7 @@ pub fn five_megabyte_texts_round_trip_in_every_table<B: Backend>(b: &B) {
 /// Fault matrix row 9: 70,000 records in one `insert_many`, chunked under the bind limits
 /// in one transaction: with a bad last record (another tenant's) the call fails naming it
 /// and commits nothing; without it every record is written.
-pub fn seventy_thousand_records_are_all_or_nothing<B: Backend>(b: &B) {
+pub fn seventy_thousand_records_are_all_or_nothing<B: Subject>(b: &B) {
     let s = scope(1);
     let c = b.recall(s).unwrap();
     let n = 70_000usize;
@@ -1784,7 +1784,7 @@ pub fn seventy_thousand_records_are_all_or_nothing<B: Backend>(b: &B) {
 /// Fault matrix row 12: one NUL policy on both backends, applied before any SQL: a NUL
 /// byte in any text field, or in any key or string of JSON, is `InvalidInput` naming the
 /// field — the record cannot be built, so nothing of a batch is written.
-pub fn nul_bytes_are_refused_before_sql<B: Backend>(b: &B) {
+pub fn nul_bytes_are_refused_before_sql<B: Subject>(b: &B) {
     let s = scope(1);
     let (u, a) = (s.user_id(), s.agent_id().unwrap());
     let field_of = |r: Result<Message>| match r {

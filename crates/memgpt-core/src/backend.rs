@@ -16,12 +16,12 @@ use std::ops::DerefMut;
 
 use uuid::Uuid;
 
-use crate::connector::Keyset;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
 use crate::statement::{Dialect, Shapes, Statement};
+use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// A statement in backend `B`'s dialect.
@@ -210,7 +210,7 @@ pub trait Stores<R: Record>: Backend {
     /// As `insert_many`.
     fn bulk_insert(
         &self,
-        _target: &crate::generic::Target<Self, R>,
+        _target: &crate::connector::Scoped<Self, R>,
         _conn: &mut Self::Conn,
         _records: &mut dyn Iterator<Item = (usize, R)>,
         _exists_ok: bool,

@@ -12,34 +12,36 @@ pub mod backend;
 #[doc(hidden)]
 pub mod batch;
 pub mod config;
-pub mod connector;
+mod connector;
 pub mod error;
 pub mod filter;
 pub mod fulltext;
-mod generic;
 pub mod plan;
 pub mod record;
 pub mod scope;
 #[doc(hidden)]
 pub mod statement;
+pub mod storage_connector;
 pub mod table;
 pub mod trace;
 #[doc(hidden)]
 pub mod unit_of_work;
 
 pub use config::DatabaseUrl;
-pub use connector::{CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector};
+pub use connector::{Connector, Source, Tx};
+#[doc(hidden)]
+pub use connector::{InTx, Internal, Scoped};
 pub use error::{Error, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
-pub use generic::{Connector, Source, Tx};
-#[doc(hidden)]
-pub use generic::{InTx, Internal, Target};
 pub use plan::QueryPlan;
 pub use record::{
     Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,
     PassageBuilder, Record, Role, ToolCall, MAX_EMBEDDING_DIM,
 };
 pub use scope::Scope;
+pub use storage_connector::{
+    CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector,
+};
 
 /// How many characters of a record's text the full-text index covers, on every backend:
 /// `query_text` finds a word only within them. A tsvector of PostgreSQL holds at most

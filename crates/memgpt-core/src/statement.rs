@@ -14,9 +14,9 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::connector::Keyset;
 use crate::filter::{Filter, FilterValue};
 use crate::scope::Scope;
+use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// A backend-neutral value of a placeholder; each backend's bind type converts from it.

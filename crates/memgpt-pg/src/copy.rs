@@ -23,7 +23,7 @@ use crate::sql::{Bind, IdRow};
 use crate::store::PgStore;
 use memgpt_core::backend::Stores;
 use memgpt_core::Record;
-use memgpt_core::Target;
+use memgpt_core::Scoped;
 use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
@@ -44,7 +44,7 @@ struct DupRow {
 /// The bulk path: binary COPY of every record into the staging table, then `INSERT …
 /// SELECT` (the last record of each id) into the table, 50,000 ids a statement.
 pub(crate) fn copy_many<R>(
-    target: &Target<PgStore, R>,
+    target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
@@ -105,7 +105,7 @@ where
 
 /// Moves the staged records into the table: the last record of each id, upserted with
 /// `exists_ok`; the first repeated id is [`Error::DuplicateId`] without.
-fn merge<R>(target: &Target<PgStore, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
+fn merge<R>(target: &Scoped<PgStore, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
 where
     R: Record + PgRow,
     PgStore: Stores<R>,
@@ -220,7 +220,7 @@ struct Merged {
 /// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
 /// exists already (only under another tenant when `foreign`).
 fn staged_existing<R>(
-    target: &Target<PgStore, R>,
+    target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
     foreign: bool,
 ) -> Result<Error>
@@ -252,7 +252,7 @@ where
 
 /// The first staged record (in batch order) before index `before` whose id is in the table.
 fn staged_existing_before<R>(
-    target: &Target<PgStore, R>,
+    target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
     before: i64,
 ) -> Result<Option<Uuid>>

@@ -4,8 +4,8 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backend;
 mod config;
-mod connector;
 mod copy;
 mod error;
 mod metrics;
@@ -19,8 +19,8 @@ mod sql;
 mod store;
 mod url;
 
+pub use backend::{PgConnector, PgTxConnector};
 pub use config::{PgConfig, Pooler};
-pub use connector::{PgConnector, PgTxConnector};
 /// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
 /// on tokio's blocking pool.
 #[cfg(feature = "tokio")]

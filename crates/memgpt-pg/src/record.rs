@@ -14,7 +14,7 @@ use crate::sql::{Bind, Sql};
 use crate::store::PgStore;
 use diesel::PgConnection;
 use memgpt_core::backend::Stores;
-use memgpt_core::Target;
+use memgpt_core::Scoped;
 
 /// How a record decodes from its row and where its bulk loads are staged; the rest of its
 /// mapping is its [`Stores`](memgpt_core::backend::Stores) impl below.
@@ -122,12 +122,12 @@ impl Stores<Message> for PgStore {
     }
 
     fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<Message>, Error> {
-        crate::connector::load(conn, sql, table)
+        crate::backend::load(conn, sql, table)
     }
 
     fn bulk_insert(
         &self,
-        target: &Target<PgStore, Message>,
+        target: &Scoped<PgStore, Message>,
         conn: &mut PgConnection,
         records: &mut dyn Iterator<Item = (usize, Message)>,
         exists_ok: bool,
@@ -212,12 +212,12 @@ impl Stores<Passage> for PgStore {
     }
 
     fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<Passage>, Error> {
-        crate::connector::load(conn, sql, table)
+        crate::backend::load(conn, sql, table)
     }
 
     fn bulk_insert(
         &self,
-        target: &Target<PgStore, Passage>,
+        target: &Scoped<PgStore, Passage>,
         conn: &mut PgConnection,
         records: &mut dyn Iterator<Item = (usize, Passage)>,
         exists_ok: bool,
@@ -291,12 +291,12 @@ impl Stores<Document> for PgStore {
     }
 
     fn load(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<Document>, Error> {
-        crate::connector::load(conn, sql, table)
+        crate::backend::load(conn, sql, table)
     }
 
     fn bulk_insert(
         &self,
-        target: &Target<PgStore, Document>,
+        target: &Scoped<PgStore, Document>,
         conn: &mut PgConnection,
         records: &mut dyn Iterator<Item = (usize, Document)>,
         exists_ok: bool,

@@ -11,7 +11,7 @@ use memgpt_core::backend::Stores;
 use memgpt_core::unit_of_work::{self, TxHooks};
 use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 
-use crate::connector::PgConnector;
+use crate::backend::PgConnector;
 use crate::error::map;
 use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
 use crate::pool::{self, Pool, Pooled};

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use memgpt_conformance::Backend;
+use memgpt_conformance::Subject;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, Result, Scope, TableType};
 use memgpt_pg::{PgConfig, Pooler};
 use memgpt_pg::{PgConnector, PgStore};
@@ -60,7 +60,7 @@ fn with_replica() -> PgBackend {
     PgBackend { store, _db: db }
 }
 
-impl Backend for PgBackend {
+impl Subject for PgBackend {
     type Recall = PgConnector<Message>;
     type Passages = PgConnector<Passage>;
     type Documents = PgConnector<Document>;

@@ -26,7 +26,7 @@ use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
 use memgpt_core::backend::{Backend, Stores, Written};
 use memgpt_core::batch::BatchIds;
 use memgpt_core::statement::{Param, Statement};
-use memgpt_core::Target;
+use memgpt_core::Scoped;
 use memgpt_core::{Error, Record, Result};
 use uuid::Uuid;
 
@@ -47,7 +47,7 @@ struct IdRowid {
 /// (a rowid of `i64::MAX` exists, after which SQLite picks new rowids at random), which
 /// leaves the call to the chunked path.
 pub(crate) fn insert_many<R>(
-    target: &Target<SqliteStore, R>,
+    target: &Scoped<SqliteStore, R>,
     conn: &mut SqliteConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
@@ -70,7 +70,7 @@ where
 }
 
 fn write<R>(
-    target: &Target<SqliteStore, R>,
+    target: &Scoped<SqliteStore, R>,
     conn: &mut SqliteConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     exists_ok: bool,
@@ -148,7 +148,7 @@ where
 /// call, in call order) whose id is in the table: a repeat of the earlier record of the
 /// call that wrote it, or already existing; `None` when none is.
 fn taken<R>(
-    target: &Target<SqliteStore, R>,
+    target: &Scoped<SqliteStore, R>,
     conn: &mut SqliteConnection,
     keys: &[(usize, Uuid)],
     start: i64,

@@ -2,10 +2,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backend;
 mod bulk;
 mod codec;
 mod config;
-mod connector;
 mod error;
 mod pragmas;
 mod record;
@@ -15,8 +15,8 @@ mod store;
 mod vector;
 mod write_lock;
 
+pub use backend::{SqliteConnector, SqliteTxConnector};
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
-pub use connector::{SqliteConnector, SqliteTxConnector};
 /// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
 /// on tokio's blocking pool.
 #[cfg(feature = "tokio")]

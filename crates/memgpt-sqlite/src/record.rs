@@ -12,7 +12,7 @@ use crate::sql::{Bind, Sql};
 use crate::store::SqliteStore;
 use diesel::SqliteConnection;
 use memgpt_core::backend::Stores;
-use memgpt_core::Target;
+use memgpt_core::Scoped;
 
 /// How a record decodes from its row; the rest of its mapping is its
 /// [`Stores`](memgpt_core::backend::Stores) impl below.
@@ -85,12 +85,12 @@ impl Stores<Message> for SqliteStore {
         sql: Sql,
         table: TableType,
     ) -> Result<Vec<Message>, Error> {
-        crate::connector::load(conn, sql, table)
+        crate::backend::load(conn, sql, table)
     }
 
     fn bulk_insert(
         &self,
-        target: &Target<SqliteStore, Message>,
+        target: &Scoped<SqliteStore, Message>,
         conn: &mut SqliteConnection,
         records: &mut dyn Iterator<Item = (usize, Message)>,
         exists_ok: bool,
@@ -189,12 +189,12 @@ impl Stores<Passage> for SqliteStore {
         sql: Sql,
         table: TableType,
     ) -> Result<Vec<Passage>, Error> {
-        crate::connector::load(conn, sql, table)
+        crate::backend::load(conn, sql, table)
     }
 
     fn bulk_insert(
         &self,
-        target: &Target<SqliteStore, Passage>,
+        target: &Scoped<SqliteStore, Passage>,
         conn: &mut SqliteConnection,
         records: &mut dyn Iterator<Item = (usize, Passage)>,
         exists_ok: bool,
@@ -272,12 +272,12 @@ impl Stores<Document> for SqliteStore {
         sql: Sql,
         table: TableType,
     ) -> Result<Vec<Document>, Error> {
-        crate::connector::load(conn, sql, table)
+        crate::backend::load(conn, sql, table)
     }
 
     fn bulk_insert(
         &self,
-        target: &Target<SqliteStore, Document>,
+        target: &Scoped<SqliteStore, Document>,
         conn: &mut SqliteConnection,
         records: &mut dyn Iterator<Item = (usize, Document)>,
         exists_ok: bool,

@@ -12,7 +12,7 @@ use memgpt_core::backend::Stores;
 use memgpt_core::unit_of_work::{self, TxHooks};
 use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
 
-use crate::connector::SqliteConnector;
+use crate::backend::SqliteConnector;
 use crate::error::{map, pool_timeout};
 use crate::pragmas::{Customizer, ReaderCustomizer};
 use crate::write_lock::{self, Writers};

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use memgpt_conformance::Backend;
+use memgpt_conformance::Subject;
 use memgpt_core::{Document, Message, Passage, Result, Scope, TableType};
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::{SqliteConnector, SqliteStore};
@@ -18,7 +18,7 @@ fn fresh() -> SqliteBackend {
     SqliteBackend { store, _dir: dir }
 }
 
-impl Backend for SqliteBackend {
+impl Subject for SqliteBackend {
     type Recall = SqliteConnector<Message>;
     type Passages = SqliteConnector<Passage>;
     type Documents = SqliteConnector<Document>;

@@ -17,8 +17,8 @@ pub use embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use message::{FunctionCall, Message, MessageBuilder, Role, ToolCall};
 pub use passage::{Passage, PassageBuilder};
 
-use crate::connector::Keyset;
 use crate::error::{Error, Result};
+use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// What every stored record has. Implemented by [`Message`], [`Passage`] and [`Document`];
