@@ -56,6 +56,15 @@ pub trait Source {
         internal: Internal,
         f: impl FnOnce(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
     ) -> Result<T>;
+
+    /// `Ok` unless the source is a unit of work that has ended ([`Error::Aborted`]): a
+    /// call with nothing to do says so too.
+    ///
+    /// # Errors
+    /// [`Error::Aborted`].
+    fn usable(&self, _: Internal) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<B: Backend> Source for B {
@@ -105,6 +114,13 @@ impl<B: Backend> Source for InTx<'_, B> {
 
     fn write<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
         self.uow.call(|lease| f(lease))
+    }
+
+    fn usable(&self, _: Internal) -> Result<()> {
+        match self.uow.failure() {
+            Some(message) => Err(Error::Aborted { message }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -526,7 +542,7 @@ where
             // `Send`, and nothing referring to a unit of work is.
             let head: Vec<(usize, R)> = iter.by_ref().take(size + 1).collect();
             if head.is_empty() {
-                return Ok(0);
+                return self.source.usable(Internal(())).map(|()| 0);
             }
             self.source.write(Internal(()), |conn| {
                 let many = head.len() > size;

@@ -83,6 +83,12 @@ fn a_full_disk_inside_a_unit_of_work_commits_nothing() {
                 matches!(later, memgpt_core::Error::Aborted { .. }),
                 "{later}"
             );
+            // Also a call with nothing to write: the unit of work has ended.
+            let empty = recall.insert_many(Vec::new(), false).unwrap_err();
+            assert!(
+                matches!(empty, memgpt_core::Error::Aborted { .. }),
+                "{empty}"
+            );
             Ok(())
         })
         .unwrap_err();
