@@ -110,16 +110,6 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// What the database reports, but a unique violation: [`Written::UniqueViolation`].
     fn execute(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<Written>;
 
-    /// Runs an `INSERT` whose unique violation the caller goes on from (to find the
-    /// offending id in the same transaction). A database that aborts the transaction on
-    /// an error wraps it in a savepoint here; by default, [`execute`](Self::execute).
-    ///
-    /// # Errors
-    /// As [`execute`](Self::execute).
-    fn insert(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<Written> {
-        Self::execute(conn, sql)
-    }
-
     /// Runs `SELECT count(*) AS n …`.
     ///
     /// # Errors
@@ -295,12 +285,16 @@ where
                 .map(|_| B::Bind::from(crate::statement::Param::Int(None)))
                 .collect()
         };
-        let insert = s.insert(columns, [row(), row()], true);
-        out.push_str(&format!(
-            "insert+upsert: {} [{} binds]\n",
-            insert.text,
-            insert.binds.len()
-        ));
+        for (name, exists_ok) in [("insert", false), ("insert+upsert", true)] {
+            // As the connector sends a chunk: the ids written come back.
+            let mut insert = s.insert(columns, [row(), row()], exists_ok);
+            insert.push(" RETURNING id");
+            out.push_str(&format!(
+                "{name}: {} [{} binds]\n",
+                insert.text,
+                insert.binds.len()
+            ));
+        }
         let update = s.update(columns, row(), Uuid::nil());
         out.push_str(&format!(
             "update: {} [{} binds]\n",

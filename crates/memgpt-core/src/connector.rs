@@ -274,22 +274,32 @@ impl<B: Stores<R>, R: Record> Scoped<B, R> {
         })
     }
 
-    /// Writes one chunk of distinct records; returns the rows written. The rows go in id
-    /// order: every write locks rows in the same order, so two calls upserting the same ids
-    /// never wait on each other crosswise (no deadlock).
+    /// Writes one chunk of distinct records (in call order); returns the rows written.
+    /// The statement reports the ids it wrote (`RETURNING id`); an id that exists already
+    /// writes nothing and fails nothing (`ON CONFLICT (id) DO NOTHING`, or an upsert's
+    /// tenant guard), and the first record of the chunk not written decides
+    /// [`Error::AlreadyExists`]: the database reports, the connector decides. The rows go
+    /// in id order: every write locks rows in the same order, so two calls upserting the
+    /// same ids never wait on each other crosswise (no deadlock).
     fn insert_chunk(&self, conn: &mut B::Conn, chunk: &[R], exists_ok: bool) -> Result<u64> {
         let mut in_id_order: Vec<&R> = chunk.iter().collect();
         in_id_order.sort_unstable_by_key(|r| r.id());
-        let sql =
+        let mut sql =
             self.shapes()
                 .insert(B::COLUMNS, in_id_order.into_iter().map(B::binds), exists_ok);
-        match B::insert(conn, sql)? {
-            Written::Rows(n) if n == chunk.len() => Ok(n as u64),
-            // Fewer rows than records: an upsert met an id of another tenant.
-            Written::Rows(_) => Err(self.existing_id(conn, chunk.iter().map(Record::id), true)?),
-            Written::UniqueViolation => {
-                Err(self.existing_id(conn, chunk.iter().map(Record::id), false)?)
-            }
+        sql.push(" RETURNING id");
+        let written: std::collections::HashSet<Uuid> =
+            B::load_ids(conn, sql, self.table)?.into_iter().collect();
+        match chunk
+            .iter()
+            .map(Record::id)
+            .find(|id| !written.contains(id))
+        {
+            None => Ok(chunk.len() as u64),
+            Some(id) => Err(Error::AlreadyExists {
+                table: self.table,
+                id,
+            }),
         }
     }
 

@@ -467,6 +467,11 @@ impl<'a, D: Dialect> Shapes<'a, D> {
         }
         if exists_ok {
             s.push(&self.upsert_clause(columns));
+        } else {
+            // An id that exists already writes nothing and fails nothing: the row count
+            // falls short, and the caller names the id (no savepoint needed to go on
+            // after a unique violation, which PostgreSQL would abort the transaction on).
+            s.push(" ON CONFLICT (id) DO NOTHING");
         }
         s
     }

@@ -85,12 +85,6 @@ impl Backend for PgStore {
         written(query(sql).execute(conn))
     }
 
-    /// In a savepoint of its own: a unique violation then leaves the transaction usable
-    /// (PostgreSQL would abort it), so that the caller can find the offending id.
-    fn insert(conn: &mut PgConnection, sql: Sql) -> Result<Written> {
-        written(conn.transaction(|c| query(sql).execute(c)))
-    }
-
     fn count(conn: &mut PgConnection, sql: Sql) -> Result<u64> {
         let rows: Vec<Count> = query(sql).load(conn).map_err(map)?;
         Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))

@@ -97,7 +97,7 @@ where
             Err(Error::DuplicateId { id, first, second }) => {
                 let before: Vec<(usize, Uuid)> =
                     keys.iter().filter(|k| k.0 < second).copied().collect();
-                let earlier = taken(target, conn, &before, start)?;
+                let earlier = taken(target, conn, &before, start, watermark)?;
                 return Err(earlier.unwrap_or(Error::DuplicateId { id, first, second }));
             }
             other => other?,
@@ -107,13 +107,15 @@ where
             .shapes()
             .insert(<SqliteStore as Stores<R>>::COLUMNS, binds, exists_ok);
         if !exists_ok {
-            match SqliteStore::insert(conn, sql)? {
-                Written::Rows(n) => {
+            match SqliteStore::execute(conn, sql)? {
+                Written::Rows(n) if n == rows.len() => {
                     written += n as u64;
                     watermark += n as i64;
                 }
-                Written::UniqueViolation => {
-                    let e = taken(target, conn, &keys, start)?;
+                // An id in the table already (`ON CONFLICT (id) DO NOTHING`): the rows of
+                // this statement, above the watermark, are not the ones met.
+                _ => {
+                    let e = taken(target, conn, &keys, start, watermark)?;
                     return Err(e.unwrap_or_else(|| {
                         Error::database("insert met an existing id that is not there")
                     }));
@@ -145,13 +147,15 @@ where
 }
 
 /// The error of the first of `keys` (records of one chunk, each with its index in the
-/// call, in call order) whose id is in the table: a repeat of the earlier record of the
-/// call that wrote it, or already existing; `None` when none is.
+/// call, in call order) whose id is in a row at or below `ceiling` (written before this
+/// chunk): a repeat of the earlier record of the call that wrote it (above `start`), or
+/// already existing; `None` when none is.
 fn taken<R>(
     target: &Scoped<SqliteStore, R>,
     conn: &mut SqliteConnection,
     keys: &[(usize, Uuid)],
     start: i64,
+    ceiling: i64,
 ) -> Result<Option<Error>>
 where
     R: Record,
@@ -175,16 +179,18 @@ where
         );
     }
     Ok(keys.iter().find_map(|&(index, id)| {
-        at.get(&id).map(|&rowid| {
-            if rowid > start {
-                Error::DuplicateId {
-                    id,
-                    first: usize::try_from(rowid - start - 1).unwrap_or(usize::MAX),
-                    second: index,
+        at.get(&id)
+            .filter(|&&rowid| rowid <= ceiling)
+            .map(|&rowid| {
+                if rowid > start {
+                    Error::DuplicateId {
+                        id,
+                        first: usize::try_from(rowid - start - 1).unwrap_or(usize::MAX),
+                        second: index,
+                    }
+                } else {
+                    Error::AlreadyExists { table, id }
                 }
-            } else {
-                Error::AlreadyExists { table, id }
-            }
-        })
+            })
     }))
 }
