@@ -200,7 +200,7 @@ pub trait Stores<R: Record>: Backend {
     /// As `insert_many`.
     fn bulk_insert(
         &self,
-        _target: &crate::connector::Scoped<Self, R>,
+        _target: &crate::scoped::Scoped<Self, R>,
         _conn: &mut Self::Conn,
         _records: &mut dyn Iterator<Item = (usize, R)>,
         _exists_ok: bool,

@@ -19,6 +19,8 @@ pub mod fulltext;
 pub mod plan;
 pub mod record;
 pub mod scope;
+mod scoped;
+mod source;
 #[doc(hidden)]
 pub mod statement;
 pub mod storage_connector;
@@ -28,9 +30,7 @@ pub mod trace;
 pub mod unit_of_work;
 
 pub use config::DatabaseUrl;
-pub use connector::{Connector, Source, Tx};
-#[doc(hidden)]
-pub use connector::{InTx, Internal, Scoped};
+pub use connector::Connector;
 pub use error::{Error, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
 pub use plan::QueryPlan;
@@ -39,6 +39,11 @@ pub use record::{
     PassageBuilder, Record, Role, ToolCall, MAX_EMBEDDING_DIM,
 };
 pub use scope::Scope;
+#[doc(hidden)]
+pub use scoped::Scoped;
+#[doc(hidden)]
+pub use source::{InTx, Internal};
+pub use source::{Source, Tx};
 pub use storage_connector::{
     CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector,
 };
