@@ -23,7 +23,7 @@ pub fn ensure() -> Result<()> {
     }
     eprintln!("generating the locale {LOCALE}");
     if Command::new("locale-gen").arg("--help").output().is_err() {
-        crate::pgbouncer::apt_install(&["locales"])?;
+        crate::apt_install(&["locales"])?;
     }
     let wanted = format!("{LOCALE} UTF-8");
     let listed = std::fs::read_to_string("/etc/locale.gen").unwrap_or_default();

@@ -22,7 +22,7 @@ mod pg;
 mod pgbouncer;
 mod test;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -168,4 +168,22 @@ fn libpq() -> Libpq {
         }
         choice
     })
+}
+
+/// Installs Debian packages (`apt-get update`, then `install`), as root.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let apt = |args: &[&str]| -> Result<()> {
+        let ok = std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?
+            .success();
+        if !ok {
+            bail!("apt-get {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    apt(&[&["install", "-y", "-qq"], packages].concat())
 }

@@ -73,7 +73,7 @@ impl PgBouncer {
             bail!("pgbouncer is not installed: `sudo apt-get install pgbouncer`");
         }
         eprintln!("installing pgbouncer (apt-get)");
-        apt_install(&["pgbouncer"])?;
+        crate::apt_install(&["pgbouncer"])?;
         find().context("apt-get installed pgbouncer, but no pgbouncer binary was found")
     }
 
@@ -202,22 +202,4 @@ impl Drop for Guard {
             }
         }
     }
-}
-
-/// Installs Debian packages (`apt-get update`, then `install`), as root.
-pub fn apt_install(packages: &[&str]) -> Result<()> {
-    let apt = |args: &[&str]| -> Result<()> {
-        let ok = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("running apt-get")?
-            .success();
-        if !ok {
-            bail!("apt-get {} failed", args.join(" "));
-        }
-        Ok(())
-    };
-    apt(&["update", "-qq"])?;
-    apt(&[&["install", "-y", "-qq"], packages].concat())
 }

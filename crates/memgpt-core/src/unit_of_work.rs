@@ -100,12 +100,7 @@ pub fn run<C, T>(
         hooks,
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&uow)));
-    let left = (hooks.depth)(&mut uow.conn.borrow_mut());
-    if left != top {
-        uow.fail(format!(
-            "a call left the transaction {left} levels deep instead of {top}"
-        ));
-    }
+    uow.expect_depth(&mut uow.conn.borrow_mut(), top);
     let failure = uow.failure();
     let mut conn = uow.conn.into_inner();
     match outcome {
@@ -136,6 +131,16 @@ impl<C> UnitOfWork<C> {
         self.failure.borrow().clone()
     }
 
+    /// Marks the unit of work failed unless the transaction is `depth` levels deep.
+    fn expect_depth(&self, conn: &mut C, depth: u32) {
+        let left = (self.hooks.depth)(conn);
+        if left != depth {
+            self.fail(format!(
+                "a call left the transaction {left} levels deep instead of {depth}"
+            ));
+        }
+    }
+
     fn fail(&self, why: String) {
         let mut f = self.failure.borrow_mut();
         if f.is_none() {
@@ -162,12 +167,7 @@ impl<C> UnitOfWork<C> {
         let conn = &mut *conn;
         let base = (self.hooks.depth)(conn);
         let outcome = catch_unwind(AssertUnwindSafe(|| self.savepoint(conn, base, f)));
-        let left = (self.hooks.depth)(conn);
-        if left != base {
-            self.fail(format!(
-                "a call left the transaction {left} levels deep instead of {base}"
-            ));
-        }
+        self.expect_depth(conn, base);
         match outcome {
             Ok(result) => result,
             Err(panic) => resume_unwind(panic),

@@ -13,7 +13,7 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{Integer, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Error, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_pg::{PgConfig, PgStore};
+use memgpt_pg::{PgConfig, PgConnector, PgStore};
 use memgpt_testing::OwnServer;
 use uuid::Uuid;
 
@@ -40,6 +40,29 @@ fn config(url: &DatabaseUrl, app: &str) -> PgConfig {
     c.max_overflow = 0;
     c.statement_timeout = Duration::from_secs(1);
     c
+}
+
+/// A store on `url` as `app` whose statements time out after `statement_timeout`, and a
+/// recall connector of a new agent.
+fn recall(
+    url: &DatabaseUrl,
+    app: &str,
+    statement_timeout: Duration,
+) -> (PgStore, Scope, PgConnector<Message>) {
+    let mut config = config(url, app);
+    config.statement_timeout = statement_timeout;
+    let store = PgStore::open(config).unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    (store, s, c)
+}
+
+/// Locks recall memory on `conn`, in a transaction left open.
+fn lock_recall(conn: &mut PgConnection) {
+    conn.batch_execute("BEGIN; LOCK TABLE memgpt_recall_memory_agent IN ACCESS EXCLUSIVE MODE;")
+        .unwrap();
 }
 
 fn message(s: &Scope, text: &str) -> Message {
@@ -92,15 +115,9 @@ fn a_wrong_password_on_a_german_server_is_an_authentication_error() {
 #[test]
 fn a_statement_timeout_on_a_german_server_is_a_timeout() {
     let (_server, url) = server("trust", "");
-    let store = PgStore::open(config(&url, "memgpt-de-timeout")).unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let c = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
+    let (_store, s, c) = recall(&url, "memgpt-de-timeout", Duration::from_secs(1));
     let mut locker = PgConnection::establish(url.expose()).unwrap();
-    locker
-        .batch_execute("BEGIN; LOCK TABLE memgpt_recall_memory_agent IN ACCESS EXCLUSIVE MODE;")
-        .unwrap();
+    lock_recall(&mut locker);
     let e = c.size(&[]).unwrap_err();
     assert!(
         matches!(&e, Error::Timeout { message } if message.contains("Zeitüberschreitung")),
@@ -118,16 +135,8 @@ fn a_lock_timeout_on_a_german_server_is_a_timeout() {
     admin
         .batch_execute("ALTER ROLE postgres SET lock_timeout = '200ms'")
         .unwrap();
-    let mut config = config(&url, "memgpt-de-lock");
-    config.statement_timeout = Duration::from_secs(30);
-    let store = PgStore::open(config).unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let c = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
-    admin
-        .batch_execute("BEGIN; LOCK TABLE memgpt_recall_memory_agent IN ACCESS EXCLUSIVE MODE;")
-        .unwrap();
+    let (_store, s, c) = recall(&url, "memgpt-de-lock", Duration::from_secs(30));
+    lock_recall(&mut admin);
     let e = c.insert(&message(&s, "gesperrt")).unwrap_err();
     assert!(
         matches!(&e, Error::Timeout { message } if message.contains("Zeitüberschreitung einer Sperre")),
@@ -144,13 +153,7 @@ fn a_lock_timeout_on_a_german_server_is_a_timeout() {
 fn a_deadlock_on_a_german_server_is_busy() {
     let (_server, url) = server("trust", "");
     let app = "memgpt-de-deadlock";
-    let mut config = config(&url, app);
-    config.statement_timeout = Duration::from_secs(60);
-    let store = PgStore::open(config).unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let c = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
+    let (store, s, c) = recall(&url, app, Duration::from_secs(60));
     let (a, b) = (message(&s, "a"), message(&s, "b"));
     c.insert_many(vec![a.clone(), b.clone()], false).unwrap();
     let mut other = PgConnection::establish(url.expose()).unwrap();
@@ -230,17 +233,9 @@ fn rewritten(m: &Message, text: &str) -> Message {
 fn a_terminated_session_on_a_german_server_is_a_lost_connection() {
     let (_server, url) = server("trust", "");
     let app = "memgpt-de-terminated";
-    let mut config = config(&url, app);
-    config.statement_timeout = Duration::from_secs(60);
-    let store = PgStore::open(config).unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let c = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
+    let (_store, s, c) = recall(&url, app, Duration::from_secs(60));
     let mut locker = PgConnection::establish(url.expose()).unwrap();
-    locker
-        .batch_execute("BEGIN; LOCK TABLE memgpt_recall_memory_agent IN ACCESS EXCLUSIVE MODE;")
-        .unwrap();
+    lock_recall(&mut locker);
     let e = std::thread::scope(|sc| {
         let call = sc.spawn(|| c.insert(&message(&s, "abgebrochen")));
         let mut admin = PgConnection::establish(url.expose()).unwrap();
