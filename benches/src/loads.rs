@@ -38,8 +38,6 @@ pub fn insert_by_agent<R>(
 ) -> Result<Duration>
 where
     R: Record + Clone + Send + Sync + 'static,
-    memgpt_sqlite::SqliteStore: memgpt_core::backend::Stores<R>,
-    memgpt_pg::PgStore: memgpt_core::backend::Stores<R>,
 {
     let groups = by_agent(records);
     let start = Instant::now();

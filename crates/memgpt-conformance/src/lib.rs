@@ -14,6 +14,8 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+mod statements;
+pub use statements::statement_shapes;
 
 use memgpt_core::{Document, Message, Passage, Result, Scope, StorageConnector, TableType};
 

@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::backend::Stores;
+use crate::backend::Backend;
 use crate::{
     Connector, CursorPage, CursorRequest, Error, Filter, Record, Result, Scope, StorageConnector,
     TableType,
@@ -64,7 +64,7 @@ impl<S: Clone + Send + Sync + 'static> AsyncStore<S> {
         scope: Scope,
     ) -> Result<AsyncConnector<S, R>>
     where
-        S: Stores<R>,
+        S: Backend,
     {
         // Checked now, as the synchronous connector checks them.
         Connector::<S, R>::new(self.store.clone(), table, scope)?;
@@ -99,7 +99,7 @@ impl<S: Clone, R> Clone for AsyncConnector<S, R> {
     }
 }
 
-impl<S: Stores<R>, R: Record> AsyncConnector<S, R> {
+impl<S: Backend, R: Record> AsyncConnector<S, R> {
     /// The table.
     pub fn table_type(&self) -> TableType {
         self.table

@@ -7,21 +7,20 @@
 //! * [`Dialect`] — placeholders, value encodings, the spelling of "no limit" and null-safe
 //!   equality;
 //! * [`Backend`] — where connections come from (a read connection, the writer, a write
-//!   transaction), running a statement and decoding what it returns, mapping errors,
-//!   whether it can search vectors, and its full-text statement;
-//! * [`Stores<R>`] for each record type — the columns, values and decoding of `R`, the
-//!   and (optionally) a bulk-write path of its own.
+//!   transaction), running a statement and handing over the rows it returns (core reads
+//!   them through [`Row`](crate::row::Row) and decodes them once, [`crate::row`]),
+//!   whether it can search vectors, its full-text and nearest-neighbour statements, and
+//!   (optionally) a bulk-write path of its own.
 
 use std::ops::DerefMut;
-
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
+use crate::row::Decode;
+use crate::scoped::Scoped;
 use crate::statement::{Dialect, Shapes, Statement};
-use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// A statement in backend `B`'s dialect.
@@ -110,33 +109,13 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// What the database reports, but a unique violation: [`Written::UniqueViolation`].
     fn execute(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<Written>;
 
-    /// Runs `SELECT count(*) AS n …`.
+    /// Runs a statement that returns rows and decodes each as a `T` (reading its columns
+    /// through a [`Row`](crate::row::Row) of this backend, in `table`'s encodings).
     ///
     /// # Errors
-    /// What the database reports.
-    fn count(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<u64>;
-
-    /// Runs `SELECT created_at, id …` and decodes the first row.
-    ///
-    /// # Errors
-    /// What the database reports; a row that does not decode.
-    fn load_keyset(
-        conn: &mut Self::Conn,
-        sql: Sql<Self>,
-        table: TableType,
-    ) -> Result<Option<Keyset>>;
-
-    /// Runs `SELECT id …` and decodes the ids.
-    ///
-    /// # Errors
-    /// What the database reports; a row that does not decode.
-    fn load_ids(conn: &mut Self::Conn, sql: Sql<Self>, table: TableType) -> Result<Vec<Uuid>>;
-
-    /// Runs `SELECT DISTINCT data_source …` and returns the values.
-    ///
-    /// # Errors
-    /// What the database reports.
-    fn load_strings(conn: &mut Self::Conn, sql: Sql<Self>) -> Result<Vec<String>>;
+    /// What the database reports; a row that does not decode
+    /// ([`Undecodable::in_table`](crate::row::Undecodable::in_table)).
+    fn fetch<T: Decode>(conn: &mut Self::Conn, sql: Sql<Self>, table: TableType) -> Result<Vec<T>>;
 
     /// The plan of `sql` (never executing it), judged for index use.
     ///
@@ -173,23 +152,13 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     fn embedding_dim(&self) -> Option<usize> {
         None
     }
-}
 
-/// How backend `Self` stores records of type `R`.
-pub trait Stores<R: Record>: Backend {
-    /// The stored columns, in the order of [`binds`](Self::binds).
-    const COLUMNS: &'static [&'static str];
-    /// The select list of a whole record.
-    const SELECT: &'static str;
-
-    /// The values of [`COLUMNS`](Self::COLUMNS) for `record`.
-    fn binds(record: &R) -> Vec<Self::Bind>;
-
-    /// Runs a `SELECT <SELECT> …` and decodes the records.
-    ///
-    /// # Errors
-    /// What the database reports; a row that does not decode.
-    fn load(conn: &mut Self::Conn, sql: Sql<Self>, table: TableType) -> Result<Vec<R>>;
+    /// The select list of a whole record of `table`: by default its stored columns
+    /// ([`select_list`](crate::record::select_list)); a backend that reads a column through
+    /// an expression names it `AS` the column.
+    fn select(table: TableType) -> &'static str {
+        crate::record::select_list(table)
+    }
 
     /// Writes `records` (each with its index in the call) in the write transaction of
     /// `conn`, by the backend's own bulk path; `None` to use the chunked multi-row
@@ -198,165 +167,13 @@ pub trait Stores<R: Record>: Backend {
     ///
     /// # Errors
     /// As `insert_many`.
-    fn bulk_insert(
+    fn bulk_insert<R: Record>(
         &self,
-        _target: &crate::scoped::Scoped<Self, R>,
+        _target: &Scoped<Self, R>,
         _conn: &mut Self::Conn,
         _records: &mut dyn Iterator<Item = (usize, R)>,
         _exists_ok: bool,
     ) -> Option<Result<u64>> {
         None
     }
-}
-
-/// Every statement shape a connector of backend `B` issues, with sample arguments, as
-/// text: `name: SQL` lines, one table after another. Backends compare it with a golden
-/// file of theirs (`tests/golden/statements.txt`), so that a change of any statement in
-/// either dialect shows in review. Test support, hidden from the documentation.
-#[doc(hidden)]
-pub fn statement_shapes<B>() -> String
-where
-    B: Stores<crate::Message> + Stores<crate::Passage> + Stores<crate::Document>,
-{
-    use crate::{Column, Document, Message, Passage, Scope};
-    let agent = Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2));
-    let user = Scope::user(Uuid::from_u128(1));
-    let mut out = String::new();
-    let mut shapes_of = |table: TableType,
-                         scope: &Scope,
-                         select: &str,
-                         columns: &[&str],
-                         nearest: Option<Sql<B>>| {
-        let s = Shapes::<B>::new(table, scope, select);
-        let t0 =
-            chrono::DateTime::<chrono::Utc>::from_timestamp(1_704_067_200, 0).unwrap_or_default();
-        let k = Keyset {
-            created_at: t0,
-            id: Uuid::nil(),
-        };
-        let filters = [
-            Filter::eq(Column::DataSource, "s"),
-            Filter::is_null(Column::DocId),
-        ];
-        let filters: &[Filter] =
-            if table == TableType::Passages || table == TableType::ArchivalMemory {
-                &filters
-            } else {
-                &[]
-            };
-        let mut stmts: Vec<(&str, Sql<B>)> = vec![
-            ("page", s.page(filters, Some(&k), 100)),
-            ("cursor", s.cursor(filters, Some(&k), Some(&k), 10, true)),
-            ("recent", s.recent(filters, None)),
-            ("get", s.by_id(Uuid::nil())),
-            ("keyset_of", s.keyset_of(Uuid::nil())),
-            ("size", s.count(filters)),
-            ("query_date", s.dates(t0, t0, Some(5), 2)),
-            ("delete", s.delete(filters)),
-            (
-                "text_match",
-                B::text_match(
-                    &s,
-                    &TextQuery {
-                        words: &["banana", "bread"],
-                        limit: Some(3),
-                        offset: 1,
-                    },
-                ),
-            ),
-        ];
-        if table != TableType::RecallMemory {
-            stmts.push(("list_data_sources", s.sources()));
-        }
-        if let Some(n) = nearest {
-            stmts.push(("nearest", n));
-        }
-        out.push_str(&format!("# {table}\n"));
-        for (name, sql) in stmts {
-            out.push_str(&format!(
-                "{name}: {} [{} binds]\n",
-                sql.text,
-                sql.binds.len()
-            ));
-        }
-        let row = || -> Vec<B::Bind> {
-            columns
-                .iter()
-                .map(|_| B::Bind::from(crate::statement::Param::Int(None)))
-                .collect()
-        };
-        for (name, exists_ok) in [("insert", false), ("insert+upsert", true)] {
-            // As the connector sends a chunk: the ids written come back.
-            let mut insert = s.insert(columns, [row(), row()], exists_ok);
-            insert.push(" RETURNING id");
-            out.push_str(&format!(
-                "{name}: {} [{} binds]\n",
-                insert.text,
-                insert.binds.len()
-            ));
-        }
-        let update = s.update(columns, row(), Uuid::nil());
-        out.push_str(&format!(
-            "update: {} [{} binds]\n",
-            update.text,
-            update.binds.len()
-        ));
-        // The select list names the stored columns, in order.
-        let named: Vec<&str> = select
-            .split(", ")
-            .map(|c| c.rsplit(" AS ").next().unwrap_or(c).trim())
-            .collect();
-        out.push_str(&format!(
-            "select list names the columns: {}\n",
-            named == columns
-        ));
-    };
-    let probe = Embedding::new(vec![0.5; 4]).ok();
-    let top10 = |embedding| VectorQuery {
-        embedding,
-        top_k: 10,
-        filters: &[],
-    };
-    let near = |table, scope: &Scope, select| {
-        probe
-            .as_ref()
-            .map(|q| B::nearest(&Shapes::new(table, scope, select), &top10(q)))
-    };
-    shapes_of(
-        TableType::RecallMemory,
-        &agent,
-        <B as Stores<Message>>::SELECT,
-        <B as Stores<Message>>::COLUMNS,
-        probe.as_ref().map(|q| {
-            B::nearest(
-                &Shapes::new(
-                    TableType::RecallMemory,
-                    &agent,
-                    <B as Stores<Message>>::SELECT,
-                ),
-                &top10(q),
-            )
-        }),
-    );
-    for (table, scope) in [
-        (TableType::ArchivalMemory, &agent),
-        (TableType::Passages, &user),
-    ] {
-        let sel = <B as Stores<Passage>>::SELECT;
-        shapes_of(
-            table,
-            scope,
-            sel,
-            <B as Stores<Passage>>::COLUMNS,
-            near(table, scope, sel),
-        );
-    }
-    shapes_of(
-        TableType::Documents,
-        &user,
-        <B as Stores<Document>>::SELECT,
-        <B as Stores<Document>>::COLUMNS,
-        None,
-    );
-    out
 }

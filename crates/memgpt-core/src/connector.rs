@@ -3,12 +3,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::backend::{Backend, Sql, Stores, TextQuery, VectorQuery, Written};
+use crate::backend::{Backend, Sql, TextQuery, VectorQuery, Written};
 use crate::error::{Error, Result};
 use crate::filter::{validate_all, Filter};
 use crate::fulltext::query_words;
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
+use crate::row::{Count, DataSource};
 use crate::scope::Scope;
 use crate::scoped::Scoped;
 use crate::source::{Internal, Source};
@@ -42,10 +43,7 @@ impl<S: Source, R> std::fmt::Debug for Connector<S, R> {
     }
 }
 
-impl<S: Source, R: Record> Connector<S, R>
-where
-    S::Backend: Stores<R>,
-{
+impl<S: Source, R: Record> Connector<S, R> {
     /// A connector of `table` bound to `scope` whose calls get their connection from
     /// `source` (a store handle).
     ///
@@ -68,10 +66,7 @@ where
     }
 }
 
-impl<S: Source, R: Record> Connector<S, R>
-where
-    S::Backend: Stores<R>,
-{
+impl<S: Source, R: Record> Connector<S, R> {
     /// Runs the backend's `EXPLAIN` (never executing anything) on every query pattern
     /// this connector issues, with sample arguments in its scope. `cargo xtask doctor`
     /// prints these and flags any plan that reads a whole table.
@@ -108,9 +103,8 @@ where
     /// Runs a read of whole records.
     fn load(&self, sql: Sql<S::Backend>) -> Result<Vec<R>> {
         let table = self.target.table;
-        self.source.read(Internal(()), |c| {
-            <S::Backend as Stores<R>>::load(c, sql, table)
-        })
+        self.source
+            .read(Internal(()), |c| <S::Backend>::fetch(c, sql, table))
     }
 
     /// Runs a write statement.
@@ -120,10 +114,7 @@ where
     }
 }
 
-impl<S: Source, R: Record> StorageConnector for Connector<S, R>
-where
-    S::Backend: Stores<R>,
-{
+impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
     type Record = R;
 
     fn table_type(&self) -> TableType {
@@ -156,7 +147,7 @@ where
                     request.limit,
                     request.reverse,
                 );
-                let records = <S::Backend as Stores<R>>::load(conn, sql, t.table)?;
+                let records: Vec<R> = <S::Backend>::fetch(conn, sql, t.table)?;
                 Ok(CursorPage {
                     last_id: records.last().map(Record::id),
                     records,
@@ -185,8 +176,10 @@ where
         crate::trace::call(t.table, "size", || {
             validate_all(filters, t.table)?;
             let sql = t.shapes().count(filters);
-            self.source
-                .read(Internal(()), |c| <S::Backend>::count(c, sql))
+            let n = self.source.read(Internal(()), |c| {
+                <S::Backend>::fetch::<Count>(c, sql, t.table)
+            })?;
+            Ok(n.first().map_or(0, |n| n.0))
         })
     }
 
@@ -236,9 +229,8 @@ where
         crate::trace::call(t.table, "update", || {
             t.check_owner(record)?;
             let id = record.id();
-            let binds = <S::Backend as Stores<R>>::binds(record);
-            let columns = <S::Backend as Stores<R>>::COLUMNS;
-            match self.execute(t.shapes().update(columns, binds, id))? {
+            let values = record.values::<S::Backend>(t.table);
+            match self.execute(t.shapes().update(R::COLUMNS, values, id))? {
                 Written::Rows(0) => Err(Error::NotFound { table: t.table, id }),
                 Written::Rows(_) => Ok(()),
                 Written::UniqueViolation => Err(Error::AlreadyExists { table: t.table, id }),
@@ -316,8 +308,10 @@ where
                 return Ok(Vec::new());
             }
             let sql = t.shapes().sources();
-            self.source
-                .read(Internal(()), |c| <S::Backend>::load_strings(c, sql))
+            let sources = self.source.read(Internal(()), |c| {
+                <S::Backend>::fetch::<DataSource>(c, sql, t.table)
+            })?;
+            Ok(sources.into_iter().map(|s| s.0).collect())
         })
     }
 }

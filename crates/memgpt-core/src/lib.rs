@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
-// The modules `backend`, `batch`, `statement` and `unit_of_work` are the interface of the
+// The modules `backend`, `batch`, `row`, `statement` and `unit_of_work` are the interface of the
 // backend crates (memgpt-sqlite, memgpt-pg), not of users: public for those crates, hidden
 // from the documentation.
 
@@ -18,6 +18,8 @@ pub mod filter;
 pub mod fulltext;
 pub mod plan;
 pub mod record;
+#[doc(hidden)]
+pub mod row;
 pub mod scope;
 mod scoped;
 mod source;
@@ -64,18 +66,3 @@ pub use chrono;
 pub use serde_json;
 /// Re-exported so that users name the same `Uuid` type as this crate.
 pub use uuid;
-
-/// The stored columns of a table as a `&[&str]`, checked against the table's declaration
-/// (a diesel `table!` module, or any module with one item per column) when this compiles:
-/// a name that is not a column of `$table` is an error. Backends declare their record
-/// columns with it, so that a column list and the table cannot drift apart.
-#[macro_export]
-macro_rules! checked_columns {
-    ($table:path: $($col:ident),+ $(,)?) => {{
-        const _: () = {
-            use $table as t;
-            let _ = ($(t::$col,)+);
-        };
-        &[$(stringify!($col)),+]
-    }};
-}

@@ -5,10 +5,11 @@ use std::marker::PhantomData;
 
 use uuid::Uuid;
 
-use crate::backend::{Sql, Stores};
+use crate::backend::{Backend, Sql};
 use crate::batch::BatchIds;
 use crate::error::{Error, Result};
 use crate::record::{Embedding, Record};
+use crate::row::Id;
 use crate::scope::Scope;
 use crate::statement::{Param, Shapes, Statement};
 use crate::storage_connector::Keyset;
@@ -34,7 +35,7 @@ impl<B: Clone, R> Clone for Scoped<B, R> {
     }
 }
 
-impl<B: Stores<R>, R: Record> Scoped<B, R> {
+impl<B: Backend, R: Record> Scoped<B, R> {
     pub(crate) fn new(store: B, table: TableType, scope: Scope) -> Result<Self> {
         if !R::stored_in(table) {
             return Err(Error::invalid(
@@ -68,7 +69,7 @@ impl<B: Stores<R>, R: Record> Scoped<B, R> {
 
     /// The statement shapes of this table and tenant.
     pub fn shapes(&self) -> Shapes<'_, B> {
-        Shapes::new(self.table, &self.scope, B::SELECT)
+        Shapes::new(self.table, &self.scope, B::select(self.table))
     }
 
     /// Checks that `r` belongs to the scope and that its embedding has the store's length
@@ -105,10 +106,12 @@ impl<B: Stores<R>, R: Record> Scoped<B, R> {
     }
 
     pub(crate) fn keyset_of(&self, conn: &mut B::Conn, id: Uuid) -> Result<Keyset> {
-        B::load_keyset(conn, self.shapes().keyset_of(id), self.table)?.ok_or(Error::NotFound {
-            table: self.table,
-            id,
-        })
+        B::fetch::<Keyset>(conn, self.shapes().keyset_of(id), self.table)?
+            .pop()
+            .ok_or(Error::NotFound {
+                table: self.table,
+                id,
+            })
     }
 
     /// Writes one chunk of distinct records (in call order); returns the rows written.
@@ -126,12 +129,13 @@ impl<B: Stores<R>, R: Record> Scoped<B, R> {
     ) -> Result<u64> {
         let mut in_id_order: Vec<&R> = chunk.iter().collect();
         in_id_order.sort_unstable_by_key(|r| r.id());
-        let mut sql =
-            self.shapes()
-                .insert(B::COLUMNS, in_id_order.into_iter().map(B::binds), exists_ok);
+        let rows = in_id_order.into_iter().map(|r| r.values::<B>(self.table));
+        let mut sql = self.shapes().insert(R::COLUMNS, rows, exists_ok);
         sql.push(" RETURNING id");
-        let written: std::collections::HashSet<Uuid> =
-            B::load_ids(conn, sql, self.table)?.into_iter().collect();
+        let written: std::collections::HashSet<Uuid> = B::fetch::<Id>(conn, sql, self.table)?
+            .into_iter()
+            .map(|id| id.0)
+            .collect();
         match chunk
             .iter()
             .map(Record::id)
@@ -190,8 +194,8 @@ impl<B: Stores<R>, R: Record> Scoped<B, R> {
             }
             sql.push(")");
         }
-        let existing = B::load_ids(conn, sql, self.table)?;
-        Ok(ids.into_iter().find(|id| existing.contains(id)))
+        let existing = B::fetch::<Id>(conn, sql, self.table)?;
+        Ok(ids.into_iter().find(|id| existing.contains(&Id(*id))))
     }
 
     /// Folds one chunk of a call by the duplicate rule of [`BatchIds`]. The record with the

@@ -1,7 +1,7 @@
 //! Where a connector's calls get their connection: the store (a connection per call), or
 //! a unit of work ([`InTx`], whose connectors [`Tx`] makes).
 
-use crate::backend::{Backend, Stores};
+use crate::backend::Backend;
 use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -146,10 +146,7 @@ impl<'t, B: Backend> Tx<'t, B> {
         &self,
         table: TableType,
         scope: Scope,
-    ) -> Result<Connector<InTx<'t, B>, R>>
-    where
-        B: Stores<R>,
-    {
+    ) -> Result<Connector<InTx<'t, B>, R>> {
         Connector::new(self.source.clone(), table, scope)
     }
 }

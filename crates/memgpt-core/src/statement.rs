@@ -30,6 +30,8 @@ pub enum Param {
     Time(DateTime<Utc>),
     /// An integer or NULL.
     Int(Option<i64>),
+    /// JSON or NULL.
+    Json(Option<serde_json::Value>),
 }
 
 /// A backend's SQL dialect, as far as the shared statements differ: the backend owns its
@@ -43,6 +45,12 @@ pub trait Dialect {
     const NULL_SAFE_EQ: &'static str;
     /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
     fn placeholder(n: usize, sql: &mut String);
+    /// The value of a record's `embedding` column in `table` (or NULL), in the encoding
+    /// the backend stores there.
+    fn embedding(
+        table: crate::table::TableType,
+        e: Option<&crate::record::Embedding>,
+    ) -> Self::Bind;
 }
 
 /// A piece of a statement's text and the value of the placeholder after it (none after
@@ -512,6 +520,9 @@ mod tests {
         fn placeholder(_: usize, sql: &mut String) {
             sql.push('?');
         }
+        fn embedding(_: TableType, e: Option<&crate::record::Embedding>) -> Param {
+            Param::Text(e.map(|e| format!("{:?}", e.as_slice())))
+        }
     }
 
     /// A dialect of `$n` placeholders.
@@ -522,6 +533,9 @@ mod tests {
         const NULL_SAFE_EQ: &'static str = "IS NOT DISTINCT FROM";
         fn placeholder(n: usize, sql: &mut String) {
             sql.push_str(&format!("${n}"));
+        }
+        fn embedding(_: TableType, e: Option<&crate::record::Embedding>) -> Param {
+            Param::Text(e.map(|e| format!("{:?}", e.as_slice())))
         }
     }
 

@@ -5,14 +5,12 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
+use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
-use memgpt_core::{Connector, Error, Keyset, QueryPlan, Result, TableType};
-use memgpt_migrate::rows::{Count, DataSource};
-use uuid::Uuid;
+use memgpt_core::{Connector, Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
 
-use crate::error::{corrupt, map};
-use crate::record::PgRow;
-use crate::sql::{query, Bind, IdRow, KeyRow, PlanLine, Sql};
+use crate::error::map;
+use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::{Lease, PgStore};
 
 /// A connector of one table, bound to one tenant, on PostgreSQL. Made by
@@ -37,6 +35,12 @@ impl Dialect for PgStore {
     fn placeholder(n: usize, sql: &mut String) {
         sql.push('$');
         sql.push_str(&n.to_string());
+    }
+
+    /// MemGPT's storage on every table: the vector zero-padded to 4096 (pgvector's cast
+    /// assigns the float array to a `vector` column).
+    fn embedding(_: TableType, e: Option<&Embedding>) -> Bind {
+        Bind::Floats(e.map(|e| e.padded(memgpt_core::MAX_EMBEDDING_DIM)))
     }
 }
 
@@ -85,34 +89,8 @@ impl Backend for PgStore {
         written(query(sql).execute(conn))
     }
 
-    fn count(conn: &mut PgConnection, sql: Sql) -> Result<u64> {
-        let rows: Vec<Count> = query(sql).load(conn).map_err(map)?;
-        Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
-    }
-
-    fn load_keyset(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Option<Keyset>> {
-        let rows: Vec<KeyRow> = query(sql).load(conn).map_err(map)?;
-        rows.into_iter()
-            .next()
-            .map(|row| {
-                Ok(Keyset {
-                    created_at: row
-                        .created_at
-                        .ok_or_else(|| corrupt(table.table_name(), "created_at", "NULL"))?,
-                    id: row.id,
-                })
-            })
-            .transpose()
-    }
-
-    fn load_ids(conn: &mut PgConnection, sql: Sql, _table: TableType) -> Result<Vec<Uuid>> {
-        let rows: Vec<IdRow> = query(sql).load(conn).map_err(map)?;
-        Ok(rows.into_iter().map(|r| r.id).collect())
-    }
-
-    fn load_strings(conn: &mut PgConnection, sql: Sql) -> Result<Vec<String>> {
-        let rows: Vec<DataSource> = query(sql).load(conn).map_err(map)?;
-        Ok(rows.into_iter().map(|r| r.data_source).collect())
+    fn fetch<T: Decode>(conn: &mut PgConnection, sql: Sql, table: TableType) -> Result<Vec<T>> {
+        crate::row::fetch(conn, sql, table)
     }
 
     /// `EXPLAIN`: a sequential scan of the table reads all of it.
@@ -236,16 +214,34 @@ impl Backend for PgStore {
         let c = self.config();
         c.strict_embedding_dim.then_some(c.embedding_dim as usize)
     }
-}
 
-/// Runs a `SELECT <record> …` and decodes the records.
-pub(crate) fn load<R: PgRow>(
-    conn: &mut PgConnection,
-    sql: Sql,
-    table: TableType,
-) -> Result<Vec<R>> {
-    let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
-    rows.into_iter().map(|r| R::from_row(r, table)).collect()
+    /// Embeddings read as `real[]`: archival memory and passages from `embedding_compact`
+    /// (migration 000006, stored with the row) where the server filled it, else MemGPT's
+    /// padded column.
+    fn select(table: TableType) -> &'static str {
+        match table {
+            TableType::RecallMemory => {
+                "id, user_id, agent_id, role, text, model, name, tool_calls, tool_call_id, \
+                 embedding::real[] AS embedding, embedding_dim, embedding_model, created_at"
+            }
+            TableType::ArchivalMemory | TableType::Passages => {
+                "id, user_id, text, doc_id, agent_id, data_source, \
+                 COALESCE(embedding_compact,embedding)::real[] AS embedding, embedding_dim, \
+                 embedding_model, metadata_, created_at"
+            }
+            TableType::Documents => memgpt_core::record::select_list(table),
+        }
+    }
+
+    fn bulk_insert<R: Record>(
+        &self,
+        target: &Scoped<PgStore, R>,
+        conn: &mut PgConnection,
+        records: &mut dyn Iterator<Item = (usize, R)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64>> {
+        Some(crate::copy::copy_many(target, conn, records, exists_ok))
+    }
 }
 
 /// A write's outcome, a unique violation told apart from other errors.

@@ -18,12 +18,13 @@ use memgpt_core::{Error, Result};
 use uuid::Uuid;
 
 use crate::error::map;
-use crate::record::PgRow;
-use crate::sql::{Bind, IdRow};
+use crate::sql::{Bind, Sql};
 use crate::store::PgStore;
-use memgpt_core::backend::Stores;
-use memgpt_core::Record;
+use memgpt_core::backend::Backend;
+use memgpt_core::row::Id;
+use memgpt_core::statement::{Param, Statement};
 use memgpt_core::Scoped;
+use memgpt_core::{Record, TableType};
 use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
@@ -50,8 +51,7 @@ pub(crate) fn copy_many<R>(
     exists_ok: bool,
 ) -> Result<u64>
 where
-    R: Record + PgRow,
-    PgStore: Stores<R>,
+    R: Record,
 {
     // The staging table has the columns the connector reads, in the same order, from the
     // table itself: `ord`, then the select list (embeddings as real[]).
@@ -63,8 +63,8 @@ where
     let ddl = format!(
         "CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
          SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",
-        staging = R::STAGING,
-        select = <PgStore as Stores<R>>::SELECT,
+        staging = staging(target.table()),
+        select = PgStore::select(target.table()),
         table = target.table().table_name(),
     );
     conn.batch_execute(&ddl).map_err(map)?;
@@ -80,13 +80,13 @@ where
                 break;
             };
             target.check_owners([&one])?;
-            row(&mut buf, one.0, &PgStore::binds(&one.1));
+            row(&mut buf, one.0, &one.1.values::<PgStore>(target.table()));
             rows += 1;
         }
         trailer(&mut buf);
         if rows > 0 {
             let data = &buf;
-            R::copy(conn, &|w: &mut dyn Write| {
+            copy_into(target.table(), conn, &|w: &mut dyn Write| {
                 w.write_all(data)
                     .map_err(|e| DieselError::SerializationError(Box::new(e)))
             })
@@ -98,7 +98,7 @@ where
     }
     drop(buf);
     let merged = merge(target, conn, exists_ok)?;
-    conn.batch_execute(&format!("DROP TABLE {}", R::STAGING))
+    conn.batch_execute(&format!("DROP TABLE {}", staging(target.table())))
         .map_err(map)?;
     Ok(merged)
 }
@@ -107,10 +107,9 @@ where
 /// `exists_ok`; the first repeated id is [`Error::DuplicateId`] without.
 fn merge<R>(target: &Scoped<PgStore, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
 where
-    R: Record + PgRow,
-    PgStore: Stores<R>,
+    R: Record,
 {
-    let staging = R::STAGING;
+    let staging = staging(target.table());
     if !exists_ok {
         let dups: Vec<DupRow> = diesel::sql_query(format!(
             "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
@@ -135,11 +134,9 @@ where
         }
     }
     let table = target.table().table_name();
-    let cols = <PgStore as Stores<R>>::COLUMNS.join(", ");
+    let cols = R::COLUMNS.join(", ");
     let upsert = if exists_ok {
-        target
-            .shapes()
-            .upsert_clause(<PgStore as Stores<R>>::COLUMNS)
+        target.shapes().upsert_clause(R::COLUMNS)
     } else {
         String::new()
     };
@@ -225,8 +222,7 @@ fn staged_existing<R>(
     foreign: bool,
 ) -> Result<Error>
 where
-    R: Record + PgRow,
-    PgStore: Stores<R>,
+    R: Record,
 {
     let table = target.table();
     let t = table.table_name();
@@ -237,15 +233,13 @@ where
     } else {
         " AND t.user_id <> s.user_id"
     };
-    let rows: Vec<IdRow> = diesel::sql_query(format!(
+    let sql: Sql = Statement::new(format!(
         "SELECT s.id FROM {} s JOIN {t} t ON t.id = s.id WHERE true{owner} ORDER BY s.ord LIMIT 1",
-        R::STAGING
-    ))
-    .load(conn)
-    .map_err(map)?;
-    let id = rows
+        staging(table)
+    ));
+    let id = PgStore::fetch::<Id>(conn, sql, table)?
         .first()
-        .map(|r| r.id)
+        .map(|r| r.0)
         .ok_or_else(|| Error::database("bulk insert wrote fewer rows than given"))?;
     Ok(Error::AlreadyExists { table, id })
 }
@@ -257,18 +251,17 @@ fn staged_existing_before<R>(
     before: i64,
 ) -> Result<Option<Uuid>>
 where
-    R: Record + PgRow,
-    PgStore: Stores<R>,
+    R: Record,
 {
-    let rows: Vec<IdRow> = diesel::sql_query(format!(
-        "SELECT s.id FROM {} s JOIN {} t ON t.id = s.id WHERE s.ord < $1 ORDER BY s.ord LIMIT 1",
-        R::STAGING,
+    let mut sql: Sql = Statement::new(format!(
+        "SELECT s.id FROM {} s JOIN {} t ON t.id = s.id WHERE s.ord < ",
+        staging(target.table()),
         target.table().table_name()
-    ))
-    .bind::<BigInt, _>(before)
-    .load(conn)
-    .map_err(map)?;
-    Ok(rows.first().map(|r| r.id))
+    ));
+    sql.param(Param::Int(Some(before)))
+        .push(" ORDER BY s.ord LIMIT 1");
+    let rows = PgStore::fetch::<Id>(conn, sql, target.table())?;
+    Ok(rows.first().map(|r| r.0))
 }
 
 /// Binary COPY's fixed header: signature, flags, header extension length.
@@ -279,36 +272,40 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 const FLOAT4_OID: i32 = 700;
 
 /// The writer callback handed to diesel's COPY.
-pub(crate) type Feed<'a> = &'a dyn Fn(&mut dyn Write) -> Result<(), DieselError>;
+type Feed<'a> = &'a dyn Fn(&mut dyn Write) -> Result<(), DieselError>;
 
-/// Runs `COPY <staging> FROM STDIN (FORMAT binary)` fed by `feed`.
-pub(crate) fn copy_messages(conn: &mut PgConnection, feed: Feed<'_>) -> Result<usize, DieselError> {
-    use crate::schema::memgpt_staging_messages::table;
-    diesel::copy_from(table)
-        .from_raw_data(table, feed)
-        .with_format(CopyFormat::Binary)
-        .execute(conn)
+/// The staging table of bulk loads into `table` (`ord`, then the stored columns),
+/// schema-qualified.
+fn staging(table: TableType) -> &'static str {
+    match table {
+        TableType::RecallMemory => "pg_temp.memgpt_staging_messages",
+        TableType::ArchivalMemory | TableType::Passages => "pg_temp.memgpt_staging_passages",
+        TableType::Documents => "pg_temp.memgpt_staging_documents",
+    }
 }
 
-/// As [`copy_messages`], for passages.
-pub(crate) fn copy_passages(conn: &mut PgConnection, feed: Feed<'_>) -> Result<usize, DieselError> {
-    use crate::schema::memgpt_staging_passages::table;
-    diesel::copy_from(table)
-        .from_raw_data(table, feed)
-        .with_format(CopyFormat::Binary)
-        .execute(conn)
-}
-
-/// As [`copy_messages`], for documents.
-pub(crate) fn copy_documents(
+/// Runs `COPY <staging of table> FROM STDIN (FORMAT binary)` fed by `feed`.
+fn copy_into(
+    table: TableType,
     conn: &mut PgConnection,
     feed: Feed<'_>,
 ) -> Result<usize, DieselError> {
-    use crate::schema::memgpt_staging_documents::table;
-    diesel::copy_from(table)
-        .from_raw_data(table, feed)
-        .with_format(CopyFormat::Binary)
-        .execute(conn)
+    use crate::schema::memgpt_staging_passages as p;
+    use crate::schema::{memgpt_staging_documents as d, memgpt_staging_messages as m};
+    match table {
+        TableType::RecallMemory => diesel::copy_from(m::table)
+            .from_raw_data(m::table, feed)
+            .with_format(CopyFormat::Binary)
+            .execute(conn),
+        TableType::ArchivalMemory | TableType::Passages => diesel::copy_from(p::table)
+            .from_raw_data(p::table, feed)
+            .with_format(CopyFormat::Binary)
+            .execute(conn),
+        TableType::Documents => diesel::copy_from(d::table)
+            .from_raw_data(d::table, feed)
+            .with_format(CopyFormat::Binary)
+            .execute(conn),
+    }
 }
 
 fn field(buf: &mut Vec<u8>, bytes: &[u8]) {

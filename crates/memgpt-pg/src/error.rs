@@ -71,13 +71,6 @@ fn of_libpq(message: String) -> Error {
     }
 }
 
-/// The error of a row that does not decode.
-pub(crate) fn corrupt(table: &str, column: &str, why: impl std::fmt::Display) -> Error {
-    Error::Database {
-        message: format!("{table}.{column} holds a value that does not decode: {why}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::classify;

@@ -1,31 +1,11 @@
-//! The tables as the connector reads them (embeddings as `real[]`, whatever the column's
-//! type), each declared once: the `table!` of the table and of its COPY staging table
-//! (`ord`, then the same columns) come from one declaration, and the row structs of
-//! `record.rs` derive against them (`check_for_backend(Pg)`), so a column name or type
-//! that does not match fails to compile.
+//! The COPY staging tables of bulk loads (`copy.rs`): the record's index in the batch
+//! (`ord`), then the stored columns as the connector reads them (embeddings as `real[]`),
+//! in the session's own temporary schema (`pg_temp.`: never a table of that name elsewhere
+//! on the `search_path`). diesel's COPY names its target by these declarations.
 
-/// Declares `table!`s of the same columns: the tables, and the staging table whose key is
-/// the record's index in the batch (`ord`).
-macro_rules! tables {
-    ([$($table:ident),+], $staging:ident $columns:tt) => {
-        $(table!($table, id, $columns);)+
-        table!($staging, ord, $columns);
-    };
-}
-
-/// One `table!`: keyed by `id`, or a staging table keyed by `ord` before the columns, in the
-/// session's own temporary schema (`pg_temp.`: never a table of that name elsewhere on the
-/// `search_path`).
-macro_rules! table {
-    ($table:ident, id, { $($col:ident -> $ty:ty,)+ }) => {
-        diesel::table! {
-            #[allow(missing_docs)]
-            $table (id) {
-                $($col -> $ty,)+
-            }
-        }
-    };
-    ($table:ident, ord, { $($col:ident -> $ty:ty,)+ }) => {
+/// One staging `table!`, keyed by `ord`.
+macro_rules! staging {
+    ($table:ident { $($col:ident -> $ty:ty,)+ }) => {
         diesel::table! {
             #[allow(missing_docs)]
             pg_temp.$table (ord) {
@@ -36,7 +16,7 @@ macro_rules! table {
     };
 }
 
-tables!([memgpt_recall_memory_agent], memgpt_staging_messages {
+staging!(memgpt_staging_messages {
     id -> Uuid,
     user_id -> Uuid,
     agent_id -> Uuid,
@@ -52,7 +32,7 @@ tables!([memgpt_recall_memory_agent], memgpt_staging_messages {
     created_at -> Nullable<Timestamptz>,
 });
 
-tables!([memgpt_archival_memory_agent, memgpt_passages], memgpt_staging_passages {
+staging!(memgpt_staging_passages {
     id -> Uuid,
     user_id -> Uuid,
     text -> Nullable<Text>,
@@ -66,7 +46,7 @@ tables!([memgpt_archival_memory_agent, memgpt_passages], memgpt_staging_passages
     created_at -> Nullable<Timestamptz>,
 });
 
-tables!([memgpt_documents], memgpt_staging_documents {
+staging!(memgpt_staging_documents {
     id -> Uuid,
     user_id -> Uuid,
     text -> Nullable<Text>,

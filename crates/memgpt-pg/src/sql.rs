@@ -35,6 +35,7 @@ impl From<Param> for Bind {
             Param::Text(t) => Bind::Text(t),
             Param::Time(t) => Bind::Time(t),
             Param::Int(i) => Bind::Int(i),
+            Param::Json(v) => Bind::Json(v),
         }
     }
 }
@@ -104,20 +105,6 @@ impl QueryFragment<Pg> for Prepared {
 }
 
 // The rows the connector's statements return.
-
-#[derive(QueryableByName)]
-pub(crate) struct IdRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    pub(crate) id: Uuid,
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct KeyRow {
-    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
-    pub(crate) created_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    pub(crate) id: Uuid,
-}
 
 #[derive(QueryableByName)]
 pub(crate) struct PlanLine {

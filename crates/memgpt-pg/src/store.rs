@@ -7,7 +7,6 @@ use crate::{PgConfig, Pooler};
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::sql_types::Text;
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::backend::Stores;
 use memgpt_core::unit_of_work::{self, TxHooks};
 use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 
@@ -238,10 +237,7 @@ impl PgStore {
     /// # Errors
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it.
-    pub fn connector<R: Record>(&self, table: TableType, scope: Scope) -> Result<PgConnector<R>>
-    where
-        Self: Stores<R>,
-    {
+    pub fn connector<R: Record>(&self, table: TableType, scope: Scope) -> Result<PgConnector<R>> {
         PgConnector::new(self.clone(), table, scope)
     }
 

@@ -1,7 +1,7 @@
 //! Every statement shape in PostgreSQL's dialect, compared with `tests/golden/statements.txt`
 //! (`UPDATE_EXPECT=1 cargo test -p memgpt-pg --test statements` rewrites it: expect-test).
 
-use memgpt_core::backend::statement_shapes;
+use memgpt_conformance::statement_shapes;
 use memgpt_pg::PgStore;
 
 #[test]

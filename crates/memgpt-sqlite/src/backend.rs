@@ -1,20 +1,18 @@
 //! SQLite's hooks of the one connector ([`memgpt_core::Connector`]): its dialect, where
-//! connections come from, how statements run and rows decode, FTS5 and the registered
-//! distance function.
+//! connections come from, how statements run (their rows decode in [`row`](crate::row)),
+//! FTS5, the registered distance function and the bulk path.
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
 use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
+use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
-use memgpt_core::{Connector, Keyset, QueryPlan, Result, TableType};
-use uuid::Uuid;
+use memgpt_core::{Connector, Embedding, QueryPlan, Record, Result, Scoped, TableType};
 
-use crate::codec::{f32_bytes, time_from_text, uuid_from_text};
+use crate::codec::{embedding_to_base64, f32_bytes};
 use crate::error::map;
-use crate::record::FromRow;
-use crate::sql::{query, Bind, IdRow, KeyRow, PlanLine, Sql};
+use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::{Pooled, SqliteStore};
-use memgpt_migrate::rows::{Count, DataSource};
 
 /// A connector of one table, bound to one tenant, on SQLite. Made by
 /// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
@@ -33,6 +31,15 @@ impl Dialect for SqliteStore {
 
     fn placeholder(_: usize, sql: &mut String) {
         sql.push('?');
+    }
+
+    /// Recall memory: MemGPT's base64 of the float32 bytes padded to 4096; archival memory
+    /// and passages: the vector's raw float32 bytes.
+    fn embedding(table: TableType, e: Option<&Embedding>) -> Bind {
+        Bind::Blob(e.map(|e| match table {
+            TableType::RecallMemory => embedding_to_base64(e),
+            _ => f32_bytes(e.as_slice()),
+        }))
     }
 }
 
@@ -70,39 +77,8 @@ impl Backend for SqliteStore {
         }
     }
 
-    fn count(conn: &mut SqliteConnection, sql: Sql) -> Result<u64> {
-        let rows: Vec<Count> = query(sql).load(conn).map_err(map)?;
-        Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))
-    }
-
-    fn load_keyset(
-        conn: &mut SqliteConnection,
-        sql: Sql,
-        table: TableType,
-    ) -> Result<Option<Keyset>> {
-        let rows: Vec<KeyRow> = query(sql).load(conn).map_err(map)?;
-        let t = table.table_name();
-        rows.into_iter()
-            .next()
-            .map(|row| {
-                Ok(Keyset {
-                    created_at: time_from_text(t, row.created_at.as_deref().unwrap_or_default())?,
-                    id: uuid_from_text(t, "id", &row.id)?,
-                })
-            })
-            .transpose()
-    }
-
-    fn load_ids(conn: &mut SqliteConnection, sql: Sql, table: TableType) -> Result<Vec<Uuid>> {
-        let rows: Vec<IdRow> = query(sql).load(conn).map_err(map)?;
-        rows.iter()
-            .map(|r| uuid_from_text(table.table_name(), "id", &r.id))
-            .collect()
-    }
-
-    fn load_strings(conn: &mut SqliteConnection, sql: Sql) -> Result<Vec<String>> {
-        let rows: Vec<DataSource> = query(sql).load(conn).map_err(map)?;
-        Ok(rows.into_iter().map(|r| r.data_source).collect())
+    fn fetch<T: Decode>(conn: &mut SqliteConnection, sql: Sql, table: TableType) -> Result<Vec<T>> {
+        crate::row::fetch(conn, sql, table)
     }
 
     /// `EXPLAIN QUERY PLAN`: "SCAN t" alone reads every row; "SCAN t USING INDEX …" walks
@@ -194,14 +170,14 @@ impl Backend for SqliteStore {
     fn embedding_dim(&self) -> Option<usize> {
         self.config().embedding_dim.map(|d| d as usize)
     }
-}
 
-/// Runs a `SELECT <record> …` and decodes the records.
-pub(crate) fn load<R: FromRow>(
-    conn: &mut SqliteConnection,
-    sql: Sql,
-    table: TableType,
-) -> Result<Vec<R>> {
-    let rows: Vec<R::Row> = query(sql).load(conn).map_err(map)?;
-    rows.into_iter().map(|r| R::from_row(r, table)).collect()
+    fn bulk_insert<R: Record>(
+        &self,
+        target: &Scoped<SqliteStore, R>,
+        conn: &mut SqliteConnection,
+        records: &mut dyn Iterator<Item = (usize, R)>,
+        exists_ok: bool,
+    ) -> Option<Result<u64>> {
+        crate::bulk::insert_many(target, conn, records, exists_ok)
+    }
 }

@@ -21,26 +21,31 @@
 
 use std::collections::{HashMap, HashSet};
 
-use diesel::sql_types::{BigInt, Text};
-use diesel::{QueryableByName, RunQueryDsl, SqliteConnection};
-use memgpt_core::backend::{Backend, Stores, Written};
+use diesel::SqliteConnection;
+use memgpt_core::backend::{Backend, Written};
 use memgpt_core::batch::BatchIds;
+use memgpt_core::row::{required, Count, Decode, Row, Undecodable};
 use memgpt_core::statement::{Param, Statement};
 use memgpt_core::Scoped;
 use memgpt_core::{Error, Record, Result};
 use uuid::Uuid;
 
-use crate::codec::uuid_from_text;
-use crate::error::map;
-use crate::sql::{query, Sql};
+use crate::sql::Sql;
 use crate::store::SqliteStore;
 
-#[derive(QueryableByName)]
+/// A row's id and rowid (`id, rowid AS row_number`).
 struct IdRowid {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = BigInt)]
+    id: Uuid,
     row_number: i64,
+}
+
+impl Decode for IdRowid {
+    fn decode(row: &impl Row) -> std::result::Result<Self, Undecodable> {
+        Ok(IdRowid {
+            id: required("id", row.uuid("id")?)?,
+            row_number: required("row_number", row.int("row_number")?)?,
+        })
+    }
 }
 
 /// Writes a call of more than one chunk; `None` when the table's rowids are exhausted
@@ -54,13 +59,14 @@ pub(crate) fn insert_many<R>(
 ) -> Option<Result<u64>>
 where
     R: Record,
-    SqliteStore: Stores<R>,
 {
-    let table = target.table().table_name();
-    let sql: Sql = Statement::new(format!("SELECT coalesce(max(rowid), 0) AS n FROM {table}"));
-    let start = SqliteStore::count(conn, sql);
-    let start = match start {
-        Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
+    let table = target.table();
+    let sql: Sql = Statement::new(format!(
+        "SELECT coalesce(max(rowid), 0) AS n FROM {}",
+        table.table_name()
+    ));
+    let start = match SqliteStore::fetch::<Count>(conn, sql, table) {
+        Ok(n) => i64::try_from(n.first().map_or(0, |n| n.0)).unwrap_or(i64::MAX),
         Err(e) => return Some(Err(e)),
     };
     if start == i64::MAX {
@@ -78,9 +84,8 @@ fn write<R>(
 ) -> Result<u64>
 where
     R: Record,
-    SqliteStore: Stores<R>,
 {
-    let table = target.table().table_name();
+    let table = target.table();
     let size = target.store().chunk_size().max(1);
     let mut watermark = start;
     let mut written = 0u64;
@@ -102,10 +107,8 @@ where
             }
             other => other?,
         };
-        let binds = rows.iter().map(<SqliteStore as Stores<R>>::binds);
-        let mut sql = target
-            .shapes()
-            .insert(<SqliteStore as Stores<R>>::COLUMNS, binds, exists_ok);
+        let values = rows.iter().map(|r| r.values::<SqliteStore>(table));
+        let mut sql = target.shapes().insert(R::COLUMNS, values, exists_ok);
         if !exists_ok {
             match SqliteStore::execute(conn, sql)? {
                 Written::Rows(n) if n == rows.len() => {
@@ -124,7 +127,7 @@ where
             continue;
         }
         sql.push(" RETURNING id, rowid AS row_number");
-        let returned: Vec<IdRowid> = query(sql).load(conn).map_err(map)?;
+        let returned: Vec<IdRowid> = SqliteStore::fetch(conn, sql, table)?;
         if returned.len() < rows.len() {
             // An id of another tenant: the upsert's tenant guard wrote nothing for it.
             let ids = rows.iter().map(Record::id);
@@ -132,13 +135,11 @@ where
         }
         let mut top = watermark;
         for r in &returned {
-            if r.row_number > watermark {
+            // A new row; or a row that existed before the call, counted once. A row of
+            // an earlier chunk (between `start` and the watermark) was counted then.
+            let new = r.row_number > watermark;
+            if new || (r.row_number <= start && existed.insert(r.id)) {
                 written += 1;
-            } else if r.row_number <= start {
-                let id = uuid_from_text(table, "id", &r.id)?;
-                if existed.insert(id) {
-                    written += 1;
-                }
             }
             top = top.max(r.row_number);
         }
@@ -159,7 +160,6 @@ fn taken<R>(
 ) -> Result<Option<Error>>
 where
     R: Record,
-    SqliteStore: Stores<R>,
 {
     if keys.is_empty() {
         return Ok(None);
@@ -170,14 +170,8 @@ where
         table.table_name()
     ));
     sql.list(keys.iter().map(|(_, id)| Param::Uuid(Some(*id))));
-    let found: Vec<IdRowid> = query(sql).load(conn).map_err(map)?;
-    let mut at = HashMap::with_capacity(found.len());
-    for f in found {
-        at.insert(
-            uuid_from_text(table.table_name(), "id", &f.id)?,
-            f.row_number,
-        );
-    }
+    let found: Vec<IdRowid> = SqliteStore::fetch(conn, sql, table)?;
+    let at: HashMap<Uuid, i64> = found.into_iter().map(|f| (f.id, f.row_number)).collect();
     Ok(keys.iter().find_map(|&(index, id)| {
         at.get(&id)
             .filter(|&&rowid| rowid <= ceiling)

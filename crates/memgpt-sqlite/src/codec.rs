@@ -10,10 +10,9 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
-use memgpt_core::{Embedding, Error, MAX_EMBEDDING_DIM};
+use memgpt_core::row::Undecodable;
+use memgpt_core::{Embedding, MAX_EMBEDDING_DIM};
 use uuid::Uuid;
-
-use crate::error::corrupt;
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
 
@@ -21,15 +20,14 @@ pub(crate) fn time_to_text(t: &DateTime<Utc>) -> String {
     t.naive_utc().format(TIME_FORMAT).to_string()
 }
 
-/// Decodes a `created_at` text: the canonical form, or any form migration 000006's
+/// Decodes a time text of `column`: the canonical form, or any form migration 000006's
 /// triggers accept and rewrite (so that a database whose triggers have not run yet, read
 /// by [`SqliteStore::connect`](crate::SqliteStore::connect), still decodes its rows as
-/// the instants they name). Anything else is [`Error::Database`] naming the column.
-pub(crate) fn time_from_text(table: &str, s: &str) -> Result<DateTime<Utc>, Error> {
+/// the instants they name). Anything else is [`Undecodable`] naming the column.
+pub(crate) fn time_of(column: &'static str, s: &str) -> Result<DateTime<Utc>, Undecodable> {
     parse_time(s).ok_or_else(|| {
-        corrupt(
-            table,
-            "created_at",
+        Undecodable::new(
+            column,
             format!(
                 "{s:?} is not a time (expected YYYY-MM-DD HH:MM:SS.ffffff or another form SQLite's \
                  date functions read: 'T', 'Z', '+HH:MM', a date alone)"
@@ -115,10 +113,6 @@ pub(crate) fn uuid_to_text(u: &Uuid) -> String {
     u.hyphenated().to_string()
 }
 
-pub(crate) fn uuid_from_text(table: &str, column: &str, s: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(s.trim()).map_err(|e| corrupt(table, column, format!("{s:?}: {e}")))
-}
-
 pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * 4);
     for x in v {
@@ -150,25 +144,12 @@ pub(crate) fn base64_to_f32(b: &[u8]) -> Option<Vec<f32>> {
     f32_from_bytes(&raw)
 }
 
-pub(crate) fn embedding_from_base64(
-    table: &str,
-    b: &[u8],
-    dim: Option<i64>,
-) -> Result<Embedding, Error> {
-    let v = base64_to_f32(b).ok_or_else(|| corrupt(table, "embedding", "not base64 float32"))?;
-    let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
-    Embedding::from_padded(v, dim).map_err(|e| corrupt(table, "embedding", e))
-}
-
-pub(crate) fn embedding_from_raw(table: &str, b: &[u8]) -> Result<Embedding, Error> {
-    let v = f32_from_bytes(b).ok_or_else(|| corrupt(table, "embedding", "not float32 bytes"))?;
-    Embedding::new(v).map_err(|e| corrupt(table, "embedding", e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use memgpt_core::row::corrupt;
+    use memgpt_core::Error;
 
     fn t(h: u32, m: u32, s: u32, micros: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2024, 1, 1, h, m, s).unwrap()
@@ -197,7 +178,7 @@ mod tests {
             ("2024-01-01T09:00Z", t(9, 0, 0, 0)),
             ("2024-01-01", t(0, 0, 0, 0)),
         ] {
-            assert_eq!(time_from_text("t", text).unwrap(), want, "{text}");
+            assert_eq!(time_of("created_at", text).unwrap(), want, "{text}");
         }
         assert_eq!(
             time_to_text(&t(9, 0, 1, 250_000)),
@@ -231,7 +212,7 @@ mod tests {
             "2024-01-01 09:00:00.١",
             "2024-01-01 09:00:00.12é",
         ] {
-            match time_from_text("t", text) {
+            match time_of("created_at", text).map_err(|e| corrupt("t", e.column, e.why)) {
                 Err(Error::Database { message }) => {
                     assert!(message.starts_with("t.created_at holds"), "{message}")
                 }

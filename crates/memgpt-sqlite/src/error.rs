@@ -40,13 +40,6 @@ pub(crate) fn pool_timeout(waited: Duration, state: r2d2::State, max: u32) -> Er
     }
 }
 
-/// An error of a row read back from the database that does not decode.
-pub(crate) fn corrupt(table: &str, column: &str, why: impl std::fmt::Display) -> Error {
-    Error::Database {
-        message: format!("{table}.{column} holds a value that does not decode: {why}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::map;

@@ -19,7 +19,8 @@ pub enum Bind {
     Int(Option<i64>),
 }
 
-/// SQLite's encodings: uuids as 36-character text, timestamps as MemGPT's text.
+/// SQLite's encodings: uuids as 36-character text, timestamps as MemGPT's text, JSON as
+/// text.
 impl From<Param> for Bind {
     fn from(p: Param) -> Self {
         match p {
@@ -27,6 +28,7 @@ impl From<Param> for Bind {
             Param::Text(t) => Bind::Text(t),
             Param::Time(t) => Bind::Text(Some(time_to_text(&t))),
             Param::Int(i) => Bind::Int(i),
+            Param::Json(v) => Bind::Text(v.map(|v| v.to_string())),
         }
     }
 }
@@ -88,20 +90,6 @@ impl QueryFragment<Sqlite> for Prepared {
 }
 
 // The rows the connector's statements return.
-
-#[derive(QueryableByName)]
-pub(crate) struct IdRow {
-    #[diesel(sql_type = Text)]
-    pub(crate) id: String,
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct KeyRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    pub(crate) created_at: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub(crate) id: String,
-}
 
 #[derive(QueryableByName)]
 pub(crate) struct PlanLine {

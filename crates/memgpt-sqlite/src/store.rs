@@ -8,7 +8,6 @@ use crate::SqliteConfig;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
-use memgpt_core::backend::Stores;
 use memgpt_core::unit_of_work::{self, TxHooks};
 use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
 
@@ -214,10 +213,11 @@ impl SqliteStore {
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it (archival and recall memory need [`Scope::agent`], documents
     /// [`Scope::user`]).
-    pub fn connector<R: Record>(&self, table: TableType, scope: Scope) -> Result<SqliteConnector<R>>
-    where
-        Self: Stores<R>,
-    {
+    pub fn connector<R: Record>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<SqliteConnector<R>> {
         SqliteConnector::new(self.clone(), table, scope)
     }
 

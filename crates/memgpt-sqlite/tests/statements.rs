@@ -1,7 +1,7 @@
 //! Every statement shape in SQLite's dialect, compared with `tests/golden/statements.txt`
-//! (`UPDATE_EXPECT=1 cargo test -p memgpt-sqlite --test statements` rewrites it: expect-test).
+//! (`UPDATE_EXPECT=1 cargo test -p memgpt-sqlite --test statements` rewrites it: expect-test; the shapes come from `memgpt_conformance::statement_shapes`).
 
-use memgpt_core::backend::statement_shapes;
+use memgpt_conformance::statement_shapes;
 use memgpt_sqlite::SqliteStore;
 
 #[test]

@@ -58,6 +58,12 @@ impl Document {
 }
 
 impl Record for Document {
+    const COLUMNS: &'static [&'static str] = super::stored::DOCUMENT_COLUMNS;
+
+    fn values<D: crate::statement::Dialect>(&self, table: TableType) -> Vec<D::Bind> {
+        self.stored_values::<D>(table)
+    }
+
     fn id(&self) -> Uuid {
         self.id
     }

@@ -197,6 +197,12 @@ impl Message {
 }
 
 impl Record for Message {
+    const COLUMNS: &'static [&'static str] = super::stored::MESSAGE_COLUMNS;
+
+    fn values<D: crate::statement::Dialect>(&self, table: TableType) -> Vec<D::Bind> {
+        self.stored_values::<D>(table)
+    }
+
     fn id(&self) -> Uuid {
         self.id
     }

@@ -8,6 +8,7 @@ mod document;
 mod embedding;
 mod message;
 mod passage;
+mod stored;
 
 use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
@@ -16,14 +17,26 @@ pub use document::{Document, DocumentBuilder};
 pub use embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use message::{FunctionCall, Message, MessageBuilder, Role, ToolCall};
 pub use passage::{Passage, PassageBuilder};
+pub use stored::{columns, select_list};
 
 use crate::error::{Error, Result};
+use crate::row::Decode;
+use crate::statement::Dialect;
 use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// What every stored record has. Implemented by [`Message`], [`Passage`] and [`Document`];
 /// backends are generic over it.
-pub trait Record: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+pub trait Record: Decode + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The stored columns, in the order of [`values`](Self::values).
+    #[doc(hidden)]
+    const COLUMNS: &'static [&'static str];
+
+    /// The values of [`COLUMNS`](Self::COLUMNS), bound in dialect `D`, the embedding in
+    /// `table`'s encoding.
+    #[doc(hidden)]
+    fn values<D: Dialect>(&self, table: TableType) -> Vec<D::Bind>;
+
     /// The record's id (the primary key).
     fn id(&self) -> Uuid;
     /// The owning user.

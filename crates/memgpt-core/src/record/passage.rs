@@ -102,6 +102,12 @@ impl Passage {
 }
 
 impl Record for Passage {
+    const COLUMNS: &'static [&'static str] = super::stored::PASSAGE_COLUMNS;
+
+    fn values<D: crate::statement::Dialect>(&self, table: TableType) -> Vec<D::Bind> {
+        self.stored_values::<D>(table)
+    }
+
     fn id(&self) -> Uuid {
         self.id
     }

@@ -1,0 +1,150 @@
+//! The one row interface of the backends: a backend runs a statement and hands core each
+//! row of the result ([`Backend::fetch`](crate::backend::Backend::fetch)); core reads its
+//! columns by name with typed getters ([`Row`], as sqlx's `Row::try_get`) and decodes
+//! records, keysets, ids and counts once, for every backend ([`Decode`]).
+//!
+//! What a getter reads is the backend's business: PostgreSQL's native `uuid`,
+//! `timestamptz` and `json`; SQLite's text forms of MemGPT (`CommonUUID`, SQLAlchemy's
+//! `DATETIME`, JSON text) and its embedding encodings.
+
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::record::Embedding;
+use crate::storage_connector::Keyset;
+use crate::table::TableType;
+
+/// A column of a row that does not hold what its getter reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// The column.
+    pub column: &'static str,
+    /// What is wrong with its value.
+    pub why: String,
+}
+
+impl Undecodable {
+    /// `column` holds a value that does not decode, for the reason `why`.
+    pub fn new(column: &'static str, why: impl Display) -> Self {
+        Undecodable {
+            column,
+            why: why.to_string(),
+        }
+    }
+
+    /// The error of a row of `table` that does not decode: [`Error::Database`] naming
+    /// the table, the column and the reason.
+    pub fn in_table(self, table: TableType) -> Error {
+        corrupt(table.table_name(), self.column, self.why)
+    }
+}
+
+/// The error of a value of `table.column` that does not decode.
+pub fn corrupt(table: &str, column: &str, why: impl Display) -> Error {
+    Error::Database {
+        message: format!("{table}.{column} holds a value that does not decode: {why}"),
+    }
+}
+
+/// One row of a result, its columns read by name as the types core decodes from. `None`
+/// is SQL `NULL`.
+pub trait Row {
+    /// A uuid column.
+    ///
+    /// # Errors
+    /// The column is missing or does not hold a uuid.
+    fn uuid(&self, column: &'static str) -> Result<Option<Uuid>, Undecodable>;
+
+    /// A text column.
+    ///
+    /// # Errors
+    /// The column is missing or does not hold text.
+    fn text(&self, column: &'static str) -> Result<Option<String>, Undecodable>;
+
+    /// An integer column.
+    ///
+    /// # Errors
+    /// The column is missing or does not hold an integer.
+    fn int(&self, column: &'static str) -> Result<Option<i64>, Undecodable>;
+
+    /// A timestamp column, in UTC.
+    ///
+    /// # Errors
+    /// The column is missing or does not hold a time.
+    fn time(&self, column: &'static str) -> Result<Option<DateTime<Utc>>, Undecodable>;
+
+    /// A JSON column.
+    ///
+    /// # Errors
+    /// The column is missing or does not hold JSON.
+    fn json(&self, column: &'static str) -> Result<Option<serde_json::Value>, Undecodable>;
+
+    /// The `embedding` column, in the encoding the backend stores in the row's table,
+    /// cut to `dim` components (the row's `embedding_dim`) where it is stored
+    /// zero-padded.
+    ///
+    /// # Errors
+    /// The column is missing or does not hold an embedding of this table's encoding.
+    fn embedding(&self, dim: Option<i64>) -> Result<Option<Embedding>, Undecodable>;
+}
+
+/// A value decoded from one row, the same way on every backend.
+pub trait Decode: Sized + 'static {
+    /// Decodes `row`.
+    ///
+    /// # Errors
+    /// The column that does not hold what the value needs.
+    fn decode(row: &impl Row) -> Result<Self, Undecodable>;
+}
+
+/// The value of a column that may not be `NULL`.
+///
+/// # Errors
+/// [`Undecodable`] saying `NULL`.
+pub fn required<T>(column: &'static str, v: Option<T>) -> Result<T, Undecodable> {
+    v.ok_or_else(|| Undecodable::new(column, "NULL"))
+}
+
+/// `created_at, id`.
+impl Decode for Keyset {
+    fn decode(row: &impl Row) -> Result<Self, Undecodable> {
+        Ok(Keyset {
+            created_at: required("created_at", row.time("created_at")?)?,
+            id: required("id", row.uuid("id")?)?,
+        })
+    }
+}
+
+/// The `id` column of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id(pub Uuid);
+
+impl Decode for Id {
+    fn decode(row: &impl Row) -> Result<Self, Undecodable> {
+        required("id", row.uuid("id")?).map(Id)
+    }
+}
+
+/// The `n` column of a row (`count(*) AS n`), negative read as zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u64);
+
+impl Decode for Count {
+    fn decode(row: &impl Row) -> Result<Self, Undecodable> {
+        let n = row.int("n")?.unwrap_or_default();
+        Ok(Count(u64::try_from(n).unwrap_or_default()))
+    }
+}
+
+/// The `data_source` column of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSource(pub String);
+
+impl Decode for DataSource {
+    fn decode(row: &impl Row) -> Result<Self, Undecodable> {
+        required("data_source", row.text("data_source")?).map(DataSource)
+    }
+}

@@ -1,0 +1,84 @@
+//! PostgreSQL's rows as core reads them ([`memgpt_core::row::Row`]): its native types,
+//! and MemGPT's embeddings zero-padded to 4096 (read as `real[]`).
+
+use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, QueryableByName};
+use diesel::pg::Pg;
+use diesel::row::NamedRow;
+use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
+use diesel::{PgConnection, RunQueryDsl};
+use memgpt_core::row::{Decode, Row, Undecodable};
+use memgpt_core::{Embedding, Result, TableType};
+use uuid::Uuid;
+
+use crate::error::map;
+use crate::sql::{query, Sql};
+
+/// Runs `sql` and decodes each row as a `T`.
+pub(crate) fn fetch<T: Decode>(
+    conn: &mut PgConnection,
+    sql: Sql,
+    table: TableType,
+) -> Result<Vec<T>> {
+    let rows: Vec<Decoded<T>> = query(sql).load(conn).map_err(map)?;
+    rows.into_iter()
+        .map(|r| r.0.map_err(|e| e.in_table(table)))
+        .collect()
+}
+
+/// A row decoded by `T`'s one decoder.
+struct Decoded<T>(std::result::Result<T, Undecodable>);
+
+impl<T: Decode> QueryableByName<Pg> for Decoded<T> {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        Ok(Decoded(T::decode(&Columns(row))))
+    }
+}
+
+/// One diesel row read by core's getters.
+struct Columns<'r, R>(&'r R);
+
+impl<R> Columns<'_, R> {
+    fn get<'a, ST, T>(&self, column: &'static str) -> std::result::Result<T, Undecodable>
+    where
+        R: NamedRow<'a, Pg>,
+        T: FromSql<ST, Pg>,
+    {
+        NamedRow::get::<ST, T>(self.0, column).map_err(|e| Undecodable::new(column, e))
+    }
+}
+
+type Got<T> = std::result::Result<Option<T>, Undecodable>;
+
+impl<'a, R: NamedRow<'a, Pg>> Row for Columns<'_, R> {
+    fn uuid(&self, column: &'static str) -> Got<Uuid> {
+        self.get::<Nullable<diesel::sql_types::Uuid>, Option<Uuid>>(column)
+    }
+
+    fn text(&self, column: &'static str) -> Got<String> {
+        self.get::<Nullable<Text>, Option<String>>(column)
+    }
+
+    fn int(&self, column: &'static str) -> Got<i64> {
+        self.get::<Nullable<BigInt>, Option<i64>>(column)
+    }
+
+    fn time(&self, column: &'static str) -> Got<DateTime<Utc>> {
+        self.get::<Nullable<Timestamptz>, Option<DateTime<Utc>>>(column)
+    }
+
+    fn json(&self, column: &'static str) -> Got<serde_json::Value> {
+        self.get::<Nullable<Json>, Option<serde_json::Value>>(column)
+    }
+
+    /// MemGPT's storage: the vector zero-padded to 4096, cut to `dim`.
+    fn embedding(&self, dim: Option<i64>) -> Got<Embedding> {
+        let Some(v) = self.get::<Nullable<Array<Float4>>, Option<Vec<f32>>>("embedding")? else {
+            return Ok(None);
+        };
+        let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+        Embedding::from_padded(v, dim)
+            .map(Some)
+            .map_err(|e| Undecodable::new("embedding", e))
+    }
+}

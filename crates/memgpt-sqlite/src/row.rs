@@ -1,0 +1,119 @@
+//! SQLite's rows as core reads them ([`memgpt_core::row::Row`]): MemGPT's text forms
+//! (uuids, times, JSON) and its two embedding encodings, decoded by [`codec`](crate::codec).
+
+use chrono::{DateTime, Utc};
+use diesel::deserialize::{self, FromSql, QueryableByName};
+use diesel::row::NamedRow;
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+use diesel::sqlite::Sqlite;
+use diesel::{RunQueryDsl, SqliteConnection};
+use memgpt_core::row::{Decode, Row, Undecodable};
+use memgpt_core::{Embedding, Result, TableType};
+use uuid::Uuid;
+
+use crate::codec::{base64_to_f32, f32_from_bytes, time_of};
+use crate::error::map;
+use crate::sql::{query, Sql};
+
+/// Runs `sql` and decodes each row as a `T`, in `table`'s encodings.
+pub(crate) fn fetch<T: Decode>(
+    conn: &mut SqliteConnection,
+    sql: Sql,
+    table: TableType,
+) -> Result<Vec<T>> {
+    if table == TableType::RecallMemory {
+        rows::<T, true>(conn, sql, table)
+    } else {
+        rows::<T, false>(conn, sql, table)
+    }
+}
+
+fn rows<T: Decode, const BASE64: bool>(
+    conn: &mut SqliteConnection,
+    sql: Sql,
+    table: TableType,
+) -> Result<Vec<T>> {
+    let rows: Vec<Decoded<T, BASE64>> = query(sql).load(conn).map_err(map)?;
+    rows.into_iter()
+        .map(|r| r.0.map_err(|e| e.in_table(table)))
+        .collect()
+}
+
+/// A row decoded by `T`'s one decoder; embeddings as MemGPT's base64 of the padded
+/// vector (recall memory) when `BASE64`, else as raw float32 bytes.
+struct Decoded<T, const BASE64: bool>(std::result::Result<T, Undecodable>);
+
+impl<T: Decode, const BASE64: bool> QueryableByName<Sqlite> for Decoded<T, BASE64> {
+    fn build<'a>(row: &impl NamedRow<'a, Sqlite>) -> deserialize::Result<Self> {
+        Ok(Decoded(T::decode(&Columns::<_, BASE64>(row))))
+    }
+}
+
+/// One diesel row read by core's getters.
+struct Columns<'r, R, const BASE64: bool>(&'r R);
+
+impl<'r, R, const BASE64: bool> Columns<'r, R, BASE64> {
+    fn get<'a, ST, T>(&self, column: &'static str) -> std::result::Result<T, Undecodable>
+    where
+        R: NamedRow<'a, Sqlite>,
+        T: FromSql<ST, Sqlite>,
+    {
+        NamedRow::get::<ST, T>(self.0, column).map_err(|e| Undecodable::new(column, e))
+    }
+}
+
+type Got<T> = std::result::Result<Option<T>, Undecodable>;
+
+impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BASE64> {
+    /// MemGPT's `CommonUUID`: 36-character text.
+    fn uuid(&self, column: &'static str) -> Got<Uuid> {
+        let Some(s) = self.get::<Nullable<Text>, Option<String>>(column)? else {
+            return Ok(None);
+        };
+        Uuid::parse_str(s.trim())
+            .map(Some)
+            .map_err(|e| Undecodable::new(column, format!("{s:?}: {e}")))
+    }
+
+    fn text(&self, column: &'static str) -> Got<String> {
+        self.get::<Nullable<Text>, Option<String>>(column)
+    }
+
+    fn int(&self, column: &'static str) -> Got<i64> {
+        self.get::<Nullable<BigInt>, Option<i64>>(column)
+    }
+
+    /// SQLAlchemy's `DATETIME` text, or another form migration 000006 rewrites.
+    fn time(&self, column: &'static str) -> Got<DateTime<Utc>> {
+        let Some(s) = self.get::<Nullable<Text>, Option<String>>(column)? else {
+            return Ok(None);
+        };
+        time_of(column, &s).map(Some)
+    }
+
+    fn json(&self, column: &'static str) -> Got<serde_json::Value> {
+        let Some(s) = self.get::<Nullable<Text>, Option<String>>(column)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&s)
+            .map(Some)
+            .map_err(|e| Undecodable::new(column, e))
+    }
+
+    /// Recall memory: base64 of the float32 bytes padded to 4096 (MemGPT's
+    /// `CommonVector`), cut to `dim`; archival memory and passages: raw float32 bytes.
+    fn embedding(&self, dim: Option<i64>) -> Got<Embedding> {
+        let Some(b) = self.get::<Nullable<Binary>, Option<Vec<u8>>>("embedding")? else {
+            return Ok(None);
+        };
+        let bad = |why: &dyn std::fmt::Display| Undecodable::new("embedding", why);
+        let e = if BASE64 {
+            let v = base64_to_f32(&b).ok_or_else(|| bad(&"not base64 float32"))?;
+            let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+            Embedding::from_padded(v, dim)
+        } else {
+            Embedding::new(f32_from_bytes(&b).ok_or_else(|| bad(&"not float32 bytes"))?)
+        };
+        e.map(Some).map_err(|e| bad(&e))
+    }
+}
