@@ -114,6 +114,24 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
     }
 }
 
+/// Prints pgvector's version and the vector indexes that are missing; returns how many.
+fn vector_indexes(store: &PgStore) -> Result<usize> {
+    let Some(v) = store.pgvector() else {
+        return Ok(0);
+    };
+    out!("pgvector {v}");
+    let missing = store.missing_indexes()?;
+    if !missing.is_empty() {
+        let dim = store.config().embedding_dim;
+        out!(
+            "  MISSING vector indexes {} (dimension {dim}): build them with \
+             `memgpt-store migrate --database-url URL up --embedding-dim {dim}`",
+            missing.join(", "),
+        );
+    }
+    Ok(missing.len())
+}
+
 /// `memgpt-store doctor --database-url URL`: EXPLAIN of every query pattern. `Ok(false)`
 /// when it found a problem (printed).
 pub fn doctor(args: UrlArg) -> Result<bool> {
@@ -157,20 +175,7 @@ pub fn doctor(args: UrlArg) -> Result<bool> {
     match Target::of(&url) {
         Target::Postgres => {
             let store = PgStore::connect(pg_config(url)?)?;
-            if let Some(v) = store.pgvector() {
-                out!("pgvector {v}");
-                let missing = store.missing_indexes()?;
-                if !missing.is_empty() {
-                    out!(
-                        "  MISSING vector indexes {} (dimension {}): build them with \
-                         `memgpt-store migrate --database-url URL up --embedding-dim {}`",
-                        missing.join(", "),
-                        store.config().embedding_dim,
-                        store.config().embedding_dim
-                    );
-                    bad += missing.len();
-                }
-            }
+            bad += vector_indexes(&store)?;
             explain_all!(store)
         }
         Target::Sqlite(path) => {

@@ -6,6 +6,8 @@ mod harness;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[doc(hidden)]
+pub mod query;
+#[doc(hidden)]
 pub mod rows;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -10,8 +10,9 @@ use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::{Connector, Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
 
 use crate::error::map;
+use crate::pool::Lease;
 use crate::sql::{query, Bind, PlanLine, Sql};
-use crate::store::{Lease, PgStore};
+use crate::store::PgStore;
 
 /// A connector of one table, bound to one tenant, on PostgreSQL. Made by
 /// [`PgStore::connector`] (lifetime `'static`) or by a unit of work's

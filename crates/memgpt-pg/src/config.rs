@@ -135,46 +135,9 @@ impl PgConfig {
             ));
         }
         let d = PgConfig::new(database_url);
-        let application_name = match env.get("MEMGPT_PG_APPLICATION_NAME") {
-            Some(v) if v.is_empty() || v.len() > 63 || !v.is_ascii() => {
-                return Err(config_err(
-                    "MEMGPT_PG_APPLICATION_NAME",
-                    &v,
-                    "expected 1 to 63 ASCII characters",
-                ))
-            }
-            Some(v) => v,
-            None => d.application_name.clone(),
-        };
-        let pooler = match env.get("MEMGPT_PG_PGBOUNCER").as_deref() {
-            None | Some("" | "off" | "session") => Pooler::Direct,
-            Some("transaction") => Pooler::Transaction,
-            Some(other) => {
-                return Err(config_err(
-                    "MEMGPT_PG_PGBOUNCER",
-                    other,
-                    "expected `transaction`, `session` or `off`",
-                ))
-            }
-        };
-        let mut replica_urls = Vec::new();
-        if let Some(list) = env.get("MEMGPT_PG_REPLICA_URLS") {
-            for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let url = DatabaseUrl::new(part);
-                // Commas separate the replicas, so a key=value string (whose values may
-                // hold commas: libpq's multi-host `host=a,b`, a quoted password) is not
-                // accepted here.
-                if !matches!(url.scheme(), Some("postgres" | "postgresql")) {
-                    return Err(config_err(
-                        "MEMGPT_PG_REPLICA_URLS",
-                        &list,
-                        "expected comma-separated postgres:// or postgresql:// URLs (key=value \
-                         strings cannot be listed here: commas separate the replicas)",
-                    ));
-                }
-                replica_urls.push(url);
-            }
-        }
+        let application_name = application_name(env, &d.application_name)?;
+        let pooler = pooler(env)?;
+        let replica_urls = replica_urls(env)?;
         Ok(PgConfig {
             pooler,
             replica_urls,
@@ -201,6 +164,57 @@ impl PgConfig {
             database_url: d.database_url,
         })
     }
+}
+
+/// `MEMGPT_PG_APPLICATION_NAME`: 1 to 63 ASCII characters, else `default`.
+fn application_name(env: &dyn Lookup, default: &str) -> Result<String> {
+    match env.get("MEMGPT_PG_APPLICATION_NAME") {
+        Some(v) if v.is_empty() || v.len() > 63 || !v.is_ascii() => Err(config_err(
+            "MEMGPT_PG_APPLICATION_NAME",
+            &v,
+            "expected 1 to 63 ASCII characters",
+        )),
+        Some(v) => Ok(v),
+        None => Ok(default.to_owned()),
+    }
+}
+
+/// `MEMGPT_PG_PGBOUNCER`: `transaction`, or `session` / `off` / unset (direct).
+fn pooler(env: &dyn Lookup) -> Result<Pooler> {
+    match env.get("MEMGPT_PG_PGBOUNCER").as_deref() {
+        None | Some("" | "off" | "session") => Ok(Pooler::Direct),
+        Some("transaction") => Ok(Pooler::Transaction),
+        Some(other) => Err(config_err(
+            "MEMGPT_PG_PGBOUNCER",
+            other,
+            "expected `transaction`, `session` or `off`",
+        )),
+    }
+}
+
+/// `MEMGPT_PG_REPLICA_URLS`: comma-separated URLs. A key=value string (whose values may
+/// hold commas: libpq's multi-host `host=a,b`, a quoted password) is not accepted here.
+fn replica_urls(env: &dyn Lookup) -> Result<Vec<DatabaseUrl>> {
+    let Some(list) = env.get("MEMGPT_PG_REPLICA_URLS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let url = DatabaseUrl::new(part);
+            if matches!(url.scheme(), Some("postgres" | "postgresql")) {
+                Ok(url)
+            } else {
+                Err(config_err(
+                    "MEMGPT_PG_REPLICA_URLS",
+                    &list,
+                    "expected comma-separated postgres:// or postgresql:// URLs (key=value \
+                     strings cannot be listed here: commas separate the replicas)",
+                ))
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

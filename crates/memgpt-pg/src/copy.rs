@@ -111,35 +111,10 @@ where
 {
     let staging = staging(target.table());
     if !exists_ok {
-        let dups: Vec<DupRow> = diesel::sql_query(format!(
-            "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
-             (array_agg(ord ORDER BY ord))[2] AS second FROM {staging} \
-             GROUP BY id HAVING count(*) > 1 ORDER BY second LIMIT 1"
-        ))
-        .load(conn)
-        .map_err(map)?;
-        if let Some(d) = dups.into_iter().next() {
-            // A record before the repeat whose id is in the table fails first.
-            if let Some(id) = staged_existing_before(target, conn, d.second)? {
-                return Err(Error::AlreadyExists {
-                    table: target.table(),
-                    id,
-                });
-            }
-            return Err(Error::DuplicateId {
-                id: d.id,
-                first: usize::try_from(d.first).unwrap_or_default(),
-                second: usize::try_from(d.second).unwrap_or_default(),
-            });
+        if let Some(e) = first_repeat(target, conn)? {
+            return Err(e);
         }
     }
-    let table = target.table().table_name();
-    let cols = R::COLUMNS.join(", ");
-    let upsert = if exists_ok {
-        target.shapes().upsert_clause(R::COLUMNS)
-    } else {
-        String::new()
-    };
     let distinct: Vec<Count> =
         diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
             .load(conn)
@@ -150,6 +125,63 @@ where
     // statement timeout, which a single merge of 1,000,000 rows exceeded.
     conn.batch_execute(&format!("CREATE INDEX ON {staging} (id, ord DESC)"))
         .map_err(map)?;
+    match merge_ranges(target, conn, exists_ok) {
+        Ok(n) if n == distinct => Ok(n as u64),
+        Ok(_) => Err(staged_existing(target, conn, true)?),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(staged_existing(target, conn, false)?)
+        }
+        Err(e) => Err(map(e)),
+    }
+}
+
+/// Without `exists_ok`: the error of the first repeated id of the staged records, by the
+/// index of its repeat — [`Error::AlreadyExists`] when a record before the repeat has an id
+/// in the table, else [`Error::DuplicateId`] naming both; `None` when no id repeats.
+fn first_repeat<R: Record>(
+    target: &Scoped<PgStore, R>,
+    conn: &mut PgConnection,
+) -> Result<Option<Error>> {
+    let dups: Vec<DupRow> = diesel::sql_query(format!(
+        "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
+         (array_agg(ord ORDER BY ord))[2] AS second FROM {} \
+         GROUP BY id HAVING count(*) > 1 ORDER BY second LIMIT 1",
+        staging(target.table())
+    ))
+    .load(conn)
+    .map_err(map)?;
+    let Some(d) = dups.into_iter().next() else {
+        return Ok(None);
+    };
+    // A record before the repeat whose id is in the table fails first.
+    if let Some(id) = staged_existing_before(target, conn, d.second)? {
+        return Ok(Some(Error::AlreadyExists {
+            table: target.table(),
+            id,
+        }));
+    }
+    Ok(Some(Error::DuplicateId {
+        id: d.id,
+        first: usize::try_from(d.first).unwrap_or_default(),
+        second: usize::try_from(d.second).unwrap_or_default(),
+    }))
+}
+
+/// Writes the last staged record of each id, [`MERGE_IDS`] ids a statement in id order, in
+/// a savepoint (a unique violation without `exists_ok` leaves the transaction usable to
+/// name the id); returns the rows written.
+fn merge_ranges<R: Record>(
+    target: &Scoped<PgStore, R>,
+    conn: &mut PgConnection,
+    exists_ok: bool,
+) -> std::result::Result<usize, DieselError> {
+    let (staging, table) = (staging(target.table()), target.table().table_name());
+    let cols = R::COLUMNS.join(", ");
+    let upsert = if exists_ok {
+        target.shapes().upsert_clause(R::COLUMNS)
+    } else {
+        String::new()
+    };
     let range = |after: &str| {
         format!(
             "WITH chunk AS MATERIALIZED (SELECT DISTINCT ON (id) {cols} FROM {staging} {after}\
@@ -168,7 +200,7 @@ where
         range("WHERE user_id = $1 AND id > $2 "),
     );
     let user = target.scope().user_id();
-    let merged = conn.transaction(|c| {
+    conn.transaction(|c| {
         let mut written = 0usize;
         let mut last: Option<Uuid> = None;
         loop {
@@ -182,24 +214,15 @@ where
                     .load(c)?,
             };
             let Some(m) = rows.into_iter().next() else {
-                break;
+                return Ok(written);
             };
             written += usize::try_from(m.n).unwrap_or_default();
             match m.last {
                 Some(id) => last = Some(id),
-                None => break,
+                None => return Ok(written),
             }
         }
-        Ok::<_, DieselError>(written)
-    });
-    match merged {
-        Ok(n) if n == distinct => Ok(n as u64),
-        Ok(_) => Err(staged_existing(target, conn, true)?),
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            Err(staged_existing(target, conn, false)?)
-        }
-        Err(e) => Err(map(e)),
-    }
+    })
 }
 
 /// Distinct ids merged by one statement of [`merge`].

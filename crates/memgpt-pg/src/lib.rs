@@ -9,6 +9,8 @@ mod config;
 mod copy;
 mod error;
 mod metrics;
+mod monitor;
+mod open;
 mod pool;
 mod refusal;
 mod replica;
@@ -18,6 +20,7 @@ mod session;
 mod sql;
 mod store;
 mod url;
+mod wal;
 
 pub use backend::{PgConnector, PgTxConnector};
 pub use config::{PgConfig, Pooler};
@@ -26,4 +29,6 @@ pub use config::{PgConfig, Pooler};
 #[cfg(feature = "tokio")]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
-pub use store::{Lease, PgStore, PgTx, PgVector};
+pub use open::PgVector;
+pub use pool::Lease;
+pub use store::{PgStore, PgTx};

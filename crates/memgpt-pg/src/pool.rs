@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{PgConfig, Pooler};
 use diesel::connection::{CacheSize, Connection};
@@ -208,5 +208,45 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for NoStatementCache
     fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
         conn.set_prepared_statement_cache_size(CacheSize::Disabled);
         Ok(())
+    }
+}
+/// A connection checked out of the store's pool (it dereferences to diesel's
+/// `PgConnection`). Dropping it returns the connection to the pool, after a warning when it
+/// was held longer than the leak threshold.
+pub struct Lease {
+    pub(crate) conn: Pooled,
+    pub(crate) taken: Instant,
+    pub(crate) site: &'static std::panic::Location<'static>,
+    /// Held longer than this, it is reported as a leak when dropped.
+    pub(crate) threshold: Option<Duration>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(threshold) = self.threshold {
+            let held = self.taken.elapsed();
+            if held > threshold {
+                self.counters.record_leak();
+                tracing::warn!(
+                    "memgpt-pg: a connection was held for {held:?} (threshold {threshold:?}); \
+                     it was taken at {}",
+                    self.site
+                );
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use diesel::pg::sql_state;
 use diesel::result::SqlState;
+use memgpt_core::Error;
 use pq_sys::{ConnStatusType, PGVerbosity, PostgresPollingStatusType};
 
 /// What [`diagnosed`] appends before the code.
@@ -174,6 +175,37 @@ impl Drop for Finish {
     fn drop(&mut self) {
         // SAFETY: the pointer came from PQconnectStart, non-NULL, and is finished once.
         unsafe { pq_sys::PQfinish(self.0) }
+    }
+}
+
+/// Secret values; never shown by `Debug`.
+pub(crate) struct Secrets(pub(crate) Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} redacted]", self.0.len())
+    }
+}
+
+/// The error of a connection that could not be made, its message scrubbed of secrets, by
+/// what the refusal means ([`of`]): [`Error::Authentication`] for a wrong
+/// password or user, [`Error::Config`] naming `MEMGPT_PG_PGBOUNCER` when a pooler refused
+/// the startup options, else [`Error::ConnectionLost`]. `context` says when (at open, or
+/// within a pool wait).
+pub(crate) fn unreachable(context: &str, cause: &str, secrets: &Secrets) -> Error {
+    let message = format!("{context}: {}", crate::url::scrub(cause, &secrets.0));
+    match of(cause) {
+        Refusal::Authentication => Error::Authentication { message },
+        Refusal::StartupParameter => Error::Config {
+            variable: "MEMGPT_PG_PGBOUNCER".to_owned(),
+            value: String::new(),
+            reason: format!(
+                "the server refused a startup parameter, as PgBouncer does: set \
+                 MEMGPT_PG_PGBOUNCER=transaction behind PgBouncer in transaction mode \
+                 ({message})"
+            ),
+        },
+        Refusal::Other => Error::ConnectionLost { message },
     }
 }
 

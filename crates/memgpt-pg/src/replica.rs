@@ -7,19 +7,20 @@
 //! their own, [`Monitor`], so that a saturated primary pool never leaves the bound to an
 //! old sample) is skipped until a later measure finds it caught up. A read-your-writes
 //! session's read takes a replica only once the replica has replayed the session's
-//! [`SessionPosition`] (`pg_last_wal_replay_lsn()`), else the primary.
+//! [`SessionPosition`](crate::wal::SessionPosition) (`pg_last_wal_replay_lsn()`), else the primary.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::sql_types::{Bool, Double, Nullable, Text};
-use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use diesel::{QueryableByName, RunQueryDsl};
 use memgpt_core::Result;
 
 use crate::metrics::Counters;
 use crate::pool::{self, Pool, Pooled};
+use crate::wal::{parse_lsn, Monitor, Wal};
 use crate::PgConfig;
 
 /// How long a replica that could not be reached is skipped before it is tried again.
@@ -49,155 +50,6 @@ pub(crate) struct Replicas {
     history: Mutex<VecDeque<(Instant, u64)>>,
     /// The connection on which the primary's positions are read.
     monitor: Monitor,
-}
-
-/// A connection to the primary of its own, outside the pool, for the primary's WAL
-/// positions: the lag samples and the positions of read-your-writes sessions are read
-/// even when every connection of the pool is busy. Opened on first use, reopened after
-/// an error; one per store with replicas.
-pub(crate) struct Monitor {
-    conninfo: String,
-    conn: Mutex<Option<PgConnection>>,
-}
-
-impl std::fmt::Debug for Monitor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The connection string holds the password.
-        f.debug_struct("Monitor").finish_non_exhaustive()
-    }
-}
-
-/// Which WAL position of the primary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wal {
-    /// `pg_current_wal_lsn()`: written out of the WAL buffers. What the lag is measured
-    /// against; under `synchronous_commit = off` it may lie before a commit that returned.
-    Written,
-    /// `pg_current_wal_insert_lsn()`: where the next record goes. Read after a commit has
-    /// returned, it is past that commit's record whatever `synchronous_commit` says — the
-    /// position a read-your-writes session waits for.
-    Inserted,
-}
-
-impl Wal {
-    fn sql(self) -> &'static str {
-        match self {
-            Wal::Written => "SELECT pg_current_wal_lsn()::text AS lsn",
-            Wal::Inserted => "SELECT pg_current_wal_insert_lsn()::text AS lsn",
-        }
-    }
-}
-
-#[derive(QueryableByName)]
-struct WalPosition {
-    #[diesel(sql_type = Text)]
-    lsn: String,
-}
-
-/// The primary's WAL position `which`, read on `conn` (a connection of the primary);
-/// `None` when it cannot be read.
-pub(crate) fn position(conn: &mut PgConnection, which: Wal) -> Option<u64> {
-    diesel::sql_query(which.sql())
-        .load::<WalPosition>(conn)
-        .ok()?
-        .into_iter()
-        .next()
-        .and_then(|p| parse_lsn(&p.lsn))
-}
-
-impl Monitor {
-    /// Reads the primary's position `which`. With `wait`, waits while another thread uses
-    /// the connection (one round trip); without, gives up at once. `None` when the
-    /// primary cannot be reached or answer.
-    fn read(&self, which: Wal, wait: bool) -> Option<u64> {
-        let mut guard = if wait {
-            self.conn.lock().unwrap_or_else(PoisonError::into_inner)
-        } else {
-            match self.conn.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return None,
-            }
-        };
-        if guard.is_none() {
-            *guard = PgConnection::establish(&self.conninfo).ok();
-        }
-        let read = position(guard.as_mut()?, which);
-        if read.is_none() {
-            // A broken connection is replaced on the next read.
-            *guard = None;
-        }
-        read
-    }
-}
-
-/// A read-your-writes session's position on the primary: the highest of its start and of
-/// its writes' ([`Wal::Inserted`] after each commit). Threads sharing a session note
-/// their writes in any order; the position only moves forward. A write whose position
-/// could not be read leaves the session *unknown* until a position read after it (any
-/// later read of the primary's) covers it: until then the primary serves its reads.
-#[derive(Debug, Default)]
-pub(crate) struct SessionPosition {
-    state: Mutex<SessionState>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct SessionState {
-    /// The highest position noted.
-    at: u64,
-    /// Writes noted without a position, counted.
-    unknown: u64,
-    /// How many of those a later position covers.
-    covered: u64,
-}
-
-/// What a replica must have replayed to serve a session's read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Required {
-    /// This position.
-    At(u64),
-    /// Unknown: a position of the primary read from now on covers the writes counted up
-    /// to this ticket ([`SessionPosition::resolve`]).
-    Unknown(u64),
-}
-
-impl SessionPosition {
-    fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
-        // Plain numbers, consistent at every step: a panic elsewhere cannot break them.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A write (or the start) at `lsn`: the position becomes the higher of the two.
-    pub(crate) fn note(&self, lsn: u64) {
-        let mut s = self.state();
-        s.at = s.at.max(lsn);
-    }
-
-    /// A committed write whose position could not be read.
-    pub(crate) fn note_unknown(&self) {
-        self.state().unknown += 1;
-    }
-
-    /// What a replica must have replayed to serve a read now.
-    pub(crate) fn required(&self) -> Required {
-        let s = self.state();
-        if s.unknown > s.covered {
-            Required::Unknown(s.unknown)
-        } else {
-            Required::At(s.at)
-        }
-    }
-
-    /// `lsn`, read on the primary after [`required`](Self::required) gave `ticket`: it is
-    /// past every write counted up to the ticket. Returns what is required now.
-    pub(crate) fn resolve(&self, ticket: u64, lsn: u64) -> Required {
-        {
-            let mut s = self.state();
-            s.at = s.at.max(lsn);
-            s.covered = s.covered.max(ticket);
-        }
-        self.required()
-    }
 }
 
 #[derive(Debug)]
@@ -232,12 +84,6 @@ struct Position {
     /// Seconds since the commit last replayed was made on the primary.
     #[diesel(sql_type = Nullable<Double>)]
     since_commit: Option<f64>,
-}
-
-/// A WAL position (`16/B374D848`) as a number.
-pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
-    let (hi, lo) = text.trim().split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
 
 impl Replicas {
@@ -280,10 +126,7 @@ impl Replicas {
             max_lag: config.replica_max_lag,
             pool_timeout: config.pool_timeout,
             history: Mutex::new(VecDeque::new()),
-            monitor: Monitor {
-                conninfo: primary,
-                conn: Mutex::new(None),
-            },
+            monitor: Monitor::new(primary),
         }))
     }
 
@@ -294,7 +137,7 @@ impl Replicas {
     }
 
     /// A connection of the next fit replica — in recovery, up, within the maximum lag
-    /// and, with `after` (a read-your-writes session's [`Required`] position), past it —
+    /// and, with `after` (a read-your-writes session's [`Required`](crate::wal::Required) position), past it —
     /// or `None`.
     pub(crate) fn lease(&self, after: Option<u64>) -> Option<Pooled> {
         let n = self.list.len();
@@ -399,49 +242,12 @@ impl Replica {
                 || h.lag_checked
                     .is_none_or(|t| now.duration_since(t) >= LAG_EVERY)
         };
-        // A short wait first: r2d2 reports a connection error (appended to its timeout
-        // message) when the replica cannot be reached, and the primary serves at once. A
-        // plain timeout means every connection is busy: the read queues as it would on the
-        // primary, up to the pool timeout.
-        let mut conn = match self.pool.get_timeout(REPLICA_WAIT.min(pool_timeout)) {
-            Ok(c) => c,
-            Err(e) if !self.unreachable(&e) && pool_timeout > REPLICA_WAIT => {
-                match self.pool.get_timeout(pool_timeout - REPLICA_WAIT) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        if self.unreachable(&e) {
-                            self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
-                        }
-                        return None;
-                    }
-                }
-            }
-            Err(e) => {
-                if self.unreachable(&e) {
-                    self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
-                }
-                return None;
-            }
-        };
+        let mut conn = self.checkout(now, pool_timeout)?;
         if !measure {
             return Some(conn);
         }
         let sample = replicas.sample(now);
-        let position: Vec<Position> = match diesel::sql_query(
-            "SELECT pg_is_in_recovery() AS recovering, \
-             pg_last_wal_replay_lsn()::text AS replay, \
-             pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() AS idle, \
-             extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_commit",
-        )
-        .load(&mut *conn)
-        {
-            Ok(p) => p,
-            Err(e) => {
-                self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
-                return None;
-            }
-        };
-        let p = position.into_iter().next()?;
+        let p = self.position(&mut conn, now)?;
         if !p.recovering {
             // Promoted, or a primary named as a replica: it does not follow the primary's
             // writes, so no position of the primary's says what it holds. Checked again
@@ -469,6 +275,47 @@ impl Replica {
         // Fit, but not yet past this session's last write: the primary serves this read.
         let caught_up = after.is_none_or(|a| replay.is_some_and(|r| r >= a));
         caught_up.then_some(conn)
+    }
+
+    /// A connection of the replica's pool. A short wait first: r2d2 reports a connection
+    /// error (appended to its timeout message) when the replica cannot be reached, and the
+    /// primary serves at once. A plain timeout means every connection is busy: the read
+    /// queues as it would on the primary, up to the pool timeout. An unreachable replica
+    /// is skipped for a while.
+    fn checkout(&self, now: Instant, pool_timeout: Duration) -> Option<Pooled> {
+        let first = self.pool.get_timeout(REPLICA_WAIT.min(pool_timeout));
+        let got = match first {
+            Err(e) if !self.unreachable(&e) && pool_timeout > REPLICA_WAIT => {
+                self.pool.get_timeout(pool_timeout - REPLICA_WAIT)
+            }
+            other => other,
+        };
+        got.map_err(|e| {
+            if self.unreachable(&e) {
+                self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
+            }
+        })
+        .ok()
+    }
+
+    /// Where the replica stands: in recovery, its replay position, idle, and the age of
+    /// its last replayed commit. A failed query makes it unfit for a while.
+    fn position(&self, conn: &mut Pooled, now: Instant) -> Option<Position> {
+        let position: Vec<Position> = match diesel::sql_query(
+            "SELECT pg_is_in_recovery() AS recovering, \
+             pg_last_wal_replay_lsn()::text AS replay, \
+             pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() AS idle, \
+             extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_commit",
+        )
+        .load(&mut **conn)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                self.unfit(now + DOWN_FOR, format!("unreachable ({e})"));
+                return None;
+            }
+        };
+        position.into_iter().next()
     }
 
     /// Measured within the maximum lag at `now`.
@@ -506,55 +353,5 @@ impl Replica {
             );
             h.unfit = Some(kind);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_lsn, Required, SessionPosition};
-
-    /// Threads sharing a session note their writes in any order: a write noted late with
-    /// an older position never takes the session back (it had stored the last position,
-    /// not the highest).
-    #[test]
-    fn a_session_position_only_moves_forward() {
-        let s = SessionPosition::default();
-        assert_eq!(s.required(), Required::At(0));
-        s.note(0x300);
-        s.note(0x100);
-        assert_eq!(s.required(), Required::At(0x300));
-        s.note(0x400);
-        assert_eq!(s.required(), Required::At(0x400));
-    }
-
-    /// A write whose position could not be read leaves the session unknown until a
-    /// position read after it covers it; a write noted unknown meanwhile is not covered by
-    /// a position read for an earlier ticket.
-    #[test]
-    fn an_unknown_write_is_covered_only_by_a_later_position() {
-        let s = SessionPosition::default();
-        s.note(0x100);
-        s.note_unknown();
-        let Required::Unknown(first) = s.required() else {
-            panic!("{:?}", s.required());
-        };
-        // Another write of unknown position after the ticket was taken.
-        s.note_unknown();
-        assert!(matches!(s.resolve(first, 0x200), Required::Unknown(t) if t > first));
-        let Required::Unknown(second) = s.required() else {
-            panic!("{:?}", s.required());
-        };
-        assert_eq!(s.resolve(second, 0x180), Required::At(0x200));
-        s.note(0x150);
-        assert_eq!(s.required(), Required::At(0x200));
-    }
-
-    #[test]
-    fn wal_positions_parse_and_order() {
-        assert_eq!(parse_lsn("0/0"), Some(0));
-        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
-        assert!(parse_lsn("1/0") > parse_lsn("0/FFFFFFFF"));
-        assert_eq!(parse_lsn("FFFFFFFF/FFFFFFFF"), Some(u64::MAX));
-        assert_eq!(parse_lsn("nonsense"), None);
     }
 }

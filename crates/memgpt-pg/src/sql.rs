@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::AstPass;
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
-use diesel::{QueryResult, QueryableByName, RunQueryDsl};
+use diesel::{QueryResult, QueryableByName};
 use memgpt_core::statement::{Param, Statement};
+use memgpt_migrate::query::BindValue;
 use uuid::Uuid;
 
 /// A value bound to a `$n` placeholder.
@@ -43,64 +44,20 @@ impl From<Param> for Bind {
 /// A statement in PostgreSQL's dialect.
 pub(crate) type Sql = Statement<crate::PgStore>;
 
-/// The diesel query of `sql`, with every value bound. A
-/// [cacheable](memgpt_core::statement::Statement::is_cacheable) statement (a read of a
-/// fixed shape) is a prepared statement kept in the connection's statement cache, keyed by
-/// its text: the server parses it once per connection, not once per call (diesel's
-/// `sql_query` is never cached). Any other — a write, or a read whose text varies with a
-/// number of values (`IN (…)`) — is prepared for each call, so that varying batch sizes
-/// never grow the cache.
-pub(crate) fn query(sql: Sql) -> Prepared {
-    let cache = sql.is_cacheable();
-    Prepared { sql, cache }
-}
+pub(crate) use memgpt_migrate::query::query;
 
-/// A [`Statement`] as diesel runs it; see [`query`].
-pub(crate) struct Prepared {
-    sql: Sql,
-    cache: bool,
-}
-
-impl QueryId for Prepared {
-    type QueryId = ();
-    // Keyed by its SQL text and bind types in the statement cache.
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl diesel::query_builder::Query for Prepared {
-    type SqlType = diesel::sql_types::Untyped;
-}
-
-impl<Conn> RunQueryDsl<Conn> for Prepared {}
-
-impl QueryFragment<Pg> for Prepared {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        if !self.cache {
-            out.unsafe_to_cache_prepared();
+/// PostgreSQL's native types.
+impl BindValue<Pg> for Bind {
+    fn bind<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        match self {
+            Bind::Text(v) => out.push_bind_param::<Nullable<Text>, _>(v),
+            Bind::Uuid(v) => out.push_bind_param::<Nullable<diesel::sql_types::Uuid>, _>(v),
+            Bind::Time(v) => out.push_bind_param::<Timestamptz, _>(v),
+            Bind::Int(v) => out.push_bind_param::<Nullable<BigInt>, _>(v),
+            Bind::Json(v) => out.push_bind_param::<Nullable<Json>, _>(v),
+            Bind::Floats(v) => out.push_bind_param::<Nullable<Array<Float4>>, _>(v),
+            Bind::Vector(v) => out.push_bind_param::<pgvector::sql_types::Vector, _>(v),
         }
-        let Some(pieces) = self.sql.pieces() else {
-            return Err(diesel::result::Error::QueryBuilderError(
-                "a statement's text was changed behind its placeholders".into(),
-            ));
-        };
-        for (text, bind) in pieces {
-            out.push_sql(text);
-            match bind {
-                None => {}
-                Some(Bind::Text(v)) => out.push_bind_param::<Nullable<Text>, _>(v)?,
-                Some(Bind::Uuid(v)) => {
-                    out.push_bind_param::<Nullable<diesel::sql_types::Uuid>, _>(v)?
-                }
-                Some(Bind::Time(v)) => out.push_bind_param::<Timestamptz, _>(v)?,
-                Some(Bind::Int(v)) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
-                Some(Bind::Json(v)) => out.push_bind_param::<Nullable<Json>, _>(v)?,
-                Some(Bind::Floats(v)) => out.push_bind_param::<Nullable<Array<Float4>>, _>(v)?,
-                Some(Bind::Vector(v)) => {
-                    out.push_bind_param::<pgvector::sql_types::Vector, _>(v)?
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{PgConfig, Pooler};
+use crate::open::PgVector;
+use crate::PgConfig;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
-use diesel::sql_types::Text;
-use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+use diesel::PgConnection;
 use memgpt_core::unit_of_work::{self, TxHooks};
 use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 
 use crate::backend::PgConnector;
 use crate::error::map;
-use crate::metrics::{Activity, Counters, IndexUsage, PoolMetrics};
-use crate::pool::{self, Pool, Pooled};
-use crate::replica::{Required, SessionPosition, Wal};
+use crate::metrics::{Counters, PoolMetrics};
+use crate::pool::{self, Lease, Pool, Pooled};
+use crate::refusal::{unreachable, Secrets};
+use crate::wal::{Required, SessionPosition, Wal};
 
 /// The PostgreSQL backend: one pool per process, shared by every connector.
 ///
@@ -39,49 +40,6 @@ struct Inner {
     begin: Option<String>,
     /// The read replicas (`MEMGPT_PG_REPLICA_URLS`).
     replicas: Option<crate::replica::Replicas>,
-}
-
-/// A version of the pgvector extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
-#[non_exhaustive]
-pub struct PgVector {
-    /// Major version.
-    pub major: u32,
-    /// Minor version.
-    pub minor: u32,
-    /// Patch version.
-    pub patch: u32,
-}
-
-impl PgVector {
-    /// Parses `extversion` (`0.8.0`); missing or malformed parts read as 0.
-    pub fn parse(version: &str) -> PgVector {
-        let mut parts = version
-            .split('.')
-            .map(|p| p.trim().parse::<u32>().unwrap_or(0));
-        PgVector {
-            major: parts.next().unwrap_or(0),
-            minor: parts.next().unwrap_or(0),
-            patch: parts.next().unwrap_or(0),
-        }
-    }
-
-    /// Whether HNSW index scans can iterate (`hnsw.iterative_scan`, pgvector 0.8).
-    pub fn iterative_scan(self) -> bool {
-        (self.major, self.minor) >= (0, 8)
-    }
-}
-
-impl std::fmt::Display for PgVector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
-#[derive(QueryableByName)]
-struct TypeName {
-    #[diesel(sql_type = Text)]
-    name: String,
 }
 
 impl PgStore {
@@ -137,63 +95,13 @@ impl PgStore {
             }),
             session: None,
         };
-        let transaction_pooler = store.inner.config.pooler == Pooler::Transaction;
         let (vector, begin) = {
             // A server that cannot be reached or refuses the credentials fails the open
             // at once, with the server's own message, not after the pool timeout.
             let mut conn = store.checkout_with(true, std::panic::Location::caller())?;
             // Migrating takes as long as it takes: not a leak.
             conn.threshold = None;
-            if migrate && transaction_pooler {
-                // The migrations hold a session advisory lock, which a transaction pooler
-                // would leave on whichever server connection took it.
-                let pending = memgpt_migrate::postgres::pending(&mut conn)?;
-                if !pending.is_empty() {
-                    return Err(Error::Migration {
-                        message: format!(
-                            "{} migration(s) pending ({}); behind PgBouncer in transaction mode \
-                             (MEMGPT_PG_PGBOUNCER=transaction) they are not applied at open: \
-                             run `memgpt-store migrate up` against the server directly",
-                            pending.len(),
-                            pending.join(", ")
-                        ),
-                    });
-                }
-            } else if migrate {
-                memgpt_migrate::postgres::run_pending_within(
-                    &mut conn,
-                    store.inner.config.migration_lock_timeout,
-                )?;
-            }
-            let begin = if transaction_pooler {
-                crate::session::begin_sql(&mut conn, &store.inner.config)?
-            } else {
-                None
-            };
-            if memgpt_migrate::postgres::has_vector_column(&mut conn)? {
-                let versions: Vec<TypeName> = diesel::sql_query(
-                    "SELECT extversion AS name FROM pg_extension WHERE extname = 'vector'",
-                )
-                .load(&mut *conn)
-                .map_err(map)?;
-                let version = versions
-                    .first()
-                    .map(|v| PgVector::parse(&v.name))
-                    .unwrap_or_default();
-                let dim = store.inner.config.embedding_dim;
-                let missing = memgpt_migrate::postgres::missing_hnsw(&mut conn, dim)?;
-                if !missing.is_empty() {
-                    tracing::warn!(
-                        "memgpt-pg: vector indexes missing: {}; vector search still answers \
-                         exactly within a scope, but build them with `memgpt-store migrate \
-                         --database-url URL up --embedding-dim {dim}`",
-                        missing.join(", ")
-                    );
-                }
-                (Some(version), begin)
-            } else {
-                (None, begin)
-            }
+            crate::open::prepare(&mut conn, &store.inner.config, migrate)?
         };
         if let Some(inner) = Arc::get_mut(&mut store.inner) {
             inner.vector = vector;
@@ -323,7 +231,7 @@ impl PgStore {
                 Some(lsn) => lsn,
                 None => {
                     let mut conn = self.checkout()?;
-                    crate::replica::position(&mut conn, Wal::Inserted).ok_or_else(|| {
+                    crate::wal::position(&mut conn, Wal::Inserted).ok_or_else(|| {
                         Error::database("the primary's WAL position could not be read")
                     })?
                 }
@@ -347,7 +255,7 @@ impl PgStore {
             return;
         };
         let lsn = conn
-            .and_then(|c| crate::replica::position(c, Wal::Inserted))
+            .and_then(|c| crate::wal::position(c, Wal::Inserted))
             .or_else(|| replicas.primary_position(Wal::Inserted));
         match lsn {
             Some(lsn) => session.note(lsn),
@@ -384,7 +292,7 @@ impl PgStore {
 
     /// Whether every call runs in a transaction of its own that sets `jit`,
     /// `statement_timeout` and `idle_in_transaction_session_timeout` first: behind a
-    /// transaction pooler ([`Pooler::Transaction`]) when the server's defaults for the role
+    /// transaction pooler ([`Pooler::Transaction`](crate::Pooler::Transaction)) when the server's defaults for the role
     /// and database differ from the store's settings (checked at open). Reads then take three
     /// round trips instead of one; `ALTER ROLE … SET …` with the store's values avoids it.
     pub fn settings_per_call(&self) -> bool {
@@ -424,79 +332,6 @@ impl PgStore {
             c.pool_size,
             c.pool_size.saturating_add(c.max_overflow),
         )
-    }
-
-    /// This application's rows of `pg_stat_activity` (by `application_name`).
-    ///
-    /// # Errors
-    /// What the database reports.
-    pub fn activity(&self) -> Result<Vec<Activity>> {
-        let mut conn = self.checkout()?;
-        diesel::sql_query(
-            "SELECT pid, state, wait_event, \
-             extract(epoch FROM now() - query_start)::float8 AS query_seconds, \
-             left(query, 200) AS query FROM pg_stat_activity \
-             WHERE application_name = $1 AND pid <> pg_backend_pid() ORDER BY pid",
-        )
-        .bind::<Text, _>(&self.inner.config.application_name)
-        .load(&mut *conn)
-        .map_err(map)
-    }
-
-    /// The settings every call runs under (behind a transaction pooler, inside a call's
-    /// transaction): `application_name`,
-    /// `idle_in_transaction_session_timeout`, `jit`, `statement_timeout` (as `SHOW` prints
-    /// them), by name.
-    ///
-    /// # Errors
-    /// What the database reports.
-    pub fn session_settings(&self) -> Result<Vec<(String, String)>> {
-        let mut conn = self.checkout()?;
-        let rows: Vec<crate::session::Setting> = self.with_settings(&mut conn, |c| {
-            diesel::sql_query(
-                "SELECT name, current_setting(name) AS setting FROM pg_settings \
-                 WHERE name IN ('application_name', 'idle_in_transaction_session_timeout', \
-                 'jit', 'statement_timeout') ORDER BY name",
-            )
-            .load(c)
-            .map_err(map)
-        })?;
-        Ok(rows.into_iter().map(|s| (s.name, s.setting)).collect())
-    }
-
-    /// The named prepared statements a pooled connection of the primary holds
-    /// (`pg_prepared_statements` on the connection a checkout gives; with a pool of one,
-    /// always the same). Reads of a fixed shape are kept prepared on each connection, once
-    /// per shape; statements whose text varies with a number of values (`IN (…)` lists,
-    /// multi-row `INSERT`s) are never kept (see
-    /// [`Statement::is_cacheable`](memgpt_core::statement::Statement::is_cacheable)), so
-    /// this count is bounded by the shapes the connectors use, whatever the batch sizes.
-    /// Behind a transaction pooler diesel's cache is off: 0.
-    ///
-    /// # Errors
-    /// What the database reports; as a checkout ([`Error::PoolTimeout`]).
-    pub fn prepared_statements(&self) -> Result<u64> {
-        let mut conn = self.checkout()?;
-        let rows: Vec<memgpt_migrate::rows::Count> =
-            diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
-                .load(&mut *conn)
-                .map_err(map)?;
-        Ok(rows.first().map_or(0, |r| u64::try_from(r.n).unwrap_or(0)))
-    }
-
-    /// Index usage of memgpt's tables (`pg_stat_user_indexes`).
-    ///
-    /// # Errors
-    /// What the database reports.
-    pub fn index_usage(&self) -> Result<Vec<IndexUsage>> {
-        let mut conn = self.checkout()?;
-        diesel::sql_query(
-            "SELECT relname::text AS table, indexrelname::text AS index, idx_scan AS scans, \
-             pg_relation_size(indexrelid) AS bytes FROM pg_stat_user_indexes \
-             WHERE relname LIKE 'memgpt\\_%' ORDER BY relname, indexrelname",
-        )
-        .load(&mut *conn)
-        .map_err(map)
     }
 
     /// Checks a connection out, waiting at most the pool timeout. The lease remembers where
@@ -574,55 +409,6 @@ const WARM_WAIT: Duration = Duration::from_secs(1);
 /// How long the open's first checkout waits at a time for r2d2 to report a connection.
 const FIRST_CHECKOUT_WAIT: Duration = Duration::from_millis(250);
 
-/// Secret values; never shown by `Debug`.
-struct Secrets(Vec<String>);
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{} redacted]", self.0.len())
-    }
-}
-
-/// A connection checked out of the store's pool (it dereferences to diesel's
-/// `PgConnection`). Dropping it returns the connection to the pool, after a warning when it
-/// was held longer than the leak threshold.
-pub struct Lease {
-    conn: Pooled,
-    taken: Instant,
-    site: &'static std::panic::Location<'static>,
-    threshold: Option<Duration>,
-    counters: Arc<Counters>,
-}
-
-impl std::ops::Deref for Lease {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for Lease {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(threshold) = self.threshold {
-            let held = self.taken.elapsed();
-            if held > threshold {
-                self.counters.record_leak();
-                tracing::warn!(
-                    "memgpt-pg: a connection was held for {held:?} (threshold {threshold:?}); \
-                     it was taken at {}",
-                    self.site
-                );
-            }
-        }
-    }
-}
-
 /// The SQL of a unit of work on PostgreSQL.
 const HOOKS: TxHooks<Lease> = TxHooks {
     begin: |c| AnsiTransactionManager::begin_transaction(&mut **c).map_err(map),
@@ -641,49 +427,3 @@ const HOOKS: TxHooks<Lease> = TxHooks {
 /// A unit of work in progress; see [`PgStore::transaction`]. Its
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type PgTx<'t> = Tx<'t, PgStore>;
-
-/// The error of a connection that could not be made, its message scrubbed of secrets, by
-/// what the refusal means ([`crate::refusal::of`]): [`Error::Authentication`] for a wrong
-/// password or user, [`Error::Config`] naming `MEMGPT_PG_PGBOUNCER` when a pooler refused
-/// the startup options, else [`Error::ConnectionLost`]. `context` says when (at open, or
-/// within a pool wait).
-fn unreachable(context: &str, cause: &str, secrets: &Secrets) -> Error {
-    use crate::refusal::Refusal;
-    let message = format!("{context}: {}", crate::url::scrub(cause, &secrets.0));
-    match crate::refusal::of(cause) {
-        Refusal::Authentication => Error::Authentication { message },
-        Refusal::StartupParameter => Error::Config {
-            variable: "MEMGPT_PG_PGBOUNCER".to_owned(),
-            value: String::new(),
-            reason: format!(
-                "the server refused a startup parameter, as PgBouncer does: set \
-                 MEMGPT_PG_PGBOUNCER=transaction behind PgBouncer in transaction mode \
-                 ({message})"
-            ),
-        },
-        Refusal::Other => Error::ConnectionLost { message },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PgVector;
-
-    #[test]
-    fn pgvector_versions_parse_and_compare() {
-        assert_eq!(
-            PgVector::parse("0.8.0"),
-            PgVector {
-                major: 0,
-                minor: 8,
-                patch: 0
-            }
-        );
-        assert!(PgVector::parse("0.8.1").iterative_scan());
-        assert!(!PgVector::parse("0.7.4").iterative_scan());
-        assert!(!PgVector::parse("0.5").iterative_scan());
-        assert!(PgVector::parse("1.0.0").iterative_scan());
-        assert_eq!(PgVector::parse("garbage"), PgVector::default());
-        assert_eq!(PgVector::parse("0.7.4").to_string(), "0.7.4");
-    }
-}

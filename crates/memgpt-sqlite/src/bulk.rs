@@ -95,18 +95,8 @@ where
         if chunk.is_empty() {
             return Ok(written);
         }
-        target.check_owners(&chunk)?;
         let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
-        let rows = match BatchIds::new(exists_ok).fold(chunk) {
-            // A repeat inside the chunk; an earlier record of the chunk may fail first.
-            Err(Error::DuplicateId { id, first, second }) => {
-                let before: Vec<(usize, Uuid)> =
-                    keys.iter().filter(|k| k.0 < second).copied().collect();
-                let earlier = taken(target, conn, &before, start, watermark)?;
-                return Err(earlier.unwrap_or(Error::DuplicateId { id, first, second }));
-            }
-            other => other?,
-        };
+        let rows = fold(target, conn, chunk, exists_ok, (start, watermark))?;
         let values = rows.iter().map(|r| r.values::<SqliteStore>(table));
         let mut sql = target.shapes().insert(R::COLUMNS, values, exists_ok);
         if !exists_ok {
@@ -144,6 +134,29 @@ where
             top = top.max(r.row_number);
         }
         watermark = top;
+    }
+}
+
+/// Checks a chunk's owners and folds its repeated ids by [`BatchIds`]. On a repeat inside
+/// the chunk, an earlier record of the chunk whose id a row at or below the watermark holds
+/// fails first ([`taken`]).
+fn fold<R: Record>(
+    target: &Scoped<SqliteStore, R>,
+    conn: &mut SqliteConnection,
+    chunk: Vec<(usize, R)>,
+    exists_ok: bool,
+    (start, watermark): (i64, i64),
+) -> Result<Vec<R>> {
+    target.check_owners(&chunk)?;
+    let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
+    match BatchIds::new(exists_ok).fold(chunk) {
+        Err(Error::DuplicateId { id, first, second }) => {
+            let before: Vec<(usize, Uuid)> =
+                keys.iter().filter(|k| k.0 < second).copied().collect();
+            let earlier = taken(target, conn, &before, start, watermark)?;
+            Err(earlier.unwrap_or(Error::DuplicateId { id, first, second }))
+        }
+        other => other,
     }
 }
 

@@ -181,23 +181,9 @@ impl SqliteConfig {
                 env,
                 "MEMGPT_SQLITE_JOURNAL_MODE",
                 d.journal_mode,
-                &[
-                    ("WAL", JournalMode::Wal),
-                    ("DELETE", JournalMode::Delete),
-                    ("TRUNCATE", JournalMode::Truncate),
-                ],
+                JOURNAL_MODES,
             )?,
-            synchronous: choice_var(
-                env,
-                "MEMGPT_SQLITE_SYNCHRONOUS",
-                d.synchronous,
-                &[
-                    ("OFF", Synchronous::Off),
-                    ("NORMAL", Synchronous::Normal),
-                    ("FULL", Synchronous::Full),
-                    ("EXTRA", Synchronous::Extra),
-                ],
-            )?,
+            synchronous: choice_var(env, "MEMGPT_SQLITE_SYNCHRONOUS", d.synchronous, SYNCHRONOUS)?,
             mmap_size: int_var(env, "MEMGPT_SQLITE_MMAP_SIZE", d.mmap_size, 0, 1 << 40)?,
             cache_size_kib: int_var(
                 env,
@@ -206,12 +192,7 @@ impl SqliteConfig {
                 0,
                 1 << 30,
             )?,
-            temp_store: choice_var(
-                env,
-                "MEMGPT_SQLITE_TEMP_STORE",
-                d.temp_store,
-                &[("FILE", TempStore::File), ("MEMORY", TempStore::Memory)],
-            )?,
+            temp_store: choice_var(env, "MEMGPT_SQLITE_TEMP_STORE", d.temp_store, TEMP_STORES)?,
             batch_size: int_var(env, "MEMGPT_SQLITE_BATCH_SIZE", d.batch_size, 1, 2000)?,
             pool_timeout: secs_var(env, "MEMGPT_SQLITE_POOL_TIMEOUT", 30, 1)?,
             read_connections: int_var(
@@ -221,16 +202,10 @@ impl SqliteConfig {
                 1,
                 64,
             )?,
-            max_page_count: match env.get("MEMGPT_SQLITE_MAX_PAGE_COUNT") {
-                None => None,
-                Some(_) => Some(int_var(
-                    env,
-                    "MEMGPT_SQLITE_MAX_PAGE_COUNT",
-                    0,
-                    1,
-                    u64::from(u32::MAX) * 2,
-                )?),
-            },
+            max_page_count: env
+                .get("MEMGPT_SQLITE_MAX_PAGE_COUNT")
+                .map(|_| int_var(env, "MEMGPT_SQLITE_MAX_PAGE_COUNT", 0, 1, MAX_PAGES))
+                .transpose()?,
             embedding_dim: match int_var(env, "MEMGPT_EMBEDDING_DIM_STRICT", 0u8, 0, 1)? {
                 1 => Some(int_var(env, "MEMGPT_EMBEDDING_DIM", 1536, 1, 4096)?),
                 _ => None,
@@ -239,6 +214,28 @@ impl SqliteConfig {
         })
     }
 }
+
+/// `MEMGPT_SQLITE_JOURNAL_MODE`'s values.
+const JOURNAL_MODES: &[(&str, JournalMode)] = &[
+    ("WAL", JournalMode::Wal),
+    ("DELETE", JournalMode::Delete),
+    ("TRUNCATE", JournalMode::Truncate),
+];
+
+/// `MEMGPT_SQLITE_SYNCHRONOUS`'s values.
+const SYNCHRONOUS: &[(&str, Synchronous)] = &[
+    ("OFF", Synchronous::Off),
+    ("NORMAL", Synchronous::Normal),
+    ("FULL", Synchronous::Full),
+    ("EXTRA", Synchronous::Extra),
+];
+
+/// `MEMGPT_SQLITE_TEMP_STORE`'s values.
+const TEMP_STORES: &[(&str, TempStore)] =
+    &[("FILE", TempStore::File), ("MEMORY", TempStore::Memory)];
+
+/// The largest `MEMGPT_SQLITE_MAX_PAGE_COUNT` (SQLite's own limit).
+const MAX_PAGES: u64 = u32::MAX as u64 * 2;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ mod bulk;
 mod codec;
 mod config;
 mod error;
+mod maintenance;
 mod pragmas;
 mod row;
 mod sql;
@@ -16,8 +17,9 @@ mod write_lock;
 
 pub use backend::{SqliteConnector, SqliteTxConnector};
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
+pub use maintenance::{AppliedSettings, StoreStats};
 /// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
 /// on tokio's blocking pool.
 #[cfg(feature = "tokio")]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
-pub use store::{AppliedSettings, SqliteStore, SqliteTx, StoreStats};
+pub use store::{SqliteStore, SqliteTx};
