@@ -134,7 +134,7 @@ pub struct Count(pub u64);
 
 impl Decode for Count {
     fn decode(row: &impl Row) -> Result<Self, Undecodable> {
-        let n = row.int("n")?.unwrap_or_default();
+        let n = required("n", row.int("n")?)?;
         Ok(Count(u64::try_from(n).unwrap_or_default()))
     }
 }

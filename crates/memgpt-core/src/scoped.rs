@@ -107,7 +107,8 @@ impl<B: Backend, R: Record> Scoped<B, R> {
 
     pub(crate) fn keyset_of(&self, conn: &mut B::Conn, id: Uuid) -> Result<Keyset> {
         B::fetch::<Keyset>(conn, self.shapes().keyset_of(id), self.table)?
-            .pop()
+            .into_iter()
+            .next()
             .ok_or(Error::NotFound {
                 table: self.table,
                 id,

@@ -1,5 +1,5 @@
-//! Rows of one column that the backends' statements (and this crate's) return, shared by
-//! both backends: diesel's `QueryableByName` derive without a table is backend-generic.
+//! Rows of one column that this crate's statements (and a few of the PostgreSQL backend's
+//! own) return: diesel's `QueryableByName` derive without a table is backend-generic.
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
@@ -18,12 +18,4 @@ pub struct Name {
     /// The value.
     #[diesel(sql_type = Text)]
     pub name: String,
-}
-
-/// `SELECT DISTINCT data_source …`.
-#[derive(Debug, QueryableByName)]
-pub struct DataSource {
-    /// The data source.
-    #[diesel(sql_type = Text)]
-    pub data_source: String,
 }

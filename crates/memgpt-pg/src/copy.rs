@@ -225,10 +225,10 @@ fn merge_ranges<R: Record>(
     })
 }
 
-/// Distinct ids merged by one statement of [`merge`].
+/// Distinct ids merged by one statement of [`merge_ranges`].
 const MERGE_IDS: usize = 50_000;
 
-/// What one range of [`merge`] wrote, and its last id (none when the range was empty).
+/// What one range of [`merge_ranges`] wrote, and its last id (none when the range was empty).
 #[derive(QueryableByName)]
 struct Merged {
     #[diesel(sql_type = BigInt)]
@@ -256,10 +256,11 @@ where
     } else {
         " AND t.user_id <> s.user_id"
     };
-    let sql: Sql = Statement::new(format!(
+    let mut sql: Sql = Statement::new(format!(
         "SELECT s.id FROM {} s JOIN {t} t ON t.id = s.id WHERE true{owner} ORDER BY s.ord LIMIT 1",
         staging(table)
     ));
+    sql.once();
     let id = PgStore::fetch::<Id>(conn, sql, table)?
         .first()
         .map(|r| r.0)
@@ -282,7 +283,8 @@ where
         target.table().table_name()
     ));
     sql.param(Param::Int(Some(before)))
-        .push(" ORDER BY s.ord LIMIT 1");
+        .push(" ORDER BY s.ord LIMIT 1")
+        .once();
     let rows = PgStore::fetch::<Id>(conn, sql, target.table())?;
     Ok(rows.first().map(|r| r.0))
 }
@@ -350,7 +352,7 @@ fn encode(buf: &mut Vec<u8>, b: &Bind) {
             &(t.timestamp_micros() - PG_EPOCH_OFFSET_US).to_be_bytes(),
         ),
         Bind::Int(Some(i)) => field(buf, &i.to_be_bytes()),
-        Bind::Json(Some(v)) => field(buf, v.to_string().as_bytes()),
+        Bind::Json(Some(v)) => field(buf, v.0.as_bytes()),
         Bind::Floats(Some(v)) => {
             // One-dimensional float4 array: ndim, has-null flag, element type, length,
             // lower bound, then each element's length and value.

@@ -5,7 +5,11 @@
 
 /// One staging `table!`, keyed by `ord`.
 macro_rules! staging {
-    ($table:ident { $($col:ident -> $ty:ty,)+ }) => {
+    ($table:ident, $names:ident { $($col:ident -> $ty:ty,)+ }) => {
+        /// The staged columns after `ord`, in COPY's field order.
+        #[cfg(test)]
+        pub(crate) const $names: &[&str] = &[$(stringify!($col)),+];
+
         diesel::table! {
             #[allow(missing_docs)]
             pg_temp.$table (ord) {
@@ -16,7 +20,7 @@ macro_rules! staging {
     };
 }
 
-staging!(memgpt_staging_messages {
+staging!(memgpt_staging_messages, MESSAGE_FIELDS {
     id -> Uuid,
     user_id -> Uuid,
     agent_id -> Uuid,
@@ -32,7 +36,7 @@ staging!(memgpt_staging_messages {
     created_at -> Nullable<Timestamptz>,
 });
 
-staging!(memgpt_staging_passages {
+staging!(memgpt_staging_passages, PASSAGE_FIELDS {
     id -> Uuid,
     user_id -> Uuid,
     text -> Nullable<Text>,
@@ -46,7 +50,7 @@ staging!(memgpt_staging_passages {
     created_at -> Nullable<Timestamptz>,
 });
 
-staging!(memgpt_staging_documents {
+staging!(memgpt_staging_documents, DOCUMENT_FIELDS {
     id -> Uuid,
     user_id -> Uuid,
     text -> Nullable<Text>,
@@ -54,3 +58,17 @@ staging!(memgpt_staging_documents {
     metadata_ -> Nullable<Json>,
     created_at -> Nullable<Timestamptz>,
 });
+
+#[cfg(test)]
+mod tests {
+    use memgpt_core::{Document, Message, Passage, Record};
+
+    /// COPY writes each record's values in its `COLUMNS` order into the staging table's
+    /// fields, which these declarations name in order.
+    #[test]
+    fn the_staging_fields_are_the_record_columns_in_order() {
+        assert_eq!(super::MESSAGE_FIELDS, Message::COLUMNS);
+        assert_eq!(super::PASSAGE_FIELDS, Passage::COLUMNS);
+        assert_eq!(super::DOCUMENT_FIELDS, Document::COLUMNS);
+    }
+}

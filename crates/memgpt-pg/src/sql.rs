@@ -3,11 +3,25 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::AstPass;
+use diesel::serialize::{IsNull, Output, ToSql};
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
 use diesel::{QueryResult, QueryableByName};
 use memgpt_core::statement::{Param, Statement};
 use memgpt_migrate::query::BindValue;
+use std::io::Write;
 use uuid::Uuid;
+
+/// JSON text, bound as `json` (whose binary form is its text): written as the record's
+/// types serialized it, never parsed again.
+#[derive(Debug, Clone)]
+pub struct JsonText(pub String);
+
+impl ToSql<Json, Pg> for JsonText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {
+        out.write_all(self.0.as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
 
 /// A value bound to a `$n` placeholder.
 #[derive(Debug, Clone)]
@@ -21,7 +35,7 @@ pub enum Bind {
     /// An integer or NULL.
     Int(Option<i64>),
     /// JSON or NULL.
-    Json(Option<serde_json::Value>),
+    Json(Option<JsonText>),
     /// A float array or NULL (embeddings; assigned to `vector` columns by pgvector's cast).
     Floats(Option<Vec<f32>>),
     /// A pgvector vector (query vectors).
@@ -36,7 +50,7 @@ impl From<Param> for Bind {
             Param::Text(t) => Bind::Text(t),
             Param::Time(t) => Bind::Time(t),
             Param::Int(i) => Bind::Int(i),
-            Param::Json(v) => Bind::Json(v),
+            Param::Json(v) => Bind::Json(v.map(JsonText)),
         }
     }
 }

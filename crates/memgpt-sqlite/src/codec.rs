@@ -3,7 +3,7 @@
 //! * uuid: 36-character lowercase text (MemGPT's `CommonUUID`);
 //! * timestamps: `YYYY-MM-DD HH:MM:SS.ffffff` in UTC (SQLAlchemy's SQLite `DATETIME`), which
 //!   sorts as text in time order; migration 000006 rewrites other writers' forms into it
-//!   (`time_from_text` reads those forms too);
+//!   (`time_of` reads those forms too);
 //! * recall memory embeddings: base64 of the float32 bytes of the vector zero-padded to 4096
 //!   (MemGPT's `CommonVector`);
 //! * archival memory embeddings: raw little-endian float32 bytes of the true vector.

@@ -117,3 +117,38 @@ impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BAS
         e.map(Some).map_err(|e| bad(&e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::{Connection, SqliteConnection};
+    use memgpt_core::row::{Count, Id};
+    use memgpt_core::statement::Statement;
+    use memgpt_core::{Error, TableType};
+
+    fn conn() -> SqliteConnection {
+        SqliteConnection::establish(":memory:").unwrap()
+    }
+
+    /// A column a decoder needs that holds NULL or a value of another form is an error
+    /// naming the table and column, never a default.
+    #[test]
+    fn a_null_or_malformed_column_is_an_error_naming_it() {
+        let t = TableType::RecallMemory;
+        match super::fetch::<Count>(&mut conn(), Statement::new("SELECT NULL AS n"), t) {
+            Err(Error::Database { message }) => assert!(
+                message.starts_with("memgpt_recall_memory_agent.n holds"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        match super::fetch::<Id>(&mut conn(), Statement::new("SELECT 'x' AS id"), t) {
+            Err(Error::Database { message }) => assert!(
+                message.starts_with("memgpt_recall_memory_agent.id holds"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let n = super::fetch::<Count>(&mut conn(), Statement::new("SELECT 7 AS n"), t).unwrap();
+        assert_eq!(n, vec![Count(7)]);
+    }
+}

@@ -29,7 +29,7 @@ impl From<Param> for Bind {
             Param::Text(t) => Bind::Text(t),
             Param::Time(t) => Bind::Text(Some(time_to_text(&t))),
             Param::Int(i) => Bind::Int(i),
-            Param::Json(v) => Bind::Text(v.map(|v| v.to_string())),
+            Param::Json(v) => Bind::Text(v),
         }
     }
 }

@@ -147,6 +147,13 @@ fn a_memgpt_created_file_is_read_and_written_as_it_is() {
         serde_json::json!([{"id": "call_1", "tool_call_type": "function",
                             "function": {"name": "send_message", "arguments": "{}"}}])
     );
+    // In MemGPT's key order (`vars(ToolCall)`: id, tool_call_type, function), not sorted.
+    assert_eq!(
+        rows[0].tool_calls.as_deref(),
+        Some(
+            r#"[{"id":"call_1","tool_call_type":"function","function":{"name":"send_message","arguments":"{}"}}]"#
+        )
+    );
     assert_eq!(rows[0].embedding.as_deref(), Some(encode(&raw).as_bytes()));
 }
 

@@ -17,6 +17,7 @@ pub use document::{Document, DocumentBuilder};
 pub use embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use message::{FunctionCall, Message, MessageBuilder, Role, ToolCall};
 pub use passage::{Passage, PassageBuilder};
+#[doc(hidden)]
 pub use stored::{columns, select_list};
 
 use crate::error::{Error, Result};
@@ -25,7 +26,8 @@ use crate::statement::Dialect;
 use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
-/// What every stored record has. Implemented by [`Message`], [`Passage`] and [`Document`];
+/// What every stored record has. Implemented by [`Message`], [`Passage`] and [`Document`]
+/// only (its hidden items say how each is stored, [`crate::row`]);
 /// backends are generic over it.
 pub trait Record: Decode + Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
     /// The stored columns, in the order of [`values`](Self::values).

@@ -84,7 +84,7 @@ fn dim(e: Option<&Embedding>) -> Param {
 }
 
 fn metadata(m: &Map<String, Value>) -> Param {
-    Param::Json(Some(Value::Object(m.clone())))
+    Param::Json(serde_json::to_string(m).ok())
 }
 
 /// Binds `params` in dialect `D`, the embedding (at `at`) in `table`'s encoding.
@@ -120,7 +120,9 @@ fn built<T>(r: crate::error::Result<T>) -> Result<T, Undecodable> {
 
 impl Message {
     pub(super) fn stored_values<D: Dialect>(&self, table: TableType) -> Vec<D::Bind> {
-        let tool_calls = self.tool_calls().and_then(|c| serde_json::to_value(c).ok());
+        let tool_calls = self
+            .tool_calls()
+            .and_then(|c| serde_json::to_string(c).ok());
         let params = vec![
             Param::Uuid(Some(self.id())),
             Param::Uuid(Some(self.user_id())),
@@ -248,6 +250,58 @@ impl Decode for Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
+
+    /// A dialect whose binds are the neutral values themselves (the embedding as its
+    /// length).
+    struct Neutral;
+    impl Dialect for Neutral {
+        type Bind = Param;
+        const NO_LIMIT: &'static str = "";
+        const NULL_SAFE_EQ: &'static str = "IS";
+        fn placeholder(_: usize, sql: &mut String) {
+            sql.push('?');
+        }
+        fn embedding(_: TableType, e: Option<&Embedding>) -> Param {
+            Param::Int(e.map(|e| e.dim() as i64))
+        }
+    }
+
+    /// Every record binds one value per stored column, the embedding in its column.
+    #[test]
+    fn each_record_binds_one_value_per_column() {
+        let (u, a) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let m = Message::builder(u, a, Role::User)
+            .text("hi")
+            .embedding(vec![0.5; 3], "m")
+            .build()
+            .unwrap();
+        let p = Passage::builder(u, "p")
+            .embedding(vec![0.5; 3], "m")
+            .build()
+            .unwrap();
+        let d = Document::builder(u, "d").build().unwrap();
+        let embedding_at = |columns: &[&str], values: &[Param]| {
+            let at = columns.iter().position(|c| *c == "embedding");
+            at.map(|i| values[i].clone())
+        };
+        let mv = m.values::<Neutral>(TableType::RecallMemory);
+        assert_eq!(mv.len(), Message::COLUMNS.len());
+        assert_eq!(
+            embedding_at(Message::COLUMNS, &mv),
+            Some(Param::Int(Some(3)))
+        );
+        let pv = p.values::<Neutral>(TableType::Passages);
+        assert_eq!(pv.len(), Passage::COLUMNS.len());
+        assert_eq!(
+            embedding_at(Passage::COLUMNS, &pv),
+            Some(Param::Int(Some(3)))
+        );
+        assert_eq!(
+            d.values::<Neutral>(TableType::Documents).len(),
+            Document::COLUMNS.len()
+        );
+    }
 
     #[test]
     fn each_select_list_names_the_stored_columns_in_order() {

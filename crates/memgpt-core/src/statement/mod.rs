@@ -33,8 +33,9 @@ pub enum Param {
     Time(DateTime<Utc>),
     /// An integer or NULL.
     Int(Option<i64>),
-    /// JSON or NULL.
-    Json(Option<serde_json::Value>),
+    /// JSON text or NULL: serialized once, as the record's types order their keys
+    /// (MemGPT's order for tool calls).
+    Json(Option<String>),
 }
 
 /// A backend's SQL dialect, as far as the shared statements differ: the backend owns its
@@ -129,6 +130,13 @@ impl<D: Dialect> Statement<D> {
         }
         out.push((self.text.get(at..)?, None));
         Some(out)
+    }
+
+    /// Marks the statement as one not to keep prepared (as a statement whose text varies):
+    /// for a read of a temporary table, which is dropped when the call ends.
+    pub fn once(&mut self) -> &mut Self {
+        self.variable = true;
+        self
     }
 
     /// Appends the next placeholder and binds a backend-neutral value to it.
