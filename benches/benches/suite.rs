@@ -80,6 +80,11 @@ fn main() -> Result<()> {
     println!("{}", report.table());
     println!("== the targets of docs/BENCHMARKS.md, on this run ==\n");
     println!("{}", targets::table(&report));
+    println!(
+        "W4's ratios to raw are wall-clock; instructions per W4 call, library beside raw, \
+         exact: `cargo xtask profile [--pg]` (docs/BENCHMARKS.md, \"The library's own cost \
+         per W4 call\")\n"
+    );
     if let Some(path) = json {
         std::fs::write(&path, report.json()).with_context(|| format!("writing {path}"))?;
         println!("figures written to {path}");

@@ -19,3 +19,4 @@ pub mod scale;
 pub mod stats;
 pub mod target;
 pub mod targets;
+pub mod w4;

@@ -72,44 +72,47 @@ impl Raw {
         })
     }
 
+    /// Every column of a rusqlite row, decoded into owned values.
+    fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+        let uuid = |i: usize| -> rusqlite::Result<Uuid> {
+            let s: String = r.get(i)?;
+            Uuid::parse_str(&s).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        };
+        let created: String = r.get(12)?;
+        let tool_calls: Option<String> = r.get(7)?;
+        Ok(Row {
+            id: uuid(0)?,
+            user_id: uuid(1)?,
+            agent_id: uuid(2)?,
+            role: r.get(3)?,
+            text: r.get(4)?,
+            model: r.get(5)?,
+            name: r.get(6)?,
+            tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
+            tool_call_id: r.get(8)?,
+            embedding: r.get(9)?,
+            embedding_f32: None,
+            embedding_dim: r.get(10)?,
+            embedding_model: r.get(11)?,
+            created_at: NaiveDateTime::parse_from_str(&created, SQLITE_TIME)
+                .map(|t| t.and_utc())
+                .unwrap_or_default(),
+        })
+    }
+
     fn sqlite_rows(
         c: &rusqlite::Connection,
         sql: &str,
         binds: &[&dyn rusqlite::ToSql],
     ) -> Result<usize> {
         let mut stmt = c.prepare_cached(sql)?;
-        let rows = stmt.query_map(binds, |r| {
-            let uuid = |i: usize| -> rusqlite::Result<Uuid> {
-                let s: String = r.get(i)?;
-                Uuid::parse_str(&s).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        i,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })
-            };
-            let created: String = r.get(12)?;
-            let tool_calls: Option<String> = r.get(7)?;
-            Ok(Row {
-                id: uuid(0)?,
-                user_id: uuid(1)?,
-                agent_id: uuid(2)?,
-                role: r.get(3)?,
-                text: r.get(4)?,
-                model: r.get(5)?,
-                name: r.get(6)?,
-                tool_calls: tool_calls.and_then(|t| serde_json::from_str(&t).ok()),
-                tool_call_id: r.get(8)?,
-                embedding: r.get(9)?,
-                embedding_f32: None,
-                embedding_dim: r.get(10)?,
-                embedding_model: r.get(11)?,
-                created_at: NaiveDateTime::parse_from_str(&created, SQLITE_TIME)
-                    .map(|t| t.and_utc())
-                    .unwrap_or_default(),
-            })
-        })?;
+        let rows = stmt.query_map(binds, Self::sqlite_row)?;
         let mut n = 0;
         for r in rows {
             std::hint::black_box(r?);
@@ -215,11 +218,10 @@ impl Raw {
                     let mut n = 0;
                     let mut last = None;
                     while let Some(r) = rows.next()? {
-                        let id: String = r.get(0)?;
-                        let created: String = r.get(12)?;
-                        let text: Option<String> = r.get(4)?;
-                        std::hint::black_box((&text, &id));
-                        last = Some((created, id));
+                        // Every column decoded, as the other reads; the keyset of the
+                        // page's last row read as the statement returns it.
+                        std::hint::black_box(Self::sqlite_row(r)?);
+                        last = Some((r.get::<_, String>(12)?, r.get::<_, String>(0)?));
                         n += 1;
                     }
                     total += n;

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use memgpt_core::{Embedding, Message, Passage, Record, Scope, StorageConnector, TableType};
+use memgpt_core::{Embedding, Passage, Record, Scope, StorageConnector, TableType};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
 use crate::baseline::Baseline;
-use crate::data::{self, messages, passages, tenants, vector_query, SEED};
+use crate::data::{messages, passages, tenants, vector_query, SEED};
 use crate::loads::insert_by_agent;
 use crate::naive::Naive;
 use crate::naive_pg::NaivePg;
@@ -44,23 +44,11 @@ fn timed(calls: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<(Durati
 pub fn w4(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
     let b = backend.name();
     let agents = env.size(1_000, 100);
-    let rows = agents * 1_000;
-    let ts = tenants(10, agents / 10);
+    let rows = agents * crate::w4::PER_AGENT;
     let fresh = env.fresh(backend, "w4")?;
-    // Agent i's messages are records i, i + agents, i + 2 agents, … of the workload; each
-    // agent's 1,000 are written in one call.
-    let mut by_agent: Vec<Vec<Message>> = vec![Vec::new(); ts.len()];
-    for (k, m) in messages(ts.clone(), rows).enumerate() {
-        by_agent[k % ts.len()].push(m);
-    }
-    let ids: Vec<Uuid> = by_agent.iter().map(|b| b[b.len() / 2].id()).collect();
-    let mut p = Progress::new(format!("W4 {b}: loading {rows} messages"), rows as u64);
-    for batch in by_agent {
-        p.add(batch.len() as u64);
-        insert_by_agent(&fresh, TableType::RecallMemory, &batch, false)?;
-    }
-    p.finish();
-    let mut naive = load_naive(backend, &fresh, rows, &ts)?;
+    let w4 = crate::w4::load(&fresh, agents)?;
+    let ts = &w4.tenants;
+    let mut naive = load_naive(backend, &fresh, rows, ts)?;
     // What autovacuum (or the store's `optimize`) would have done before anyone reads: the
     // visibility map for index-only scans, statistics for the planner.
     match &fresh.store {
@@ -73,61 +61,19 @@ pub fn w4(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
         }
         crate::target::Store::Sqlite(s) => s.optimize()?,
     }
-    let hour_start = data::start() + chrono::Duration::seconds(rows as i64 / 2);
-    let hour_end = hour_start + chrono::Duration::hours(1);
     let fmt = |t: chrono::DateTime<chrono::Utc>| match backend {
         Database::Sqlite => t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         Database::Postgres => t.to_rfc3339(),
     };
-    let (hs, he) = (fmt(hour_start), fmt(hour_end));
-    let tenant = |i: usize| ts[i % ts.len()];
-    let id_of = |i: usize| ids[i % ids.len()];
-    let store = &fresh.store;
+    let (hs, he) = (fmt(w4.hour.0), fmt(w4.hour.1));
     let mut raw = Raw::open(backend, &fresh.location)?;
-    let cases: [&str; 6] = [
-        "get_all_100",
-        "pages_100",
-        "size",
-        "query_date_1h",
-        "query_text_word",
-        "get_id",
-    ];
-    for case in cases {
-        let opt = |i: usize| -> Result<()> {
-            let (u, a) = tenant(i);
-            with_connector!(
-                store,
-                Message,
-                TableType::RecallMemory,
-                Scope::agent(u, a),
-                |c| {
-                    match case {
-                        "get_all_100" => ensure!(c.get_all(&[], Some(100))?.len() == 100),
-                        "pages_100" => {
-                            let mut n = 0;
-                            for page in c.get_all_paginated(&[], 100)? {
-                                n += page?.len();
-                            }
-                            ensure!(n == 1_000, "{n}");
-                        }
-                        "size" => ensure!(c.size(&[])? == 1_000),
-                        "query_date_1h" => {
-                            c.query_date(hour_start, hour_end, None, 0)?;
-                        }
-                        "query_text_word" => {
-                            c.query_text("lantern", None, 0)?;
-                        }
-                        _ => ensure!(c.get(id_of(i))?.is_some()),
-                    }
-                }
-            );
-            Ok(())
-        };
-        let (p50, p99) = timed(200, opt)?;
+    for case in crate::w4::CASES {
+        let (p50, p99) = timed(200, |i| crate::w4::library(&fresh.store, case, &w4.call(i)))?;
         report.add("W4", case, b, "optimized", rows as u64, "p50_ms", ms(p50));
         report.add("W4", case, b, "optimized", rows as u64, "p99_ms", ms(p99));
         let (p50, p99) = timed(20, |i| {
-            let (u, a) = tenant(i);
+            let call = w4.call(i);
+            let (u, a) = (call.user, call.agent);
             on_baseline!(&mut naive, |n| {
                 match case {
                     "get_all_100" => ensure!(n.get_all(u, a, 100)? == 100),
@@ -139,7 +85,7 @@ pub fn w4(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
                     "query_text_word" => {
                         n.query_text(u, a, "lantern")?;
                     }
-                    _ => ensure!(n.get(id_of(i))? == 1),
+                    _ => ensure!(n.get(call.id)? == 1),
                 }
             });
             Ok(())
@@ -147,22 +93,7 @@ pub fn w4(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
         report.add("W4", case, b, "naive", rows as u64, "p50_ms", ms(p50));
         report.add("W4", case, b, "naive", rows as u64, "p99_ms", ms(p99));
         // The same queries by hand on the driver a user would pick instead.
-        let (p50, p99) = timed(200, |i| {
-            let (u, a) = tenant(i);
-            match case {
-                "get_all_100" => ensure!(raw.get_all(u, a, 100)? == 100),
-                "pages_100" => ensure!(raw.pages(u, a, 100)? == 1_000),
-                "size" => ensure!(raw.size(u, a)? == 1_000),
-                "query_date_1h" => {
-                    raw.query_date(u, a, hour_start, hour_end)?;
-                }
-                "query_text_word" => {
-                    raw.query_text(u, a, "lantern")?;
-                }
-                _ => ensure!(raw.get(u, a, id_of(i))? == 1),
-            }
-            Ok(())
-        })?;
+        let (p50, p99) = timed(200, |i| crate::w4::raw(&mut raw, case, &w4.call(i)))?;
         report.add("W4", case, b, "raw", rows as u64, "p50_ms", ms(p50));
         report.add("W4", case, b, "raw", rows as u64, "p99_ms", ms(p99));
     }

@@ -57,3 +57,37 @@ pub fn run(args: &[String]) -> Result<()> {
     cmd.extend(pass.iter().map(String::as_str));
     cargo(&cmd, &[])
 }
+
+/// `cargo xtask profile [--pg | --pg-url URL] [--agents N] [--calls N] [CASE …]`: the
+/// instructions of each W4 call, through the library and by hand on the drivers, counted
+/// by callgrind (the `w4_calls` bench; valgrind must be installed).
+pub fn profile(args: &[String]) -> Result<()> {
+    let mut pass: Vec<String> = Vec::new();
+    let mut start_pg = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--pg" => start_pg = true,
+            "--pg-url" | "--agents" | "--calls" | "--out" => {
+                let Some(v) = it.next() else {
+                    bail!("{a} takes a value");
+                };
+                pass.extend([a.clone(), v.clone()]);
+            }
+            case if !case.starts_with('-') => pass.push(a.clone()),
+            other => bail!(
+                "usage: cargo xtask profile [--pg | --pg-url URL] [--agents N] [--calls N] [--out DIR] [CASE …] (got {other:?})"
+            ),
+        }
+    }
+    let _guard = if start_pg && !pass.iter().any(|a| a == "--pg-url") {
+        let (g, url) = pg::Guard::start()?;
+        pass.extend(["--pg-url".to_owned(), url]);
+        Some(g)
+    } else {
+        None
+    };
+    let mut cmd = vec!["bench", "-p", "memgpt-benches", "--bench", "w4_calls", "--"];
+    cmd.extend(pass.iter().map(String::as_str));
+    cargo(&cmd, &[])
+}

@@ -14,6 +14,8 @@
 //! * `pg stats --database-url URL` — pool, `pg_stat_activity` and index usage.
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern, flagging table scans.
 //! * `bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]` — the benchmark suite.
+//! * `profile [--pg | --pg-url URL] [--agents N] [--calls N] [CASE …]` — instructions per W4
+//!   call on the client, library beside raw, counted by callgrind.
 
 mod bench;
 mod locale;
@@ -36,7 +38,9 @@ commands:
   pg stats --database-url URL  pool, pg_stat_activity and index usage of a deployment
   doctor [--database-url URL]  EXPLAIN every query pattern; flags any without an index
   bench [--pg|--pg-url URL] [--quick] [--json PATH] [W1..W7]
-                               the benchmark suite (SQLite; --pg adds PostgreSQL)";
+                               the benchmark suite (SQLite; --pg adds PostgreSQL)
+  profile [--pg|--pg-url URL] [--agents N] [--calls N] [CASE..]
+                               instructions per W4 call, library beside raw (callgrind)";
 
 fn main() {
     if let Err(e) = run() {
@@ -58,6 +62,7 @@ fn run() -> Result<()> {
         "pg" if rest.first().map(String::as_str) == Some("stats") => cli("stats", &rest[1..]),
         "pg" => pg::run(rest),
         "bench" => bench::run(rest),
+        "profile" => bench::profile(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

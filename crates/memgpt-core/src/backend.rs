@@ -155,7 +155,8 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
 
     /// The select list of a whole record of `table`: by default its stored columns
     /// ([`select_list`](crate::record::select_list)); a backend that reads a column through
-    /// an expression names it `AS` the column.
+    /// an expression names it `AS` the column, in the same place: rows are read by the
+    /// places of [`columns`](crate::record::columns)`(table)`.
     fn select(table: TableType) -> &'static str {
         crate::record::select_list(table)
     }

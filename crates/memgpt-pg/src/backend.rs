@@ -34,8 +34,10 @@ impl Dialect for PgStore {
     const NULL_SAFE_EQ: &'static str = "IS NOT DISTINCT FROM";
 
     fn placeholder(n: usize, sql: &mut String) {
+        use std::fmt::Write as _;
         sql.push('$');
-        sql.push_str(&n.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(sql, "{n}");
     }
 
     /// MemGPT's storage on every table: the vector zero-padded to 4096 (pgvector's cast

@@ -7,12 +7,12 @@ use diesel::pg::Pg;
 use diesel::row::NamedRow;
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
 use diesel::{PgConnection, RunQueryDsl};
-use memgpt_core::row::{Decode, Row, Undecodable};
+use memgpt_core::row::{Col, Decode, Row, Undecodable};
 use memgpt_core::{Embedding, Result, TableType};
 use uuid::Uuid;
 
 use crate::error::map;
-use crate::sql::{query, Sql};
+use crate::sql::{query, JsonText, Sql};
 
 /// Runs `sql` and decodes each row as a `T`.
 pub(crate) fn fetch<T: Decode>(
@@ -39,46 +39,67 @@ impl<T: Decode> QueryableByName<Pg> for Decoded<T> {
 struct Columns<'r, R>(&'r R);
 
 impl<R> Columns<'_, R> {
-    fn get<'a, ST, T>(&self, column: &'static str) -> std::result::Result<T, Undecodable>
+    /// Column `c`'s value, read by its place (in debug builds its name is checked too).
+    fn get<'a, ST, T>(&self, c: Col) -> std::result::Result<T, Undecodable>
     where
         R: NamedRow<'a, Pg>,
         T: FromSql<ST, Pg>,
     {
-        NamedRow::get::<ST, T>(self.0, column).map_err(|e| Undecodable::new(column, e))
+        #[cfg(debug_assertions)]
+        check_name(self.0, c)?;
+        diesel::row::Row::get_value::<ST, T, usize>(self.0, c.at)
+            .map_err(|e| Undecodable::new(c.name, e))
+    }
+}
+
+/// Debug builds: the statement's column at `c.at` is named `c.name`.
+#[cfg(debug_assertions)]
+fn check_name<'a, R: NamedRow<'a, Pg>>(row: &R, c: Col) -> std::result::Result<(), Undecodable> {
+    use diesel::row::Field;
+    let field = diesel::row::Row::get(row, c.at);
+    match field.as_ref().and_then(|f| f.field_name()) {
+        Some(name) if name == c.name => Ok(()),
+        other => Err(Undecodable::new(
+            c.name,
+            format!("the select list has {other:?} at {}", c.at),
+        )),
     }
 }
 
 type Got<T> = std::result::Result<Option<T>, Undecodable>;
 
 impl<'a, R: NamedRow<'a, Pg>> Row for Columns<'_, R> {
-    fn uuid(&self, column: &'static str) -> Got<Uuid> {
-        self.get::<Nullable<diesel::sql_types::Uuid>, Option<Uuid>>(column)
+    fn uuid(&self, c: Col) -> Got<Uuid> {
+        self.get::<Nullable<diesel::sql_types::Uuid>, Option<Uuid>>(c)
     }
 
-    fn text(&self, column: &'static str) -> Got<String> {
-        self.get::<Nullable<Text>, Option<String>>(column)
+    fn text(&self, c: Col) -> Got<String> {
+        self.get::<Nullable<Text>, Option<String>>(c)
     }
 
-    fn int(&self, column: &'static str) -> Got<i64> {
-        self.get::<Nullable<BigInt>, Option<i64>>(column)
+    fn int(&self, c: Col) -> Got<i64> {
+        self.get::<Nullable<BigInt>, Option<i64>>(c)
     }
 
-    fn time(&self, column: &'static str) -> Got<DateTime<Utc>> {
-        self.get::<Nullable<Timestamptz>, Option<DateTime<Utc>>>(column)
+    fn time(&self, c: Col) -> Got<DateTime<Utc>> {
+        self.get::<Nullable<Timestamptz>, Option<DateTime<Utc>>>(c)
     }
 
-    fn json(&self, column: &'static str) -> Got<serde_json::Value> {
-        self.get::<Nullable<Json>, Option<serde_json::Value>>(column)
+    /// `json`'s binary form is its text.
+    fn json(&self, c: Col) -> Got<String> {
+        Ok(self
+            .get::<Nullable<Json>, Option<JsonText>>(c)?
+            .map(|j| j.0))
     }
 
     /// MemGPT's storage: the vector zero-padded to 4096, cut to `dim`.
-    fn embedding(&self, dim: Option<i64>) -> Got<Embedding> {
-        let Some(v) = self.get::<Nullable<Array<Float4>>, Option<Vec<f32>>>("embedding")? else {
+    fn embedding(&self, c: Col, dim: Option<i64>) -> Got<Embedding> {
+        let Some(v) = self.get::<Nullable<Array<Float4>>, Option<Vec<f32>>>(c)? else {
             return Ok(None);
         };
         let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
         Embedding::from_padded(v, dim)
             .map(Some)
-            .map_err(|e| Undecodable::new("embedding", e))
+            .map_err(|e| Undecodable::new(c.name, e))
     }
 }

@@ -1,7 +1,9 @@
 //! PostgreSQL's side of [`Statement`]: how each value is bound.
 
 use chrono::{DateTime, Utc};
+use diesel::deserialize::FromSql;
 use diesel::pg::Pg;
+use diesel::pg::PgValue;
 use diesel::query_builder::AstPass;
 use diesel::serialize::{IsNull, Output, ToSql};
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
@@ -15,6 +17,18 @@ use uuid::Uuid;
 /// types serialized it, never parsed again.
 #[derive(Debug, Clone)]
 pub struct JsonText(pub String);
+
+/// Read as the text the server sends, never parsed here: `json`'s binary form is its text;
+/// `jsonb`'s (a column a user changed to `jsonb`) is a version byte, 1, then the text.
+impl FromSql<Json, Pg> for JsonText {
+    fn from_sql(value: PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let bytes = match value.as_bytes() {
+            [1, text @ ..] => text,
+            text => text,
+        };
+        Ok(JsonText(String::from_utf8(bytes.to_vec())?))
+    }
+}
 
 impl ToSql<Json, Pg> for JsonText {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {

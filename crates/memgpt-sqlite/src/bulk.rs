@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::SqliteConnection;
 use memgpt_core::backend::{Backend, Written};
 use memgpt_core::batch::BatchIds;
-use memgpt_core::row::{required, Count, Decode, Row, Undecodable};
+use memgpt_core::row::{required, Col, Count, Decode, Row, Undecodable};
 use memgpt_core::statement::{Param, Statement};
 use memgpt_core::Scoped;
 use memgpt_core::{Error, Record, Result};
@@ -41,9 +41,10 @@ struct IdRowid {
 
 impl Decode for IdRowid {
     fn decode(row: &impl Row) -> std::result::Result<Self, Undecodable> {
+        let (id, row_number) = (Col::new(0, "id"), Col::new(1, "row_number"));
         Ok(IdRowid {
-            id: required("id", row.uuid("id")?)?,
-            row_number: required("row_number", row.int("row_number")?)?,
+            id: required(id, row.uuid(id)?)?,
+            row_number: required(row_number, row.int(row_number)?)?,
         })
     }
 }

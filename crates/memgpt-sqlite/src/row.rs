@@ -7,7 +7,7 @@ use diesel::row::NamedRow;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{RunQueryDsl, SqliteConnection};
-use memgpt_core::row::{Decode, Row, Undecodable};
+use memgpt_core::row::{Col, Decode, Row, Undecodable};
 use memgpt_core::{Embedding, Result, TableType};
 use uuid::Uuid;
 
@@ -52,13 +52,34 @@ impl<T: Decode, const BASE64: bool> QueryableByName<Sqlite> for Decoded<T, BASE6
 /// One diesel row read by core's getters.
 struct Columns<'r, R, const BASE64: bool>(&'r R);
 
-impl<'r, R, const BASE64: bool> Columns<'r, R, BASE64> {
-    fn get<'a, ST, T>(&self, column: &'static str) -> std::result::Result<T, Undecodable>
+impl<R, const BASE64: bool> Columns<'_, R, BASE64> {
+    /// Column `c`'s value, read by its place (in debug builds its name is checked too).
+    fn get<'a, ST, T>(&self, c: Col) -> std::result::Result<T, Undecodable>
     where
         R: NamedRow<'a, Sqlite>,
         T: FromSql<ST, Sqlite>,
     {
-        NamedRow::get::<ST, T>(self.0, column).map_err(|e| Undecodable::new(column, e))
+        #[cfg(debug_assertions)]
+        check_name(self.0, c)?;
+        diesel::row::Row::get_value::<ST, T, usize>(self.0, c.at)
+            .map_err(|e| Undecodable::new(c.name, e))
+    }
+}
+
+/// Debug builds: the statement's column at `c.at` is named `c.name`.
+#[cfg(debug_assertions)]
+fn check_name<'a, R: NamedRow<'a, Sqlite>>(
+    row: &R,
+    c: Col,
+) -> std::result::Result<(), Undecodable> {
+    use diesel::row::Field;
+    let field = diesel::row::Row::get(row, c.at);
+    match field.as_ref().and_then(|f| f.field_name()) {
+        Some(name) if name == c.name => Ok(()),
+        other => Err(Undecodable::new(
+            c.name,
+            format!("the select list has {other:?} at {}", c.at),
+        )),
     }
 }
 
@@ -66,47 +87,43 @@ type Got<T> = std::result::Result<Option<T>, Undecodable>;
 
 impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BASE64> {
     /// MemGPT's `CommonUUID`: 36-character text.
-    fn uuid(&self, column: &'static str) -> Got<Uuid> {
-        let Some(s) = self.get::<Nullable<Text>, Option<String>>(column)? else {
+    fn uuid(&self, c: Col) -> Got<Uuid> {
+        let Some(s) = self.get::<Nullable<Text>, Option<String>>(c)? else {
             return Ok(None);
         };
         Uuid::parse_str(s.trim())
             .map(Some)
-            .map_err(|e| Undecodable::new(column, format!("{s:?}: {e}")))
+            .map_err(|e| Undecodable::new(c.name, format!("{s:?}: {e}")))
     }
 
-    fn text(&self, column: &'static str) -> Got<String> {
-        self.get::<Nullable<Text>, Option<String>>(column)
+    fn text(&self, c: Col) -> Got<String> {
+        self.get::<Nullable<Text>, Option<String>>(c)
     }
 
-    fn int(&self, column: &'static str) -> Got<i64> {
-        self.get::<Nullable<BigInt>, Option<i64>>(column)
+    fn int(&self, c: Col) -> Got<i64> {
+        self.get::<Nullable<BigInt>, Option<i64>>(c)
     }
 
     /// SQLAlchemy's `DATETIME` text, or another form migration 000006 rewrites.
-    fn time(&self, column: &'static str) -> Got<DateTime<Utc>> {
-        let Some(s) = self.get::<Nullable<Text>, Option<String>>(column)? else {
+    fn time(&self, c: Col) -> Got<DateTime<Utc>> {
+        let Some(s) = self.get::<Nullable<Text>, Option<String>>(c)? else {
             return Ok(None);
         };
-        time_of(column, &s).map(Some)
+        time_of(c.name, &s).map(Some)
     }
 
-    fn json(&self, column: &'static str) -> Got<serde_json::Value> {
-        let Some(s) = self.get::<Nullable<Text>, Option<String>>(column)? else {
-            return Ok(None);
-        };
-        serde_json::from_str(&s)
-            .map(Some)
-            .map_err(|e| Undecodable::new(column, e))
+    /// JSON is stored as text.
+    fn json(&self, c: Col) -> Got<String> {
+        self.get::<Nullable<Text>, Option<String>>(c)
     }
 
     /// Recall memory: base64 of the float32 bytes padded to 4096 (MemGPT's
     /// `CommonVector`), cut to `dim`; archival memory and passages: raw float32 bytes.
-    fn embedding(&self, dim: Option<i64>) -> Got<Embedding> {
-        let Some(b) = self.get::<Nullable<Binary>, Option<Vec<u8>>>("embedding")? else {
+    fn embedding(&self, c: Col, dim: Option<i64>) -> Got<Embedding> {
+        let Some(b) = self.get::<Nullable<Binary>, Option<Vec<u8>>>(c)? else {
             return Ok(None);
         };
-        let bad = |why: &dyn std::fmt::Display| Undecodable::new("embedding", why);
+        let bad = |why: &dyn std::fmt::Display| Undecodable::new(c.name, why);
         let e = if BASE64 {
             let v = base64_to_f32(&b).ok_or_else(|| bad(&"not base64 float32"))?;
             let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));

@@ -103,11 +103,19 @@ impl ToolCall {
     }
 
     fn validate(&self, i: usize) -> Result<()> {
-        let f = |name: &str| format!("tool_calls[{i}].{name}");
-        check_text(&f("id"), Some(&self.id))?;
-        check_text(&f("tool_call_type"), Some(&self.tool_call_type))?;
-        check_text(&f("function.name"), Some(&self.function.name))?;
-        check_text(&f("function.arguments"), Some(&self.function.arguments))
+        let parts = [
+            ("id", &self.id),
+            ("tool_call_type", &self.tool_call_type),
+            ("function.name", &self.function.name),
+            ("function.arguments", &self.function.arguments),
+        ];
+        // The field's name is written only for the error.
+        parts
+            .into_iter()
+            .try_for_each(|(name, v)| match v.contains('\0') {
+                true => check_text(&format!("tool_calls[{i}].{name}"), Some(v)),
+                false => Ok(()),
+            })
     }
 }
 

@@ -102,7 +102,11 @@ fn bind<D: Dialect>(
 }
 
 /// A `metadata_` value: an object, or nothing (`NULL`, JSON `null`) read as empty.
-fn metadata_of(v: Option<Value>) -> Result<Map<String, Value>, Undecodable> {
+fn metadata_of(text: Option<String>) -> Result<Map<String, Value>, Undecodable> {
+    let v: Option<Value> = text
+        .map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| Undecodable::new("metadata_", e))?;
     match v {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m),
@@ -111,6 +115,18 @@ fn metadata_of(v: Option<Value>) -> Result<Map<String, Value>, Undecodable> {
             format!("not an object: {other}"),
         )),
     }
+}
+
+/// The tool calls of a `tool_calls` text; none for JSON `null` (MemGPT's none). Parsed
+/// straight into their type; text that does not parse so (a key given twice, which
+/// PostgreSQL's `json` and SQLite keep) is read as a JSON value first, where the last of a
+/// repeated key wins, as any JSON reader does.
+fn tool_calls(json: &str) -> Result<Option<Vec<ToolCall>>, Undecodable> {
+    serde_json::from_str(json).or_else(|_| {
+        serde_json::from_str::<Value>(json)
+            .and_then(serde_json::from_value)
+            .map_err(|e| Undecodable::new("tool_calls", e))
+    })
 }
 
 /// A record rebuilt from its row, or the reason its values are not a valid record.
@@ -142,28 +158,47 @@ impl Message {
     }
 }
 
+/// Message columns, by their place in [`MESSAGE_COLUMNS`].
+mod m {
+    use super::MESSAGE_COLUMNS as C;
+    use crate::row::Col;
+    pub(super) const ID: Col = Col::of(C, "id");
+    pub(super) const USER: Col = Col::of(C, "user_id");
+    pub(super) const AGENT: Col = Col::of(C, "agent_id");
+    pub(super) const ROLE: Col = Col::of(C, "role");
+    pub(super) const TEXT: Col = Col::of(C, "text");
+    pub(super) const MODEL: Col = Col::of(C, "model");
+    pub(super) const NAME: Col = Col::of(C, "name");
+    pub(super) const TOOL_CALLS: Col = Col::of(C, "tool_calls");
+    pub(super) const TOOL_CALL_ID: Col = Col::of(C, "tool_call_id");
+    pub(super) const EMBEDDING: Col = Col::of(C, "embedding");
+    pub(super) const DIM: Col = Col::of(C, "embedding_dim");
+    pub(super) const EMBEDDING_MODEL: Col = Col::of(C, "embedding_model");
+    pub(super) const CREATED_AT: Col = Col::of(C, "created_at");
+}
+
 impl Decode for Message {
     fn decode(r: &impl Row) -> Result<Self, Undecodable> {
-        let role = required("role", r.text("role")?)?;
+        let role = required(m::ROLE, r.text(m::ROLE)?)?;
         let role: Role = role.parse().map_err(|e| Undecodable::new("role", e))?;
         let mut b = Message::builder(
-            required("user_id", r.uuid("user_id")?)?,
-            required("agent_id", r.uuid("agent_id")?)?,
+            required(m::USER, r.uuid(m::USER)?)?,
+            required(m::AGENT, r.uuid(m::AGENT)?)?,
             role,
         )
-        .id(required("id", r.uuid("id")?)?)
-        .maybe_text(r.text("text")?)
-        .created_at(required("created_at", r.time("created_at")?)?)
-        .embedding_model(r.text("embedding_model")?)
-        .maybe_model(r.text("model")?)
-        .maybe_name(r.text("name")?)
-        .maybe_tool_call_id(r.text("tool_call_id")?);
-        if let Some(json) = r.json("tool_calls")?.filter(|j| !j.is_null()) {
-            let calls: Vec<ToolCall> =
-                serde_json::from_value(json).map_err(|e| Undecodable::new("tool_calls", e))?;
-            b = b.tool_calls(calls);
+        .id(required(m::ID, r.uuid(m::ID)?)?)
+        .maybe_text(r.text(m::TEXT)?)
+        .created_at(required(m::CREATED_AT, r.time(m::CREATED_AT)?)?)
+        .embedding_model(r.text(m::EMBEDDING_MODEL)?)
+        .maybe_model(r.text(m::MODEL)?)
+        .maybe_name(r.text(m::NAME)?)
+        .maybe_tool_call_id(r.text(m::TOOL_CALL_ID)?);
+        if let Some(json) = r.json(m::TOOL_CALLS)? {
+            if let Some(calls) = tool_calls(&json)? {
+                b = b.tool_calls(calls);
+            }
         }
-        if let Some(e) = r.embedding(r.int("embedding_dim")?)? {
+        if let Some(e) = r.embedding(m::EMBEDDING, r.int(m::DIM)?)? {
             b = b.embedding_values(e.into());
         }
         built(b.build())
@@ -189,28 +224,45 @@ impl Passage {
     }
 }
 
+/// Passage columns, by their place in [`PASSAGE_COLUMNS`].
+mod p {
+    use super::PASSAGE_COLUMNS as C;
+    use crate::row::Col;
+    pub(super) const ID: Col = Col::of(C, "id");
+    pub(super) const USER: Col = Col::of(C, "user_id");
+    pub(super) const TEXT: Col = Col::of(C, "text");
+    pub(super) const DOC: Col = Col::of(C, "doc_id");
+    pub(super) const AGENT: Col = Col::of(C, "agent_id");
+    pub(super) const SOURCE: Col = Col::of(C, "data_source");
+    pub(super) const EMBEDDING: Col = Col::of(C, "embedding");
+    pub(super) const DIM: Col = Col::of(C, "embedding_dim");
+    pub(super) const EMBEDDING_MODEL: Col = Col::of(C, "embedding_model");
+    pub(super) const METADATA: Col = Col::of(C, "metadata_");
+    pub(super) const CREATED_AT: Col = Col::of(C, "created_at");
+}
+
 impl Decode for Passage {
     fn decode(r: &impl Row) -> Result<Self, Undecodable> {
         let mut b = Passage::builder(
-            required("user_id", r.uuid("user_id")?)?,
-            r.text("text")?.unwrap_or_default(),
+            required(p::USER, r.uuid(p::USER)?)?,
+            r.text(p::TEXT)?.unwrap_or_default(),
         )
-        .id(required("id", r.uuid("id")?)?)
-        .metadata(metadata_of(r.json("metadata_")?)?)
-        .created_at(required("created_at", r.time("created_at")?)?);
-        if let Some(a) = r.uuid("agent_id")? {
+        .id(required(p::ID, r.uuid(p::ID)?)?)
+        .metadata(metadata_of(r.json(p::METADATA)?)?)
+        .created_at(required(p::CREATED_AT, r.time(p::CREATED_AT)?)?);
+        if let Some(a) = r.uuid(p::AGENT)? {
             b = b.agent_id(a);
         }
-        if let Some(d) = r.uuid("doc_id")? {
+        if let Some(d) = r.uuid(p::DOC)? {
             b = b.doc_id(d);
         }
-        if let Some(s) = r.text("data_source")? {
+        if let Some(s) = r.text(p::SOURCE)? {
             b = b.data_source(s);
         }
-        if let Some(e) = r.embedding(r.int("embedding_dim")?)? {
+        if let Some(e) = r.embedding(p::EMBEDDING, r.int(p::DIM)?)? {
             b = b.embedding_values(e.into());
         }
-        if let Some(m) = r.text("embedding_model")? {
+        if let Some(m) = r.text(p::EMBEDDING_MODEL)? {
             b = b.embedding_model(m);
         }
         built(b.build())
@@ -231,16 +283,28 @@ impl Document {
     }
 }
 
+/// Document columns, by their place in [`DOCUMENT_COLUMNS`].
+mod d {
+    use super::DOCUMENT_COLUMNS as C;
+    use crate::row::Col;
+    pub(super) const ID: Col = Col::of(C, "id");
+    pub(super) const USER: Col = Col::of(C, "user_id");
+    pub(super) const TEXT: Col = Col::of(C, "text");
+    pub(super) const SOURCE: Col = Col::of(C, "data_source");
+    pub(super) const METADATA: Col = Col::of(C, "metadata_");
+    pub(super) const CREATED_AT: Col = Col::of(C, "created_at");
+}
+
 impl Decode for Document {
     fn decode(r: &impl Row) -> Result<Self, Undecodable> {
         let mut b = Document::builder(
-            required("user_id", r.uuid("user_id")?)?,
-            r.text("text")?.unwrap_or_default(),
+            required(d::USER, r.uuid(d::USER)?)?,
+            r.text(d::TEXT)?.unwrap_or_default(),
         )
-        .id(required("id", r.uuid("id")?)?)
-        .metadata(metadata_of(r.json("metadata_")?)?)
-        .created_at(required("created_at", r.time("created_at")?)?);
-        if let Some(s) = r.text("data_source")? {
+        .id(required(d::ID, r.uuid(d::ID)?)?)
+        .metadata(metadata_of(r.json(d::METADATA)?)?)
+        .created_at(required(d::CREATED_AT, r.time(d::CREATED_AT)?)?);
+        if let Some(s) = r.text(d::SOURCE)? {
             b = b.data_source(s);
         }
         built(b.build())

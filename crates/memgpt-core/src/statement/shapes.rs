@@ -68,7 +68,13 @@ impl<'a, D: Dialect> Shapes<'a, D> {
 
     /// `SELECT <record> FROM <table>`.
     pub fn select(&self) -> Statement<D> {
-        Statement::new(format!("SELECT {} FROM {}", self.select, self.name()))
+        // Room for the scope, filters, order and limit that follow: one allocation.
+        let mut text = String::with_capacity(self.select.len() + 256);
+        text.push_str("SELECT ");
+        text.push_str(self.select);
+        text.push_str(" FROM ");
+        text.push_str(self.name());
+        Statement::new(text)
     }
 
     /// One keyset page: `(created_at, id) > after`, ascending.

@@ -1,0 +1,66 @@
+//! Rows other tools wrote, and columns a user changed, read as a JSON reader reads them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use memgpt_core::{
+    DatabaseUrl, Message, Passage, Record, Scope, StorageConnector, TableType, ToolCall,
+};
+use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
+use uuid::Uuid;
+
+fn store(db: &TempDatabase) -> PgStore {
+    PgStore::open(PgConfig::new(DatabaseUrl::new(db.url().expose()))).unwrap()
+}
+
+/// PostgreSQL's `json` keeps a key given twice; the last one wins, as in any JSON reader
+/// (the row does not make the agent's history unreadable).
+#[test]
+fn a_tool_call_with_a_repeated_key_reads_with_the_last_value() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let s = store(&db);
+    let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let mut conn = PgConnection::establish(db.url().expose()).unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, tool_calls, \
+         created_at) VALUES ('{}', '{user}', '{agent}', 'assistant', 'hi', \
+         '[{{\"id\": \"a\", \"id\": \"b\", \"tool_call_type\": \"function\", \
+         \"function\": {{\"name\": \"f\", \"arguments\": \"{{}}\"}}}}]', now())",
+        Uuid::from_u128(3)
+    ))
+    .unwrap();
+    let c = s
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+        .unwrap();
+    let got = c.get(Uuid::from_u128(3)).unwrap().unwrap();
+    assert_eq!(
+        got.tool_calls().unwrap(),
+        &[ToolCall::function("b", "f", "{}")][..]
+    );
+}
+
+/// A `metadata_` column a user changed to `jsonb` is written and read as before.
+#[test]
+fn a_metadata_column_changed_to_jsonb_reads_and_writes() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let s = store(&db);
+    let mut conn = PgConnection::establish(db.url().expose()).unwrap();
+    conn.batch_execute(
+        "ALTER TABLE memgpt_passages ALTER metadata_ TYPE jsonb USING metadata_::jsonb",
+    )
+    .unwrap();
+    let user = Uuid::from_u128(1);
+    let c = s
+        .connector::<Passage>(TableType::Passages, Scope::user(user))
+        .unwrap();
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("source".to_owned(), serde_json::json!({"page": 3}));
+    let p = Passage::builder(user, "text")
+        .metadata(metadata)
+        .build()
+        .unwrap();
+    c.insert(&p).unwrap();
+    assert_eq!(c.get(p.id()).unwrap(), Some(p));
+}
