@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::{
-    Connector, CursorPage, CursorRequest, Error, Filter, Record, Result, Scope, StorageConnector,
-    TableType,
+    Connector, CursorPage, CursorRequest, Error, Filter, Keyset, Record, Result, Scope,
+    StorageConnector, TableType,
 };
 
 /// An async handle on a store (`SqliteStore`, `PgStore`): cheap to clone, `Send + Sync`.
@@ -129,6 +129,22 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
     /// As the synchronous call.
     pub async fn get_all(&self, filters: Vec<Filter>, limit: Option<usize>) -> Result<Vec<R>> {
         self.interact(move |c| c.get_all(&filters, limit)).await
+    }
+
+    /// [`StorageConnector::get_page`]: one keyset page after `after` (`None`: the first),
+    /// oldest first; the next page starts after the last record's
+    /// [`keyset`](Record::keyset).
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn get_page(
+        &self,
+        filters: Vec<Filter>,
+        after: Option<Keyset>,
+        limit: usize,
+    ) -> Result<Vec<R>> {
+        self.interact(move |c| c.get_page(&filters, after.as_ref(), limit))
+            .await
     }
 
     /// [`StorageConnector::get_all_cursor`].

@@ -135,3 +135,37 @@ fn a_dropped_future_lets_its_write_finish() {
         .unwrap();
     assert_eq!(recall.size(&[]).unwrap(), 5_000);
 }
+
+/// `get_page` walks an agent's history in keyset pages from async code, as the
+/// synchronous connector does: every record once, oldest first.
+#[test]
+fn async_pages_walk_the_whole_history_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        AsyncStore::new(SqliteStore::open(SqliteConfig::new(dir.path().join("p.db"))).unwrap());
+    let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+        .unwrap();
+    let start = chrono::DateTime::from_timestamp(1_704_067_200, 0).unwrap();
+    let all: Vec<Message> = (0..25)
+        .map(|i| {
+            Message::builder(user, agent, Role::User)
+                .text(format!("note {i}"))
+                .created_at(start + chrono::Duration::seconds(i))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    runtime().block_on(async {
+        recall.insert_many(all.clone(), false).await.unwrap();
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = recall.get_page(vec![], after, 10).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(memgpt_core::Record::keyset(last));
+            seen.extend(page);
+        }
+        assert_eq!(seen, all);
+    });
+}
