@@ -23,3 +23,9 @@ pub use maintenance::{AppliedSettings, StoreStats};
 #[cfg(feature = "tokio")]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use store::{SqliteStore, SqliteTx};
+
+/// The repository README's code blocks, compiled and run as doc tests (the README is the
+/// first thing a new user copies from).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct RepositoryReadme;
