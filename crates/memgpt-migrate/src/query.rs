@@ -3,8 +3,11 @@
 //! ([`BindValue`]).
 
 use diesel::backend::Backend;
+use diesel::deserialize::FromSql;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::row::Row;
 use diesel::{QueryResult, RunQueryDsl};
+use memgpt_core::row::{Col, Undecodable};
 use memgpt_core::statement::{Dialect, Statement};
 
 /// How a bound value of a backend's dialect goes into diesel's query.
@@ -67,4 +70,33 @@ where
         }
         Ok(())
     }
+}
+
+/// Column `c` of a diesel row, read by its place in the select list (debug builds check
+/// its name too): the one column reader of both backends' `Row`s.
+///
+/// # Errors
+/// [`Undecodable`] naming the column: missing, of another type, or (debug builds) named
+/// otherwise.
+pub fn column<'a, DB, R, ST, T>(row: &R, c: Col) -> Result<T, Undecodable>
+where
+    DB: Backend,
+    R: Row<'a, DB>,
+    T: FromSql<ST, DB>,
+{
+    #[cfg(debug_assertions)]
+    {
+        use diesel::row::Field;
+        let field = Row::get(row, c.at);
+        match field.as_ref().and_then(|f| f.field_name()) {
+            Some(name) if name == c.name => {}
+            other => {
+                return Err(Undecodable::new(
+                    c.name,
+                    format!("the select list has {other:?} at {}", c.at),
+                ))
+            }
+        }
+    }
+    Row::get_value::<ST, T, usize>(row, c.at).map_err(|e| Undecodable::new(c.name, e))
 }

@@ -53,33 +53,13 @@ impl<T: Decode, const BASE64: bool> QueryableByName<Sqlite> for Decoded<T, BASE6
 struct Columns<'r, R, const BASE64: bool>(&'r R);
 
 impl<R, const BASE64: bool> Columns<'_, R, BASE64> {
-    /// Column `c`'s value, read by its place (in debug builds its name is checked too).
+    /// Column `c`'s value ([`memgpt_migrate::query::column`]).
     fn get<'a, ST, T>(&self, c: Col) -> std::result::Result<T, Undecodable>
     where
         R: NamedRow<'a, Sqlite>,
         T: FromSql<ST, Sqlite>,
     {
-        #[cfg(debug_assertions)]
-        check_name(self.0, c)?;
-        diesel::row::Row::get_value::<ST, T, usize>(self.0, c.at)
-            .map_err(|e| Undecodable::new(c.name, e))
-    }
-}
-
-/// Debug builds: the statement's column at `c.at` is named `c.name`.
-#[cfg(debug_assertions)]
-fn check_name<'a, R: NamedRow<'a, Sqlite>>(
-    row: &R,
-    c: Col,
-) -> std::result::Result<(), Undecodable> {
-    use diesel::row::Field;
-    let field = diesel::row::Row::get(row, c.at);
-    match field.as_ref().and_then(|f| f.field_name()) {
-        Some(name) if name == c.name => Ok(()),
-        other => Err(Undecodable::new(
-            c.name,
-            format!("the select list has {other:?} at {}", c.at),
-        )),
+        memgpt_migrate::query::column::<Sqlite, R, ST, T>(self.0, c)
     }
 }
 
