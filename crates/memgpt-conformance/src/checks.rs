@@ -1346,6 +1346,73 @@ pub fn existing_ids_in_a_large_call_count_once<B: Subject>(b: &B) {
     }
 }
 
+/// The record with the smallest index that cannot be written decides a call's error, on
+/// every write path (one chunk, chunks, SQLite's bulk path, PostgreSQL's COPY): a repeat of
+/// the call is `DuplicateId` unless a record before it has an id in the table
+/// (`AlreadyExists`), and the other way round; nothing of the call is written either way.
+pub fn the_first_record_refused_decides_the_error<B: Subject>(b: &B) {
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let existing = msgs(&s, 1).remove(0);
+    for n in [12usize, 800, 1_500] {
+        c.insert(&existing).unwrap();
+        let (first, second, early, late) = (n / 12, n / 2, n / 6, n * 2 / 3);
+        let mut batch = msgs(&s, n);
+        batch[second] = batch[first].clone();
+        // The existing id after the repeat: the repeat fails first.
+        batch[late] = existing.clone();
+        let e = expect_err!(c.insert_many(batch.clone(), false), DuplicateId);
+        assert!(
+            matches!(e, Error::DuplicateId { id, first: f, second: sec }
+                if id == batch[first].id() && f == first && sec == second),
+            "{n}: {e:?}"
+        );
+        assert_eq!(c.size(&[]).unwrap(), 1, "{n}: nothing of the call written");
+        // The existing id before the repeat: it fails first.
+        batch[early] = existing.clone();
+        let e = expect_err!(c.insert_many(batch, false), AlreadyExists);
+        assert!(
+            matches!(e, Error::AlreadyExists { id, .. } if id == existing.id()),
+            "{n}: {e:?}"
+        );
+        assert_eq!(c.size(&[]).unwrap(), 1, "{n}: nothing of the call written");
+        c.delete(&[]).unwrap();
+    }
+}
+
+/// An upsert that meets another tenant's ids fails on the first record (by index) that
+/// carries one, however often and wherever the ids come in the call, and writes nothing.
+pub fn an_upsert_fails_on_its_first_record_of_another_tenants_id<B: Subject>(b: &B) {
+    let (mine, other) = (scope(1), scope(2));
+    let theirs = b.recall(other).unwrap();
+    let their_rows = msgs(&other, 2);
+    theirs.insert_many(their_rows.clone(), false).unwrap();
+    let c = b.recall(mine).unwrap();
+    let forged = |m: &Message, i: usize| {
+        msg(&mine, Role::User, i as i64, "forged")
+            .to_builder()
+            .id(m.id())
+            .build()
+            .unwrap()
+    };
+    for n in [12usize, 800, 1_500] {
+        let mut batch = msgs(&mine, n);
+        // Theirs[0] at 3 and last, theirs[1] in between: theirs[0] comes first.
+        batch[3] = forged(&their_rows[0], 3);
+        batch[n / 2] = forged(&their_rows[1], n / 2);
+        batch[n - 1] = forged(&their_rows[0], n - 1);
+        let e = expect_err!(c.insert_many(batch, true), AlreadyExists);
+        assert!(
+            matches!(e, Error::AlreadyExists { id, .. } if id == their_rows[0].id()),
+            "{n}: {e:?}"
+        );
+        assert_eq!(c.size(&[]).unwrap(), 0, "{n}: nothing of the call written");
+        for r in &their_rows {
+            assert_eq!(theirs.get(r.id()).unwrap().as_ref(), Some(r), "{n}");
+        }
+    }
+}
+
 /// Passages of a user carry an agent: a filter selects one agent's, for every operation.
 pub fn passages_agent_filter_selects_one_agent<B: Subject>(b: &B) {
     let (user, a1) = ids(1);

@@ -188,9 +188,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         crate::trace::call(t.table, "insert", || {
             t.check_owner(record)?;
             self.source
-                .write(Internal(()), |c| {
-                    t.insert_chunk(c, std::slice::from_ref(record), true)
-                })
+                .write(Internal(()), |c| t.insert_chunk(c, &[(0, record)], true))
                 .map(|_| ())
         })
     }

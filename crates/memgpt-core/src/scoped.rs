@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use uuid::Uuid;
 
 use crate::backend::{Backend, Sql};
-use crate::batch::BatchIds;
+use crate::batch::{BatchIds, Conflict};
 use crate::error::{Error, Result};
 use crate::record::{Embedding, Record};
 use crate::row::Id;
@@ -115,20 +115,20 @@ impl<B: Backend, R: Record> Scoped<B, R> {
             })
     }
 
-    /// Writes one chunk of distinct records (in call order); returns the rows written.
-    /// The statement reports the ids it wrote (`RETURNING id`); an id that exists already
-    /// writes nothing and fails nothing (`ON CONFLICT (id) DO NOTHING`, or an upsert's
-    /// tenant guard), and the first record of the chunk not written decides
-    /// [`Error::AlreadyExists`]: the database reports, the connector decides. The rows go
-    /// in id order: every write locks rows in the same order, so two calls upserting the
-    /// same ids never wait on each other crosswise (no deadlock).
+    /// Writes one chunk of distinct records, each with its index in the call, in call
+    /// order. The statement reports the ids it wrote (`RETURNING id`); an id that exists
+    /// already writes nothing and fails nothing (`ON CONFLICT (id) DO NOTHING`, or an
+    /// upsert's tenant guard), and the first record of the chunk not written is the
+    /// [`Conflict`] the call fails on: the database reports, core decides. The rows go in id order:
+    /// every write locks rows in the same order, so two calls upserting the same ids never
+    /// wait on each other crosswise (no deadlock).
     pub(crate) fn insert_chunk(
         &self,
         conn: &mut B::Conn,
-        chunk: &[R],
+        chunk: &[(usize, &R)],
         exists_ok: bool,
     ) -> Result<u64> {
-        let mut in_id_order: Vec<&R> = chunk.iter().collect();
+        let mut in_id_order: Vec<&R> = chunk.iter().map(|(_, r)| *r).collect();
         in_id_order.sort_unstable_by_key(|r| r.id());
         let rows = in_id_order.into_iter().map(|r| r.values::<B>(self.table));
         let mut sql = self.shapes().insert(R::COLUMNS, rows, exists_ok);
@@ -137,55 +137,37 @@ impl<B: Backend, R: Record> Scoped<B, R> {
             .into_iter()
             .map(|id| id.0)
             .collect();
-        match chunk
-            .iter()
-            .map(Record::id)
-            .find(|id| !written.contains(id))
-        {
+        match chunk.iter().find(|(_, r)| !written.contains(&r.id())) {
             None => Ok(chunk.len() as u64),
-            Some(id) => Err(Error::AlreadyExists {
-                table: self.table,
-                id,
-            }),
+            Some(&(index, r)) => Err(Conflict {
+                index,
+                id: r.id(),
+                earlier: None,
+            }
+            .error(self.table)),
         }
     }
 
-    /// The [`Error::AlreadyExists`] naming the first of `ids` that exists already (only
-    /// under another tenant when `foreign`).
+    /// The [`Conflict`] of the first of `keys` (records of the call with their indexes, in
+    /// call order) whose id is in the table already (only under another tenant when
+    /// `foreign`); `None` when none is.
     ///
     /// # Errors
     /// What the database reports.
-    pub fn existing_id(
+    pub fn existing(
         &self,
         conn: &mut B::Conn,
-        ids: impl Iterator<Item = Uuid> + Clone,
+        keys: &[(usize, Uuid)],
         foreign: bool,
-    ) -> Result<Error> {
-        let id = self
-            .first_existing(conn, ids, foreign)?
-            .ok_or_else(|| Error::database("insert wrote fewer rows than given"))?;
-        Ok(Error::AlreadyExists {
-            table: self.table,
-            id,
-        })
-    }
-
-    /// The first of `ids` that exists already (only under another tenant when
-    /// `foreign`).
-    fn first_existing(
-        &self,
-        conn: &mut B::Conn,
-        ids: impl Iterator<Item = Uuid> + Clone,
-        foreign: bool,
-    ) -> Result<Option<Uuid>> {
-        if ids.clone().next().is_none() {
+    ) -> Result<Option<Conflict>> {
+        if keys.is_empty() {
             return Ok(None);
         }
         let mut sql: Sql<B> = Statement::new(format!(
             "SELECT id FROM {} WHERE id IN",
             self.table.table_name()
         ));
-        sql.list(ids.clone().map(|id| Param::Uuid(Some(id))));
+        sql.list(keys.iter().map(|(_, id)| Param::Uuid(Some(*id))));
         if foreign {
             sql.push(" AND NOT (user_id = ")
                 .param(Param::Uuid(Some(self.scope.user_id())));
@@ -195,36 +177,37 @@ impl<B: Backend, R: Record> Scoped<B, R> {
             }
             sql.push(")");
         }
-        let existing = B::fetch::<Id>(conn, sql, self.table)?;
-        Ok(ids.into_iter().find(|id| existing.contains(&Id(*id))))
+        let found = B::fetch::<Id>(conn, sql, self.table)?;
+        Ok(keys
+            .iter()
+            .find(|(_, id)| found.contains(&Id(*id)))
+            .map(|&(index, id)| Conflict {
+                index,
+                id,
+                earlier: None,
+            }))
     }
 
-    /// Folds one chunk of a call by the duplicate rule of [`BatchIds`]. The record with the
-    /// smallest index that cannot be written decides the error: when the chunk repeats an
-    /// id, an earlier record of the chunk whose id is already in the table makes it
-    /// [`Error::AlreadyExists`] instead of [`Error::DuplicateId`].
+    /// Folds one chunk of a call by the duplicate rule of [`BatchIds`]. When the chunk
+    /// repeats an id, a record of the chunk whose id is already in the table may come
+    /// before the repeat: [`Conflict::first`] decides which the call fails on.
     ///
     /// # Errors
-    /// As described; what the database reports.
+    /// [`Conflict::error`]; what the database reports.
     pub fn fold_chunk(
         &self,
         conn: &mut B::Conn,
         ids: &mut BatchIds,
         chunk: Vec<(usize, R)>,
-    ) -> Result<Vec<R>> {
+    ) -> Result<Vec<(usize, R)>> {
         let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
         match ids.fold(chunk) {
-            Err(Error::DuplicateId { id, first, second }) => {
-                let before = keys.iter().filter(|(i, _)| *i < second).map(|(_, id)| *id);
-                match self.first_existing(conn, before, false)? {
-                    Some(existing) => Err(Error::AlreadyExists {
-                        table: self.table,
-                        id: existing,
-                    }),
-                    None => Err(Error::DuplicateId { id, first, second }),
-                }
+            Ok(rows) => Ok(rows),
+            Err(repeat) => {
+                let existing = self.existing(conn, &keys, false)?;
+                let first = Conflict::first(Some(repeat), existing).unwrap_or(repeat);
+                Err(first.error(self.table))
             }
-            other => other,
         }
     }
 
@@ -245,8 +228,9 @@ impl<B: Backend, R: Record> Scoped<B, R> {
                 return Ok(ids.distinct());
             }
             self.check_owners(&chunk)?;
-            let chunk = self.fold_chunk(conn, &mut ids, chunk)?;
-            self.insert_chunk(conn, &chunk, exists_ok)?;
+            let rows = self.fold_chunk(conn, &mut ids, chunk)?;
+            let refs: Vec<(usize, &R)> = rows.iter().map(|(i, r)| (*i, r)).collect();
+            self.insert_chunk(conn, &refs, exists_ok)?;
         }
     }
 }

@@ -11,21 +11,19 @@ use std::io::Write;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::CopyFormat;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel::sql_types::BigInt;
-use diesel::{Connection, ExecuteCopyFromDsl, PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::{Error, Result};
+use diesel::{ExecuteCopyFromDsl, PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::batch::Conflict;
+use memgpt_core::Result;
 use uuid::Uuid;
 
 use crate::error::map;
-use crate::sql::{Bind, Sql};
+use crate::sql::Bind;
 use crate::store::PgStore;
 use memgpt_core::backend::Backend;
-use memgpt_core::row::Id;
-use memgpt_core::statement::{Param, Statement};
 use memgpt_core::Scoped;
 use memgpt_core::{Record, TableType};
-use memgpt_migrate::rows::Count;
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
 /// pulled from the caller's iterator between COPY statements, never during one, so the
@@ -103,45 +101,37 @@ where
     Ok(merged)
 }
 
-/// Moves the staged records into the table: the last record of each id, upserted with
-/// `exists_ok`; the first repeated id is [`Error::DuplicateId`] without.
+/// Moves the staged records into the table; returns the rows written. A record that could
+/// not be written — without `exists_ok`, the second record of an id or one whose id is in
+/// the table; with it, one whose id is another tenant's — is a [`Conflict`], and the first
+/// of them decides the error ([`Conflict::first`], [`Conflict::error`]).
 fn merge<R>(target: &Scoped<PgStore, R>, conn: &mut PgConnection, exists_ok: bool) -> Result<u64>
 where
     R: Record,
 {
-    let staging = staging(target.table());
-    if !exists_ok {
-        if let Some(e) = first_repeat(target, conn)? {
-            return Err(e);
-        }
-    }
-    let distinct: Vec<Count> =
-        diesel::sql_query(format!("SELECT count(DISTINCT id) AS n FROM {staging}"))
-            .load(conn)
-            .map_err(map)?;
-    let distinct = distinct.first().map_or(0, |c| c.n.max(0) as usize);
-    // In ranges of MERGE_IDS ids, in id order (concurrent calls lock rows in one order):
-    // each statement's work is bounded, so a call of any size stays under the
-    // statement timeout, which a single merge of 1,000,000 rows exceeded.
-    conn.batch_execute(&format!("CREATE INDEX ON {staging} (id, ord DESC)"))
-        .map_err(map)?;
-    match merge_ranges(target, conn, exists_ok) {
-        Ok(n) if n == distinct => Ok(n as u64),
-        Ok(_) => Err(staged_existing(target, conn, true)?),
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            Err(staged_existing(target, conn, false)?)
-        }
-        Err(e) => Err(map(e)),
+    let repeat = if exists_ok {
+        None
+    } else {
+        first_repeat(target, conn)?
+    };
+    conn.batch_execute(&format!(
+        "CREATE INDEX ON {} (id, ord DESC)",
+        staging(target.table())
+    ))
+    .map_err(map)?;
+    let (written, refused) = merge_ranges(target, conn, exists_ok)?;
+    match Conflict::first(repeat, refused) {
+        None => Ok(written),
+        Some(conflict) => Err(conflict.error(target.table())),
     }
 }
 
-/// Without `exists_ok`: the error of the first repeated id of the staged records, by the
-/// index of its repeat — [`Error::AlreadyExists`] when a record before the repeat has an id
-/// in the table, else [`Error::DuplicateId`] naming both; `None` when no id repeats.
+/// Without `exists_ok`: the [`Conflict`] of the second record of the first repeated id of
+/// the staged records (by the index of the repeat); `None` when no id repeats.
 fn first_repeat<R: Record>(
     target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
-) -> Result<Option<Error>> {
+) -> Result<Option<Conflict>> {
     let dups: Vec<DupRow> = diesel::sql_query(format!(
         "SELECT id, (array_agg(ord ORDER BY ord))[1] AS first, \
          (array_agg(ord ORDER BY ord))[2] AS second FROM {} \
@@ -150,46 +140,42 @@ fn first_repeat<R: Record>(
     ))
     .load(conn)
     .map_err(map)?;
-    let Some(d) = dups.into_iter().next() else {
-        return Ok(None);
-    };
-    // A record before the repeat whose id is in the table fails first.
-    if let Some(id) = staged_existing_before(target, conn, d.second)? {
-        return Ok(Some(Error::AlreadyExists {
-            table: target.table(),
-            id,
-        }));
-    }
-    Ok(Some(Error::DuplicateId {
+    Ok(dups.into_iter().next().map(|d| Conflict {
+        index: usize::try_from(d.second).unwrap_or_default(),
         id: d.id,
-        first: usize::try_from(d.first).unwrap_or_default(),
-        second: usize::try_from(d.second).unwrap_or_default(),
+        earlier: Some(usize::try_from(d.first).unwrap_or_default()),
     }))
 }
 
-/// Writes the last staged record of each id, [`MERGE_IDS`] ids a statement in id order, in
-/// a savepoint (a unique violation without `exists_ok` leaves the transaction usable to
-/// name the id); returns the rows written.
+/// Writes one record of each staged id, [`MERGE_IDS`] ids a statement in id order (each
+/// statement's work bounded, so that a call of any size stays under the statement
+/// timeout; concurrent calls lock rows in one order): the last record of an id with
+/// `exists_ok` (an upsert), else the first (`ON CONFLICT (id) DO NOTHING`: a repeat is
+/// refused anyway). Each statement reports the rows it wrote and, only when it wrote fewer
+/// than its ids, the staged record with the smallest index among those of the ids it did
+/// not write. Returns the rows written and the first such record.
 fn merge_ranges<R: Record>(
     target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
     exists_ok: bool,
-) -> std::result::Result<usize, DieselError> {
+) -> Result<(u64, Option<Conflict>)> {
     let (staging, table) = (staging(target.table()), target.table().table_name());
     let cols = R::COLUMNS.join(", ");
-    let upsert = if exists_ok {
-        target.shapes().upsert_clause(R::COLUMNS)
-    } else {
-        String::new()
-    };
+    let on_conflict = target.shapes().on_conflict(R::COLUMNS, exists_ok);
+    let order = if exists_ok { "DESC" } else { "ASC" };
     let range = |after: &str| {
         format!(
             "WITH chunk AS MATERIALIZED (SELECT DISTINCT ON (id) {cols} FROM {staging} {after}\
-             ORDER BY id, ord DESC LIMIT {MERGE_IDS}), \
-             written AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM chunk ORDER BY id{upsert} \
-             RETURNING 1) \
-             SELECT (SELECT count(*) FROM written) AS n, \
-             (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last"
+             ORDER BY id, ord {order} LIMIT {MERGE_IDS}), \
+             written AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM chunk ORDER BY id\
+             {on_conflict} RETURNING id), \
+             counts AS MATERIALIZED (SELECT (SELECT count(*) FROM written) AS n, \
+             (SELECT count(*) FROM chunk) AS k, \
+             (SELECT id FROM chunk ORDER BY id DESC LIMIT 1) AS last) \
+             SELECT c.n, c.last, r.id AS refused, r.ord AS refused_at FROM counts c \
+             LEFT JOIN LATERAL (SELECT s.id, s.ord FROM {staging} s WHERE c.n < c.k \
+             AND s.id IN (SELECT id FROM chunk) AND s.id NOT IN (SELECT id FROM written) \
+             ORDER BY s.ord LIMIT 1) r ON true"
         )
     };
     // Every staged record belongs to the connector's tenant (checked as it was staged); the
@@ -200,93 +186,51 @@ fn merge_ranges<R: Record>(
         range("WHERE user_id = $1 AND id > $2 "),
     );
     let user = target.scope().user_id();
-    conn.transaction(|c| {
-        let mut written = 0usize;
-        let mut last: Option<Uuid> = None;
-        loop {
-            let rows: Vec<Merged> = match last {
-                None => diesel::sql_query(&first)
-                    .bind::<diesel::sql_types::Uuid, _>(user)
-                    .load(c)?,
-                Some(id) => diesel::sql_query(&next)
-                    .bind::<diesel::sql_types::Uuid, _>(user)
-                    .bind::<diesel::sql_types::Uuid, _>(id)
-                    .load(c)?,
-            };
-            let Some(m) = rows.into_iter().next() else {
-                return Ok(written);
-            };
-            written += usize::try_from(m.n).unwrap_or_default();
-            match m.last {
-                Some(id) => last = Some(id),
-                None => return Ok(written),
-            }
+    let (mut written, mut refused) = (0u64, None);
+    let mut last: Option<Uuid> = None;
+    loop {
+        let query = diesel::sql_query(if last.is_none() { &first } else { &next })
+            .bind::<diesel::sql_types::Uuid, _>(user);
+        let rows: Vec<Merged> = match last {
+            None => query.load(conn),
+            Some(id) => query.bind::<diesel::sql_types::Uuid, _>(id).load(conn),
         }
-    })
+        .map_err(map)?;
+        let Some(m) = rows.into_iter().next() else {
+            return Ok((written, refused));
+        };
+        written += u64::try_from(m.n).unwrap_or_default();
+        if let (Some(id), Some(at)) = (m.refused, m.refused_at) {
+            let index = usize::try_from(at).unwrap_or_default();
+            let this = Conflict {
+                index,
+                id,
+                earlier: None,
+            };
+            refused = Conflict::first(refused, Some(this));
+        }
+        match m.last {
+            Some(id) => last = Some(id),
+            None => return Ok((written, refused)),
+        }
+    }
 }
 
 /// Distinct ids merged by one statement of [`merge_ranges`].
 const MERGE_IDS: usize = 50_000;
 
-/// What one range of [`merge_ranges`] wrote, and its last id (none when the range was empty).
+/// What one range of [`merge_ranges`] wrote, its last id (none when the range was empty),
+/// and the first staged record of an id it did not write.
 #[derive(QueryableByName)]
 struct Merged {
     #[diesel(sql_type = BigInt)]
     n: i64,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
     last: Option<Uuid>,
-}
-
-/// The [`Error::AlreadyExists`] naming the first staged record (in batch order) whose id
-/// exists already (only under another tenant when `foreign`).
-fn staged_existing<R>(
-    target: &Scoped<PgStore, R>,
-    conn: &mut PgConnection,
-    foreign: bool,
-) -> Result<Error>
-where
-    R: Record,
-{
-    let table = target.table();
-    let t = table.table_name();
-    let owner = if !foreign {
-        ""
-    } else if table.is_agent_scoped() {
-        " AND NOT (t.user_id = s.user_id AND t.agent_id IS NOT DISTINCT FROM s.agent_id)"
-    } else {
-        " AND t.user_id <> s.user_id"
-    };
-    let mut sql: Sql = Statement::new(format!(
-        "SELECT s.id FROM {} s JOIN {t} t ON t.id = s.id WHERE true{owner} ORDER BY s.ord LIMIT 1",
-        staging(table)
-    ));
-    sql.once();
-    let id = PgStore::fetch::<Id>(conn, sql, table)?
-        .first()
-        .map(|r| r.0)
-        .ok_or_else(|| Error::database("bulk insert wrote fewer rows than given"))?;
-    Ok(Error::AlreadyExists { table, id })
-}
-
-/// The first staged record (in batch order) before index `before` whose id is in the table.
-fn staged_existing_before<R>(
-    target: &Scoped<PgStore, R>,
-    conn: &mut PgConnection,
-    before: i64,
-) -> Result<Option<Uuid>>
-where
-    R: Record,
-{
-    let mut sql: Sql = Statement::new(format!(
-        "SELECT s.id FROM {} s JOIN {} t ON t.id = s.id WHERE s.ord < ",
-        staging(target.table()),
-        target.table().table_name()
-    ));
-    sql.param(Param::Int(Some(before)))
-        .push(" ORDER BY s.ord LIMIT 1")
-        .once();
-    let rows = PgStore::fetch::<Id>(conn, sql, target.table())?;
-    Ok(rows.first().map(|r| r.0))
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    refused: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    refused_at: Option<i64>,
 }
 
 /// Binary COPY's fixed header: signature, flags, header extension length.

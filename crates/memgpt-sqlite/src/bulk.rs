@@ -1,7 +1,8 @@
 //! `insert_many` of more than one chunk, with memory that does not grow with the call.
 //!
-//! The one duplicate rule of [`BatchIds`] needs to know, for an id met again, whether an
-//! earlier record of the same call wrote it. Remembering every id of the call costs about
+//! A record that cannot be written is reported as a [`Conflict`] (core decides the error),
+//! which needs to know, for an id met again, whether an earlier record of the same call
+//! wrote it. Remembering every id of the call costs about
 //! 40 bytes each (75 MB at the peak of a 1,000,000-record call); SQLite's rowids answer
 //! instead. A new row gets a rowid one larger than the largest in the table, so the rows
 //! this call adds are exactly those above the largest rowid at its start (`start`), in the
@@ -23,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::SqliteConnection;
 use memgpt_core::backend::{Backend, Written};
-use memgpt_core::batch::BatchIds;
+use memgpt_core::batch::{BatchIds, Conflict};
 use memgpt_core::row::{required, Col, Count, Decode, Row, Undecodable};
 use memgpt_core::statement::{Param, Statement};
 use memgpt_core::Scoped;
@@ -98,7 +99,7 @@ where
         }
         let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
         let rows = fold(target, conn, chunk, exists_ok, (start, watermark))?;
-        let values = rows.iter().map(|r| r.values::<SqliteStore>(table));
+        let values = rows.iter().map(|(_, r)| r.values::<SqliteStore>(table));
         let mut sql = target.shapes().insert(R::COLUMNS, values, exists_ok);
         if !exists_ok {
             match SqliteStore::execute(conn, sql)? {
@@ -109,10 +110,10 @@ where
                 // An id in the table already (`ON CONFLICT (id) DO NOTHING`): the rows of
                 // this statement, above the watermark, are not the ones met.
                 _ => {
-                    let e = taken(target, conn, &keys, start, watermark)?;
-                    return Err(e.unwrap_or_else(|| {
-                        Error::database("insert met an existing id that is not there")
-                    }));
+                    return Err(match taken(target, conn, &keys, start, watermark)? {
+                        Some(conflict) => conflict.error(table),
+                        None => Error::database("insert met an existing id that is not there"),
+                    });
                 }
             }
             continue;
@@ -121,8 +122,11 @@ where
         let returned: Vec<IdRowid> = SqliteStore::fetch(conn, sql, table)?;
         if returned.len() < rows.len() {
             // An id of another tenant: the upsert's tenant guard wrote nothing for it.
-            let ids = rows.iter().map(Record::id);
-            return Err(target.existing_id(conn, ids, true)?);
+            let keys: Vec<(usize, Uuid)> = rows.iter().map(|(i, r)| (*i, r.id())).collect();
+            return Err(match target.existing(conn, &keys, true)? {
+                Some(conflict) => conflict.error(table),
+                None => Error::database("insert wrote fewer rows than given"),
+            });
         }
         let mut top = watermark;
         for r in &returned {
@@ -139,39 +143,38 @@ where
 }
 
 /// Checks a chunk's owners and folds its repeated ids by [`BatchIds`]. On a repeat inside
-/// the chunk, an earlier record of the chunk whose id a row at or below the watermark holds
-/// fails first ([`taken`]).
+/// the chunk, a record of the chunk whose id a row at or below the watermark holds may come
+/// first ([`taken`], [`Conflict::first`]).
 fn fold<R: Record>(
     target: &Scoped<SqliteStore, R>,
     conn: &mut SqliteConnection,
     chunk: Vec<(usize, R)>,
     exists_ok: bool,
     (start, watermark): (i64, i64),
-) -> Result<Vec<R>> {
+) -> Result<Vec<(usize, R)>> {
     target.check_owners(&chunk)?;
     let keys: Vec<(usize, Uuid)> = chunk.iter().map(|(i, r)| (*i, r.id())).collect();
     match BatchIds::new(exists_ok).fold(chunk) {
-        Err(Error::DuplicateId { id, first, second }) => {
-            let before: Vec<(usize, Uuid)> =
-                keys.iter().filter(|k| k.0 < second).copied().collect();
-            let earlier = taken(target, conn, &before, start, watermark)?;
-            Err(earlier.unwrap_or(Error::DuplicateId { id, first, second }))
+        Ok(rows) => Ok(rows),
+        Err(repeat) => {
+            let earlier = taken(target, conn, &keys, start, watermark)?;
+            let first = Conflict::first(Some(repeat), earlier).unwrap_or(repeat);
+            Err(first.error(target.table()))
         }
-        other => other,
     }
 }
 
-/// The error of the first of `keys` (records of one chunk, each with its index in the
-/// call, in call order) whose id is in a row at or below `ceiling` (written before this
-/// chunk): a repeat of the earlier record of the call that wrote it (above `start`), or
-/// already existing; `None` when none is.
+/// The [`Conflict`] of the first of `keys` (records of one chunk, each with its index in
+/// the call, in call order) whose id is in a row at or below `ceiling` (written before this
+/// chunk): by the earlier record of the call that wrote it (above `start`), or there before
+/// the call; `None` when none is.
 fn taken<R>(
     target: &Scoped<SqliteStore, R>,
     conn: &mut SqliteConnection,
     keys: &[(usize, Uuid)],
     start: i64,
     ceiling: i64,
-) -> Result<Option<Error>>
+) -> Result<Option<Conflict>>
 where
     R: Record,
 {
@@ -189,16 +192,11 @@ where
     Ok(keys.iter().find_map(|&(index, id)| {
         at.get(&id)
             .filter(|&&rowid| rowid <= ceiling)
-            .map(|&rowid| {
-                if rowid > start {
-                    Error::DuplicateId {
-                        id,
-                        first: usize::try_from(rowid - start - 1).unwrap_or(usize::MAX),
-                        second: index,
-                    }
-                } else {
-                    Error::AlreadyExists { table, id }
-                }
+            .map(|&rowid| Conflict {
+                index,
+                id,
+                earlier: (rowid > start)
+                    .then(|| usize::try_from(rowid - start - 1).unwrap_or(usize::MAX)),
             })
     }))
 }

@@ -132,13 +132,6 @@ impl<D: Dialect> Statement<D> {
         Some(out)
     }
 
-    /// Marks the statement as one not to keep prepared (as a statement whose text varies):
-    /// for a read of a temporary table, which is dropped when the call ends.
-    pub fn once(&mut self) -> &mut Self {
-        self.variable = true;
-        self
-    }
-
     /// Appends the next placeholder and binds a backend-neutral value to it.
     pub fn param(&mut self, p: Param) -> &mut Self {
         self.bind(D::Bind::from(p))

@@ -247,20 +247,30 @@ impl<'a, D: Dialect> Shapes<'a, D> {
             }
             s.push(")");
         }
-        if exists_ok {
-            s.push(&self.upsert_clause(columns));
-        } else {
-            // An id that exists already writes nothing and fails nothing: the row count
-            // falls short, and the caller names the id (no savepoint needed to go on
-            // after a unique violation, which PostgreSQL would abort the transaction on).
-            s.push(" ON CONFLICT (id) DO NOTHING");
-        }
+        s.push(&self.on_conflict(columns, exists_ok));
         s
     }
 
-    /// ` ON CONFLICT (id) DO UPDATE SET … WHERE <the existing row has the same tenant>`: an
-    /// upsert never overwrites another tenant's record (the row count then falls short).
-    pub fn upsert_clause(&self, columns: &[&str]) -> String {
+    /// The conflict clause of a write: with `exists_ok` an upsert (` ON CONFLICT (id) DO
+    /// UPDATE SET … WHERE <the existing row has the same tenant>`: it never overwrites
+    /// another tenant's record), else ` ON CONFLICT (id) DO NOTHING`. Either way a record
+    /// not written is a row the statement does not return: never an error.
+    pub fn on_conflict(&self, columns: &[&str], exists_ok: bool) -> String {
+        if exists_ok {
+            self.upsert_clause(columns)
+        } else {
+            // An id that exists already writes nothing and fails nothing: the rows the
+            // statement returns fall short, and core names the record (no savepoint needed
+            // to go on after a unique violation, which PostgreSQL would abort the
+            // transaction on).
+            " ON CONFLICT (id) DO NOTHING".to_owned()
+        }
+    }
+
+    /// The upsert clause of a write of `columns`: every column but `id` set from the new
+    /// row, where the existing row is the tenant's (another tenant's row is left as it is,
+    /// and the statement returns no row for it).
+    fn upsert_clause(&self, columns: &[&str]) -> String {
         let t = self.name();
         let sets: Vec<String> = columns
             .iter()
