@@ -1891,3 +1891,144 @@ pub fn nul_bytes_are_refused_before_sql<B: Subject>(b: &B) {
     assert!(batch.is_err());
     assert_eq!(c.size(&[]).unwrap(), 0);
 }
+
+/// Six passages whose text and vector ranks are known (see
+/// `hybrid_fuses_text_and_vector_ranks_by_reciprocal_rank`), ids 1 to 6.
+fn hybrid_passages(s: &Scope) -> Vec<Passage> {
+    let rows: [(&str, Option<f32>, &str); 6] = [
+        ("Apple, banana and cherry.", Some(0.0), "source_0"),
+        ("apple banana", Some(1.0), "source_1"),
+        ("an apple", Some(2.0), "source_0"),
+        ("durian", Some(0.5), "source_0"),
+        ("nothing here", None, "source_0"),
+        ("BANANA!", Some(3.0), "source_0"),
+    ];
+    rows.iter()
+        .enumerate()
+        .map(|(i, (text, x, source))| {
+            let emb = x.map(|x| vec![x, 0.0, 0.0, 0.0]);
+            passage(s, i as i64, text, emb)
+                .to_builder()
+                .id(Uuid::from_u128(i as u128 + 1))
+                .data_source(*source)
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn id_numbers<R: Record>(rs: &[R]) -> Vec<u128> {
+    rs.iter().map(|r| r.id().as_u128()).collect()
+}
+
+/// Hybrid search fuses the full-text ranks (most distinct query words first, ties by id)
+/// and the exact vector ranks (nearest first, ties by id) by reciprocal-rank fusion,
+/// `Σ weight / (k + rank)`, best first, ties by id: the same records in the same order on
+/// every backend, checked against a fusion computed by hand. Options change it as stated;
+/// another tenant's records never appear.
+pub fn hybrid_fuses_text_and_vector_ranks_by_reciprocal_rank<B: Subject>(b: &B) {
+    use memgpt_core::hybrid::HybridOptions;
+    let s = scope(1);
+    let c = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let query = [0.4f32, 0.0, 0.0, 0.0];
+    if !b.vector_search() {
+        expect_err!(
+            c.hybrid("apple banana cherry", &query, 5, &[]),
+            VectorUnavailable
+        );
+        return;
+    }
+    c.insert_many(hybrid_passages(&s), false).unwrap();
+    // Another tenant's exact match on both sides never shows.
+    let other = b.passages(TableType::ArchivalMemory, scope(2)).unwrap();
+    let theirs = passage(&scope(2), 0, "apple banana cherry", Some(query.to_vec()));
+    other.insert(&theirs).unwrap();
+    // Text ranks (words matched): 1 (3), 2 (2), 3 (1), 6 (1; tie by id).
+    // Vector ranks (distance to 0.4): 4 (0.1), 1 (0.4), 2 (0.6), 3 (1.6), 6 (2.6).
+    // k = 60: 1: 1/61 + 1/62, 2: 1/62 + 1/63, 3: 1/63 + 1/64, 6: 1/64 + 1/65, 4: 1/61.
+    let words = "apple banana cherry";
+    let got = c.hybrid(words, &query, 5, &[]).unwrap();
+    assert_eq!(id_numbers(&got), [1, 2, 3, 6, 4]);
+    assert_eq!(got[0], hybrid_passages(&s)[0], "whole records come back");
+    // k = 0: 1: 1 + 1/2, 4: 1, 2: 1/2 + 1/3, 3: 1/3 + 1/4, 6: 1/4 + 1/5.
+    let k0 = HybridOptions::new().k(0.0);
+    let got = c.hybrid_with(words, &query, 10, &[], &k0).unwrap();
+    assert_eq!(id_numbers(&got), [1, 4, 2, 3, 6]);
+    // One side weighted out: that side's order alone.
+    let text_only = HybridOptions::new().weights(1.0, 0.0);
+    let got = c.hybrid_with(words, &query, 10, &[], &text_only).unwrap();
+    assert_eq!(id_numbers(&got), [1, 2, 3, 6]);
+    let vector_only = HybridOptions::new().weights(0.0, 1.0);
+    let got = c.hybrid_with(words, &query, 10, &[], &vector_only).unwrap();
+    assert_eq!(id_numbers(&got), [4, 1, 2, 3, 6]);
+    // Two candidates a side: text 1, 2; vector 4, 1. 1: 1/61 + 1/62, 4: 1/61, 2: 1/62.
+    let two = HybridOptions::new().candidates(2);
+    let got = c.hybrid_with(words, &query, 2, &[], &two).unwrap();
+    assert_eq!(id_numbers(&got), [1, 4]);
+    // Weights, k = 0, the vector side three times: 4: 3/1, 1: 1/1 + 3/2, 2: 1/2 + 3/3.
+    let heavy = HybridOptions::new().k(0.0).weights(1.0, 3.0);
+    let got = c.hybrid_with(words, &query, 3, &[], &heavy).unwrap();
+    assert_eq!(id_numbers(&got), [4, 1, 2]);
+    // Filters apply to both sides: source_1 (id 2) is left out.
+    let f = [Filter::eq(Column::DataSource, "source_0")];
+    let got = c.hybrid(words, &query, 10, &f).unwrap();
+    assert_eq!(id_numbers(&got), [1, 3, 6, 4]);
+    assert!(c.hybrid(words, &query, 0, &[]).unwrap().is_empty());
+}
+
+/// Hybrid search degrades to one side, never to an error, when the other has nothing to
+/// rank: a query without a word matching (or without any word), a scope whose records
+/// have no embedding; in recall memory as in archival memory.
+pub fn hybrid_degrades_to_one_side_when_the_other_is_empty<B: Subject>(b: &B) {
+    if !b.vector_search() {
+        return;
+    }
+    let s = scope(1);
+    let c = b.passages(TableType::ArchivalMemory, s).unwrap();
+    c.insert_many(hybrid_passages(&s), false).unwrap();
+    let query = [0.4f32, 0.0, 0.0, 0.0];
+    for words in ["zebra", "?! —", ""] {
+        let got = c.hybrid(words, &query, 10, &[]).unwrap();
+        assert_eq!(id_numbers(&got), [4, 1, 2, 3, 6], "{words:?}");
+    }
+    // No embedding stored in this scope: the text ranks alone.
+    let bare = scope(3);
+    let p = b.passages(TableType::ArchivalMemory, bare).unwrap();
+    let texts = ["cherry", "apple cherry", "banana"];
+    let rows: Vec<Passage> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| passage(&bare, i as i64, t, None))
+        .collect();
+    p.insert_many(rows.clone(), false).unwrap();
+    let got = p.hybrid("apple cherry", &query, 10, &[]).unwrap();
+    assert_eq!(id_list(&got), [rows[1].id(), rows[0].id()]);
+    // Recall memory: messages with and without embeddings.
+    let r = b.recall(s).unwrap();
+    let msgs: Vec<Message> = [
+        ("hello world", Some(1.0f32)),
+        ("world", None),
+        ("far", Some(9.0)),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (t, x))| {
+        let m = msg(&s, Role::User, i as i64, t);
+        match x {
+            Some(x) => m
+                .to_builder()
+                .embedding(vec![*x, 0.0, 0.0, 0.0], "text-embedding-ada-002")
+                .build()
+                .unwrap(),
+            None => m,
+        }
+    })
+    .collect();
+    r.insert_many(msgs.clone(), false).unwrap();
+    // Text: hello world (2 words), world (1). Vector: hello world (0.6), far (8.6).
+    // hello world: 1/61 + 1/61; world: 1/62; far: 1/62; tie by id.
+    let got = r.hybrid("hello world", &query, 10, &[]).unwrap();
+    let mut tail = vec![msgs[1].id(), msgs[2].id()];
+    tail.sort();
+    assert_eq!(id_list(&got), [vec![msgs[0].id()], tail].concat());
+}

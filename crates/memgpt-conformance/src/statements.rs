@@ -1,6 +1,6 @@
 //! Every statement shape a connector issues, as text, for the backends' golden files.
 
-use memgpt_core::backend::{Backend, Sql, TextQuery, VectorQuery};
+use memgpt_core::backend::{Backend, RankedText, Sql, TextQuery, VectorQuery};
 use memgpt_core::record::columns;
 use memgpt_core::statement::{Param, Shapes};
 use memgpt_core::{Column, Embedding, Filter, Keyset, Scope, TableType};
@@ -53,6 +53,17 @@ pub fn statement_shapes<B: Backend>() -> String {
                         words: &["banana", "bread"],
                         limit: Some(3),
                         offset: 1,
+                    },
+                ),
+            ),
+            (
+                "hybrid_text",
+                B::text_ranked(
+                    &s,
+                    &RankedText {
+                        words: &["banana", "bread"],
+                        filters,
+                        limit: 100,
                     },
                 ),
             ),

@@ -10,6 +10,7 @@
 //! half-way, so it runs to its end (a write commits or rolls back as a whole) and its
 //! result is discarded.
 
+use crate::hybrid::HybridOptions;
 use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
@@ -208,6 +209,23 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
         filters: Vec<Filter>,
     ) -> Result<Vec<R>> {
         self.interact(move |c| c.query(&embedding, top_k, &filters))
+            .await
+    }
+
+    /// [`StorageConnector::hybrid_with`] (hybrid search; [`HybridOptions::default`] for
+    /// [`StorageConnector::hybrid`]).
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn hybrid(
+        &self,
+        text: String,
+        embedding: Vec<f32>,
+        top_k: usize,
+        filters: Vec<Filter>,
+        options: HybridOptions,
+    ) -> Result<Vec<R>> {
+        self.interact(move |c| c.hybrid_with(&text, &embedding, top_k, &filters, &options))
             .await
     }
 

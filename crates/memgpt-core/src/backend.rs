@@ -46,6 +46,17 @@ pub struct TextQuery<'a> {
     pub offset: usize,
 }
 
+/// The arguments of the text side of a hybrid search.
+#[derive(Debug, Clone, Copy)]
+pub struct RankedText<'a> {
+    /// The words, at least one of which must occur (at least one).
+    pub words: &'a [&'a str],
+    /// Filters inside the scope (validated by the caller).
+    pub filters: &'a [Filter],
+    /// At most this many records.
+    pub limit: usize,
+}
+
 /// The arguments of a nearest-neighbour statement.
 #[derive(Debug, Clone, Copy)]
 pub struct VectorQuery<'a> {
@@ -137,6 +148,12 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// The records of `shapes`' scope whose text holds every one of `words` (at least one),
     /// oldest first.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql<Self>;
+
+    /// The text side of a hybrid search ([`crate::hybrid`]): at most `limit` records of
+    /// `shapes`' scope and `filters` whose text holds at least one of `words`, most
+    /// distinct words first ([`matched_words`](crate::fulltext::matched_words)), ties by
+    /// id, found through the full-text index.
+    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
 
     /// The `top_k` records of `shapes`' scope (its table, tenant and select list) nearest
     /// to `query` by L2 distance, nearest

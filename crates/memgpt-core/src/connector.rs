@@ -3,10 +3,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::backend::{Backend, Sql, TextQuery, VectorQuery, Written};
+use crate::backend::{Backend, RankedText, Sql, TextQuery, VectorQuery, Written};
 use crate::error::{Error, Result};
 use crate::filter::{validate_all, Filter};
 use crate::fulltext::query_words;
+use crate::hybrid::HybridOptions;
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
 use crate::row::{Count, DataSource};
@@ -83,6 +84,12 @@ impl<S: Source, R: Record> Connector<S, R> {
             offset: 0,
         };
         patterns.push(("query_text", <S::Backend>::text_match(&shapes, &text)));
+        let ranked = RankedText {
+            words: &["memory", "agent"],
+            filters: &[],
+            limit: crate::hybrid::DEFAULT_CANDIDATES,
+        };
+        patterns.push(("hybrid_text", <S::Backend>::text_ranked(&shapes, &ranked)));
         if t.table != TableType::Documents && self.store().vector_support().is_ok() {
             let probe = Embedding::new(vec![0.0; 8])?;
             let query = VectorQuery {
@@ -98,6 +105,20 @@ impl<S: Source, R: Record> Connector<S, R> {
                 .map(|(operation, sql)| <S::Backend>::explain(conn, sql, t.table, operation))
                 .collect()
         })
+    }
+
+    /// A query vector, checked: [`Error::VectorUnavailable`] where the store cannot search
+    /// vectors, [`Error::InvalidInput`] (`query embedding`) when empty, too long, not finite
+    /// or not of the store's enforced length.
+    fn query_embedding(&self, embedding: &[f32]) -> Result<Embedding> {
+        self.store().vector_support()?;
+        let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
+            Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
+            other => other,
+        })?;
+        self.target
+            .check_dim("query embedding", Some(query.dim()))?;
+        Ok(query)
     }
 
     /// Runs a read of whole records.
@@ -239,12 +260,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
     fn query(&self, embedding: &[f32], top_k: usize, filters: &[Filter]) -> Result<Vec<R>> {
         let t = &self.target;
         crate::trace::call(t.table, "query", || {
-            self.store().vector_support()?;
-            let query = Embedding::new(embedding.to_vec()).map_err(|e| match e {
-                Error::InvalidInput { reason, .. } => Error::invalid("query embedding", reason),
-                other => other,
-            })?;
-            t.check_dim("query embedding", Some(query.dim()))?;
+            let query = self.query_embedding(embedding)?;
             validate_all(filters, t.table)?;
             if top_k == 0 || t.table == TableType::Documents {
                 return Ok(Vec::new());
@@ -255,6 +271,54 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
                 filters,
             };
             self.load(<S::Backend>::nearest(&t.shapes(), &query))
+        })
+    }
+
+    fn hybrid_with(
+        &self,
+        text: &str,
+        embedding: &[f32],
+        top_k: usize,
+        filters: &[Filter],
+        options: &HybridOptions,
+    ) -> Result<Vec<R>> {
+        let t = &self.target;
+        crate::trace::call(t.table, "hybrid", || {
+            options.validate()?;
+            let query = self.query_embedding(embedding)?;
+            validate_all(filters, t.table)?;
+            let words = query_words(text)?;
+            if top_k == 0 {
+                return Ok(Vec::new());
+            }
+            let (shapes, per_side) = (t.shapes(), options.per_side(top_k));
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            let by_text = (!words.is_empty() && options.text_weight > 0.0).then(|| {
+                let query = RankedText {
+                    words: &words,
+                    filters,
+                    limit: per_side,
+                };
+                <S::Backend>::text_ranked(&shapes, &query)
+            });
+            let by_vector =
+                (t.table != TableType::Documents && options.vector_weight > 0.0).then(|| {
+                    let query = VectorQuery {
+                        embedding: &query,
+                        top_k: per_side,
+                        filters,
+                    };
+                    <S::Backend>::nearest(&shapes, &query)
+                });
+            // Both sides on one connection, one after the other.
+            let (by_text, by_vector) = self.source.read(Internal(()), |c| {
+                let mut side = |sql: Option<Sql<S::Backend>>| match sql {
+                    Some(sql) => <S::Backend>::fetch::<R>(c, sql, t.table),
+                    None => Ok(Vec::new()),
+                };
+                Ok((side(by_text)?, side(by_vector)?))
+            })?;
+            Ok(crate::hybrid::fuse(by_text, by_vector, options, top_k))
         })
     }
 

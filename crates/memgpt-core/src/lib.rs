@@ -16,6 +16,7 @@ mod connector;
 pub mod error;
 pub mod filter;
 pub mod fulltext;
+pub mod hybrid;
 pub mod plan;
 pub mod record;
 #[doc(hidden)]

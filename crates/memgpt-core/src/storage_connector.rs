@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::hybrid::HybridOptions;
 use crate::record::Record;
 use crate::scope::Scope;
 use crate::table::TableType;
@@ -186,6 +187,41 @@ pub trait StorageConnector {
         embedding: &[f32],
         top_k: usize,
         filters: &[Filter],
+    ) -> Result<Vec<Self::Record>>;
+
+    /// Hybrid search with the default [`HybridOptions`]: the `top_k` records of the scope
+    /// (and `filters`) best ranked by full-text and vector search together, fused by
+    /// reciprocal-rank fusion ([`crate::hybrid`]): the same records in the same order on
+    /// every backend. A side with nothing to rank (no word of `text` matches; no record
+    /// has an embedding) leaves the other's ranking.
+    ///
+    /// # Errors
+    /// As [`query`](Self::query) and [`query_text`](Self::query_text).
+    #[track_caller]
+    fn hybrid(
+        &self,
+        text: &str,
+        embedding: &[f32],
+        top_k: usize,
+        filters: &[Filter],
+    ) -> Result<Vec<Self::Record>> {
+        self.hybrid_with(text, embedding, top_k, filters, &HybridOptions::default())
+    }
+
+    /// [`hybrid`](Self::hybrid) with options: the fusion constant, a weight per side, the
+    /// candidates each side contributes.
+    ///
+    /// # Errors
+    /// As [`hybrid`](Self::hybrid); [`Error::InvalidInput`] for options out of range
+    /// ([`HybridOptions::validate`]).
+    #[track_caller]
+    fn hybrid_with(
+        &self,
+        text: &str,
+        embedding: &[f32],
+        top_k: usize,
+        filters: &[Filter],
+        options: &HybridOptions,
     ) -> Result<Vec<Self::Record>>;
 
     /// Records created in `start..=end`, oldest first, skipping `offset` and returning at

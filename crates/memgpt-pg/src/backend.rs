@@ -4,7 +4,7 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
+use memgpt_core::backend::{Backend, RankedText, TextQuery, VectorQuery, Written};
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::{Connector, Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
@@ -161,6 +161,40 @@ impl Backend for PgStore {
         sql
     }
 
+    /// The hits of the GIN index for the tenant's lexeme and any of the words (as in
+    /// [`text_match`](Self::text_match), the words ORed), ordered by the distinct words
+    /// each text holds: its words by `memgpt_text_words` (the index's rule, so the count is
+    /// [`memgpt_core::fulltext::matched_words`]) met in the query's, computed for the hits
+    /// only.
+    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
+        let t = shapes.table.table_name();
+        let indexed = text_index_expression(shapes.table);
+        let mut sql = Sql::new(format!(
+            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
+            shapes.select
+        ));
+        let tenant = shapes.text_tenant();
+        let (kind, id) = tenant.split_at(1);
+        sql.param(Param::Text(Some(text_tsquery_any(
+            &format!("{kind}:{id}"),
+            query.words,
+        ))))
+        .push(&format!(
+            "::tsquery) SELECT {} FROM hits",
+            memgpt_core::record::select_list(shapes.table)
+        ));
+        sql.scope_where(shapes.table, shapes.scope, query.filters)
+            .push(&format!(
+                " ORDER BY (SELECT count(DISTINCT w) FROM unnest(memgpt_text_words(left(\
+                 coalesce(text, ''), {}))) AS w WHERE w = ANY(",
+                memgpt_core::FULL_TEXT_INDEXED_CHARS
+            ))
+            .param(Param::Text(Some(text_array(query.words))))
+            .push("::text[])) DESC, id")
+            .limit_offset(Some(query.limit), 0);
+        sql
+    }
+
     /// Exact: every embedding of the scope is compared (found through the scope's btree
     /// index), never an approximate HNSW walk, whose result would depend on how many rows
     /// other tenants have and where they lie (a walk filtered to one tenant stops after
@@ -286,6 +320,24 @@ fn text_tsquery(tenant: &str, words: &[&str]) -> String {
         .join(" & ")
 }
 
+/// The `tsquery` text of a hybrid search's text side: the tenant's lexeme and any of the
+/// words (`'tenant' & ('w1' | 'w2' …)`), each quoted as in [`text_tsquery`].
+fn text_tsquery_any(tenant: &str, words: &[&str]) -> String {
+    let quote = |w: &str| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''"));
+    let any: Vec<String> = words.iter().map(|w| quote(w)).collect();
+    format!("{} & ({})", quote(tenant), any.join(" | "))
+}
+
+/// A PostgreSQL array literal of `words` (`{"w1","w2"}`), each element quoted, its quotes
+/// and backslashes escaped: bound as one `text[]` value.
+fn text_array(words: &[&str]) -> String {
+    let elements: Vec<String> = words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", elements.join(","))
+}
+
 /// Whether `table` has `embedding_compact` (migration 000006): archival memory and passages,
 /// the tables vector search is for.
 pub(crate) fn has_compact_embedding(table: TableType) -> bool {
@@ -294,6 +346,18 @@ pub(crate) fn has_compact_embedding(table: TableType) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_hybrid_tsquery_and_array_quote_every_word() {
+        assert_eq!(
+            super::text_tsquery_any("a:00ff", &["it's", "a\\b"]),
+            "'a:00ff' & ('it''s' | 'a\\\\b')"
+        );
+        assert_eq!(
+            super::text_array(&["x\"y", "a\\b", "{,}"]),
+            "{\"x\\\"y\",\"a\\\\b\",\"{,}\"}"
+        );
+    }
+
     #[test]
     fn the_tsquery_quotes_every_lexeme() {
         assert_eq!(

@@ -132,18 +132,18 @@ fn every_query_pattern_uses_an_index() {
     let recall = store
         .connector::<Message>(TableType::RecallMemory, scope)
         .unwrap();
-    check(recall.explain().unwrap(), 8);
+    check(recall.explain().unwrap(), 9);
     let archival = store
         .connector::<Passage>(TableType::ArchivalMemory, scope)
         .unwrap();
-    check(archival.explain().unwrap(), 9);
+    check(archival.explain().unwrap(), 10);
     let passages = store
         .connector::<Passage>(TableType::Passages, Scope::user(user(7)))
         .unwrap();
-    check(passages.explain().unwrap(), 9);
+    check(passages.explain().unwrap(), 10);
     let docs = store
         .connector::<Document>(TableType::Documents, Scope::user(user(7)))
         .unwrap();
-    check(docs.explain().unwrap(), 8);
+    check(docs.explain().unwrap(), 9);
     assert_eq!(recall.size(&[]).unwrap(), 1_000);
 }

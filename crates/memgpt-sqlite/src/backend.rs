@@ -4,7 +4,7 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
-use memgpt_core::backend::{Backend, TextQuery, VectorQuery, Written};
+use memgpt_core::backend::{Backend, RankedText, TextQuery, VectorQuery, Written};
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::{Connector, Embedding, QueryPlan, Record, Result, Scoped, TableType};
@@ -137,6 +137,33 @@ impl Backend for SqliteStore {
             .param(Param::Text(Some(fts_query)))
             .push(") ORDER BY created_at, id")
             .limit_offset(query.limit, query.offset);
+        sql
+    }
+
+    /// The hits of the FTS5 index for the tenant and any of the words (each an FTS5
+    /// string, as in [`text_match`](Self::text_match)), ordered by the distinct words each
+    /// text holds, counted by `memgpt_matched_words` ([`memgpt_core::fulltext::matched_words`],
+    /// registered on every connection): the index finds, the rule ranks.
+    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
+        let words = query
+            .words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let tenant = shapes.text_tenant();
+        let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
+        let t = shapes.table.table_name();
+        let mut sql = shapes.select();
+        sql.scope_where(shapes.table, shapes.scope, query.filters)
+            .push(&format!(
+                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "
+            ))
+            .param(Param::Text(Some(fts_query)))
+            .push(") ORDER BY memgpt_matched_words(text, ")
+            .param(Param::Text(Some(query.words.join(" "))))
+            .push(") DESC, id")
+            .limit_offset(Some(query.limit), 0);
         sql
     }
 

@@ -1,0 +1,212 @@
+//! Hybrid search: a scope's full-text ranks and exact vector ranks fused by reciprocal-rank
+//! fusion (RRF; Cormack, Clarke and Büttcher, SIGIR 2009), decided here once for every
+//! backend.
+//!
+//! Each side ranks at most [`HybridOptions::candidates`] records of the scope (and the
+//! filters):
+//!
+//! * the **text** side: records whose text holds at least one word of the query (the
+//!   full-text rule of [`crate::fulltext`]), most distinct query words first, ties by id
+//!   ([`matched_words`](crate::fulltext::matched_words));
+//! * the **vector** side: the nearest records by exact L2 distance, ties by id (as
+//!   `query`).
+//!
+//! A record's score is the sum over the sides that ranked it of `weight / (k + rank)`,
+//! ranks counted from 1. The result is the `top_k` highest scores, ties by id. A side with
+//! nothing to rank (no word in the query or none matching; no embedding stored) adds
+//! nothing: the search degrades to the other side, never to an error.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::record::Record;
+
+/// The fusion constant of the RRF paper.
+pub const DEFAULT_K: f64 = 60.0;
+
+/// The records each side contributes by default.
+pub const DEFAULT_CANDIDATES: usize = 100;
+
+/// The most records one side may contribute.
+pub const MAX_CANDIDATES: usize = 10_000;
+
+/// The options of a hybrid search: the fusion constant, a weight per side and how many
+/// candidates each side contributes.
+///
+/// ```
+/// use memgpt_core::hybrid::HybridOptions;
+/// let options = HybridOptions::new().k(20.0).weights(1.0, 2.0).candidates(50);
+/// assert_eq!((options.k, options.text_weight, options.vector_weight), (20.0, 1.0, 2.0));
+/// assert_eq!(HybridOptions::default().k, 60.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct HybridOptions {
+    /// The fusion constant `k` of `1 / (k + rank)`: larger values flatten the difference
+    /// between ranks. Default [`DEFAULT_K`].
+    pub k: f64,
+    /// The weight of the text side. Default 1; 0 leaves the side out.
+    pub text_weight: f64,
+    /// The weight of the vector side. Default 1; 0 leaves the side out.
+    pub vector_weight: f64,
+    /// How many records each side ranks at most (never fewer than the call's `top_k`).
+    /// Default [`DEFAULT_CANDIDATES`], at most [`MAX_CANDIDATES`].
+    pub candidates: usize,
+}
+
+impl Default for HybridOptions {
+    fn default() -> Self {
+        HybridOptions {
+            k: DEFAULT_K,
+            text_weight: 1.0,
+            vector_weight: 1.0,
+            candidates: DEFAULT_CANDIDATES,
+        }
+    }
+}
+
+impl HybridOptions {
+    /// The defaults: `k` 60, both weights 1, 100 candidates a side.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the fusion constant.
+    #[must_use]
+    pub fn k(mut self, k: f64) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// Sets the weights of the text and the vector side.
+    #[must_use]
+    pub fn weights(mut self, text: f64, vector: f64) -> Self {
+        self.text_weight = text;
+        self.vector_weight = vector;
+        self
+    }
+
+    /// Sets how many records each side ranks at most.
+    #[must_use]
+    pub fn candidates(mut self, n: usize) -> Self {
+        self.candidates = n;
+        self
+    }
+
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the option: `k` or a weight negative or not finite,
+    /// both weights 0 (`weights`), `candidates` 0 or above [`MAX_CANDIDATES`].
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("k", self.k),
+            ("text_weight", self.text_weight),
+            ("vector_weight", self.vector_weight),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be a finite number of at least 0, not {v}"),
+                ));
+            }
+        }
+        if self.text_weight == 0.0 && self.vector_weight == 0.0 {
+            return Err(Error::invalid("weights", "at least one must be above 0"));
+        }
+        if self.candidates == 0 || self.candidates > MAX_CANDIDATES {
+            return Err(Error::invalid(
+                "candidates",
+                format!(
+                    "must be between 1 and {MAX_CANDIDATES}, not {}",
+                    self.candidates
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many records each side ranks for a call of `top_k`.
+    pub fn per_side(&self, top_k: usize) -> usize {
+        self.candidates.max(top_k)
+    }
+}
+
+/// Fuses the two sides' rankings (each best first) by RRF; returns the `top_k` records of
+/// the highest scores, ties by id.
+///
+/// ```
+/// use memgpt_core::hybrid::{fuse, HybridOptions};
+/// use memgpt_core::{Message, Record, Role};
+/// use memgpt_core::uuid::Uuid;
+/// let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
+/// let m = |id: u128| {
+///     Message::builder(user, agent, Role::User).id(Uuid::from_u128(id)).build().unwrap()
+/// };
+/// // 3 is second on both sides: 2/62 beats 1/61 + 0 for 1 and 2.
+/// let fused = fuse(vec![m(1), m(3)], vec![m(2), m(3)], &HybridOptions::new(), 2);
+/// let ids: Vec<u128> = fused.iter().map(|r| r.id().as_u128()).collect();
+/// assert_eq!(ids, [3, 1]);
+/// ```
+pub fn fuse<R: Record>(
+    by_text: Vec<R>,
+    by_vector: Vec<R>,
+    options: &HybridOptions,
+    top_k: usize,
+) -> Vec<R> {
+    let mut scored: HashMap<Uuid, (f64, R)> = HashMap::new();
+    for (weight, side) in [
+        (options.text_weight, by_text),
+        (options.vector_weight, by_vector),
+    ] {
+        for (i, record) in side.into_iter().enumerate() {
+            let score = weight / (options.k + (i + 1) as f64);
+            scored
+                .entry(record.id())
+                .and_modify(|(s, _)| *s += score)
+                .or_insert((score, record));
+        }
+    }
+    let mut fused: Vec<(f64, R)> = scored.into_values().collect();
+    fused.sort_by(|(a, ra), (b, rb)| b.total_cmp(a).then_with(|| ra.id().cmp(&rb.id())));
+    fused.into_iter().take(top_k).map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_out_of_range_are_named() {
+        let bad = [
+            (HybridOptions::new().k(-1.0), "k"),
+            (HybridOptions::new().k(f64::NAN), "k"),
+            (
+                HybridOptions::new().weights(f64::INFINITY, 1.0),
+                "text_weight",
+            ),
+            (HybridOptions::new().weights(1.0, -0.5), "vector_weight"),
+            (HybridOptions::new().weights(0.0, 0.0), "weights"),
+            (HybridOptions::new().candidates(0), "candidates"),
+            (
+                HybridOptions::new().candidates(MAX_CANDIDATES + 1),
+                "candidates",
+            ),
+        ];
+        for (options, name) in bad {
+            let e = options.validate().unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidInput { field, .. } if field == name),
+                "{e:?}"
+            );
+        }
+        HybridOptions::new()
+            .k(0.0)
+            .weights(0.0, 1.0)
+            .candidates(MAX_CANDIDATES)
+            .validate()
+            .unwrap();
+    }
+}
