@@ -1965,6 +1965,9 @@ pub fn hybrid_fuses_text_and_vector_ranks_by_reciprocal_rank<B: Subject>(b: &B) 
     let two = HybridOptions::new().candidates(2);
     let got = c.hybrid_with(words, &query, 2, &[], &two).unwrap();
     assert_eq!(id_numbers(&got), [1, 4]);
+    // A side never ranks fewer than top_k: candidates(2) with top_k 10 ranks 10 a side.
+    let got = c.hybrid_with(words, &query, 10, &[], &two).unwrap();
+    assert_eq!(id_numbers(&got), [1, 2, 3, 6, 4]);
     // Weights, k = 0, the vector side three times: 4: 3/1, 1: 1/1 + 3/2, 2: 1/2 + 3/3.
     let heavy = HybridOptions::new().k(0.0).weights(1.0, 3.0);
     let got = c.hybrid_with(words, &query, 3, &[], &heavy).unwrap();

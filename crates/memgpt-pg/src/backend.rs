@@ -162,16 +162,22 @@ impl Backend for PgStore {
     }
 
     /// The hits of the GIN index for the tenant's lexeme and any of the words (as in
-    /// [`text_match`](Self::text_match), the words ORed), ordered by the distinct words
+    /// [`text_match`](Self::text_match), the words ORed), ranked by the distinct words
     /// each text holds: its words by `memgpt_text_words` (the index's rule, so the count is
-    /// [`memgpt_core::fulltext::matched_words`]) met in the query's, computed for the hits
-    /// only.
+    /// [`memgpt_core::fulltext::matched_words`]) met in the query's. The hits carry no
+    /// embedding: whole rows are read for the `limit` ranked only.
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        let t = shapes.table.table_name();
-        let indexed = text_index_expression(shapes.table);
+        let table = shapes.table;
+        let t = table.table_name();
+        let indexed = text_index_expression(table);
+        let plain: Vec<&str> = memgpt_core::record::columns(table)
+            .iter()
+            .copied()
+            .filter(|c| *c != "embedding")
+            .collect();
         let mut sql = Sql::new(format!(
             "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
-            shapes.select
+            plain.join(", ")
         ));
         let tenant = shapes.text_tenant();
         let (kind, id) = tenant.split_at(1);
@@ -179,19 +185,23 @@ impl Backend for PgStore {
             &format!("{kind}:{id}"),
             query.words,
         ))))
+        .push("::tsquery), ranked AS (SELECT id, (SELECT count(DISTINCT w) FROM unnest(");
+        sql.push(&format!(
+            "memgpt_text_words(left(coalesce(text, ''), {}))) AS w WHERE w = ANY(",
+            memgpt_core::FULL_TEXT_INDEXED_CHARS
+        ))
+        .param(Param::Text(Some(text_array(query.words))))
+        .push("::text[])) AS matched FROM hits")
+        .scope_where(table, shapes.scope, query.filters)
+        .push(" ORDER BY matched DESC, id")
+        .limit_offset(Some(query.limit), 0)
         .push(&format!(
-            "::tsquery) SELECT {} FROM hits",
-            memgpt_core::record::select_list(shapes.table)
-        ));
-        sql.scope_where(shapes.table, shapes.scope, query.filters)
-            .push(&format!(
-                " ORDER BY (SELECT count(DISTINCT w) FROM unnest(memgpt_text_words(left(\
-                 coalesce(text, ''), {}))) AS w WHERE w = ANY(",
-                memgpt_core::FULL_TEXT_INDEXED_CHARS
-            ))
-            .param(Param::Text(Some(text_array(query.words))))
-            .push("::text[])) DESC, id")
-            .limit_offset(Some(query.limit), 0);
+            ") SELECT {} FROM ranked JOIN {t} USING (id)",
+            shapes.select
+        ))
+        // The tenant again on the join, as in `nearest`.
+        .scope_where(table, shapes.scope, &[])
+        .push(" ORDER BY ranked.matched DESC, id");
         sql
     }
 

@@ -141,9 +141,10 @@ impl Backend for SqliteStore {
     }
 
     /// The hits of the FTS5 index for the tenant and any of the words (each an FTS5
-    /// string, as in [`text_match`](Self::text_match)), ordered by the distinct words each
+    /// string, as in [`text_match`](Self::text_match)), ranked by the distinct words each
     /// text holds, counted by `memgpt_matched_words` ([`memgpt_core::fulltext::matched_words`],
-    /// registered on every connection): the index finds, the rule ranks.
+    /// registered on every connection): the index finds, the rule ranks. Hits are ranked
+    /// by rowid and rank alone; whole rows are read for the `limit` ranked only.
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
         let words = query
             .words
@@ -154,16 +155,22 @@ impl Backend for SqliteStore {
         let tenant = shapes.text_tenant();
         let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
         let t = shapes.table.table_name();
-        let mut sql = shapes.select();
-        sql.scope_where(shapes.table, shapes.scope, query.filters)
+        let mut sql = Sql::new(format!(
+            "SELECT {} FROM {t} JOIN (SELECT rowid AS memgpt_rowid, memgpt_matched_words(text, ",
+            shapes.select
+        ));
+        sql.param(Param::Text(Some(query.words.join(" "))))
+            .push(&format!(") AS matched FROM {t}"))
+            .scope_where(shapes.table, shapes.scope, query.filters)
             .push(&format!(
                 " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "
             ))
             .param(Param::Text(Some(fts_query)))
-            .push(") ORDER BY memgpt_matched_words(text, ")
-            .param(Param::Text(Some(query.words.join(" "))))
-            .push(") DESC, id")
-            .limit_offset(Some(query.limit), 0);
+            .push(") ORDER BY matched DESC, id")
+            .limit_offset(Some(query.limit), 0)
+            .push(&format!(
+                ") AS ranked ON {t}.rowid = ranked.memgpt_rowid ORDER BY ranked.matched DESC, {t}.id"
+            ));
         sql
     }
 
