@@ -2035,3 +2035,166 @@ pub fn hybrid_degrades_to_one_side_when_the_other_is_empty<B: Subject>(b: &B) {
     tail.sort();
     assert_eq!(id_list(&got), [vec![msgs[0].id()], tail].concat());
 }
+
+/// Six passages (ids 1 to 6, created at 0 to 5 s) whose metadata covers the cases of
+/// `metadata_and_date_filters_agree_on_every_operation`.
+fn metadata_passages(s: &Scope) -> Vec<Passage> {
+    let metadata = [
+        json!({"topic": "rust", "score": 5, "tags": ["a", "b"], "nested": {"level": 2}}),
+        json!({"topic": "python", "score": 2.5, "tags": ["b"], "nested": {"level": "2"}}),
+        json!({"topic": "Rust", "score": "5", "flag": true}),
+        json!({"score": null, "tags": "a"}),
+        json!({}),
+        json!({"a.b": 1, "a": {"b": 2}}),
+    ];
+    metadata
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let serde_json::Value::Object(m) = m else {
+                unreachable!()
+            };
+            passage(
+                s,
+                i as i64,
+                &format!("passage {i}"),
+                Some(vec![i as f32, 0.0]),
+            )
+            .to_builder()
+            .id(Uuid::from_u128(i as u128 + 1))
+            .metadata(m)
+            .build()
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Typed filters over `metadata_` keys and `created_at`, combined with and / or / not,
+/// give the same records on every backend and on every operation that takes filters
+/// (`get_all`, keyset pages, `size`, `query`, `hybrid`, `delete`): a table of filters ×
+/// records with missing keys, JSON nulls, numbers stored as strings, nested keys and a key
+/// holding a dot. Numbers compare as numbers, strings byte by byte, never one as the other.
+pub fn metadata_and_date_filters_agree_on_every_operation<B: Subject>(b: &B) {
+    use memgpt_core::filter::{Cmp, Scalar};
+    let s = scope(1);
+    let c = b.passages(TableType::ArchivalMemory, s).unwrap();
+    c.insert_many(metadata_passages(&s), false).unwrap();
+    let m = Filter::metadata;
+    let path = |p: &[&str]| Filter::metadata_path(p.iter().copied());
+    let none: Vec<u128> = Vec::new();
+    let table: Vec<(Filter, Vec<u128>)> = vec![
+        (m("topic").eq("rust"), vec![1]),
+        (m("topic").ne("rust"), vec![2, 3, 4, 5, 6]),
+        (m("score").eq(5), vec![1]),
+        (m("score").eq(5.0), vec![1]),
+        (m("score").eq("5"), vec![3]),
+        (m("score").gt(2), vec![1, 2]),
+        (m("score").le(2.5), vec![2]),
+        (m("score").eq(Scalar::Null), vec![4]),
+        (m("score").exists(), vec![1, 2, 3, 4]),
+        (Filter::not(m("score").exists()), vec![5, 6]),
+        (m("topic").lt("s"), vec![1, 2, 3]),
+        (m("topic").ge("r"), vec![1]),
+        (m("topic").is_in(["rust", "Rust"]), vec![1, 3]),
+        (m("topic").is_in(Vec::<&str>::new()), none.clone()),
+        (m("tags").contains("a"), vec![1]),
+        (m("tags").contains("b"), vec![1, 2]),
+        (path(&["nested", "level"]).eq(2), vec![1]),
+        (path(&["nested", "level"]).eq("2"), vec![2]),
+        (path(&["nested", "level"]).ge(2), vec![1]),
+        (m("a.b").eq(1), vec![6]),
+        (path(&["a", "b"]).eq(2), vec![6]),
+        (path(&["a", "b"]).eq(1), none.clone()),
+        (m("flag").eq(true), vec![3]),
+        (m("flag").eq(1), none.clone()),
+        (m("missing").ne(1), vec![1, 2, 3, 4, 5, 6]),
+        (
+            Filter::or([m("topic").eq("rust"), m("flag").eq(true)]),
+            vec![1, 3],
+        ),
+        (
+            Filter::and([m("score").exists(), Filter::not(m("topic").eq("python"))]),
+            vec![1, 3, 4],
+        ),
+        (Filter::and([]), vec![1, 2, 3, 4, 5, 6]),
+        (Filter::or([]), none.clone()),
+        (Filter::created_at(Cmp::Lt, at(2)), vec![1, 2]),
+        (Filter::created_at(Cmp::Ge, at(4)), vec![5, 6]),
+        (
+            Filter::and([
+                Filter::eq(Column::DataSource, "source_0"),
+                Filter::created_at(Cmp::Le, at(1)),
+            ]),
+            vec![1, 2],
+        ),
+        (
+            Filter::not(Filter::eq(Column::DataSource, "source_0")),
+            none.clone(),
+        ),
+    ];
+    let sorted = |rs: Vec<Passage>| {
+        let mut ids = id_numbers(&rs);
+        ids.sort_unstable();
+        ids
+    };
+    for (f, expected) in &table {
+        let fs = std::slice::from_ref(f);
+        let what = format!("{f:?}");
+        assert_eq!(
+            sorted(c.get_all(fs, None).unwrap()),
+            *expected,
+            "get_all {what}"
+        );
+        assert_eq!(c.size(fs).unwrap(), expected.len() as u64, "size {what}");
+        let paged: Vec<Passage> = c
+            .get_all_paginated(fs, 2)
+            .unwrap()
+            .flat_map(|p| p.unwrap())
+            .collect();
+        assert_eq!(sorted(paged), *expected, "pages {what}");
+        let words = c.query_text_with("passage", fs, None, 0).unwrap();
+        assert_eq!(sorted(words), *expected, "query_text {what}");
+        if b.vector_search() {
+            let near = c.query(&[0.0, 0.0], 10, fs).unwrap();
+            assert_eq!(sorted(near), *expected, "query {what}");
+            let both = c.hybrid("passage", &[0.0, 0.0], 10, fs).unwrap();
+            assert_eq!(sorted(both), *expected, "hybrid {what}");
+        }
+    }
+    // A delete applies the filter, and only it.
+    assert_eq!(c.delete(&[m("tags").contains("b")]).unwrap(), 2);
+    assert_eq!(sorted(c.get_all(&[], None).unwrap()), [3, 4, 5, 6]);
+}
+
+/// A filter the backends cannot apply exactly is refused, naming it, before any statement:
+/// metadata on recall memory (it has none), a key SQLite's JSON paths cannot address, an
+/// order test of a boolean, a number that does not compare exactly, nesting past the limit.
+pub fn filters_that_cannot_apply_exactly_are_refused<B: Subject>(b: &B) {
+    let s = scope(1);
+    let recall = b.recall(s).unwrap();
+    let e = expect_err!(
+        recall.get_all(&[Filter::metadata("topic").eq("x")], None),
+        InvalidInput
+    );
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "filter.metadata_.topic"),
+        "{e:?}"
+    );
+    let c = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let refused = [
+        Filter::metadata("say \"hi\"").eq(1),
+        Filter::metadata("").exists(),
+        Filter::metadata("flag").lt(true),
+        Filter::metadata("n").eq(f64::NAN),
+        Filter::metadata("n").eq(2f64.powi(60)),
+        Filter::metadata("t").eq("nul\0byte"),
+        (0..20).fold(Filter::metadata("k").exists(), |f, _| Filter::not(f)),
+    ];
+    for f in refused {
+        let fs = [f];
+        expect_err!(c.get_all(&fs, None), InvalidInput);
+        expect_err!(c.size(&fs), InvalidInput);
+        expect_err!(c.delete(&fs), InvalidInput);
+        expect_err!(c.query_text_with("x", &fs, None, 0), InvalidInput);
+    }
+}

@@ -51,6 +51,7 @@ pub fn statement_shapes<B: Backend>() -> String {
                     &s,
                     &TextQuery {
                         words: &["banana", "bread"],
+                        filters,
                         limit: Some(3),
                         offset: 1,
                     },
@@ -69,6 +70,19 @@ pub fn statement_shapes<B: Backend>() -> String {
             ),
         ];
         if table != TableType::RecallMemory {
+            let tests = [Filter::or([
+                Filter::metadata("topic").eq("rust"),
+                Filter::metadata_path(["scores", "relevance"]).gt(0.5),
+                Filter::metadata("title").lt("m"),
+                Filter::metadata("tags").contains("draft"),
+                Filter::metadata("tags").is_in(["a", "b"]),
+                Filter::not(Filter::metadata("archived").exists()),
+                Filter::and([
+                    Filter::created_at(memgpt_core::filter::Cmp::Ge, t0),
+                    Filter::eq(Column::DataSource, "s"),
+                ]),
+            ])];
+            stmts.push(("size+metadata", s.count(&tests)));
             stmts.push(("list_data_sources", s.sources()));
         }
         if let Some(n) = nearest {

@@ -40,6 +40,8 @@ pub enum Written {
 pub struct TextQuery<'a> {
     /// The words, every one of which must occur (at least one).
     pub words: &'a [&'a str],
+    /// Filters inside the scope (validated by the caller).
+    pub filters: &'a [Filter],
     /// At most this many records.
     pub limit: Option<usize>,
     /// Skip this many first.

@@ -80,6 +80,7 @@ impl<S: Source, R: Record> Connector<S, R> {
         let mut patterns: Vec<(&'static str, Sql<S::Backend>)> = shapes.explain_patterns();
         let text = TextQuery {
             words: &["memory"],
+            filters: &[],
             limit: None,
             offset: 0,
         };
@@ -90,6 +91,10 @@ impl<S: Source, R: Record> Connector<S, R> {
             limit: crate::hybrid::DEFAULT_CANDIDATES,
         };
         patterns.push(("hybrid_text", <S::Backend>::text_ranked(&shapes, &ranked)));
+        if t.table != TableType::RecallMemory {
+            let on_metadata = [crate::Filter::metadata("topic").eq("memory")];
+            patterns.push(("metadata_filter", shapes.recent(&on_metadata, Some(10))));
+        }
         if t.table != TableType::Documents && self.store().vector_support().is_ok() {
             let probe = Embedding::new(vec![0.0; 8])?;
             let query = VectorQuery {
@@ -335,9 +340,16 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         })
     }
 
-    fn query_text(&self, query: &str, limit: Option<usize>, offset: usize) -> Result<Vec<R>> {
+    fn query_text_with(
+        &self,
+        query: &str,
+        filters: &[Filter],
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<R>> {
         let t = &self.target;
         crate::trace::call(t.table, "query_text", || {
+            validate_all(filters, t.table)?;
             let words = query_words(query)?;
             if words.is_empty() {
                 return Ok(Vec::new());
@@ -345,6 +357,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
             let words: Vec<&str> = words.iter().map(String::as_str).collect();
             let query = TextQuery {
                 words: &words,
+                filters,
                 limit,
                 offset,
             };

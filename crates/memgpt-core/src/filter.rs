@@ -1,9 +1,13 @@
-//! Typed equality filters.
+//! Typed filters: equality on fixed columns, tests of a record's `metadata_` keys and of
+//! `created_at`, combined with and / or / not.
 //!
-//! A filter names a column through the [`Column`] enum and carries its value as a
-//! [`FilterValue`], which backends always send as a bound parameter. No caller-supplied
-//! string ever becomes SQL text.
+//! A filter names a column through the [`Column`] enum, a metadata key as data (a path of
+//! keys), and carries its values as [`FilterValue`]s and [`Scalar`]s, which backends always
+//! send as bound parameters. No caller-supplied string ever becomes SQL text. A filter the
+//! backends cannot apply exactly the same way is refused ([`Filter::validate_for`]), never
+//! dropped.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -71,7 +75,7 @@ impl Column {
     }
 }
 
-/// The value a filter compares with.
+/// The value a column filter compares with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FilterValue {
     /// A UUID, for id columns.
@@ -106,60 +110,437 @@ impl From<crate::record::Role> for FilterValue {
     }
 }
 
-/// An equality test: `column = value` (or `column IS NULL`). Filters given together are
-/// combined with AND, inside the connector's scope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Filter {
-    column: Column,
-    value: FilterValue,
+/// A JSON scalar a metadata filter compares with. Numbers compare as numbers (`1` equals
+/// `1.0`), text as text byte by byte (UTF-8 order); a number never equals text, so `"5"`
+/// stored as a string is not `5`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// JSON `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number: finite, and an integer only up to 2^53 in magnitude (compared exactly on
+    /// every backend).
+    Number(f64),
+    /// A string.
+    Text(String),
 }
+
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Scalar::Bool(v)
+    }
+}
+
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::Number(v)
+    }
+}
+
+impl From<i64> for Scalar {
+    fn from(v: i64) -> Self {
+        Scalar::Number(v as f64)
+    }
+}
+
+impl From<i32> for Scalar {
+    fn from(v: i32) -> Self {
+        Scalar::Number(f64::from(v))
+    }
+}
+
+impl From<&str> for Scalar {
+    fn from(v: &str) -> Self {
+        Scalar::Text(v.to_owned())
+    }
+}
+
+impl From<String> for Scalar {
+    fn from(v: String) -> Self {
+        Scalar::Text(v)
+    }
+}
+
+impl Scalar {
+    /// The scalar as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Scalar::Null => serde_json::Value::Null,
+            Scalar::Bool(b) => serde_json::Value::Bool(*b),
+            Scalar::Number(n) => serde_json::Number::from_f64(*n)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Scalar::Text(t) => serde_json::Value::String(t.clone()),
+        }
+    }
+
+    fn check(&self, field: &str) -> Result<()> {
+        match self {
+            Scalar::Number(n) if !n.is_finite() => {
+                Err(Error::invalid(field, format!("{n} is not a finite number")))
+            }
+            Scalar::Number(n) if n.fract() == 0.0 && n.abs() > MAX_EXACT_INTEGER => {
+                Err(Error::invalid(
+                    field,
+                    format!("{n} is beyond 2^53: it would not compare exactly"),
+                ))
+            }
+            Scalar::Text(t) if t.contains('\0') => {
+                Err(Error::invalid(field, "text contains a NUL byte"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Filters compare equal as values (a NaN, which no filter may hold, would not).
+impl Eq for Scalar {}
+
+/// 2^53: the integers every backend compares exactly.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// How a metadata value is tested. A missing key, or a value of another JSON type, passes
+/// no test but [`Filter::not`] of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetadataTest {
+    /// The value equals the scalar (a `Null` scalar: the value is JSON `null`).
+    Eq(Scalar),
+    /// The value is a number (or string) below the scalar's.
+    Lt(Scalar),
+    /// ... at most the scalar.
+    Le(Scalar),
+    /// ... above the scalar.
+    Gt(Scalar),
+    /// ... at least the scalar.
+    Ge(Scalar),
+    /// The value equals one of the scalars (none: no record).
+    In(Vec<Scalar>),
+    /// The value is an array holding the scalar.
+    Contains(Scalar),
+    /// The key exists (its value may be `null`).
+    Exists,
+}
+
+/// An order comparison of `created_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// Before the instant.
+    Lt,
+    /// At or before.
+    Le,
+    /// After.
+    Gt,
+    /// At or after.
+    Ge,
+}
+
+impl Cmp {
+    /// The SQL operator.
+    pub fn sql(self) -> &'static str {
+        match self {
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        }
+    }
+}
+
+/// What a filter tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Column {
+        column: Column,
+        value: FilterValue,
+    },
+    Metadata {
+        path: Vec<String>,
+        test: MetadataTest,
+    },
+    CreatedAt {
+        cmp: Cmp,
+        at: DateTime<Utc>,
+    },
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+/// A test of a record: `column = value` (or `column IS NULL`), a test of a `metadata_` key
+/// ([`Filter::metadata`]), a comparison of `created_at` ([`Filter::created_at`]), or filters
+/// combined ([`Filter::and`], [`Filter::or`], [`Filter::not`]). Filters given together are
+/// combined with AND, inside the connector's scope, and applied by the database before any
+/// limit.
+///
+/// ```
+/// use memgpt_core::{Filter, Column};
+/// use memgpt_core::filter::Cmp;
+/// use memgpt_core::chrono::{TimeZone, Utc};
+/// let since = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+/// let filters = [
+///     Filter::eq(Column::DataSource, "notes"),
+///     Filter::created_at(Cmp::Ge, since),
+///     Filter::or([
+///         Filter::metadata("topic").eq("rust"),
+///         Filter::metadata_path(["scores", "relevance"]).gt(0.8),
+///         Filter::not(Filter::metadata("tags").contains("draft")),
+///     ]),
+/// ];
+/// # let _ = filters;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub(crate) kind: Kind,
+}
+
+/// A `metadata_` key of passages and documents, to test ([`Filter::metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataKey {
+    path: Vec<String>,
+}
+
+impl MetadataKey {
+    fn test(self, test: MetadataTest) -> Filter {
+        Filter {
+            kind: Kind::Metadata {
+                path: self.path,
+                test,
+            },
+        }
+    }
+
+    /// The value equals `v`.
+    pub fn eq(self, v: impl Into<Scalar>) -> Filter {
+        self.test(MetadataTest::Eq(v.into()))
+    }
+
+    /// Not [`eq`](Self::eq): records without the key, or with another value or type.
+    pub fn ne(self, v: impl Into<Scalar>) -> Filter {
+        Filter::not(self.eq(v))
+    }
+
+    /// The value is a number (or string) below `v`.
+    pub fn lt(self, v: impl Into<Scalar>) -> Filter {
+        self.test(MetadataTest::Lt(v.into()))
+    }
+
+    /// ... at most `v`.
+    pub fn le(self, v: impl Into<Scalar>) -> Filter {
+        self.test(MetadataTest::Le(v.into()))
+    }
+
+    /// ... above `v`.
+    pub fn gt(self, v: impl Into<Scalar>) -> Filter {
+        self.test(MetadataTest::Gt(v.into()))
+    }
+
+    /// ... at least `v`.
+    pub fn ge(self, v: impl Into<Scalar>) -> Filter {
+        self.test(MetadataTest::Ge(v.into()))
+    }
+
+    /// The value equals one of `values`.
+    pub fn is_in<V: Into<Scalar>>(self, values: impl IntoIterator<Item = V>) -> Filter {
+        self.test(MetadataTest::In(
+            values.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// The value is an array holding `v`.
+    pub fn contains(self, v: impl Into<Scalar>) -> Filter {
+        self.test(MetadataTest::Contains(v.into()))
+    }
+
+    /// The key exists (its value may be `null`).
+    pub fn exists(self) -> Filter {
+        self.test(MetadataTest::Exists)
+    }
+}
+
+/// The deepest nesting of [`Filter::and`] / [`Filter::or`] / [`Filter::not`], of metadata
+/// keys, and the most values of an `is_in`, that a filter may have.
+pub const MAX_FILTER_DEPTH: usize = 16;
+/// The most tests one filter may combine.
+pub const MAX_FILTER_TESTS: usize = 256;
 
 impl Filter {
     /// `column = value`.
     pub fn eq(column: Column, value: impl Into<FilterValue>) -> Self {
         Filter {
-            column,
-            value: value.into(),
+            kind: Kind::Column {
+                column,
+                value: value.into(),
+            },
         }
     }
 
     /// `column IS NULL`.
     pub fn is_null(column: Column) -> Self {
         Filter {
-            column,
-            value: FilterValue::Null,
+            kind: Kind::Column {
+                column,
+                value: FilterValue::Null,
+            },
         }
     }
 
-    /// The column tested.
-    pub fn column(&self) -> Column {
-        self.column
+    /// A top-level key of `metadata_` (archival memory, passages, documents), to test:
+    /// `Filter::metadata("topic").eq("rust")`. The key is data, never SQL.
+    pub fn metadata(key: impl Into<String>) -> MetadataKey {
+        MetadataKey {
+            path: vec![key.into()],
+        }
     }
 
-    /// The value compared with.
-    pub fn value(&self) -> &FilterValue {
-        &self.value
+    /// A nested key of `metadata_`, by the keys that lead to it:
+    /// `Filter::metadata_path(["scores", "relevance"])`.
+    pub fn metadata_path<S: Into<String>>(path: impl IntoIterator<Item = S>) -> MetadataKey {
+        MetadataKey {
+            path: path.into_iter().map(Into::into).collect(),
+        }
     }
 
-    /// Checks that the column exists in `table`, that the value's type fits the column,
-    /// and that text holds no NUL byte.
+    /// `created_at <cmp> at`.
+    pub fn created_at(cmp: Cmp, at: DateTime<Utc>) -> Self {
+        Filter {
+            kind: Kind::CreatedAt { cmp, at },
+        }
+    }
+
+    /// Every one of `filters` (none: every record).
+    pub fn and(filters: impl IntoIterator<Item = Filter>) -> Self {
+        Filter {
+            kind: Kind::And(filters.into_iter().collect()),
+        }
+    }
+
+    /// At least one of `filters` (none: no record).
+    pub fn or(filters: impl IntoIterator<Item = Filter>) -> Self {
+        Filter {
+            kind: Kind::Or(filters.into_iter().collect()),
+        }
+    }
+
+    /// Not `filter`: every record it does not match (a record without a metadata key
+    /// included).
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(filter: Filter) -> Self {
+        Filter {
+            kind: Kind::Not(Box::new(filter)),
+        }
+    }
+
+    /// The column an equality filter tests; `None` for the other filters.
+    pub fn column(&self) -> Option<Column> {
+        match &self.kind {
+            Kind::Column { column, .. } => Some(*column),
+            _ => None,
+        }
+    }
+
+    /// The value an equality filter compares with; `None` for the other filters.
+    pub fn value(&self) -> Option<&FilterValue> {
+        match &self.kind {
+            Kind::Column { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Checks the filter against `table`: columns and metadata the table has, values of
+    /// the column's type, no NUL byte, numbers compared exactly, metadata keys every
+    /// backend can address (not empty, no `"`), order tests on numbers or strings only,
+    /// within [`MAX_FILTER_DEPTH`] and [`MAX_FILTER_TESTS`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the filter (`filter.<column>`,
+    /// `filter.metadata_.<key>…`, `filter`).
     pub fn validate_for(&self, table: TableType) -> Result<()> {
-        let field = format!("filter.{}", self.column.name());
-        if !self.column.exists_in(table) {
-            return Err(Error::invalid(field, format!("{table} has no such column")));
+        let mut tests = 0usize;
+        self.check(table, 0, &mut tests)
+    }
+
+    fn check(&self, table: TableType, depth: usize, tests: &mut usize) -> Result<()> {
+        *tests += 1;
+        if depth > MAX_FILTER_DEPTH || *tests > MAX_FILTER_TESTS {
+            return Err(Error::invalid(
+                "filter",
+                format!(
+                    "nested deeper than {MAX_FILTER_DEPTH} or more than {MAX_FILTER_TESTS} tests"
+                ),
+            ));
         }
-        match (&self.value, self.column.is_uuid()) {
-            (FilterValue::Uuid(_), false) => {
-                Err(Error::invalid(field, "a text column compared with a UUID"))
+        match &self.kind {
+            Kind::Column { column, value } => check_column(*column, value, table),
+            Kind::Metadata { path, test } => check_metadata(path, test, table),
+            Kind::CreatedAt { .. } => Ok(()),
+            Kind::And(fs) | Kind::Or(fs) => {
+                fs.iter().try_for_each(|f| f.check(table, depth + 1, tests))
             }
-            (FilterValue::Text(_), true) => {
-                Err(Error::invalid(field, "a UUID column compared with text"))
-            }
-            (FilterValue::Text(t), false) if t.contains('\0') => {
-                Err(Error::invalid(field, "text contains a NUL byte"))
-            }
-            _ => Ok(()),
+            Kind::Not(f) => f.check(table, depth + 1, tests),
         }
+    }
+
+    /// Whether this is a plain column test (the filters whose statement text is one of a
+    /// fixed set).
+    pub(crate) fn is_column(&self) -> bool {
+        matches!(self.kind, Kind::Column { .. })
+    }
+}
+
+fn check_column(column: Column, value: &FilterValue, table: TableType) -> Result<()> {
+    let field = format!("filter.{}", column.name());
+    if !column.exists_in(table) {
+        return Err(Error::invalid(field, format!("{table} has no such column")));
+    }
+    match (value, column.is_uuid()) {
+        (FilterValue::Uuid(_), false) => {
+            Err(Error::invalid(field, "a text column compared with a UUID"))
+        }
+        (FilterValue::Text(_), true) => {
+            Err(Error::invalid(field, "a UUID column compared with text"))
+        }
+        (FilterValue::Text(t), false) if t.contains('\0') => {
+            Err(Error::invalid(field, "text contains a NUL byte"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_metadata(path: &[String], test: &MetadataTest, table: TableType) -> Result<()> {
+    let field = format!("filter.metadata_.{}", path.join("."));
+    if table == TableType::RecallMemory {
+        return Err(Error::invalid(field, format!("{table} has no metadata_")));
+    }
+    if path.is_empty() || path.len() > MAX_FILTER_DEPTH {
+        return Err(Error::invalid(
+            field,
+            format!("a key path holds 1 to {MAX_FILTER_DEPTH} keys"),
+        ));
+    }
+    if let Some(bad) = path
+        .iter()
+        .find(|k| k.is_empty() || k.contains('"') || k.contains('\0'))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("the key {bad:?} is empty or holds a quote or NUL, which SQLite's JSON paths cannot address"),
+        ));
+    }
+    match test {
+        MetadataTest::Eq(v) | MetadataTest::Contains(v) => v.check(&field),
+        MetadataTest::Lt(v) | MetadataTest::Le(v) | MetadataTest::Gt(v) | MetadataTest::Ge(v) => {
+            match v {
+                Scalar::Number(_) | Scalar::Text(_) => v.check(&field),
+                _ => Err(Error::invalid(field, "orders numbers and strings only")),
+            }
+        }
+        MetadataTest::In(vs) if vs.len() > MAX_FILTER_TESTS => Err(Error::invalid(
+            field,
+            format!("at most {MAX_FILTER_TESTS} values"),
+        )),
+        MetadataTest::In(vs) => vs.iter().try_for_each(|v| v.check(&field)),
+        MetadataTest::Exists => Ok(()),
     }
 }
 

@@ -245,6 +245,22 @@ pub trait StorageConnector {
         query: &str,
         limit: Option<usize>,
         offset: usize,
+    ) -> Result<Vec<Self::Record>> {
+        self.query_text_with(query, &[], limit, offset)
+    }
+
+    /// [`query_text`](Self::query_text) within `filters`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a filter that cannot apply
+    /// ([`Filter::validate_for`](crate::Filter::validate_for)).
+    #[track_caller]
+    fn query_text_with(
+        &self,
+        query: &str,
+        filters: &[Filter],
+        limit: Option<usize>,
+        offset: usize,
     ) -> Result<Vec<Self::Record>>;
 
     /// Deletes the records matching `filters` (all of the scope's records without filters)

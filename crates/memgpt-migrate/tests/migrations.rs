@@ -10,9 +10,9 @@ use memgpt_testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 
 /// Migrations of SQLite (000006, the canonical `created_at` text, is SQLite's only).
 const SQLITE_MIGRATIONS: usize = 7;
-/// Migrations of PostgreSQL (its 000006, the compact embedding column, is PostgreSQL's
-/// only).
-const PG_MIGRATIONS: usize = 7;
+/// Migrations of PostgreSQL (its 000006, the compact embedding column, and 000008, the
+/// metadata index, are PostgreSQL's only).
+const PG_MIGRATIONS: usize = 8;
 
 const TABLES: [&str; 4] = [
     "memgpt_archival_memory_agent",
@@ -152,6 +152,12 @@ fn pg_roundtrip(server: &str, embedding_type: &str) {
     );
     let mut want = seed_indexes();
     want.extend(TABLES.iter().map(|t| format!("{t}_text_words_idx")));
+    want.extend(
+        TABLES
+            .iter()
+            .filter(|t| !t.contains("recall"))
+            .map(|t| format!("{t}_metadata_idx")),
+    );
     want.sort();
     assert_eq!(pg_names(&mut conn, PG_INDEXES), want);
     let types = pg_names(

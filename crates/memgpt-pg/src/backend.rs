@@ -5,6 +5,7 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use memgpt_core::backend::{Backend, RankedText, TextQuery, VectorQuery, Written};
+use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::{Connector, Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
@@ -44,6 +45,10 @@ impl Dialect for PgStore {
     /// assigns the float array to a `vector` column).
     fn embedding(_: TableType, e: Option<&Embedding>) -> Bind {
         Bind::Floats(e.map(|e| e.padded(memgpt_core::MAX_EMBEDDING_DIM)))
+    }
+
+    fn metadata_test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
+        crate::metadata::test(sql, path, test);
     }
 }
 
@@ -155,7 +160,7 @@ impl Backend for PgStore {
             query.words,
         ))))
         .push("::tsquery) SELECT * FROM hits");
-        sql.scope_where(shapes.table, shapes.scope, &[])
+        sql.scope_where(shapes.table, shapes.scope, query.filters)
             .push(" ORDER BY created_at, id")
             .limit_offset(query.limit, query.offset);
         sql
@@ -340,7 +345,7 @@ fn text_tsquery_any(tenant: &str, words: &[&str]) -> String {
 
 /// A PostgreSQL array literal of `words` (`{"w1","w2"}`), each element quoted, its quotes
 /// and backslashes escaped: bound as one `text[]` value.
-fn text_array(words: &[&str]) -> String {
+pub(crate) fn text_array(words: &[&str]) -> String {
     let elements: Vec<String> = words
         .iter()
         .map(|w| format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")))

@@ -8,6 +8,7 @@ mod backend;
 mod config;
 mod copy;
 mod error;
+mod metadata;
 mod metrics;
 mod monitor;
 mod open;

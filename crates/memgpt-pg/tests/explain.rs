@@ -136,14 +136,14 @@ fn every_query_pattern_uses_an_index() {
     let archival = store
         .connector::<Passage>(TableType::ArchivalMemory, scope)
         .unwrap();
-    check(archival.explain().unwrap(), 10);
+    check(archival.explain().unwrap(), 11);
     let passages = store
         .connector::<Passage>(TableType::Passages, Scope::user(user(7)))
         .unwrap();
-    check(passages.explain().unwrap(), 10);
+    check(passages.explain().unwrap(), 11);
     let docs = store
         .connector::<Document>(TableType::Documents, Scope::user(user(7)))
         .unwrap();
-    check(docs.explain().unwrap(), 9);
+    check(docs.explain().unwrap(), 10);
     assert_eq!(recall.size(&[]).unwrap(), 1_000);
 }

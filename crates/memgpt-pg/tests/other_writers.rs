@@ -5,7 +5,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use memgpt_core::{
-    DatabaseUrl, Message, Passage, Record, Scope, StorageConnector, TableType, ToolCall,
+    DatabaseUrl, Filter, Message, Passage, Record, Scope, StorageConnector, TableType, ToolCall,
 };
 use memgpt_pg::{PgConfig, PgStore};
 use memgpt_testing::{TempDatabase, VECTOR_SERVER};
@@ -62,5 +62,41 @@ fn a_metadata_column_changed_to_jsonb_reads_and_writes() {
         .build()
         .unwrap();
     c.insert(&p).unwrap();
-    assert_eq!(c.get(p.id()).unwrap(), Some(p));
+    assert_eq!(c.get(p.id()).unwrap(), Some(p.clone()));
+    // Metadata filters read the jsonb column as it is.
+    let page = |n: i64| [Filter::metadata_path(["source", "page"]).eq(n)];
+    assert_eq!(c.get_all(&page(3), None).unwrap(), [p]);
+    assert!(c.get_all(&page(4), None).unwrap().is_empty());
+}
+
+/// MemGPT's `json` column takes the escape `\u0000`, which `jsonb` cannot hold: such a row
+/// (written by MemGPT, not by this library, which refuses NUL) matches no metadata test
+/// instead of failing the query (the row itself does not decode: this library's records
+/// hold no NUL).
+#[test]
+fn a_memgpt_row_whose_metadata_jsonb_cannot_hold_matches_no_metadata_test() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let s = store(&db);
+    let mut conn = PgConnection::establish(db.url().expose()).unwrap();
+    let user = Uuid::from_u128(1);
+    conn.batch_execute(&format!(
+        "INSERT INTO memgpt_passages (id, user_id, text, metadata_, created_at) VALUES \
+         ('00000000-0000-0000-0000-000000000001', '{user}', 'nul', \
+          '{{\"k\": \"a\\u0000b\", \"n\": 1}}', now()), \
+         ('00000000-0000-0000-0000-000000000002', '{user}', 'plain', '{{\"n\": 1}}', now())"
+    ))
+    .unwrap();
+    let c = s
+        .connector::<Passage>(TableType::Passages, Scope::user(user))
+        .unwrap();
+    let n = Filter::metadata("n");
+    let found = c.get_all(&[n.clone().eq(1)], None).unwrap();
+    assert_eq!(
+        found.iter().map(|p| p.id().as_u128()).collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(c.size(&[n.clone().eq(1)]).unwrap(), 1);
+    assert_eq!(c.size(&[n.clone().exists()]).unwrap(), 1);
+    assert_eq!(c.size(&[Filter::not(n.eq(1))]).unwrap(), 1);
+    assert_eq!(c.size(&[]).unwrap(), 2);
 }

@@ -5,6 +5,7 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
 use memgpt_core::backend::{Backend, RankedText, TextQuery, VectorQuery, Written};
+use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
 use memgpt_core::{Connector, Embedding, QueryPlan, Record, Result, Scoped, TableType};
@@ -40,6 +41,10 @@ impl Dialect for SqliteStore {
             TableType::RecallMemory => embedding_to_base64(e),
             _ => f32_bytes(e.as_slice()),
         }))
+    }
+
+    fn metadata_test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
+        crate::metadata::test(sql, path, test);
     }
 }
 
@@ -130,7 +135,7 @@ impl Backend for SqliteStore {
         let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
         let t = shapes.table.table_name();
         let mut sql = shapes.select();
-        sql.scope_where(shapes.table, shapes.scope, &[])
+        sql.scope_where(shapes.table, shapes.scope, query.filters)
             .push(&format!(
                 " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "
             ))

@@ -8,6 +8,7 @@ mod codec;
 mod config;
 mod error;
 mod maintenance;
+mod metadata;
 mod pragmas;
 mod row;
 mod sql;

@@ -329,6 +329,15 @@ mod tests {
         fn embedding(_: TableType, e: Option<&Embedding>) -> Param {
             Param::Int(e.map(|e| e.dim() as i64))
         }
+        fn metadata_test(
+            sql: &mut crate::statement::Statement<Self>,
+            path: &[String],
+            _: &crate::filter::MetadataTest,
+        ) {
+            sql.push("meta(")
+                .param(Param::Text(Some(path.join("."))))
+                .push(")");
+        }
     }
 
     /// Every record binds one value per stored column, the embedding in its column.

@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::filter::{Filter, FilterValue};
+use crate::filter::{Filter, FilterValue, Kind, MetadataTest};
 use crate::scope::Scope;
 use crate::storage_connector::Keyset;
 use crate::table::TableType;
@@ -49,6 +49,12 @@ pub trait Dialect {
     const NULL_SAFE_EQ: &'static str;
     /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
     fn placeholder(n: usize, sql: &mut String);
+    /// Appends a test of the value at `path` of the `metadata_` column ([`MetadataTest`]),
+    /// as a boolean expression that is never NULL, every key and value bound: the one
+    /// place a backend says how it reads JSON (PostgreSQL's `jsonb`, SQLite's `json_*`).
+    fn metadata_test(sql: &mut Statement<Self>, path: &[String], test: &MetadataTest)
+    where
+        Self: Sized;
     /// The value of a record's `embedding` column in `table` (or NULL), in the encoding
     /// the backend stores there.
     fn embedding(
@@ -193,31 +199,96 @@ impl<D: Dialect> Statement<D> {
                     .param(Param::Uuid(Some(agent)));
             }
         }
-        // A column filtered twice: the text grows with the length of the list.
-        if filters
-            .iter()
-            .enumerate()
-            .any(|(i, f)| filters[..i].iter().any(|g| g.column() == f.column()))
+        // A column filtered twice, or any other test than a column's: the text grows with
+        // the filters.
+        if filters.iter().any(|f| !f.is_column())
+            || filters.iter().enumerate().any(|(i, f)| {
+                filters[..i]
+                    .iter()
+                    .any(|g| g.column().is_some() && g.column() == f.column())
+            })
         {
             self.variable = true;
         }
         for f in filters {
-            let col = f.column().name();
-            match f.value() {
-                FilterValue::Null => {
-                    self.push(&format!(" AND {col} IS NULL"));
+            match &f.kind {
+                Kind::Column { column, value } => {
+                    let col = column.name();
+                    match value {
+                        FilterValue::Null => {
+                            self.push(&format!(" AND {col} IS NULL"));
+                        }
+                        FilterValue::Uuid(u) => {
+                            self.push(&format!(" AND {col} = "))
+                                .param(Param::Uuid(Some(*u)));
+                        }
+                        FilterValue::Text(t) => {
+                            self.push(&format!(" AND {col} = "))
+                                .param(Param::Text(Some(t.clone())));
+                        }
+                    }
                 }
-                FilterValue::Uuid(u) => {
-                    self.push(&format!(" AND {col} = "))
-                        .param(Param::Uuid(Some(*u)));
-                }
-                FilterValue::Text(t) => {
-                    self.push(&format!(" AND {col} = "))
-                        .param(Param::Text(Some(t.clone())));
+                _ => {
+                    self.push(" AND ");
+                    self.predicate(f);
                 }
             }
         }
         self
+    }
+
+    /// Appends `f` as a boolean expression that is never NULL (so that `NOT` of it holds
+    /// exactly where it does not).
+    fn predicate(&mut self, f: &Filter) {
+        match &f.kind {
+            Kind::Column { column, value } => {
+                let col = column.name();
+                let param = match value {
+                    FilterValue::Null => {
+                        self.push(&format!("{col} IS NULL"));
+                        return;
+                    }
+                    FilterValue::Uuid(u) => Param::Uuid(Some(*u)),
+                    FilterValue::Text(t) => Param::Text(Some(t.clone())),
+                };
+                self.push(&format!("({col} IS NOT NULL AND {col} = "))
+                    .param(param)
+                    .push(")");
+            }
+            Kind::Metadata { path, test } => D::metadata_test(self, path, test),
+            Kind::CreatedAt { cmp, at } => {
+                self.push(&format!("COALESCE(created_at {} ", cmp.sql()))
+                    .param(Param::Time(*at))
+                    .push(", false)");
+            }
+            Kind::And(fs) | Kind::Or(fs) if fs.is_empty() => {
+                self.push(if matches!(f.kind, Kind::And(_)) {
+                    "true"
+                } else {
+                    "false"
+                });
+            }
+            Kind::And(fs) | Kind::Or(fs) => {
+                let op = if matches!(f.kind, Kind::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                self.push("(");
+                for (i, g) in fs.iter().enumerate() {
+                    if i > 0 {
+                        self.push(op);
+                    }
+                    self.predicate(g);
+                }
+                self.push(")");
+            }
+            Kind::Not(g) => {
+                self.push("NOT (");
+                self.predicate(g);
+                self.push(")");
+            }
+        }
     }
 
     /// ` AND (created_at, id) <op> (?, ?)`.
@@ -264,6 +335,15 @@ mod tests {
         fn embedding(_: TableType, e: Option<&crate::record::Embedding>) -> Param {
             Param::Text(e.map(|e| format!("{:?}", e.as_slice())))
         }
+        fn metadata_test(
+            sql: &mut Statement<Self>,
+            path: &[String],
+            _: &crate::filter::MetadataTest,
+        ) {
+            sql.push("meta(")
+                .param(Param::Text(Some(path.join("."))))
+                .push(")");
+        }
     }
 
     /// A dialect of `$n` placeholders.
@@ -277,6 +357,15 @@ mod tests {
         }
         fn embedding(_: TableType, e: Option<&crate::record::Embedding>) -> Param {
             Param::Text(e.map(|e| format!("{:?}", e.as_slice())))
+        }
+        fn metadata_test(
+            sql: &mut Statement<Self>,
+            path: &[String],
+            _: &crate::filter::MetadataTest,
+        ) {
+            sql.push("meta(")
+                .param(Param::Text(Some(path.join("."))))
+                .push(")");
         }
     }
 
