@@ -2044,7 +2044,7 @@ fn metadata_passages(s: &Scope) -> Vec<Passage> {
         json!({"topic": "python", "score": 2.5, "tags": ["b"], "nested": {"level": "2"}}),
         json!({"topic": "Rust", "score": "5", "flag": true}),
         json!({"score": null, "tags": "a"}),
-        json!({}),
+        json!({"note": "\\u0000 is text here"}),
         json!({"a.b": 1, "a": {"b": 2}}),
     ];
     metadata
@@ -2108,6 +2108,12 @@ pub fn metadata_and_date_filters_agree_on_every_operation<B: Subject>(b: &B) {
         (m("flag").eq(true), vec![3]),
         (m("flag").eq(1), none.clone()),
         (m("missing").ne(1), vec![1, 2, 3, 4, 5, 6]),
+        // Digits are an object key, never an array index.
+        (path(&["tags", "0"]).exists(), none.clone()),
+        (path(&["tags", "0"]).eq("b"), none.clone()),
+        // A backslash and "u0000" in a string are text, not a NUL.
+        (m("note").exists(), vec![5]),
+        (m("note").eq("\\u0000 is text here"), vec![5]),
         (
             Filter::or([m("topic").eq("rust"), m("flag").eq(true)]),
             vec![1, 3],
@@ -2187,6 +2193,9 @@ pub fn filters_that_cannot_apply_exactly_are_refused<B: Subject>(b: &B) {
         Filter::metadata("flag").lt(true),
         Filter::metadata("n").eq(f64::NAN),
         Filter::metadata("n").eq(2f64.powi(60)),
+        Filter::metadata("n").gt(2f64.powi(53)),
+        Filter::metadata("back\\slash").exists(),
+        Filter::metadata("n").is_in(0..300),
         Filter::metadata("t").eq("nul\0byte"),
         (0..20).fold(Filter::metadata("k").exists(), |f, _| Filter::not(f)),
     ];
@@ -2197,4 +2206,55 @@ pub fn filters_that_cannot_apply_exactly_are_refused<B: Subject>(b: &B) {
         expect_err!(c.delete(&fs), InvalidInput);
         expect_err!(c.query_text_with("x", &fs, None, 0), InvalidInput);
     }
+    // The tests of all a call's filters count together.
+    let many: Vec<Filter> = (0..300)
+        .map(|i| Filter::metadata(format!("k{i}")).exists())
+        .collect();
+    expect_err!(c.get_all(&many, None), InvalidInput);
+    let at_limit: Vec<Filter> = (0..256)
+        .map(|i| Filter::metadata(format!("k{i}")).exists())
+        .collect();
+    assert!(c.get_all(&at_limit, None).unwrap().is_empty());
+    let wide = Filter::metadata("k").is_in(0..256);
+    assert!(c.get_all(&[wide], None).unwrap().is_empty());
+}
+
+/// Hybrid search on documents ranks the text side alone, and so does a search whose vector
+/// side is weighted 0: the query vector is neither needed nor checked, on a database
+/// without vector search too. A text of more than 64 distinct words is refused.
+pub fn hybrid_without_a_vector_side_ranks_text_alone<B: Subject>(b: &B) {
+    use memgpt_core::hybrid::HybridOptions;
+    let s = scope(1);
+    let docs = b.documents(Scope::user(s.user_id())).unwrap();
+    let rows: Vec<Document> = ["apple", "apple banana", "cherry"]
+        .iter()
+        .map(|t| Document::builder(s.user_id(), *t).build().unwrap())
+        .collect();
+    docs.insert_many(rows.clone(), false).unwrap();
+    let got = docs.hybrid("apple banana", &[], 10, &[]).unwrap();
+    assert_eq!(id_list(&got), [rows[1].id(), rows[0].id()]);
+    let archival = b.passages(TableType::ArchivalMemory, s).unwrap();
+    archival
+        .insert_many(
+            ["apple", "apple banana"]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| passage(&s, i as i64, t, None)),
+            false,
+        )
+        .unwrap();
+    let text_only = HybridOptions::new().weights(1.0, 0.0);
+    let got = archival
+        .hybrid_with("banana apple", &[], 10, &[], &text_only)
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].text(), Some("apple banana"));
+    let long: String = (0..65).map(|i| format!("w{i} ")).collect();
+    let e = expect_err!(docs.hybrid(&long, &[], 10, &[]), InvalidInput);
+    assert!(
+        matches!(&e, Error::InvalidInput { field, .. } if field == "text"),
+        "{e:?}"
+    );
+    let sixty_four: String = (0..64).map(|i| format!("w{i} ")).collect();
+    assert!(docs.hybrid(&sixty_four, &[], 10, &[]).unwrap().is_empty());
 }

@@ -290,9 +290,15 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         let t = &self.target;
         crate::trace::call(t.table, "hybrid", || {
             options.validate()?;
-            let query = self.query_embedding(embedding)?;
+            // Documents have no embedding, and a side weighted 0 is left out: the query
+            // vector is then neither needed nor checked.
+            let vector_side = t.table != TableType::Documents && options.vector_weight > 0.0;
+            let query = match vector_side {
+                true => Some(self.query_embedding(embedding)?),
+                false => None,
+            };
             validate_all(filters, t.table)?;
-            let words = query_words(text)?;
+            let words = crate::hybrid::text_words(text)?;
             if top_k == 0 {
                 return Ok(Vec::new());
             }
@@ -306,15 +312,14 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
                 };
                 <S::Backend>::text_ranked(&shapes, &query)
             });
-            let by_vector =
-                (t.table != TableType::Documents && options.vector_weight > 0.0).then(|| {
-                    let query = VectorQuery {
-                        embedding: &query,
-                        top_k: per_side,
-                        filters,
-                    };
-                    <S::Backend>::nearest(&shapes, &query)
-                });
+            let by_vector = query.as_ref().map(|embedding| {
+                let query = VectorQuery {
+                    embedding,
+                    top_k: per_side,
+                    filters,
+                };
+                <S::Backend>::nearest(&shapes, &query)
+            });
             // Both sides on one connection, one after the other.
             let (by_text, by_vector) = self.source.read(Internal(()), |c| {
                 let mut side = |sql: Option<Sql<S::Backend>>| match sql {

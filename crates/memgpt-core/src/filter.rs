@@ -119,8 +119,8 @@ pub enum Scalar {
     Null,
     /// `true` or `false`.
     Bool(bool),
-    /// A number: finite, and an integer only up to 2^53 in magnitude (compared exactly on
-    /// every backend).
+    /// A number: finite and below 2^53 in magnitude (where every backend compares the
+    /// same way).
     Number(f64),
     /// A string.
     Text(String),
@@ -179,12 +179,10 @@ impl Scalar {
             Scalar::Number(n) if !n.is_finite() => {
                 Err(Error::invalid(field, format!("{n} is not a finite number")))
             }
-            Scalar::Number(n) if n.fract() == 0.0 && n.abs() > MAX_EXACT_INTEGER => {
-                Err(Error::invalid(
-                    field,
-                    format!("{n} is beyond 2^53: it would not compare exactly"),
-                ))
-            }
+            Scalar::Number(n) if n.abs() >= MAX_EXACT_INTEGER => Err(Error::invalid(
+                field,
+                format!("{n} is not below 2^53 in magnitude: it would not compare exactly"),
+            )),
             Scalar::Text(t) if t.contains('\0') => {
                 Err(Error::invalid(field, "text contains a NUL byte"))
             }
@@ -358,10 +356,11 @@ impl MetadataKey {
     }
 }
 
-/// The deepest nesting of [`Filter::and`] / [`Filter::or`] / [`Filter::not`], of metadata
-/// keys, and the most values of an `is_in`, that a filter may have.
+/// The deepest nesting of [`Filter::and`] / [`Filter::or`] / [`Filter::not`], and the
+/// longest metadata key path, that a filter may have.
 pub const MAX_FILTER_DEPTH: usize = 16;
-/// The most tests one filter may combine.
+/// The most tests the filters of one call may hold together (each value of an `is_in`
+/// counts as one): within every backend's bound-parameter and expression-depth limits.
 pub const MAX_FILTER_TESTS: usize = 256;
 
 impl Filter {
@@ -448,9 +447,9 @@ impl Filter {
     }
 
     /// Checks the filter against `table`: columns and metadata the table has, values of
-    /// the column's type, no NUL byte, numbers compared exactly, metadata keys every
-    /// backend can address (not empty, no `"`), order tests on numbers or strings only,
-    /// within [`MAX_FILTER_DEPTH`] and [`MAX_FILTER_TESTS`].
+    /// the column's type, no NUL byte, numbers below 2^53 in magnitude, metadata keys every
+    /// backend can address (not empty, no `"` or `\`), order tests on numbers or strings
+    /// only, within [`MAX_FILTER_DEPTH`] and [`MAX_FILTER_TESTS`].
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the filter (`filter.<column>`,
@@ -461,7 +460,13 @@ impl Filter {
     }
 
     fn check(&self, table: TableType, depth: usize, tests: &mut usize) -> Result<()> {
-        *tests += 1;
+        *tests += match &self.kind {
+            Kind::Metadata {
+                test: MetadataTest::In(vs),
+                ..
+            } => vs.len().max(1),
+            _ => 1,
+        };
         if depth > MAX_FILTER_DEPTH || *tests > MAX_FILTER_TESTS {
             return Err(Error::invalid(
                 "filter",
@@ -520,11 +525,14 @@ fn check_metadata(path: &[String], test: &MetadataTest, table: TableType) -> Res
     }
     if let Some(bad) = path
         .iter()
-        .find(|k| k.is_empty() || k.contains('"') || k.contains('\0'))
+        .find(|k| k.is_empty() || k.contains(['"', '\\', '\0']))
     {
         return Err(Error::invalid(
             field,
-            format!("the key {bad:?} is empty or holds a quote or NUL, which SQLite's JSON paths cannot address"),
+            format!(
+                "the key {bad:?} is empty or holds a quote, backslash or NUL, which \
+                 SQLite's JSON paths cannot address"
+            ),
         ));
     }
     match test {
@@ -535,16 +543,19 @@ fn check_metadata(path: &[String], test: &MetadataTest, table: TableType) -> Res
                 _ => Err(Error::invalid(field, "orders numbers and strings only")),
             }
         }
-        MetadataTest::In(vs) if vs.len() > MAX_FILTER_TESTS => Err(Error::invalid(
-            field,
-            format!("at most {MAX_FILTER_TESTS} values"),
-        )),
         MetadataTest::In(vs) => vs.iter().try_for_each(|v| v.check(&field)),
         MetadataTest::Exists => Ok(()),
     }
 }
 
-/// Validates every filter of a list for `table`.
+/// Validates every filter of a list for `table` ([`Filter::validate_for`]); the list
+/// together holds at most [`MAX_FILTER_TESTS`] tests (each value of an `is_in` one).
+///
+/// # Errors
+/// As [`Filter::validate_for`].
 pub fn validate_all(filters: &[Filter], table: TableType) -> Result<()> {
-    filters.iter().try_for_each(|f| f.validate_for(table))
+    let mut tests = 0usize;
+    filters
+        .iter()
+        .try_for_each(|f| f.check(table, 0, &mut tests))
 }

@@ -7,7 +7,7 @@
 //!
 //! * the **text** side: records whose text holds at least one word of the query (the
 //!   full-text rule of [`crate::fulltext`]), most distinct query words first, ties by id
-//!   ([`matched_words`](crate::fulltext::matched_words));
+//!   ([`matched_words`](crate::fulltext::matched_words)); at most [`MAX_WORDS`] words;
 //! * the **vector** side: the nearest records by exact L2 distance, ties by id (as
 //!   `query`).
 //!
@@ -31,6 +31,29 @@ pub const DEFAULT_CANDIDATES: usize = 100;
 
 /// The most records one side may contribute.
 pub const MAX_CANDIDATES: usize = 10_000;
+
+/// The most distinct words a hybrid search's text may hold (its text side looks each up in
+/// the full-text index).
+pub const MAX_WORDS: usize = 64;
+
+/// The words of a hybrid search's text ([`query_words`](crate::fulltext::query_words)).
+///
+/// # Errors
+/// [`Error::InvalidInput`] (`text`) for a NUL byte, or more than [`MAX_WORDS`] distinct
+/// words.
+pub fn text_words(text: &str) -> Result<Vec<String>> {
+    let words = crate::fulltext::query_words(text)?;
+    if words.len() > MAX_WORDS {
+        return Err(Error::invalid(
+            "text",
+            format!(
+                "{} distinct words: a hybrid search ranks at most {MAX_WORDS}",
+                words.len()
+            ),
+        ));
+    }
+    Ok(words)
+}
 
 /// The options of a hybrid search: the fusion constant, a weight per side and how many
 /// candidates each side contributes.

@@ -196,7 +196,10 @@ pub trait StorageConnector {
     /// has an embedding) leaves the other's ranking.
     ///
     /// # Errors
-    /// As [`query`](Self::query) and [`query_text`](Self::query_text).
+    /// As [`query`](Self::query) (for documents, or with the vector side weighted 0, the
+    /// query vector is not used, and not checked) and [`query_text`](Self::query_text);
+    /// [`Error::InvalidInput`] for a text of more than
+    /// [`MAX_WORDS`](crate::hybrid::MAX_WORDS) distinct words.
     #[track_caller]
     fn hybrid(
         &self,

@@ -47,8 +47,8 @@ impl Dialect for PgStore {
         Bind::Floats(e.map(|e| e.padded(memgpt_core::MAX_EMBEDDING_DIM)))
     }
 
-    fn metadata_test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
-        crate::metadata::test(sql, path, test);
+    fn metadata_test(sql: &mut Sql, path: &[String], test: &MetadataTest, under_not: bool) {
+        crate::metadata::test(sql, path, test, under_not);
     }
 }
 
@@ -167,10 +167,10 @@ impl Backend for PgStore {
     }
 
     /// The hits of the GIN index for the tenant's lexeme and any of the words (as in
-    /// [`text_match`](Self::text_match), the words ORed), ranked by the distinct words
-    /// each text holds: its words by `memgpt_text_words` (the index's rule, so the count is
-    /// [`memgpt_core::fulltext::matched_words`]) met in the query's. The hits carry no
-    /// embedding: whole rows are read for the `limit` ranked only.
+    /// [`text_match`](Self::text_match), the words ORed), ranked by how many of the words
+    /// each holds: one GIN lookup per word (`id IN (…)`, a hashed subplan), never a read of
+    /// the texts. The hits carry no text or embedding: whole rows are read for the `limit`
+    /// ranked only.
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
         let table = shapes.table;
         let t = table.table_name();
@@ -178,35 +178,37 @@ impl Backend for PgStore {
         let plain: Vec<&str> = memgpt_core::record::columns(table)
             .iter()
             .copied()
-            .filter(|c| *c != "embedding")
+            .filter(|c| *c != "embedding" && *c != "text")
             .collect();
+        let tenant = shapes.text_tenant();
+        let (kind, id) = tenant.split_at(1);
+        let tenant = format!("{kind}:{id}");
         let mut sql = Sql::new(format!(
             "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
             plain.join(", ")
         ));
-        let tenant = shapes.text_tenant();
-        let (kind, id) = tenant.split_at(1);
-        sql.param(Param::Text(Some(text_tsquery_any(
-            &format!("{kind}:{id}"),
-            query.words,
-        ))))
-        .push("::tsquery), ranked AS (SELECT id, (SELECT count(DISTINCT w) FROM unnest(");
-        sql.push(&format!(
-            "memgpt_text_words(left(coalesce(text, ''), {}))) AS w WHERE w = ANY(",
-            memgpt_core::FULL_TEXT_INDEXED_CHARS
-        ))
-        .param(Param::Text(Some(text_array(query.words))))
-        .push("::text[])) AS matched FROM hits")
-        .scope_where(table, shapes.scope, query.filters)
-        .push(" ORDER BY matched DESC, id")
-        .limit_offset(Some(query.limit), 0)
-        .push(&format!(
-            ") SELECT {} FROM ranked JOIN {t} USING (id)",
-            shapes.select
-        ))
-        // The tenant again on the join, as in `nearest`.
-        .scope_where(table, shapes.scope, &[])
-        .push(" ORDER BY ranked.matched DESC, id");
+        sql.varies()
+            .param(Param::Text(Some(text_tsquery_any(&tenant, query.words))))
+            .push("::tsquery), ranked AS (SELECT id, ");
+        for (i, w) in query.words.iter().enumerate() {
+            if i > 0 {
+                sql.push(" + ");
+            }
+            sql.push(&format!("(id IN (SELECT id FROM {t} WHERE {indexed} @@ "))
+                .param(Param::Text(Some(text_tsquery(&tenant, &[w]))))
+                .push("::tsquery))::int");
+        }
+        sql.push(" AS matched FROM hits")
+            .scope_where(table, shapes.scope, query.filters)
+            .push(" ORDER BY matched DESC, id")
+            .limit_offset(Some(query.limit), 0)
+            .push(&format!(
+                ") SELECT {} FROM ranked JOIN {t} USING (id)",
+                shapes.select
+            ))
+            // The tenant again on the join, as in `nearest`.
+            .scope_where(table, shapes.scope, &[])
+            .push(" ORDER BY ranked.matched DESC, id");
         sql
     }
 
@@ -343,16 +345,6 @@ fn text_tsquery_any(tenant: &str, words: &[&str]) -> String {
     format!("{} & ({})", quote(tenant), any.join(" | "))
 }
 
-/// A PostgreSQL array literal of `words` (`{"w1","w2"}`), each element quoted, its quotes
-/// and backslashes escaped: bound as one `text[]` value.
-pub(crate) fn text_array(words: &[&str]) -> String {
-    let elements: Vec<String> = words
-        .iter()
-        .map(|w| format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", elements.join(","))
-}
-
 /// Whether `table` has `embedding_compact` (migration 000006): archival memory and passages,
 /// the tables vector search is for.
 pub(crate) fn has_compact_embedding(table: TableType) -> bool {
@@ -362,14 +354,10 @@ pub(crate) fn has_compact_embedding(table: TableType) -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_hybrid_tsquery_and_array_quote_every_word() {
+    fn the_hybrid_tsquery_quotes_every_word() {
         assert_eq!(
             super::text_tsquery_any("a:00ff", &["it's", "a\\b"]),
             "'a:00ff' & ('it''s' | 'a\\\\b')"
-        );
-        assert_eq!(
-            super::text_array(&["x\"y", "a\\b", "{,}"]),
-            "{\"x\\\"y\",\"a\\\\b\",\"{,}\"}"
         );
     }
 

@@ -114,16 +114,54 @@ where
     } else {
         first_repeat(target, conn)?
     };
+    if let Some(repeat) = repeat {
+        // The call fails: only a record before the repeat whose id is in the table can
+        // fail first. Nothing is merged.
+        let existing = existing_before(target, conn, repeat.index)?;
+        let first = Conflict::first(Some(repeat), existing).unwrap_or(repeat);
+        return Err(first.error(target.table()));
+    }
     conn.batch_execute(&format!(
         "CREATE INDEX ON {} (id, ord DESC)",
         staging(target.table())
     ))
     .map_err(map)?;
-    let (written, refused) = merge_ranges(target, conn, exists_ok)?;
-    match Conflict::first(repeat, refused) {
-        None => Ok(written),
-        Some(conflict) => Err(conflict.error(target.table())),
+    match merge_ranges(target, conn, exists_ok)? {
+        (written, None) => Ok(written),
+        (_, Some(conflict)) => Err(conflict.error(target.table())),
     }
+}
+
+/// The [`Conflict`] of the first staged record (in call order) before index `before` whose
+/// id is in the table (any tenant's); `None` when none is.
+fn existing_before<R: Record>(
+    target: &Scoped<PgStore, R>,
+    conn: &mut PgConnection,
+    before: usize,
+) -> Result<Option<Conflict>> {
+    let found: Vec<Refused> = diesel::sql_query(format!(
+        "SELECT s.id, s.ord FROM {} s JOIN {} t ON t.id = s.id WHERE s.ord < $1 \
+         ORDER BY s.ord LIMIT 1",
+        staging(target.table()),
+        target.table().table_name()
+    ))
+    .bind::<BigInt, _>(i64::try_from(before).unwrap_or(i64::MAX))
+    .load(conn)
+    .map_err(map)?;
+    Ok(found.into_iter().next().map(|r| Conflict {
+        index: usize::try_from(r.ord).unwrap_or_default(),
+        id: r.id,
+        earlier: None,
+    }))
+}
+
+/// A staged record: its id and index in the call.
+#[derive(QueryableByName)]
+struct Refused {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
 }
 
 /// Without `exists_ok`: the [`Conflict`] of the second record of the first repeated id of
@@ -150,8 +188,7 @@ fn first_repeat<R: Record>(
 /// Writes one record of each staged id, [`MERGE_IDS`] ids a statement in id order (each
 /// statement's work bounded, so that a call of any size stays under the statement
 /// timeout; concurrent calls lock rows in one order): the last record of an id with
-/// `exists_ok` (an upsert), else the first (`ON CONFLICT (id) DO NOTHING`: a repeat is
-/// refused anyway). Each statement reports the rows it wrote and, only when it wrote fewer
+/// `exists_ok` (an upsert), else its only one (a repeat was refused before). Each statement reports the rows it wrote and, only when it wrote fewer
 /// than its ids, the staged record with the smallest index among those of the ids it did
 /// not write. Returns the rows written and the first such record.
 fn merge_ranges<R: Record>(

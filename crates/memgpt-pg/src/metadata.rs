@@ -3,7 +3,7 @@
 //! `jsonb` cannot hold, a `\u0000` escape, which then matches no test instead of failing
 //! the query). Equality, `is_in` and `contains` are containment (`… @> '{"key": value}'`),
 //! which that migration's GIN index (`jsonb_path_ops`) serves; order tests read the value
-//! at the path (`#>`) by its JSON type. Every path and value is bound.
+//! at the path (`->` key by key) by its JSON type. Every path and value is bound.
 
 use memgpt_core::filter::{MetadataTest, Scalar};
 use memgpt_core::statement::Param;
@@ -11,9 +11,18 @@ use serde_json::{Map, Value};
 
 use crate::sql::Sql;
 
-/// Appends `test` of the value at `path` as a boolean that is never NULL.
-pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
-    sql.push("COALESCE(");
+/// Appends `test` of the value at `path`: under a `NOT` a boolean that is never NULL;
+/// elsewhere containment stays bare (`memgpt_metadata(metadata_) @> …`, NULL where the
+/// column is), the form the GIN index serves.
+pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest, under_not: bool) {
+    let bare = !under_not
+        && matches!(
+            test,
+            MetadataTest::Eq(_) | MetadataTest::Contains(_) | MetadataTest::In(_)
+        );
+    if !bare {
+        sql.push("COALESCE(");
+    }
     match test {
         MetadataTest::Eq(v) => contains(sql, path, v.to_json()),
         MetadataTest::Lt(v) => order(sql, path, "<", v),
@@ -44,7 +53,9 @@ pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
             sql.push("false");
         }
     }
-    sql.push(", false)");
+    if !bare {
+        sql.push(", false)");
+    }
 }
 
 /// `memgpt_metadata(metadata_) @> '{"a": {"b": inner}}'`: the value at the path is `inner` (a
@@ -60,13 +71,17 @@ fn contains(sql: &mut Sql, path: &[String], inner: Value) {
         .push("::jsonb");
 }
 
-/// The value at the path (`jsonb`, NULL when missing).
+/// The value at the path (`jsonb`, NULL when missing): `->` with each key as text, which
+/// follows object keys only (`#>` would read a key of digits as an array index, where
+/// SQLite's `$."0"` reads an object key).
 fn value_at(sql: &mut Sql, path: &[String]) {
-    sql.push("(memgpt_metadata(metadata_) #> ")
-        .param(Param::Text(Some(crate::backend::text_array(
-            &path.iter().map(String::as_str).collect::<Vec<_>>(),
-        ))))
-        .push("::text[])");
+    sql.push("(memgpt_metadata(metadata_)");
+    for key in path {
+        sql.push(" -> ")
+            .param(Param::Text(Some(key.clone())))
+            .push("::text");
+    }
+    sql.push(")");
 }
 
 /// A number compared as `float8`, a string as text in byte order (`COLLATE "C"`, as

@@ -43,7 +43,7 @@ impl Dialect for SqliteStore {
         }))
     }
 
-    fn metadata_test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
+    fn metadata_test(sql: &mut Sql, path: &[String], test: &MetadataTest, _under_not: bool) {
         crate::metadata::test(sql, path, test);
     }
 }
@@ -146,31 +146,43 @@ impl Backend for SqliteStore {
     }
 
     /// The hits of the FTS5 index for the tenant and any of the words (each an FTS5
-    /// string, as in [`text_match`](Self::text_match)), ranked by the distinct words each
-    /// text holds, counted by `memgpt_matched_words` ([`memgpt_core::fulltext::matched_words`],
-    /// registered on every connection): the index finds, the rule ranks. Hits are ranked
-    /// by rowid and rank alone; whole rows are read for the `limit` ranked only.
+    /// string, as in [`text_match`](Self::text_match)), ranked by how many of the words
+    /// each holds: one FTS5 lookup per word (`rowid IN (…)`, evaluated once per
+    /// statement), never a read of the texts. Whole rows are read for the `limit` ranked
+    /// only.
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        let words = query
-            .words
-            .iter()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" OR ");
         let tenant = shapes.text_tenant();
-        let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
+        let quoted = |w: &str| format!("\"{}\"", w.replace('"', "\"\""));
         let t = shapes.table.table_name();
+        let in_fts = format!("rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ");
         let mut sql = Sql::new(format!(
-            "SELECT {} FROM {t} JOIN (SELECT rowid AS memgpt_rowid, memgpt_matched_words(text, ",
+            "SELECT {} FROM {t} JOIN (SELECT rowid AS memgpt_rowid, (",
             shapes.select
         ));
-        sql.param(Param::Text(Some(query.words.join(" "))))
-            .push(&format!(") AS matched FROM {t}"))
+        sql.varies();
+        for (i, w) in query.words.iter().enumerate() {
+            if i > 0 {
+                sql.push(" + ");
+            }
+            sql.push(&format!("({in_fts}"))
+                .param(Param::Text(Some(format!(
+                    "scope:\"{tenant}\" AND text:{}",
+                    quoted(w)
+                ))))
+                .push("))");
+        }
+        let any = query
+            .words
+            .iter()
+            .map(|w| quoted(w))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        sql.push(&format!(") AS matched FROM {t}"))
             .scope_where(shapes.table, shapes.scope, query.filters)
-            .push(&format!(
-                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "
-            ))
-            .param(Param::Text(Some(fts_query)))
+            .push(&format!(" AND {in_fts}"))
+            .param(Param::Text(Some(format!(
+                "scope:\"{tenant}\" AND text:({any})"
+            ))))
             .push(") ORDER BY matched DESC, id")
             .limit_offset(Some(query.limit), 0)
             .push(&format!(

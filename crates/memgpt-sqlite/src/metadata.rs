@@ -7,7 +7,8 @@ use memgpt_core::statement::Param;
 
 use crate::sql::Sql;
 
-/// Appends `test` of the value at `path` as a boolean that is never NULL.
+/// Appends `test` of the value at `path` as a boolean that is never NULL (no index serves
+/// these tests on SQLite: the scope's index finds the rows).
 pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
     let p = json_path(path);
     sql.push("COALESCE(");

@@ -1,5 +1,4 @@
-//! The functions registered on every connection: L2 distances, and the matched-word count
-//! of a hybrid search's text side.
+//! The L2 distance functions registered on every connection.
 //!
 //! `memgpt_l2(embedding, query)` reads raw little-endian float32 blobs (archival memory,
 //! passages); `memgpt_l2_base64(embedding, query)` reads MemGPT's base64 encoding (recall
@@ -40,13 +39,7 @@ fn l2_raw(a: &[u8], b: &[u8]) -> Option<f64> {
     Some(sum)
 }
 
-diesel::define_sql_function! {
-    /// How many of the space-separated query words a text is indexed under.
-    fn memgpt_matched_words(text: Nullable<diesel::sql_types::Text>, words: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
-}
-
-/// Registers the functions on `conn`: both distances and `memgpt_matched_words`
-/// ([`memgpt_core::fulltext::matched_words`], the text side's rank of a hybrid search).
+/// Registers both functions on `conn`.
 pub(crate) fn register(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
     memgpt_l2_utils::register_impl(conn, |e: Option<Vec<u8>>, q: Vec<u8>| {
         e.and_then(|e| l2_raw(&e, &q))
@@ -55,11 +48,6 @@ pub(crate) fn register(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
         let e = base64_to_f32(&e?)?;
         let q = f32_from_bytes(&q)?;
         Some(memgpt_core::Embedding::l2_squared(&e, &q))
-    })?;
-    memgpt_matched_words_utils::register_impl(conn, |text: Option<String>, words: String| {
-        let words: Vec<&str> = words.split(' ').collect();
-        let n = memgpt_core::fulltext::matched_words(text.as_deref().unwrap_or(""), &words);
-        i64::try_from(n).unwrap_or(i64::MAX)
     })?;
     Ok(())
 }

@@ -2,12 +2,13 @@
 -- `memgpt_metadata(metadata_) @> '{"key": value}'`, served by a GIN index of the
 -- column's jsonb form (jsonb_path_ops: containment only, and smaller than jsonb_ops).
 -- MemGPT's column is `json`, which accepts the escape \u0000 that `jsonb` refuses: such a
--- value reads as NULL here (matching no metadata test) instead of failing the query, the
+-- value (the escape after an even number of backslashes: not the text "\\u0000") reads
+-- as NULL here (matching no metadata test) instead of failing the query, the
 -- index build and every later write of it. A column an operator changed to jsonb reads as
 -- it is.
 CREATE OR REPLACE FUNCTION memgpt_metadata(m json) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $fn$ SELECT CASE WHEN strpos(m::text, '\u0000') = 0 THEN m::jsonb END $fn$;
+AS $fn$ SELECT CASE WHEN m::text !~ '(^|[^\\])(\\\\)*\\u0000' THEN m::jsonb END $fn$;
 CREATE OR REPLACE FUNCTION memgpt_metadata(m jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$ SELECT m $fn$;

@@ -333,6 +333,7 @@ mod tests {
             sql: &mut crate::statement::Statement<Self>,
             path: &[String],
             _: &crate::filter::MetadataTest,
+            _: bool,
         ) {
             sql.push("meta(")
                 .param(Param::Text(Some(path.join("."))))

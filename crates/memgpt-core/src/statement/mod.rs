@@ -50,10 +50,16 @@ pub trait Dialect {
     /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
     fn placeholder(n: usize, sql: &mut String);
     /// Appends a test of the value at `path` of the `metadata_` column ([`MetadataTest`]),
-    /// as a boolean expression that is never NULL, every key and value bound: the one
-    /// place a backend says how it reads JSON (PostgreSQL's `jsonb`, SQLite's `json_*`).
-    fn metadata_test(sql: &mut Statement<Self>, path: &[String], test: &MetadataTest)
-    where
+    /// every key and value bound: the one place a backend says how it reads JSON
+    /// (PostgreSQL's `jsonb`, SQLite's `json_*`). The expression may be NULL where the test
+    /// fails unless `under_not` (it is inside a `NOT`, where it must be false instead): a
+    /// bare form lets an index serve it.
+    fn metadata_test(
+        sql: &mut Statement<Self>,
+        path: &[String],
+        test: &MetadataTest,
+        under_not: bool,
+    ) where
         Self: Sized;
     /// The value of a record's `embedding` column in `table` (or NULL), in the encoding
     /// the backend stores there.
@@ -143,6 +149,13 @@ impl<D: Dialect> Statement<D> {
         self.bind(D::Bind::from(p))
     }
 
+    /// Marks the text as built from a number of values (as [`list`](Self::list) does):
+    /// the statement is then not [cacheable](Self::is_cacheable).
+    pub fn varies(&mut self) -> &mut Self {
+        self.variable = true;
+        self
+    }
+
     /// Appends ` (?, ?, …)`, one placeholder per value, each bound: an `IN` list. The
     /// text then varies with the number of values, so the statement is not
     /// [cacheable](Self::is_cacheable).
@@ -230,16 +243,17 @@ impl<D: Dialect> Statement<D> {
                 }
                 _ => {
                     self.push(" AND ");
-                    self.predicate(f);
+                    self.predicate(f, false);
                 }
             }
         }
         self
     }
 
-    /// Appends `f` as a boolean expression that is never NULL (so that `NOT` of it holds
-    /// exactly where it does not).
-    fn predicate(&mut self, f: &Filter) {
+    /// Appends `f` as a boolean expression. Under a `NOT` (`under_not`) it is never NULL,
+    /// so that `NOT` of it holds exactly where it does not; elsewhere NULL and false select
+    /// the same rows, and a bare comparison lets an index serve it.
+    fn predicate(&mut self, f: &Filter, under_not: bool) {
         match &f.kind {
             Kind::Column { column, value } => {
                 let col = column.name();
@@ -251,12 +265,17 @@ impl<D: Dialect> Statement<D> {
                     FilterValue::Uuid(u) => Param::Uuid(Some(*u)),
                     FilterValue::Text(t) => Param::Text(Some(t.clone())),
                 };
-                self.push(&format!("({col} IS NOT NULL AND {col} = "))
-                    .param(param)
-                    .push(")");
+                if under_not {
+                    self.push(&format!("({col} IS NOT NULL AND {col} = "))
+                        .param(param)
+                        .push(")");
+                } else {
+                    self.push(&format!("{col} = ")).param(param);
+                }
             }
-            Kind::Metadata { path, test } => D::metadata_test(self, path, test),
+            Kind::Metadata { path, test } => D::metadata_test(self, path, test, under_not),
             Kind::CreatedAt { cmp, at } => {
+                // Another writer's NULL created_at is false under a NOT too.
                 self.push(&format!("COALESCE(created_at {} ", cmp.sql()))
                     .param(Param::Time(*at))
                     .push(", false)");
@@ -279,13 +298,13 @@ impl<D: Dialect> Statement<D> {
                     if i > 0 {
                         self.push(op);
                     }
-                    self.predicate(g);
+                    self.predicate(g, under_not);
                 }
                 self.push(")");
             }
             Kind::Not(g) => {
                 self.push("NOT (");
-                self.predicate(g);
+                self.predicate(g, true);
                 self.push(")");
             }
         }
@@ -339,6 +358,7 @@ mod tests {
             sql: &mut Statement<Self>,
             path: &[String],
             _: &crate::filter::MetadataTest,
+            _: bool,
         ) {
             sql.push("meta(")
                 .param(Param::Text(Some(path.join("."))))
@@ -362,6 +382,7 @@ mod tests {
             sql: &mut Statement<Self>,
             path: &[String],
             _: &crate::filter::MetadataTest,
+            _: bool,
         ) {
             sql.push("meta(")
                 .param(Param::Text(Some(path.join("."))))
