@@ -19,7 +19,7 @@ fn url_arg(arg: UrlArg) -> Result<DatabaseUrl> {
         .ok_or_else(|| anyhow!("give --database-url URL (or set {first} or {second})"))
 }
 
-fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
+pub(crate) fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
     let mut config = PgConfig::from_lookup(&|name: &str| match name {
         "MEMGPT_PG_URL" => Some(url.expose().to_owned()),
         other => std::env::var(other).ok(),

@@ -6,6 +6,9 @@
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern; flags table scans and
 //!   missing vector indexes. Changes nothing.
 //! * `stats [--database-url URL]` — pool, `pg_stat_activity` and index usage (PostgreSQL).
+//! * `prune [--database-url URL] --table T --user U [--agent A] (--older-than INSTANT |
+//!   --keep-newest N | --data-source NAME) [--batch N]` — retention: deletes one tenant's
+//!   records in batches, each its own transaction, printing each.
 //!
 //! Without `--database-url`, the environment names the database as it does for the library
 //! (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`: [`memgpt_core::config::database_url`]);
@@ -19,6 +22,7 @@
 
 mod doctor;
 mod migrate;
+mod prune;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -90,6 +94,9 @@ enum Cmd {
     Doctor(UrlArg),
     /// Pool, pg_stat_activity and index usage of a PostgreSQL deployment.
     Stats(UrlArg),
+    /// Delete one tenant's old records in batches (each its own transaction): older than
+    /// an instant, all but the newest N, or a data source.
+    Prune(prune::PruneArgs),
 }
 
 /// The database a command works on.
@@ -137,6 +144,7 @@ fn main() {
         Cmd::Migrate(args) => migrate::run(args).map(|()| 0),
         Cmd::Doctor(url) => doctor::doctor(url).map(|clean| if clean { 0 } else { EXIT_FINDINGS }),
         Cmd::Stats(url) => doctor::stats(url).map(|()| 0),
+        Cmd::Prune(args) => prune::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

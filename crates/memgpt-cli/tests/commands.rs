@@ -40,6 +40,7 @@ fn every_command_has_help() {
         (&["migrate", "revert", "--help"], "[N]"),
         (&["doctor", "--help"], "--database-url"),
         (&["stats", "--help"], "--database-url"),
+        (&["prune", "--help"], "--keep-newest"),
     ] {
         let o = run(args, &[]);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
@@ -181,4 +182,85 @@ fn migrate_an_sqlite_file_then_doctor_it() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(!missing.exists());
+}
+
+/// `prune` deletes one tenant's records in batches and prints each; stopped, the same
+/// command goes on; it needs one rule.
+#[test]
+fn prune_deletes_a_tenants_records_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let url = path.to_str().unwrap().to_owned();
+    assert_eq!(
+        run(&["migrate", "--database-url", &url, "up"], &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    let mut c = SqliteConnection::establish(&url).unwrap();
+    let (user, agent) = (
+        "00000000-0000-0000-0000-000000000001",
+        "00000000-0000-0000-0000-000000000002",
+    );
+    let other = "00000000-0000-0000-0000-000000000009";
+    let rows = (0..10)
+        .map(|i| (format!("00000000-0000-0000-0000-0000000001{i:02}"), user, i))
+        .chain([("00000000-0000-0000-0000-000000000900".to_owned(), other, 0)]);
+    for (id, u, i) in rows {
+        diesel::sql_query(format!(
+            "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at) \
+             VALUES ('{id}', '{u}', '{agent}', 'user', 'm', '2024-01-01 00:00:{i:02}')"
+        ))
+        .execute(&mut c)
+        .unwrap();
+    }
+    let prune = |extra: &[&str]| {
+        let mut args = vec![
+            "prune",
+            "--database-url",
+            &url,
+            "--table",
+            "recall",
+            "--user",
+            user,
+            "--agent",
+            agent,
+        ];
+        args.extend_from_slice(extra);
+        run(&args, &[])
+    };
+    let o = prune(&["--older-than", "2024-01-01T00:00:05Z", "--batch", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(
+        stdout(&o),
+        "batch 1: 2 deleted (2 in all)\nbatch 2: 2 deleted (4 in all)\n\
+         batch 3: 1 deleted (5 in all)\npruned: 5 record(s) in 3 batch(es)\n"
+    );
+    let o = prune(&["--keep-newest", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        stdout(&o).ends_with("pruned: 3 record(s) in 1 batch(es)\n"),
+        "{}",
+        stdout(&o)
+    );
+    let left: Vec<String> = diesel::dsl::sql::<diesel::sql_types::Text>(
+        "SELECT substr(created_at, 1, 19) FROM memgpt_recall_memory_agent ORDER BY created_at",
+    )
+    .load(&mut c)
+    .unwrap();
+    assert_eq!(
+        left,
+        [
+            "2024-01-01 00:00:00",
+            "2024-01-01 00:00:08",
+            "2024-01-01 00:00:09"
+        ],
+        "the other tenant's record and the newest two"
+    );
+    let o = prune(&[]);
+    assert_eq!(o.status.code(), Some(2), "no rule: a usage error");
+    let o = prune(&["--keep-newest", "1", "--data-source", "x"]);
+    assert_eq!(o.status.code(), Some(2), "two rules: a usage error");
+    let o = prune(&["--data-source", "x"]);
+    assert_eq!(o.status.code(), Some(1), "recall memory has no data source");
 }

@@ -2258,3 +2258,63 @@ pub fn hybrid_without_a_vector_side_ranks_text_alone<B: Subject>(b: &B) {
     let sixty_four: String = (0..64).map(|i| format!("w{i} ")).collect();
     assert!(docs.hybrid(&sixty_four, &[], 10, &[]).unwrap().is_empty());
 }
+
+/// Retention: a prune deletes what its rule selects in the scope and nothing else, oldest
+/// first, in batches of at most the batch size (each its own transaction); stopped after
+/// a batch it resumes with the same rule; in a unit of work it rolls back with it.
+pub fn prune_removes_in_bounded_batches_and_resumes<B: Subject>(b: &B) {
+    use memgpt_core::retention::Retention;
+    let s = scope(1);
+    let c = b.recall(s).unwrap();
+    let all = msgs(&s, 25);
+    c.insert_many(all.clone(), false).unwrap();
+    let other = b.recall(scope(2)).unwrap();
+    other.insert_many(msgs(&scope(2), 5), false).unwrap();
+    // Before 10 s: 10 records. One batch of 4, stopped; then the rest, 4 + 2.
+    let old = Retention::OlderThan(at(10));
+    assert_eq!(c.prune_batch(&old, 4).unwrap(), 4);
+    assert_eq!(c.size(&[]).unwrap(), 21);
+    let oldest = c.get_page(&[], None, 1).unwrap();
+    assert_eq!(oldest[0].id(), all[4].id(), "the oldest went first");
+    let p = c.prune(&old, 4).unwrap();
+    assert_eq!((p.deleted, p.batches), (6, 2));
+    assert_eq!(c.prune(&old, 4).unwrap().deleted, 0);
+    // Keep the newest 5 of 15: 10 go, in batches of 3.
+    let p = c.prune(&Retention::KeepNewest(5), 3).unwrap();
+    assert_eq!((p.deleted, p.batches), (10, 4));
+    let mut left = id_list(&c.get_all(&[], None).unwrap());
+    left.sort();
+    let mut newest = id_list(&all[20..]);
+    newest.sort();
+    assert_eq!(left, newest);
+    assert_eq!(c.prune(&Retention::KeepNewest(5), 3).unwrap().deleted, 0);
+    assert_eq!(other.size(&[]).unwrap(), 5, "another tenant's records stay");
+    // A unit of work that fails takes its prune back.
+    let e = b.recall_transaction(&[s], |cs| {
+        cs[0].prune(&Retention::KeepNewest(0), 2)?;
+        assert_eq!(cs[0].size(&[]).unwrap(), 0);
+        Err::<(), _>(Error::invalid("test", "roll back"))
+    });
+    assert!(e.is_err());
+    assert_eq!(c.size(&[]).unwrap(), 5);
+    // A data source, on passages; refused on recall memory; batch sizes at the limits.
+    let p = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let rows: Vec<Passage> = (0..5)
+        .map(|i| {
+            let source = if i % 2 == 0 { "keep" } else { "drop" };
+            passage(&s, i, &format!("text {i}"), None)
+                .to_builder()
+                .data_source(source)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    p.insert_many(rows, false).unwrap();
+    let drop = Retention::DataSource("drop".into());
+    assert_eq!(p.prune(&drop, 1).unwrap().deleted, 2);
+    assert_eq!(p.list_data_sources().unwrap(), ["keep"]);
+    expect_err!(c.prune(&drop, 10), InvalidInput);
+    expect_err!(c.prune_batch(&old, 0), InvalidInput);
+    expect_err!(c.prune_batch(&old, 50_001), InvalidInput);
+    assert_eq!(c.prune_batch(&old, 50_000).unwrap(), 0);
+}

@@ -229,6 +229,19 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
             .await
     }
 
+    /// [`StorageConnector::prune`] (retention), every batch on the blocking pool in one
+    /// call.
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn prune(
+        &self,
+        rule: crate::retention::Retention,
+        batch: usize,
+    ) -> Result<crate::retention::Pruned> {
+        self.interact(move |c| c.prune(&rule, batch)).await
+    }
+
     /// [`StorageConnector::query_date`].
     ///
     /// # Errors

@@ -10,6 +10,7 @@ use crate::fulltext::query_words;
 use crate::hybrid::HybridOptions;
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
+use crate::retention::Retention;
 use crate::row::{Count, DataSource};
 use crate::scope::Scope;
 use crate::scoped::Scoped;
@@ -22,7 +23,7 @@ use crate::table::TableType;
 /// `connector`), or a unit of work ([`InTx`](crate::InTx), made by [`Tx::connector`](crate::Tx::connector)). Implements
 /// [`StorageConnector`]; see there for each operation.
 pub struct Connector<S: Source, R> {
-    source: S,
+    pub(crate) source: S,
     target: Scoped<S::Backend, R>,
 }
 
@@ -329,6 +330,12 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
                 Ok((side(by_text)?, side(by_vector)?))
             })?;
             Ok(crate::hybrid::fuse(by_text, by_vector, options, top_k))
+        })
+    }
+
+    fn prune_batch(&self, rule: &Retention, batch: usize) -> Result<u64> {
+        crate::trace::call(self.target.table, "prune", || {
+            crate::retention::prune_batch(self, rule, batch)
         })
     }
 

@@ -19,6 +19,7 @@ pub mod fulltext;
 pub mod hybrid;
 pub mod plan;
 pub mod record;
+pub mod retention;
 #[doc(hidden)]
 pub mod row;
 pub mod scope;

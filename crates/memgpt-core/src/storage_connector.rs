@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::hybrid::HybridOptions;
 use crate::record::Record;
+use crate::retention::{Pruned, Retention};
 use crate::scope::Scope;
 use crate::table::TableType;
 
@@ -276,6 +277,39 @@ pub trait StorageConnector {
     #[track_caller]
     fn delete_table(&self) -> Result<u64> {
         self.delete(&[])
+    }
+
+    /// Deletes one batch of the records `rule` selects ([`crate::retention`]): at most
+    /// `batch` rows, the oldest first, in one write transaction of its own (inside a unit
+    /// of work: a savepoint of it). Returns the rows deleted; fewer than `batch` means
+    /// nothing of the rule is left. Calling it until then prunes; stopping in between
+    /// leaves what was deleted deleted, and the next call goes on.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a batch of 0 or above
+    /// [`MAX_PRUNE_BATCH`](crate::retention::MAX_PRUNE_BATCH), or a data source on recall
+    /// memory.
+    #[track_caller]
+    fn prune_batch(&self, rule: &Retention, batch: usize) -> Result<u64>;
+
+    /// Deletes every record `rule` selects, in batches of at most `batch` rows, each its
+    /// own transaction ([`prune_batch`](Self::prune_batch)); returns what it removed.
+    ///
+    /// # Errors
+    /// As [`prune_batch`](Self::prune_batch); batches done before an error stay deleted.
+    #[track_caller]
+    fn prune(&self, rule: &Retention, batch: usize) -> Result<Pruned> {
+        let mut pruned = Pruned::default();
+        loop {
+            let deleted = self.prune_batch(rule, batch)?;
+            if deleted > 0 {
+                pruned.deleted += deleted;
+                pruned.batches += 1;
+            }
+            if deleted < batch as u64 {
+                return Ok(pruned);
+            }
+        }
     }
 
     /// The distinct data sources of the scope's records, sorted.

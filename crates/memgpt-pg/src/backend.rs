@@ -194,7 +194,9 @@ impl Backend for PgStore {
             if i > 0 {
                 sql.push(" + ");
             }
-            sql.push(&format!("(id IN (SELECT id FROM {t} WHERE {indexed} @@ "))
+            sql.push(&format!("(id IN (SELECT id FROM {t} WHERE user_id = "))
+                .param(Param::Uuid(Some(shapes.scope.user_id())))
+                .push(&format!(" AND {indexed} @@ "))
                 .param(Param::Text(Some(text_tsquery(&tenant, &[w]))))
                 .push("::tsquery))::int");
         }

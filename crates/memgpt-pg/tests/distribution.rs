@@ -165,8 +165,23 @@ fn exercise(store: &PgStore) {
         c.list_data_sources().unwrap();
         c.size(&[]).unwrap();
         c.query_text("rivers", Some(3), 0).unwrap();
+        c.hybrid("rivers of passages", &[1.0, 1.0, 2.0], 5, &[])
+            .unwrap();
+        let topic = Filter::or([
+            Filter::metadata("topic").eq("rivers"),
+            Filter::not(Filter::metadata("n").gt(2)),
+        ]);
+        c.get_all(std::slice::from_ref(&topic), Some(3)).unwrap();
+        c.prune(
+            &memgpt_core::retention::Retention::DataSource("nothing".into()),
+            100,
+        )
+        .unwrap();
         c.delete_table().unwrap();
     }
+    recall
+        .prune(&memgpt_core::retention::Retention::KeepNewest(100), 500)
+        .unwrap();
     let docs = store
         .connector::<Document>(TableType::Documents, Scope::user(u))
         .unwrap();
@@ -198,7 +213,8 @@ fn exempt(q: &str) -> bool {
     let staging_ddl =
         q.starts_with("CREATE TEMP TABLE pg_temp.memgpt_staging_") && q.ends_with("WITH NO DATA");
     let id_lookup = q.starts_with("SELECT id FROM memgpt_") && q.contains(" WHERE id IN (")
-        || q.starts_with("SELECT s.id FROM pg_temp.memgpt_staging_")
+        || q.starts_with("SELECT s.id")
+            && q.contains(" FROM pg_temp.memgpt_staging_")
             && q.contains(" t ON t.id = s.id ");
     staging_ddl || id_lookup
 }

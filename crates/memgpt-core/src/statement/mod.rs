@@ -3,7 +3,7 @@
 //! Every backend issues the same statements, differing only in what its [`Dialect`] says:
 //! placeholder syntax, how a value is encoded, the spelling of "no limit" and of null-safe
 //! equality. A [`Statement`] is SQL text plus the values of its placeholders; the text is
-//! assembled only from fixed identifiers (table names from [`TableType`], column names from
+//! assembled only from fixed identifiers (table names from [`TableType`](crate::TableType), column names from
 //! [`Column`](crate::Column), column lists of the backends) and placeholders, and every
 //! value a caller supplies is a bound parameter. The functions of this module build every
 //! read and write a connector issues; each backend turns a [`Statement`] into its driver's
@@ -14,11 +14,10 @@ use std::marker::PhantomData;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::filter::{Filter, FilterValue, Kind, MetadataTest};
-use crate::scope::Scope;
+use crate::filter::MetadataTest;
 use crate::storage_connector::Keyset;
-use crate::table::TableType;
 
+mod filters;
 mod shapes;
 pub use shapes::Shapes;
 
@@ -196,120 +195,6 @@ impl<D: Dialect> Statement<D> {
         self
     }
 
-    /// ` WHERE user_id = ? [AND agent_id = ?] [AND col = ? | col IS NULL …]`: the scope,
-    /// then the filters (validated by the caller).
-    pub fn scope_where(
-        &mut self,
-        table: TableType,
-        scope: &Scope,
-        filters: &[Filter],
-    ) -> &mut Self {
-        self.push(" WHERE user_id = ")
-            .param(Param::Uuid(Some(scope.user_id())));
-        if table.is_agent_scoped() {
-            if let Some(agent) = scope.agent_id() {
-                self.push(" AND agent_id = ")
-                    .param(Param::Uuid(Some(agent)));
-            }
-        }
-        // A column filtered twice, or any other test than a column's: the text grows with
-        // the filters.
-        if filters.iter().any(|f| !f.is_column())
-            || filters.iter().enumerate().any(|(i, f)| {
-                filters[..i]
-                    .iter()
-                    .any(|g| g.column().is_some() && g.column() == f.column())
-            })
-        {
-            self.variable = true;
-        }
-        for f in filters {
-            match &f.kind {
-                Kind::Column { column, value } => {
-                    let col = column.name();
-                    match value {
-                        FilterValue::Null => {
-                            self.push(&format!(" AND {col} IS NULL"));
-                        }
-                        FilterValue::Uuid(u) => {
-                            self.push(&format!(" AND {col} = "))
-                                .param(Param::Uuid(Some(*u)));
-                        }
-                        FilterValue::Text(t) => {
-                            self.push(&format!(" AND {col} = "))
-                                .param(Param::Text(Some(t.clone())));
-                        }
-                    }
-                }
-                _ => {
-                    self.push(" AND ");
-                    self.predicate(f, false);
-                }
-            }
-        }
-        self
-    }
-
-    /// Appends `f` as a boolean expression. Under a `NOT` (`under_not`) it is never NULL,
-    /// so that `NOT` of it holds exactly where it does not; elsewhere NULL and false select
-    /// the same rows, and a bare comparison lets an index serve it.
-    fn predicate(&mut self, f: &Filter, under_not: bool) {
-        match &f.kind {
-            Kind::Column { column, value } => {
-                let col = column.name();
-                let param = match value {
-                    FilterValue::Null => {
-                        self.push(&format!("{col} IS NULL"));
-                        return;
-                    }
-                    FilterValue::Uuid(u) => Param::Uuid(Some(*u)),
-                    FilterValue::Text(t) => Param::Text(Some(t.clone())),
-                };
-                if under_not {
-                    self.push(&format!("({col} IS NOT NULL AND {col} = "))
-                        .param(param)
-                        .push(")");
-                } else {
-                    self.push(&format!("{col} = ")).param(param);
-                }
-            }
-            Kind::Metadata { path, test } => D::metadata_test(self, path, test, under_not),
-            Kind::CreatedAt { cmp, at } => {
-                // Another writer's NULL created_at is false under a NOT too.
-                self.push(&format!("COALESCE(created_at {} ", cmp.sql()))
-                    .param(Param::Time(*at))
-                    .push(", false)");
-            }
-            Kind::And(fs) | Kind::Or(fs) if fs.is_empty() => {
-                self.push(if matches!(f.kind, Kind::And(_)) {
-                    "true"
-                } else {
-                    "false"
-                });
-            }
-            Kind::And(fs) | Kind::Or(fs) => {
-                let op = if matches!(f.kind, Kind::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                self.push("(");
-                for (i, g) in fs.iter().enumerate() {
-                    if i > 0 {
-                        self.push(op);
-                    }
-                    self.predicate(g, under_not);
-                }
-                self.push(")");
-            }
-            Kind::Not(g) => {
-                self.push("NOT (");
-                self.predicate(g, true);
-                self.push(")");
-            }
-        }
-    }
-
     /// ` AND (created_at, id) <op> (?, ?)`.
     pub fn keyset(&mut self, op: &str, k: &Keyset) -> &mut Self {
         self.push(&format!(" AND (created_at, id) {op} ("))
@@ -340,6 +225,9 @@ impl<D: Dialect> Statement<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::Filter;
+    use crate::scope::Scope;
+    use crate::table::TableType;
     use crate::Column;
 
     /// A dialect of `?` placeholders.

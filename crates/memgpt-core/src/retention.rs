@@ -1,0 +1,111 @@
+//! Retention: removing a scope's old memory in bounded batches.
+//!
+//! A prune deletes the records a [`Retention`] rule selects, oldest first, in batches of a
+//! bounded number of rows, each batch one short write transaction of its own (no long
+//! lock, no large WAL): [`StorageConnector::prune_batch`](crate::StorageConnector::prune_batch)
+//! deletes one batch, [`StorageConnector::prune`](crate::StorageConnector::prune) all of
+//! them. Stopping between batches leaves every batch done deleted, and a later prune of the
+//! same rule goes on from there: the rule describes what is left to delete, not a cursor.
+
+use chrono::{DateTime, Utc};
+
+use crate::backend::{Backend, Written};
+use crate::connector::Connector;
+use crate::error::{Error, Result};
+use crate::filter::{validate_all, Cmp, Column, Filter};
+use crate::record::Record;
+use crate::source::{Internal, Source};
+use crate::statement::{Param, Statement};
+use crate::storage_connector::Keyset;
+
+/// Which of a scope's records a prune removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Retention {
+    /// The records created before the instant.
+    OlderThan(DateTime<Utc>),
+    /// All but the newest `n` records (by `created_at`, then id).
+    KeepNewest(u64),
+    /// The records of a data source (archival memory, passages, documents).
+    DataSource(String),
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Pruned {
+    /// Records deleted.
+    pub deleted: u64,
+    /// Batches (transactions) that deleted them.
+    pub batches: u64,
+}
+
+/// The batch size `memgpt-store prune` uses unless told otherwise.
+pub const DEFAULT_PRUNE_BATCH: usize = 1_000;
+/// The largest batch.
+pub const MAX_PRUNE_BATCH: usize = 50_000;
+
+/// One batch of a prune on `c`: the rows deleted (fewer than `batch`: nothing is left).
+pub(crate) fn prune_batch<S: Source, R: Record>(
+    c: &Connector<S, R>,
+    rule: &Retention,
+    batch: usize,
+) -> Result<u64> {
+    if batch == 0 || batch > MAX_PRUNE_BATCH {
+        return Err(Error::invalid(
+            "batch",
+            format!("must be between 1 and {MAX_PRUNE_BATCH}, not {batch}"),
+        ));
+    }
+    let t = c.target();
+    let (filters, up_to) = match rule {
+        Retention::OlderThan(at) => (vec![Filter::created_at(Cmp::Lt, *at)], None),
+        Retention::DataSource(source) => {
+            let f = vec![Filter::eq(Column::DataSource, source.as_str())];
+            validate_all(&f, t.table())?;
+            (f, None)
+        }
+        Retention::KeepNewest(n) => match nth_newest(c, *n)? {
+            Some(k) => (Vec::new(), Some(k)),
+            None => return c.source.usable(Internal(())).map(|()| 0),
+        },
+    };
+    // `DELETE … WHERE id IN (SELECT id … ORDER BY created_at, id LIMIT batch)`: the oldest
+    // rows of the rule, found through the scope's `(…, created_at)` index.
+    let name = t.table().table_name();
+    let mut sql: Statement<S::Backend> = Statement::new(format!(
+        "DELETE FROM {name} WHERE id IN (SELECT id FROM {name}"
+    ));
+    sql.scope_where(t.table(), t.scope(), &filters);
+    if let Some(k) = &up_to {
+        sql.keyset("<=", k);
+    }
+    sql.push(" ORDER BY created_at, id")
+        .limit_offset(Some(batch), 0)
+        .push(")");
+    match c
+        .source
+        .write(Internal(()), |conn| <S::Backend>::execute(conn, sql))?
+    {
+        Written::Rows(n) => Ok(n as u64),
+        Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
+    }
+}
+
+/// The position of the scope's record after the newest `n` (newest first): the newest one
+/// a [`Retention::KeepNewest`] removes; `None` when the scope holds at most `n`.
+fn nth_newest<S: Source, R: Record>(c: &Connector<S, R>, n: u64) -> Result<Option<Keyset>> {
+    let t = c.target();
+    let mut sql: Statement<S::Backend> = Statement::new(format!(
+        "SELECT created_at, id FROM {}",
+        t.table().table_name()
+    ));
+    sql.scope_where(t.table(), t.scope(), &[])
+        .push(" ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ")
+        .param(Param::Int(Some(i64::try_from(n).unwrap_or(i64::MAX))));
+    let table = t.table();
+    let found = c.source.read(Internal(()), |conn| {
+        <S::Backend>::fetch::<Keyset>(conn, sql, table)
+    })?;
+    Ok(found.into_iter().next())
+}
