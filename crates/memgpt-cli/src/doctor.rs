@@ -119,10 +119,15 @@ fn vector_indexes(store: &PgStore) -> Result<usize> {
     let Some(v) = store.pgvector() else {
         return Ok(0);
     };
-    out!("pgvector {v}");
+    let dim = store.config().embedding_dim;
+    let kind = if dim > memgpt_migrate::postgres::MAX_VECTOR_HNSW_DIM {
+        "halfvec: half precision, as pgvector indexes more than 2,000 dimensions"
+    } else {
+        "vector"
+    };
+    out!("pgvector {v}; HNSW indexes of dimension {dim} as {kind}");
     let missing = store.missing_indexes()?;
     if !missing.is_empty() {
-        let dim = store.config().embedding_dim;
         out!(
             "  MISSING vector indexes {} (dimension {dim}): build them with \
              `memgpt-store migrate --database-url URL up --embedding-dim {dim}`",

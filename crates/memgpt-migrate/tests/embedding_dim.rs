@@ -25,12 +25,12 @@ fn postgres_run_url_builds_the_hnsw_indexes_at_memgpt_embedding_dim() {
     );
 
     // A malformed dimension is refused naming the variable, before anything is changed.
-    std::env::set_var("MEMGPT_EMBEDDING_DIM", "2001");
+    std::env::set_var("MEMGPT_EMBEDDING_DIM", "4001");
     let fresh = TempDatabase::create(VECTOR_SERVER).unwrap();
     let e = memgpt_migrate::run_url(fresh.url(), Command::Up).unwrap_err();
     assert!(
         matches!(&e, memgpt_core::Error::Config { variable, value, .. }
-            if variable == "MEMGPT_EMBEDDING_DIM" && value == "2001"),
+            if variable == "MEMGPT_EMBEDDING_DIM" && value == "4001"),
         "{e:?}"
     );
     assert_eq!(

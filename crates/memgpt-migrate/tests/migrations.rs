@@ -514,7 +514,7 @@ fn postgres_up_builds_the_hnsw_indexes_for_the_dimension() {
     })
     .unwrap();
     assert_eq!(*again.lock().unwrap(), 0);
-    let bad = memgpt_migrate::Options::default().with_embedding_dim(Some(2001));
+    let bad = memgpt_migrate::Options::default().with_embedding_dim(Some(4001));
     let e = postgres::run_url_with(db.url(), Command::Up, &bad, &|_| {}).unwrap_err();
     assert!(matches!(e, memgpt_core::Error::InvalidInput { .. }));
 }
@@ -644,4 +644,68 @@ fn sqlite_migration_000006_rewrites_existing_created_at_and_down_drops_its_trigg
             "{t}"
         );
     }
+}
+
+/// `migrate up --embedding-dim 3072` (OpenAI's text-embedding-3-large) indexes archival
+/// memory and passages as `halfvec(3072)` (pgvector indexes `vector` up to 2,000
+/// dimensions), built concurrently over rows already there; a global nearest-neighbour
+/// search ordering by the same expression walks it. 4,001 is refused.
+#[test]
+fn embeddings_wider_than_2000_are_indexed_as_halfvec() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let mut conn = db.connect().unwrap();
+    postgres::run_pending(&mut conn).unwrap();
+    diesel::sql_query(
+        "INSERT INTO memgpt_passages (id, user_id, text, embedding, embedding_dim, created_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'p' || g,
+                (array_fill((g % 7)::real, ARRAY[4096]))::vector(4096), 3072, now()
+         FROM generate_series(1, 500) AS g",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let options = memgpt_migrate::Options::default().with_embedding_dim(Some(3072));
+    postgres::run_url_with(db.url(), Command::Up, &options, &|_| {}).unwrap();
+    assert!(postgres::missing_hnsw(&mut conn, 3072).unwrap().is_empty());
+    let defs = pg_names(
+        &mut conn,
+        "SELECT indexdef::text AS name FROM pg_indexes WHERE indexname LIKE '%_embedding_hnsw_3072'",
+    );
+    assert_eq!(defs.len(), 2, "{defs:?}");
+    for d in &defs {
+        assert!(
+            d.contains("::halfvec(3072)") && d.contains("halfvec_l2_ops"),
+            "{d}"
+        );
+    }
+    let (expression, _) = postgres::hnsw_expression(3072);
+    let query = format!(
+        "[{}]",
+        std::iter::repeat_n("0.5", 3072)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    conn.batch_execute("SET enable_seqscan = off").unwrap();
+    #[derive(QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let plan: Vec<PlanLine> = diesel::sql_query(format!(
+        "EXPLAIN SELECT id FROM memgpt_passages ORDER BY {expression} <-> \
+         '{query}'::halfvec(3072) LIMIT 10"
+    ))
+    .load(&mut conn)
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|l| l.line).collect();
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("memgpt_passages_embedding_hnsw_3072")),
+        "{plan:#?}"
+    );
+    let too_wide = memgpt_migrate::Options::default().with_embedding_dim(Some(4001));
+    let e = postgres::run_url_with(db.url(), Command::Up, &too_wide, &|_| {}).unwrap_err();
+    assert!(
+        matches!(e, memgpt_core::Error::InvalidInput { .. }),
+        "{e:?}"
+    );
 }

@@ -42,7 +42,7 @@ pub struct PgConfig {
     /// work whose closure stalls), releasing its locks.
     pub idle_in_transaction_timeout: Duration,
     /// The true dimension of indexed embeddings (`MEMGPT_EMBEDDING_DIM`, default 1536,
-    /// 1..=2000: pgvector's HNSW limit).
+    /// 1..=4000: pgvector's HNSW limit, as `halfvec` above 2,000).
     pub embedding_dim: u32,
     /// Refuse embeddings (and query vectors) of any other length than `embedding_dim`
     /// (`MEMGPT_EMBEDDING_DIM_STRICT=1`; default off: any length up to 4096 is stored,

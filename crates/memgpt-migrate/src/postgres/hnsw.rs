@@ -12,6 +12,31 @@ use super::{connect, Flag, INDEX_MIGRATION};
 use crate::migration_err;
 use crate::rows::Name;
 
+/// The largest dimension pgvector's HNSW indexes as `vector` (full precision).
+pub const MAX_VECTOR_HNSW_DIM: u32 = 2000;
+/// The largest dimension pgvector's HNSW indexes at all: as `halfvec` (half precision),
+/// above [`MAX_VECTOR_HNSW_DIM`].
+pub const MAX_HNSW_DIM: u32 = 4000;
+
+/// The expression and operator class of the HNSW index for dimension `dim`: the
+/// embedding's first `dim` values as `vector(dim)` up to [`MAX_VECTOR_HNSW_DIM`], else as
+/// `halfvec(dim)` (OpenAI's text-embedding-3-large: 3,072). The index only serves global
+/// nearest-neighbour searches that order by the same expression; the library's own
+/// in-scope search is exact, at full precision, either way.
+pub fn hnsw_expression(dim: u32) -> (String, &'static str) {
+    if dim <= MAX_VECTOR_HNSW_DIM {
+        (
+            format!("subvector(embedding, 1, {dim})::vector({dim})"),
+            "vector_l2_ops",
+        )
+    } else {
+        (
+            format!("subvector(embedding, 1, {dim})::halfvec({dim})"),
+            "halfvec_l2_ops",
+        )
+    }
+}
+
 /// The name of the HNSW index of `table` for dimension `dim`.
 pub fn hnsw_index_name(table: TableType, dim: u32) -> String {
     format!("{}_embedding_hnsw_{dim}", table.table_name())
@@ -57,8 +82,8 @@ pub fn missing_hnsw(conn: &mut PgConnection, dim: u32) -> Result<Vec<String>, Er
     Ok(missing)
 }
 
-/// Builds the HNSW indexes of archival memory and passages on
-/// `subvector(embedding, 1, dim)::vector(dim)` where they are missing (or left invalid by
+/// Builds the HNSW indexes of archival memory and passages on [`hnsw_expression`] where
+/// they are missing (or left invalid by
 /// a failed build): `CONCURRENTLY` when the table holds rows, so that writers go on, and
 /// with no statement timeout for this session. Reports progress (from
 /// `pg_stat_progress_create_index`, read on a second connection to `url`) about every
@@ -66,18 +91,21 @@ pub fn missing_hnsw(conn: &mut PgConnection, dim: u32) -> Result<Vec<String>, Er
 ///
 /// # Errors
 /// [`Error::Migration`] when a build fails (an invalid index it leaves is dropped and
-/// rebuilt by the next run); [`Error::InvalidInput`] for a dimension outside 1..=2000
-/// (pgvector's HNSW limit).
+/// rebuilt by the next run); [`Error::InvalidInput`] for a dimension outside
+/// 1..=[`MAX_HNSW_DIM`] (pgvector's HNSW limit, as `halfvec`).
 pub fn ensure_hnsw(
     conn: &mut PgConnection,
     url: &DatabaseUrl,
     dim: u32,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), Error> {
-    if !(1..=2000).contains(&dim) {
+    if !(1..=MAX_HNSW_DIM).contains(&dim) {
         return Err(Error::invalid(
             "embedding_dim",
-            format!("{dim} is outside 1..=2000, the dimensions pgvector's HNSW indexes"),
+            format!(
+                "{dim} is outside 1..={MAX_HNSW_DIM}, the dimensions pgvector's HNSW indexes \
+                 (as halfvec above {MAX_VECTOR_HNSW_DIM})"
+            ),
         ));
     }
     let missing = missing_hnsw(conn, dim)?;
@@ -116,10 +144,10 @@ fn build_one(
         .map_err(migration_err)?;
     let has_rows = rows.first().is_some_and(|f| f.v);
     // Identifiers and the dimension are ours (a validated integer), never caller text.
+    let (expression, opclass) = hnsw_expression(dim);
     let ddl = format!(
         "CREATE INDEX {concurrently} IF NOT EXISTS {name} ON {table} USING hnsw \
-         ((subvector(embedding, 1, {dim})::vector({dim})) vector_l2_ops) \
-         WITH (m = 16, ef_construction = 64)",
+         (({expression}) {opclass}) WITH (m = 16, ef_construction = 64)",
         concurrently = if has_rows { "CONCURRENTLY" } else { "" },
     );
     progress(&format!("building {name} on {table}"));

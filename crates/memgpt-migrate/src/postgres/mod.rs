@@ -13,7 +13,10 @@ use crate::migration_err;
 use crate::rows::{Count, Name};
 
 mod hnsw;
-pub use hnsw::{ensure_hnsw, has_vector_column, hnsw_index_name, missing_hnsw};
+pub use hnsw::{
+    ensure_hnsw, has_vector_column, hnsw_expression, hnsw_index_name, missing_hnsw, MAX_HNSW_DIM,
+    MAX_VECTOR_HNSW_DIM,
+};
 
 /// The PostgreSQL migrations, embedded from `migrations/postgres`.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -26,15 +29,22 @@ pub const ADVISORY_LOCK_KEY: i64 = 0x6d65_6d67_7074;
 pub const DEFAULT_EMBEDDING_DIM: u32 = 1536;
 
 /// The true dimension of the embeddings, which the HNSW indexes are built for:
-/// `MEMGPT_EMBEDDING_DIM` (1..=2000, pgvector's HNSW limit), else
+/// `MEMGPT_EMBEDDING_DIM` (1..=4000, pgvector's HNSW limit: `vector` up to 2,000,
+/// `halfvec` above), else
 /// [`DEFAULT_EMBEDDING_DIM`]. [`run_url_with`] reads it when [`Options::embedding_dim`] is
 /// `None`; `memgpt_pg::PgConfig::from_env` reads it here too, so that the indexes a
 /// migration builds are the ones the store looks for.
 ///
 /// # Errors
-/// [`Error::Config`] naming the variable when it is not a whole number in 1..=2000.
+/// [`Error::Config`] naming the variable when it is not a whole number in 1..=4000.
 pub fn embedding_dim(env: &dyn memgpt_core::config::Lookup) -> Result<u32, Error> {
-    memgpt_core::config::int_var(env, "MEMGPT_EMBEDDING_DIM", DEFAULT_EMBEDDING_DIM, 1, 2000)
+    memgpt_core::config::int_var(
+        env,
+        "MEMGPT_EMBEDDING_DIM",
+        DEFAULT_EMBEDDING_DIM,
+        1,
+        hnsw::MAX_HNSW_DIM,
+    )
 }
 
 /// The migration the HNSW indexes are recorded under (reverting it drops them).
