@@ -4,7 +4,7 @@
 
 use clap::{ArgGroup, Args};
 use memgpt_core::chrono::{DateTime, Utc};
-use memgpt_core::retention::{Retention, DEFAULT_PRUNE_BATCH};
+use memgpt_core::retention::{Retention, DEFAULT_PRUNE_BATCH, MAX_PRUNE_BATCH};
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{Document, Message, Passage, Scope, StorageConnector, TableType};
 use memgpt_migrate::Target;
@@ -41,9 +41,10 @@ pub(crate) struct PruneArgs {
     /// Remove the records of a data source (archival memory, passages, documents).
     #[arg(long, value_name = "NAME")]
     data_source: Option<String>,
-    /// Rows per batch (one transaction each).
-    #[arg(long, default_value_t = DEFAULT_PRUNE_BATCH)]
-    batch: usize,
+    /// Rows per batch (one transaction each), 1..=50000.
+    #[arg(long, default_value_t = DEFAULT_PRUNE_BATCH as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_PRUNE_BATCH as u64))]
+    batch: u64,
 }
 
 fn table(s: &str) -> std::result::Result<TableType, String> {
@@ -79,7 +80,7 @@ pub(crate) fn run(args: PruneArgs) -> Result<()> {
         named.url.redacted(),
         named.source
     );
-    let (table, batch) = (args.table, args.batch);
+    let (table, batch) = (args.table, usize::try_from(args.batch)?);
     macro_rules! on {
         ($store:expr) => {{
             let store = $store;

@@ -263,4 +263,8 @@ fn prune_deletes_a_tenants_records_in_batches() {
     assert_eq!(o.status.code(), Some(2), "two rules: a usage error");
     let o = prune(&["--data-source", "x"]);
     assert_eq!(o.status.code(), Some(1), "recall memory has no data source");
+    for batch in ["0", "50001"] {
+        let o = prune(&["--keep-newest", "1", "--batch", batch]);
+        assert_eq!(o.status.code(), Some(2), "--batch {batch}: a usage error");
+    }
 }

@@ -46,6 +46,15 @@ pub fn statement_shapes<B: Backend>() -> String {
             ("query_date", s.dates(t0, t0, Some(5), 2)),
             ("delete", s.delete(filters)),
             (
+                "prune_older",
+                s.prune_batch(
+                    &[Filter::created_at(memgpt_core::filter::Cmp::Lt, t0)],
+                    None,
+                    1_000,
+                ),
+            ),
+            ("prune_keep_newest", s.prune_batch(&[], Some(500), 1_000)),
+            (
                 "text_match",
                 B::text_match(
                     &s,

@@ -229,6 +229,19 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
             .await
     }
 
+    /// [`StorageConnector::prune_batch`] (retention): one batch, so that a caller can stop
+    /// between batches.
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn prune_batch(
+        &self,
+        rule: crate::retention::Retention,
+        batch: usize,
+    ) -> Result<u64> {
+        self.interact(move |c| c.prune_batch(&rule, batch)).await
+    }
+
     /// [`StorageConnector::prune`] (retention), every batch on the blocking pool in one
     /// call.
     ///

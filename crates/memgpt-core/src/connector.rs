@@ -92,6 +92,13 @@ impl<S: Source, R: Record> Connector<S, R> {
             limit: crate::hybrid::DEFAULT_CANDIDATES,
         };
         patterns.push(("hybrid_text", <S::Backend>::text_ranked(&shapes, &ranked)));
+        let week_ago = chrono::Utc::now() - chrono::Duration::days(7);
+        let older = [crate::Filter::created_at(crate::filter::Cmp::Lt, week_ago)];
+        patterns.push(("prune", shapes.prune_batch(&older, None, 1_000)));
+        patterns.push((
+            "prune_keep_newest",
+            shapes.prune_batch(&[], Some(1_000), 1_000),
+        ));
         if t.table != TableType::RecallMemory {
             let on_metadata = [crate::Filter::metadata("topic").eq("memory")];
             patterns.push(("metadata_filter", shapes.recent(&on_metadata, Some(10))));

@@ -15,8 +15,6 @@ use crate::error::{Error, Result};
 use crate::filter::{validate_all, Cmp, Column, Filter};
 use crate::record::Record;
 use crate::source::{Internal, Source};
-use crate::statement::{Param, Statement};
-use crate::storage_connector::Keyset;
 
 /// Which of a scope's records a prune removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +22,8 @@ use crate::storage_connector::Keyset;
 pub enum Retention {
     /// The records created before the instant.
     OlderThan(DateTime<Utc>),
-    /// All but the newest `n` records (by `created_at`, then id).
+    /// All but the newest `n` records (by `created_at`, then id). Records without a
+    /// `created_at` (another writer's) are neither counted nor removed.
     KeepNewest(u64),
     /// The records of a data source (archival memory, passages, documents).
     DataSource(String),
@@ -58,31 +57,20 @@ pub(crate) fn prune_batch<S: Source, R: Record>(
         ));
     }
     let t = c.target();
-    let (filters, up_to) = match rule {
-        Retention::OlderThan(at) => (vec![Filter::created_at(Cmp::Lt, *at)], None),
+    let filters = match rule {
+        Retention::OlderThan(at) => vec![Filter::created_at(Cmp::Lt, *at)],
         Retention::DataSource(source) => {
             let f = vec![Filter::eq(Column::DataSource, source.as_str())];
             validate_all(&f, t.table())?;
-            (f, None)
+            f
         }
-        Retention::KeepNewest(n) => match nth_newest(c, *n)? {
-            Some(k) => (Vec::new(), Some(k)),
-            None => return c.source.usable(Internal(())).map(|()| 0),
-        },
+        Retention::KeepNewest(_) => Vec::new(),
     };
-    // `DELETE … WHERE id IN (SELECT id … ORDER BY created_at, id LIMIT batch)`: the oldest
-    // rows of the rule, found through the scope's `(…, created_at)` index.
-    let name = t.table().table_name();
-    let mut sql: Statement<S::Backend> = Statement::new(format!(
-        "DELETE FROM {name} WHERE id IN (SELECT id FROM {name}"
-    ));
-    sql.scope_where(t.table(), t.scope(), &filters);
-    if let Some(k) = &up_to {
-        sql.keyset("<=", k);
-    }
-    sql.push(" ORDER BY created_at, id")
-        .limit_offset(Some(batch), 0)
-        .push(")");
+    let keep_newest = match rule {
+        Retention::KeepNewest(n) => Some(*n),
+        _ => None,
+    };
+    let sql = t.shapes().prune_batch(&filters, keep_newest, batch);
     match c
         .source
         .write(Internal(()), |conn| <S::Backend>::execute(conn, sql))?
@@ -90,22 +78,4 @@ pub(crate) fn prune_batch<S: Source, R: Record>(
         Written::Rows(n) => Ok(n as u64),
         Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
     }
-}
-
-/// The position of the scope's record after the newest `n` (newest first): the newest one
-/// a [`Retention::KeepNewest`] removes; `None` when the scope holds at most `n`.
-fn nth_newest<S: Source, R: Record>(c: &Connector<S, R>, n: u64) -> Result<Option<Keyset>> {
-    let t = c.target();
-    let mut sql: Statement<S::Backend> = Statement::new(format!(
-        "SELECT created_at, id FROM {}",
-        t.table().table_name()
-    ));
-    sql.scope_where(t.table(), t.scope(), &[])
-        .push(" ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ")
-        .param(Param::Int(Some(i64::try_from(n).unwrap_or(i64::MAX))));
-    let table = t.table();
-    let found = c.source.read(Internal(()), |conn| {
-        <S::Backend>::fetch::<Keyset>(conn, sql, table)
-    })?;
-    Ok(found.into_iter().next())
 }

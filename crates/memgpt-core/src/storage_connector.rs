@@ -281,9 +281,10 @@ pub trait StorageConnector {
 
     /// Deletes one batch of the records `rule` selects ([`crate::retention`]): at most
     /// `batch` rows, the oldest first, in one write transaction of its own (inside a unit
-    /// of work: a savepoint of it). Returns the rows deleted; fewer than `batch` means
-    /// nothing of the rule is left. Calling it until then prunes; stopping in between
-    /// leaves what was deleted deleted, and the next call goes on.
+    /// of work: a savepoint of it). Returns the rows deleted; fewer than `batch` means the
+    /// rule found no more (or another caller deleted some of the same rows meanwhile).
+    /// Calling it until then prunes; stopping in between leaves what was deleted deleted,
+    /// and the next call goes on.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a batch of 0 or above

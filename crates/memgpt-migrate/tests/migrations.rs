@@ -648,8 +648,9 @@ fn sqlite_migration_000006_rewrites_existing_created_at_and_down_drops_its_trigg
 
 /// `migrate up --embedding-dim 3072` (OpenAI's text-embedding-3-large) indexes archival
 /// memory and passages as `halfvec(3072)` (pgvector indexes `vector` up to 2,000
-/// dimensions), built concurrently over rows already there; a global nearest-neighbour
-/// search ordering by the same expression walks it. 4,001 is refused.
+/// dimensions), built concurrently over rows already there; a row whose components halfvec
+/// cannot hold is still written; a global nearest-neighbour search ordering by the same
+/// expression walks it. 4,001 is refused.
 #[test]
 fn embeddings_wider_than_2000_are_indexed_as_halfvec() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
@@ -677,6 +678,15 @@ fn embeddings_wider_than_2000_are_indexed_as_halfvec() {
             "{d}"
         );
     }
+    // A component past what halfvec holds (65,504) is still written: the row is left out
+    // of the approximate index, never refused.
+    diesel::sql_query(
+        "INSERT INTO memgpt_passages (id, user_id, text, embedding, embedding_dim, created_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'wide',
+                 (array_fill(70000::real, ARRAY[4096]))::vector(4096), 3072, now())",
+    )
+    .execute(&mut conn)
+    .unwrap();
     let (expression, _) = postgres::hnsw_expression(3072);
     let query = format!(
         "[{}]",

@@ -33,6 +33,7 @@ impl Dialect for PgStore {
     type Bind = Bind;
     const NO_LIMIT: &'static str = "LIMIT ALL";
     const NULL_SAFE_EQ: &'static str = "IS NOT DISTINCT FROM";
+    const ID_IN_SELECT: (&'static str, &'static str) = ("id = ANY(ARRAY(", "))");
 
     fn placeholder(n: usize, sql: &mut String) {
         use std::fmt::Write as _;
@@ -168,8 +169,9 @@ impl Backend for PgStore {
 
     /// The hits of the GIN index for the tenant's lexeme and any of the words (as in
     /// [`text_match`](Self::text_match), the words ORed), ranked by how many of the words
-    /// each holds: one GIN lookup per word (`id IN (…)`, a hashed subplan), never a read of
-    /// the texts. The hits carry no text or embedding: whole rows are read for the `limit`
+    /// each holds: one GIN lookup per word, `UNION ALL` and counted by a `GROUP BY` (a hash
+    /// aggregate, which spills to disk rather than grow past `work_mem`), never reading the
+    /// texts. The hits carry no text or embedding: whole rows are read for the `limit`
     /// ranked only.
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
         let table = shapes.table;
@@ -189,28 +191,28 @@ impl Backend for PgStore {
         ));
         sql.varies()
             .param(Param::Text(Some(text_tsquery_any(&tenant, query.words))))
-            .push("::tsquery), ranked AS (SELECT id, ");
+            .push("::tsquery), words AS MATERIALIZED (SELECT id, count(*) AS matched FROM (");
         for (i, w) in query.words.iter().enumerate() {
             if i > 0 {
-                sql.push(" + ");
+                sql.push(" UNION ALL ");
             }
-            sql.push(&format!("(id IN (SELECT id FROM {t} WHERE user_id = "))
-                .param(Param::Uuid(Some(shapes.scope.user_id())))
-                .push(&format!(" AND {indexed} @@ "))
+            sql.push(&format!("SELECT id FROM {t} WHERE {indexed} @@ "))
                 .param(Param::Text(Some(text_tsquery(&tenant, &[w]))))
-                .push("::tsquery))::int");
+                .push("::tsquery");
         }
-        sql.push(" AS matched FROM hits")
-            .scope_where(table, shapes.scope, query.filters)
-            .push(" ORDER BY matched DESC, id")
-            .limit_offset(Some(query.limit), 0)
-            .push(&format!(
-                ") SELECT {} FROM ranked JOIN {t} USING (id)",
-                shapes.select
-            ))
-            // The tenant again on the join, as in `nearest`.
-            .scope_where(table, shapes.scope, &[])
-            .push(" ORDER BY ranked.matched DESC, id");
+        sql.push(
+            ") AS w GROUP BY id), ranked AS (SELECT id, matched FROM hits JOIN words USING (id)",
+        )
+        .scope_where(table, shapes.scope, query.filters)
+        .push(" ORDER BY matched DESC, id")
+        .limit_offset(Some(query.limit), 0)
+        .push(&format!(
+            ") SELECT {} FROM ranked JOIN {t} USING (id)",
+            shapes.select
+        ))
+        // The tenant again on the join, as in `nearest`.
+        .scope_where(table, shapes.scope, &[])
+        .push(" ORDER BY ranked.matched DESC, id");
         sql
     }
 

@@ -132,19 +132,19 @@ fn every_query_pattern_uses_an_index() {
     let recall = store
         .connector::<Message>(TableType::RecallMemory, scope)
         .unwrap();
-    check(recall.explain().unwrap(), 9);
+    check(recall.explain().unwrap(), 11);
     let archival = store
         .connector::<Passage>(TableType::ArchivalMemory, scope)
         .unwrap();
-    check(archival.explain().unwrap(), 11);
+    check(archival.explain().unwrap(), 13);
     let passages = store
         .connector::<Passage>(TableType::Passages, Scope::user(user(7)))
         .unwrap();
-    check(passages.explain().unwrap(), 11);
+    check(passages.explain().unwrap(), 13);
     let docs = store
         .connector::<Document>(TableType::Documents, Scope::user(user(7)))
         .unwrap();
-    check(docs.explain().unwrap(), 10);
+    check(docs.explain().unwrap(), 12);
     assert_eq!(recall.size(&[]).unwrap(), 1_000);
 }
 

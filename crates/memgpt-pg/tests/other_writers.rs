@@ -83,7 +83,9 @@ fn a_memgpt_row_whose_metadata_jsonb_cannot_hold_matches_no_metadata_test() {
         "INSERT INTO memgpt_passages (id, user_id, text, metadata_, created_at) VALUES \
          ('00000000-0000-0000-0000-000000000001', '{user}', 'nul', \
           '{{\"k\": \"a\\u0000b\", \"n\": 1}}', now()), \
-         ('00000000-0000-0000-0000-000000000002', '{user}', 'plain', '{{\"n\": 1}}', now())"
+         ('00000000-0000-0000-0000-000000000002', '{user}', 'plain', '{{\"n\": 1}}', now()), \
+         ('00000000-0000-0000-0000-000000000003', '{user}', 'surrogate', \
+          '{{\"k\": \"\\ud83d\", \"n\": 1}}', now())"
     ))
     .unwrap();
     let c = s
@@ -97,6 +99,36 @@ fn a_memgpt_row_whose_metadata_jsonb_cannot_hold_matches_no_metadata_test() {
     );
     assert_eq!(c.size(&[n.clone().eq(1)]).unwrap(), 1);
     assert_eq!(c.size(&[n.clone().exists()]).unwrap(), 1);
-    assert_eq!(c.size(&[Filter::not(n.eq(1))]).unwrap(), 1);
-    assert_eq!(c.size(&[]).unwrap(), 2);
+    assert_eq!(c.size(&[Filter::not(n.eq(1))]).unwrap(), 2);
+    assert_eq!(c.size(&[]).unwrap(), 3);
+}
+
+/// Records another writer left without a `created_at` are neither counted nor removed by
+/// `KeepNewest`; the dated records are pruned around them.
+#[test]
+fn keep_newest_leaves_records_without_created_at_alone() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let s = store(&db);
+    let mut conn = PgConnection::establish(db.url().expose()).unwrap();
+    let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    conn.batch_execute(&format!(
+        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at) \
+         SELECT ('00000000-0000-0000-0000-00000000000' || g)::uuid, '{user}', '{agent}', 'user', \
+         'm', CASE WHEN g < 3 THEN NULL ELSE timestamp '2024-01-01' + g * interval '1 s' END \
+         FROM generate_series(1, 6) AS g"
+    ))
+    .unwrap();
+    let c = s
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+        .unwrap();
+    let pruned = c
+        .prune(&memgpt_core::retention::Retention::KeepNewest(1), 10)
+        .unwrap();
+    assert_eq!(pruned.deleted, 3, "records 3, 4, 5 go; 6 is the newest");
+    let n: Vec<memgpt_migrate::rows::Count> = diesel::RunQueryDsl::load(
+        diesel::sql_query("SELECT count(*) AS n FROM memgpt_recall_memory_agent"),
+        &mut conn,
+    )
+    .unwrap();
+    assert_eq!(n[0].n, 3);
 }

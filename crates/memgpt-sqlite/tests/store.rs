@@ -457,3 +457,42 @@ fn cached_statements_stay_bounded_whatever_the_batch_sizes() {
         assert_eq!(cached_on(&path), fixed + 2);
     }
 }
+
+/// Records another writer left without a `created_at` are neither counted nor removed by
+/// `KeepNewest` (as on PostgreSQL); the dated records are pruned around them.
+#[test]
+fn keep_newest_leaves_records_without_created_at_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    for g in 1..=6 {
+        let created = if g < 3 {
+            "NULL".to_owned()
+        } else {
+            format!("'2024-01-01 00:00:0{g}'")
+        };
+        conn.batch_execute(&format!(
+            "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, created_at) \
+             VALUES ('00000000-0000-0000-0000-00000000000{g}', '{user}', '{agent}', 'user', 'm', {created})"
+        ))
+        .unwrap();
+    }
+    let c = store
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+        .unwrap();
+    let pruned = c
+        .prune(&memgpt_core::retention::Retention::KeepNewest(1), 10)
+        .unwrap();
+    assert_eq!(pruned.deleted, 3, "records 3, 4, 5 go; 6 is the newest");
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: Vec<N> = diesel::sql_query("SELECT count(*) AS n FROM memgpt_recall_memory_agent")
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(n[0].n, 3);
+}

@@ -1,14 +1,26 @@
 -- Metadata filters (memgpt_core::filter): equality, is_in and contains are containment,
 -- `memgpt_metadata(metadata_) @> '{"key": value}'`, served by a GIN index of the
 -- column's jsonb form (jsonb_path_ops: containment only, and smaller than jsonb_ops).
--- MemGPT's column is `json`, which accepts the escape \u0000 that `jsonb` refuses: such a
--- value (the escape after an even number of backslashes: not the text "\\u0000") reads
--- as NULL here (matching no metadata test) instead of failing the query, the
--- index build and every later write of it. A column an operator changed to jsonb reads as
--- it is.
+-- MemGPT's column is `json`, which takes what `jsonb` refuses: the escape \u0000 and lone
+-- UTF-16 surrogates (Python's json.dumps writes "\ud83d" for a broken emoji). Such a value
+-- reads as NULL here (matching no metadata test) instead of failing the query, the index
+-- build and every later write of it: a value holding a \u escape is converted in a block
+-- that catches the conversion's error; any other is converted directly (no
+-- subtransaction). One function, calling no other: index builds run it with a search_path
+-- of pg_catalog alone. A column an operator changed to jsonb reads as it is.
 CREATE OR REPLACE FUNCTION memgpt_metadata(m json) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $fn$ SELECT CASE WHEN m::text !~ '(^|[^\\])(\\\\)*\\u0000' THEN m::jsonb END $fn$;
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+BEGIN
+    IF strpos(m::text, E'\\u') = 0 THEN
+        RETURN m::jsonb;
+    END IF;
+    BEGIN
+        RETURN m::jsonb;
+    EXCEPTION WHEN untranslatable_character OR invalid_text_representation THEN
+        RETURN NULL;
+    END;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION memgpt_metadata(m jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$ SELECT m $fn$;

@@ -85,11 +85,16 @@ impl<D: Dialect> Statement<D> {
                 }
             }
             Kind::Metadata { path, test } => D::metadata_test(self, path, test, under_not),
-            Kind::CreatedAt { cmp, at } => {
+            Kind::CreatedAt { cmp, at } if under_not => {
                 // Another writer's NULL created_at is false under a NOT too.
                 self.push(&format!("COALESCE(created_at {} ", cmp.sql()))
                     .param(Param::Time(*at))
                     .push(", false)");
+            }
+            Kind::CreatedAt { cmp, at } => {
+                // Bare: a range of the scope's (…, created_at) index.
+                self.push(&format!("created_at {} ", cmp.sql()))
+                    .param(Param::Time(*at));
             }
             Kind::And(fs) | Kind::Or(fs) if fs.is_empty() => {
                 self.push(if matches!(f.kind, Kind::And(_)) {

@@ -46,6 +46,10 @@ pub trait Dialect {
     const NO_LIMIT: &'static str;
     /// Null-safe equality (`IS`, `IS NOT DISTINCT FROM`).
     const NULL_SAFE_EQ: &'static str;
+    /// What opens and closes a subquery of ids matched by primary key, read once and then
+    /// probed in the `id` index whatever the table's size (`id IN (` … `)`; PostgreSQL's
+    /// `id = ANY(ARRAY(` … `))`, which its planner never answers with a table scan).
+    const ID_IN_SELECT: (&'static str, &'static str) = ("id IN (", ")");
     /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
     fn placeholder(n: usize, sql: &mut String);
     /// Appends a test of the value at `path` of the `metadata_` column ([`MetadataTest`]),

@@ -172,6 +172,39 @@ impl<'a, D: Dialect> Shapes<'a, D> {
         s
     }
 
+    /// One batch of a prune ([`crate::retention`]): `DELETE … WHERE id IN (SELECT id …
+    /// ORDER BY created_at, id LIMIT batch)` ([`Dialect::ID_IN_SELECT`]), the oldest rows of `filters` found through
+    /// the scope's `(…, created_at)` index; with `keep_newest` only rows at or before the
+    /// record after the newest `n`, read in the same statement (the same transaction, on
+    /// the primary). A record without `created_at` (another writer's) is neither counted
+    /// nor removed.
+    pub fn prune_batch(
+        &self,
+        filters: &[Filter],
+        keep_newest: Option<u64>,
+        batch: usize,
+    ) -> Statement<D> {
+        let name = self.name();
+        let (open, close) = D::ID_IN_SELECT;
+        let mut s = Statement::new(format!(
+            "DELETE FROM {name} WHERE {open}SELECT id FROM {name}"
+        ));
+        s.scope_where(self.table, self.scope, filters);
+        if let Some(n) = keep_newest {
+            s.push(&format!(
+                " AND (created_at, id) <= (SELECT created_at, id FROM {name}"
+            ))
+            .scope_where(self.table, self.scope, &[])
+            .push(" AND created_at IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ")
+            .param(Param::Int(Some(i64::try_from(n).unwrap_or(i64::MAX))))
+            .push(")");
+        }
+        s.push(" ORDER BY created_at, id")
+            .limit_offset(Some(batch), 0)
+            .push(close);
+        s
+    }
+
     /// The distinct data sources, sorted.
     pub fn sources(&self) -> Statement<D> {
         let mut s = Statement::new(format!("SELECT DISTINCT data_source FROM {}", self.name()));

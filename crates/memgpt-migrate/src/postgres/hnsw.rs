@@ -18,9 +18,14 @@ pub const MAX_VECTOR_HNSW_DIM: u32 = 2000;
 /// above [`MAX_VECTOR_HNSW_DIM`].
 pub const MAX_HNSW_DIM: u32 = 4000;
 
+/// The largest magnitude `halfvec` holds; a larger component fails the cast.
+const MAX_HALF: u32 = 65_504;
+
 /// The expression and operator class of the HNSW index for dimension `dim`: the
 /// embedding's first `dim` values as `vector(dim)` up to [`MAX_VECTOR_HNSW_DIM`], else as
-/// `halfvec(dim)` (OpenAI's text-embedding-3-large: 3,072). The index only serves global
+/// `halfvec(dim)` (OpenAI's text-embedding-3-large: 3,072) where its L2 norm is at most
+/// 65,504 (so that no component is past what `halfvec` holds, and the cast never refuses a
+/// write; a wider embedding is left out of the index). The index only serves global
 /// nearest-neighbour searches that order by the same expression; the library's own
 /// in-scope search is exact, at full precision, either way.
 pub fn hnsw_expression(dim: u32) -> (String, &'static str) {
@@ -31,10 +36,38 @@ pub fn hnsw_expression(dim: u32) -> (String, &'static str) {
         )
     } else {
         (
-            format!("subvector(embedding, 1, {dim})::halfvec({dim})"),
+            format!(
+                "(CASE WHEN vector_norm(subvector(embedding, 1, {dim})) <= {MAX_HALF} \
+                 THEN subvector(embedding, 1, {dim})::halfvec END)::halfvec({dim})"
+            ),
             "halfvec_l2_ops",
         )
     }
+}
+
+/// Refuses a `halfvec` index where pgvector is older than 0.7 (which has none).
+fn check_halfvec(conn: &mut PgConnection, dim: u32) -> Result<(), Error> {
+    if dim <= MAX_VECTOR_HNSW_DIM {
+        return Ok(());
+    }
+    let versions: Vec<Name> = diesel::sql_query(
+        "SELECT extversion::text AS name FROM pg_extension WHERE extname = 'vector'",
+    )
+    .load(conn)
+    .map_err(migration_err)?;
+    let version = versions.first().map(|v| v.name.clone()).unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (0, 7) {
+        return Err(Error::invalid(
+            "embedding_dim",
+            format!(
+                "{dim} dimensions are indexed as halfvec, which needs pgvector 0.7 or newer; \
+                 the server has {version}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The name of the HNSW index of `table` for dimension `dim`.
@@ -112,6 +145,7 @@ pub fn ensure_hnsw(
     if missing.is_empty() {
         return Ok(());
     }
+    check_halfvec(conn, dim)?;
     conn.batch_execute("SET statement_timeout = 0")
         .map_err(migration_err)?;
     let result = missing
