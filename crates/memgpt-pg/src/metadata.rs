@@ -15,11 +15,7 @@ use crate::sql::Sql;
 /// elsewhere containment stays bare (`memgpt_metadata(metadata_) @> …`, NULL where the
 /// column is), the form the GIN index serves.
 pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest, under_not: bool) {
-    let bare = !under_not
-        && matches!(
-            test,
-            MetadataTest::Eq(_) | MetadataTest::Contains(_) | MetadataTest::In(_)
-        );
+    let bare = !under_not && matches!(test, MetadataTest::Eq(_) | MetadataTest::Contains(_));
     if !bare {
         sql.push("COALESCE(");
     }
@@ -29,26 +25,13 @@ pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest, under_no
         MetadataTest::Le(v) => order(sql, path, "<=", v),
         MetadataTest::Gt(v) => order(sql, path, ">", v),
         MetadataTest::Ge(v) => order(sql, path, ">=", v),
-        MetadataTest::In(vs) if vs.is_empty() => {
-            sql.push("false");
-        }
-        MetadataTest::In(vs) => {
-            sql.push("(");
-            for (i, v) in vs.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                contains(sql, path, v.to_json());
-            }
-            sql.push(")");
-        }
         MetadataTest::Contains(v) => contains(sql, path, Value::Array(vec![v.to_json()])),
         MetadataTest::Exists => {
             value_at(sql, path);
             sql.push(" IS NOT NULL");
         }
-        // A test this backend cannot apply matches nothing; `validate_for` refuses any
-        // test not listed above before a statement is built.
+        // `In` never comes here (core renders it as equalities ORed); a test this backend
+        // cannot apply matches nothing (`validate_for` refuses any not listed above).
         _ => {
             sql.push("false");
         }

@@ -18,19 +18,6 @@ pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
         MetadataTest::Le(v) => typed(sql, &p, "<=", v),
         MetadataTest::Gt(v) => typed(sql, &p, ">", v),
         MetadataTest::Ge(v) => typed(sql, &p, ">=", v),
-        MetadataTest::In(vs) if vs.is_empty() => {
-            sql.push("false");
-        }
-        MetadataTest::In(vs) => {
-            sql.push("(");
-            for (i, v) in vs.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                typed(sql, &p, "=", v);
-            }
-            sql.push(")");
-        }
         MetadataTest::Contains(v) => {
             sql.push("(json_type(metadata_, ")
                 .param(Param::Text(Some(p.clone())))
@@ -45,8 +32,8 @@ pub(crate) fn test(sql: &mut Sql, path: &[String], test: &MetadataTest) {
                 .param(Param::Text(Some(p)))
                 .push(") IS NOT NULL");
         }
-        // A test this backend cannot apply matches nothing; `validate_for` refuses any
-        // test not listed above before a statement is built.
+        // `In` never comes here (core renders it as equalities ORed); a test this backend
+        // cannot apply matches nothing (`validate_for` refuses any not listed above).
         _ => {
             sql.push("false");
         }

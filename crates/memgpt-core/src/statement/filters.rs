@@ -2,7 +2,7 @@
 //! becomes SQL.
 
 use super::{Dialect, Param, Statement};
-use crate::filter::{Filter, FilterValue, Kind};
+use crate::filter::{Filter, FilterValue, Kind, MetadataTest};
 use crate::scope::Scope;
 use crate::table::TableType;
 
@@ -83,6 +83,24 @@ impl<D: Dialect> Statement<D> {
                 } else {
                     self.push(&format!("{col} = ")).param(param);
                 }
+            }
+            // A list is equality with any of its values, decided here for every backend.
+            Kind::Metadata {
+                path,
+                test: MetadataTest::In(values),
+            } => {
+                if values.is_empty() {
+                    self.push("false");
+                    return;
+                }
+                self.push("(");
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.push(" OR ");
+                    }
+                    D::metadata_test(self, path, &MetadataTest::Eq(v.clone()), under_not);
+                }
+                self.push(")");
             }
             Kind::Metadata { path, test } => D::metadata_test(self, path, test, under_not),
             Kind::CreatedAt { cmp, at } if under_not => {

@@ -56,7 +56,8 @@ pub trait Dialect {
     /// every key and value bound: the one place a backend says how it reads JSON
     /// (PostgreSQL's `jsonb`, SQLite's `json_*`). The expression may be NULL where the test
     /// fails unless `under_not` (it is inside a `NOT`, where it must be false instead): a
-    /// bare form lets an index serve it.
+    /// bare form lets an index serve it. Never called with [`MetadataTest::In`]: core
+    /// renders a list as equalities ORed.
     fn metadata_test(
         sql: &mut Statement<Self>,
         path: &[String],
