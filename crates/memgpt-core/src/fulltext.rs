@@ -175,8 +175,9 @@ pub fn matched_words(text: &str, words: &[&str]) -> usize {
 ///
 /// ```
 /// use memgpt_core::fulltext::query_words;
-/// assert_eq!(query_words("Café au lait, café!").unwrap(), ["cafe", "au", "lait"]);
-/// assert!(query_words("?! 🚀").unwrap().is_empty());
+/// assert_eq!(query_words("Café au lait, café!")?, ["cafe", "au", "lait"]);
+/// assert!(query_words("?! 🚀")?.is_empty());
+/// # Ok::<(), memgpt_core::Error>(())
 /// ```
 ///
 /// # Errors

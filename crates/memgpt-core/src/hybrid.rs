@@ -165,13 +165,12 @@ impl HybridOptions {
 /// use memgpt_core::{Message, Record, Role};
 /// use memgpt_core::uuid::Uuid;
 /// let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
-/// let m = |id: u128| {
-///     Message::builder(user, agent, Role::User).id(Uuid::from_u128(id)).build().unwrap()
-/// };
+/// let m = |id: u128| Message::builder(user, agent, Role::User).id(Uuid::from_u128(id)).build();
 /// // 3 is second on both sides: 2/62 beats 1/61 + 0 for 1 and 2.
-/// let fused = fuse(vec![m(1), m(3)], vec![m(2), m(3)], &HybridOptions::new(), 2);
+/// let fused = fuse(vec![m(1)?, m(3)?], vec![m(2)?, m(3)?], &HybridOptions::new(), 2);
 /// let ids: Vec<u128> = fused.iter().map(|r| r.id().as_u128()).collect();
 /// assert_eq!(ids, [3, 1]);
+/// # Ok::<(), memgpt_core::Error>(())
 /// ```
 pub fn fuse<R: Record>(
     by_text: Vec<R>,

@@ -173,7 +173,7 @@ impl PgStore {
     ///     let from = tx.connector::<Message>(TableType::RecallMemory, s)?;
     ///     let to = tx.connector::<Message>(TableType::RecallMemory, t)?;
     ///     // The iterator reads `from`, of the same unit of work: E0277, not `Send`.
-    ///     let all = from.get_all_paginated(&[], 100)?.flat_map(|page| page.unwrap());
+    ///     let all = from.get_all_paginated(&[], 100)?.map_while(Result::ok).flatten();
     ///     to.insert_many(all, false)
     /// })
     /// # }
@@ -185,7 +185,7 @@ impl PgStore {
     /// store.transaction(|tx| {
     ///     let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
     ///     // A connector of the unit of work on another thread: E0277, not `Sync`.
-    ///     std::thread::scope(|sc| sc.spawn(|| c.size(&[])).join().unwrap())?;
+    ///     std::thread::scope(|sc| sc.spawn(|| c.size(&[])).join().unwrap_or(Ok(0)))?;
     ///     Ok(())
     /// })
     /// # }

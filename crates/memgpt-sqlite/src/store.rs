@@ -192,13 +192,12 @@ impl SqliteStore {
     /// ```
     /// # use memgpt_core::{Message, Record, Role, Scope, StorageConnector, TableType};
     /// # use memgpt_core::uuid::Uuid;
-    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let dir = tempfile::tempdir().map_err(memgpt_core::Error::database)?;
     /// # let store = memgpt_sqlite::SqliteStore::open(
     /// #     memgpt_sqlite::SqliteConfig::new(dir.path().join("memory.db")))?;
-    /// let (s, t) = (Scope::agent(Uuid::new_v4(), Uuid::new_v4()), Scope::agent(Uuid::new_v4(), Uuid::new_v4()));
-    /// let said = (0..250).map(|i| {
-    ///     Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User).text(format!("{i}")).build()
-    /// });
+    /// let (user, (a, b)) = (Uuid::new_v4(), (Uuid::new_v4(), Uuid::new_v4()));
+    /// let (s, t) = (Scope::agent(user, a), Scope::agent(user, b));
+    /// let said = (0..250).map(|i| Message::builder(user, a, Role::User).text(format!("{i}")).build());
     /// store.connector::<Message>(TableType::RecallMemory, s)?
     ///     .insert_many(said.collect::<Result<Vec<_>, _>>()?, false)?;
     /// // Agent s's messages, copied to agent t within one unit of work, a page at a time.
@@ -211,7 +210,7 @@ impl SqliteStore {
     ///         let Some(last) = page.last() else { return Ok(copied) };
     ///         after = Some(last.keyset());
     ///         let moved = page.iter().map(|m| {
-    ///             let to_t = Message::builder(t.user_id(), t.agent_id().unwrap(), m.role());
+    ///             let to_t = Message::builder(user, b, m.role());
     ///             to_t.maybe_text(m.text().map(str::to_owned)).build()
     ///         });
     ///         copied += to.insert_many(moved.collect::<Result<Vec<_>, _>>()?, false)?;
@@ -228,7 +227,7 @@ impl SqliteStore {
     ///     let from = tx.connector::<Message>(TableType::RecallMemory, s)?;
     ///     let to = tx.connector::<Message>(TableType::RecallMemory, t)?;
     ///     // The iterator reads `from`, of the same unit of work: E0277, not `Send`.
-    ///     let all = from.get_all_paginated(&[], 100)?.flat_map(|page| page.unwrap());
+    ///     let all = from.get_all_paginated(&[], 100)?.map_while(Result::ok).flatten();
     ///     to.insert_many(all, false)
     /// })
     /// # }
@@ -240,7 +239,7 @@ impl SqliteStore {
     /// store.transaction(|tx| {
     ///     let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
     ///     // A connector of the unit of work on another thread: E0277, not `Sync`.
-    ///     std::thread::scope(|sc| sc.spawn(|| c.size(&[])).join().unwrap())?;
+    ///     std::thread::scope(|sc| sc.spawn(|| c.size(&[])).join().unwrap_or(Ok(0)))?;
     ///     Ok(())
     /// })
     /// # }

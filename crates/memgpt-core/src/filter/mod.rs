@@ -170,7 +170,7 @@ pub(crate) enum Kind {
 /// use memgpt_core::{Filter, Column};
 /// use memgpt_core::filter::Cmp;
 /// use memgpt_core::chrono::{TimeZone, Utc};
-/// let since = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+/// let since = Utc.timestamp_opt(1_704_067_200, 0).single().unwrap_or_default(); // 2024-01-01
 /// let filters = [
 ///     Filter::eq(Column::DataSource, "notes"),
 ///     Filter::created_at(Cmp::Ge, since),
