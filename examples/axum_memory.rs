@@ -9,8 +9,9 @@
 //! curl 'localhost:3000/users/$U/agents/$A/search?q=rye'
 //! ```
 //!
-//! Each handler awaits a connector call that runs on tokio's blocking pool
-//! (`AsyncStore`), so database work never blocks the async workers.
+//! Each handler awaits a connector call that runs on a worker thread of the store
+//! (`AsyncStore`), so database work never blocks the async workers, and requests past the
+//! store's connections wait without holding a thread.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Query, State};

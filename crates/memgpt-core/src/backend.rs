@@ -70,6 +70,18 @@ pub struct VectorQuery<'a> {
     pub filters: &'a [Filter],
 }
 
+/// How many connections a store's calls can hold at once, and how long a call waits for
+/// one: what the async facade ([`crate::asynchronous`], feature `tokio`) admits to tokio's
+/// blocking pool at a time, so that callers past it wait without holding a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// The most connections open at once (PostgreSQL: `pool_size + max_overflow`; SQLite:
+    /// the read connections and the writer).
+    pub connections: u32,
+    /// How long a call waits for a connection (the pool timeout).
+    pub timeout: std::time::Duration,
+}
+
 /// A database backend: the store handle (cheap to clone) and its hooks.
 pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// A database connection.
@@ -89,6 +101,9 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// # Errors
     /// As [`read_lease`](Self::read_lease).
     fn write_lease(&self) -> Result<Self::Lease>;
+
+    /// How many connections this store's calls can hold at once, and the pool timeout.
+    fn capacity(&self) -> Capacity;
 
     /// Runs the reads of one call outside a unit of work on `conn`. By default directly,
     /// each statement on its own; a backend whose connections keep no session state (PostgreSQL

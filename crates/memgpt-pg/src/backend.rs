@@ -4,7 +4,7 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use memgpt_core::backend::{Backend, RankedText, TextQuery, VectorQuery, Written};
+use memgpt_core::backend::{Backend, Capacity, RankedText, TextQuery, VectorQuery, Written};
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
@@ -65,6 +65,15 @@ impl Backend for PgStore {
     #[track_caller]
     fn write_lease(&self) -> Result<Lease> {
         self.checkout()
+    }
+
+    /// The primary's pool: `pool_size + max_overflow` (a replica's reads fall back to it).
+    fn capacity(&self) -> Capacity {
+        let c = self.config();
+        Capacity {
+            connections: c.pool_size.saturating_add(c.max_overflow),
+            timeout: c.pool_timeout,
+        }
     }
 
     /// Directly, each statement on its own; behind a transaction pooler whose defaults

@@ -26,7 +26,7 @@ mod wal;
 pub use backend::{PgConnector, PgTxConnector};
 pub use config::{PgConfig, Pooler};
 /// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
-/// on tokio's blocking pool.
+/// on a worker thread of the store, waiting for a place without holding a thread.
 #[cfg(feature = "tokio")]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use metrics::{Activity, IndexUsage, PoolMetrics};

@@ -4,7 +4,7 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
-use memgpt_core::backend::{Backend, RankedText, TextQuery, VectorQuery, Written};
+use memgpt_core::backend::{Backend, Capacity, RankedText, TextQuery, VectorQuery, Written};
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
@@ -58,6 +58,15 @@ impl Backend for SqliteStore {
 
     fn write_lease(&self) -> Result<Pooled> {
         self.checkout()
+    }
+
+    /// The read connections and the writer.
+    fn capacity(&self) -> Capacity {
+        let c = self.config();
+        Capacity {
+            connections: c.read_connections.max(1).saturating_add(1),
+            timeout: c.pool_timeout,
+        }
     }
 
     /// `BEGIN IMMEDIATE`: the write lock is taken up front, so a write never fails half

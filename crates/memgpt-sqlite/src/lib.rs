@@ -20,7 +20,7 @@ pub use backend::{SqliteConnector, SqliteTxConnector};
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
 pub use maintenance::{AppliedSettings, StoreStats};
 /// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
-/// on tokio's blocking pool.
+/// on a worker thread of the store, waiting for a place without holding a thread.
 #[cfg(feature = "tokio")]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use store::{SqliteStore, SqliteTx};

@@ -5,13 +5,14 @@
 use std::sync::mpsc;
 
 use memgpt_core::asynchronous::AsyncStore;
-use memgpt_core::{Message, Role, Scope, StorageConnector, TableType};
+use memgpt_core::{Column, Filter, Message, Role, Scope, StorageConnector, TableType};
 use memgpt_sqlite::{SqliteConfig, SqliteStore};
 use uuid::Uuid;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_time()
         .build()
         .unwrap()
 }
@@ -56,6 +57,10 @@ fn fifty_tasks_write_and_read_through_the_facade() {
                             .len(),
                         1
                     );
+                    let role = |r: &str| vec![Filter::eq(Column::Role, r)];
+                    let apples = |r| recall.query_text_with("apples".into(), role(r), None, 0);
+                    assert_eq!(apples("user").await.unwrap().len(), 20);
+                    assert_eq!(apples("assistant").await.unwrap().len(), 0);
                 })
             })
             .collect();
@@ -168,4 +173,67 @@ fn async_pages_walk_the_whole_history_once_in_order() {
         }
         assert_eq!(seen, all);
     });
+}
+
+/// A store of two places (one reader, the writer): a call whose future is dropped while it
+/// waits for a place never runs, and a call that panics gives its place back.
+#[test]
+fn a_call_dropped_while_waiting_never_runs_and_a_panic_gives_its_place_back() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SqliteConfig::new(dir.path().join("w.db"));
+    config.read_connections = 1;
+    // A place lost for good shows at once as a timeout.
+    config.pool_timeout = std::time::Duration::from_secs(1);
+    let store = AsyncStore::new(SqliteStore::open(config).unwrap());
+    let (user, agent) = (Uuid::new_v4(), Uuid::new_v4());
+    let scope = Scope::agent(user, agent);
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, scope)
+        .unwrap();
+    let rt = runtime();
+    // Both places held by calls that wait for a word from the test.
+    let (started_tx, started) = mpsc::channel();
+    let mut release = Vec::new();
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let (go, go_rx) = mpsc::channel::<()>();
+        let started_tx = started_tx.clone();
+        release.push(go);
+        let s = store.clone();
+        holders.push(rt.spawn(async move {
+            s.interact(move |_| {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                Ok(())
+            })
+            .await
+        }));
+    }
+    started.recv().unwrap();
+    started.recv().unwrap();
+    rt.block_on(async {
+        let mut waiting = std::pin::pin!(recall.insert(message(user, agent, "never".into())));
+        let poll = waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        assert!(matches!(poll, Poll::Pending));
+    });
+    for go in release {
+        go.send(()).unwrap();
+    }
+    for h in holders {
+        rt.block_on(h).unwrap().unwrap();
+    }
+    for _ in 0..3 {
+        let s = store.clone();
+        let joined = rt.block_on(rt.spawn(async move {
+            s.interact(|_| -> memgpt_core::Result<()> { panic!("inside the call") })
+                .await
+        }));
+        assert!(joined.unwrap_err().is_panic());
+    }
+    // Both places free again; the dropped call wrote nothing.
+    assert_eq!(rt.block_on(recall.size(vec![])).unwrap(), 0);
 }

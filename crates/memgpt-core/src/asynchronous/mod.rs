@@ -1,6 +1,17 @@
-//! The async facade (feature `tokio`): every call of the synchronous API, run on tokio's
-//! blocking pool, as deadpool-diesel's `interact` does. The synchronous API stays the core;
-//! this adds no behaviour of its own.
+//! The async facade (feature `tokio`): every call of the synchronous API, made on a
+//! thread of its own while the task waits, as deadpool-diesel's `interact` does. The
+//! synchronous API stays the core; this adds no behaviour of its own but how a call waits.
+//!
+//! A call first waits for a place among the store's connections
+//! ([`Backend::capacity`](crate::backend::Backend::capacity)) *asynchronously*, as
+//! deadpool's pools wait: a burst of tasks past the pool's size holds no thread while it
+//! waits, and a task that finds no place within the pool timeout ends in
+//! [`Error::PoolTimeout`](crate::Error::PoolTimeout). With a place, the call runs on one of
+//! the store's worker threads (named `memgpt-async`: at most one per place, started on
+//! demand, ended after 10 s idle; never tokio's blocking pool, whose threads a burst could
+//! exhaust), where it checks a connection out — at once, unless synchronous callers of the
+//! same store hold them, when it waits for the pool timeout once more — and makes its round
+//! trips. A wait needs the runtime's timer (`enable_time`, which `#[tokio::main]` turns on).
 //!
 //! [`AsyncStore`] wraps a store; its [`AsyncConnector`]s take owned arguments. The
 //! backend crates re-export both under their own `tokio` feature; `memgpt-sqlite`'s docs
@@ -12,26 +23,39 @@
 
 use crate::hybrid::HybridOptions;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+mod workers;
+
 use crate::backend::Backend;
 use crate::{
-    Connector, CursorPage, CursorRequest, Error, Filter, Keyset, Record, Result, Scope,
-    StorageConnector, TableType,
+    Connector, CursorPage, CursorRequest, Filter, Keyset, Record, Result, Scope, StorageConnector,
+    TableType,
 };
+use workers::Gate;
 
 /// An async handle on a store (`SqliteStore`, `PgStore`): cheap to clone, `Send + Sync`.
+///
+/// Its clones share one admission of calls ([`Backend::capacity`]); wrap a store once and
+/// clone the `AsyncStore` (two wrappers of one store would admit twice as many calls to
+/// worker threads, each then waiting there for a connection).
 #[derive(Debug, Clone)]
 pub struct AsyncStore<S> {
     store: S,
+    gate: Arc<Gate>,
 }
 
-impl<S: Clone + Send + Sync + 'static> AsyncStore<S> {
+impl<S: Backend> AsyncStore<S> {
     /// Wraps a store.
     pub fn new(store: S) -> Self {
-        AsyncStore { store }
+        let capacity = store.capacity();
+        AsyncStore {
+            store,
+            gate: Arc::new(Gate::new(capacity)),
+        }
     }
 
     /// The synchronous store inside.
@@ -39,19 +63,21 @@ impl<S: Clone + Send + Sync + 'static> AsyncStore<S> {
         &self.store
     }
 
-    /// Runs `f` with the store on tokio's blocking pool: any synchronous work, a unit of
+    /// Runs `f` with the store on a worker thread: any synchronous work, a unit of
     /// work (`store.transaction(…)`) included.
     ///
     /// # Errors
-    /// The error `f` returns; [`Error::Database`] when the runtime shut down before the
-    /// call ran. A panic in `f` resumes on the caller's task.
+    /// The error `f` returns; [`Error::PoolTimeout`](crate::Error::PoolTimeout) when no
+    /// place among the store's connections came free within the pool timeout;
+    /// [`Error::Database`](crate::Error::Database) when no worker thread could be started.
+    /// A panic in `f` resumes on the caller's task.
     pub async fn interact<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&S) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let store = self.store.clone();
-        blocking(move || f(&store)).await
+        self.gate.run(move || f(&store)).await
     }
 
     /// An async connector of `table` bound to `scope`. Opens nothing.
@@ -63,14 +89,12 @@ impl<S: Clone + Send + Sync + 'static> AsyncStore<S> {
         &self,
         table: TableType,
         scope: Scope,
-    ) -> Result<AsyncConnector<S, R>>
-    where
-        S: Backend,
-    {
+    ) -> Result<AsyncConnector<S, R>> {
         // Checked now, as the synchronous connector checks them.
         Connector::<S, R>::new(self.store.clone(), table, scope)?;
         Ok(AsyncConnector {
             store: self.store.clone(),
+            gate: self.gate.clone(),
             table,
             scope,
             record: PhantomData,
@@ -79,11 +103,14 @@ impl<S: Clone + Send + Sync + 'static> AsyncStore<S> {
 }
 
 /// The async form of a connector: each method runs the [`StorageConnector`] call of the
-/// same name on tokio's blocking pool. Arguments are owned, so the call can move to
-/// another thread.
+/// same name on a worker thread. Arguments are owned, so the call can move to
+/// another thread. [`StorageConnector::get_all_paginated`]'s iterator has its async form
+/// in [`get_page`](Self::get_page): each page one call, the next after the last record's
+/// [`keyset`](Record::keyset).
 #[derive(Debug)]
 pub struct AsyncConnector<S, R> {
     store: S,
+    gate: Arc<Gate>,
     table: TableType,
     scope: Scope,
     record: PhantomData<fn() -> R>,
@@ -93,6 +120,7 @@ impl<S: Clone, R> Clone for AsyncConnector<S, R> {
     fn clone(&self) -> Self {
         AsyncConnector {
             store: self.store.clone(),
+            gate: self.gate.clone(),
             table: self.table,
             scope: self.scope,
             record: PhantomData,
@@ -111,17 +139,19 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
         &self.scope
     }
 
-    /// Runs `f` with the synchronous connector on the blocking pool.
+    /// Runs `f` with the synchronous connector on a worker thread.
     ///
     /// # Errors
-    /// The error `f` returns; [`Error::Database`] when the runtime shut down first.
+    /// As [`AsyncStore::interact`].
     pub async fn interact<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Connector<S, R>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (store, table, scope) = (self.store.clone(), self.table, self.scope);
-        blocking(move || f(&Connector::new(store, table, scope)?)).await
+        self.gate
+            .run(move || f(&Connector::new(store, table, scope)?))
+            .await
     }
 
     /// [`StorageConnector::get_all`].
@@ -242,7 +272,7 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
         self.interact(move |c| c.prune_batch(&rule, batch)).await
     }
 
-    /// [`StorageConnector::prune`] (retention), every batch on the blocking pool in one
+    /// [`StorageConnector::prune`] (retention), every batch on a worker thread in one
     /// call.
     ///
     /// # Errors
@@ -284,6 +314,22 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
             .await
     }
 
+    /// [`StorageConnector::query_text_with`]: [`query_text`](Self::query_text) within
+    /// `filters`.
+    ///
+    /// # Errors
+    /// As the synchronous call.
+    pub async fn query_text_with(
+        &self,
+        query: String,
+        filters: Vec<Filter>,
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<Vec<R>> {
+        self.interact(move |c| c.query_text_with(&query, &filters, limit, offset))
+            .await
+    }
+
     /// [`StorageConnector::delete`].
     ///
     /// # Errors
@@ -306,16 +352,5 @@ impl<S: Backend, R: Record> AsyncConnector<S, R> {
     /// As the synchronous call.
     pub async fn list_data_sources(&self) -> Result<Vec<String>> {
         self.interact(|c| c.list_data_sources()).await
-    }
-}
-
-/// Runs `f` on tokio's blocking pool; a panic in it resumes here.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(Error::database(format!(
-            "the call did not run: the tokio runtime is shutting down ({e})"
-        ))),
     }
 }
