@@ -3,14 +3,18 @@
 //! ```sh
 //! cargo run --example by_url                                    # a temporary SQLite file
 //! MEMGPT_DATABASE_URL=sqlite://memory.db cargo run --example by_url
-//! MEMGPT_DATABASE_URL=postgres://user@host/db cargo run --example by_url
+//! MEMGPT_DATABASE_URL=postgres://user@host/db cargo run --example by_url --features memgpt-examples/postgres
 //! ```
+//!
+//! PostgreSQL needs the feature `postgres` (libpq); without it, a PostgreSQL URL is refused
+//! with that advice and the example runs on SQLite alone.
 //!
 //! `remember` is written once against [`StorageConnector`]; only opening the store
 //! depends on the backend.
 
 use memgpt_core::{DatabaseUrl, Message, Record, Role, Scope, StorageConnector, TableType};
 use memgpt_migrate::Target;
+#[cfg(feature = "postgres")]
 use memgpt_pg::{PgConfig, PgStore};
 use memgpt_sqlite::{SqliteConfig, SqliteStore};
 use uuid::Uuid;
@@ -46,10 +50,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("database: {}", url.redacted()); // never the password
     let scope = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
     match Target::of(&url) {
+        #[cfg(feature = "postgres")]
         Target::Postgres => {
             let store = PgStore::open(PgConfig::new(url))?;
             remember(&store.connector::<Message>(TableType::RecallMemory, scope)?)
         }
+        #[cfg(not(feature = "postgres"))]
+        target @ Target::Postgres => Err(format!(
+            "{}: run `cargo run --example by_url --features memgpt-examples/postgres`",
+            target.unsupported(&url)
+        )
+        .into()),
         Target::Sqlite(path) => {
             let store = SqliteStore::open(SqliteConfig::new(path))?;
             remember(&store.connector::<Message>(TableType::RecallMemory, scope)?)

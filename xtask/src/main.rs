@@ -94,13 +94,17 @@ fn root() -> std::path::PathBuf {
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit. Commands that build
-/// get `--features memgpt-pg/bundled` where the system has no libpq (see [`libpq`]).
+/// get the workspace's features ([`with_features`]).
 fn cargo(args: &[&str], envs: &[(&str, String)]) -> Result<()> {
+    cargo_as_is(&with_features(args), envs)
+}
+
+/// Runs a command in the workspace root as given, failing on a non-zero exit.
+pub(crate) fn cargo_as_is(args: &[String], envs: &[(&str, String)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let args = with_libpq(args);
     eprintln!("$ cargo {}", args.join(" "));
     let status = std::process::Command::new(cargo)
-        .args(&args)
+        .args(args)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(root())
         .status()?;
@@ -110,10 +114,13 @@ fn cargo(args: &[&str], envs: &[(&str, String)]) -> Result<()> {
     Ok(())
 }
 
-/// `args` with `--features memgpt-pg/bundled` after the subcommand when it builds and
-/// libpq is to be built from source.
-fn with_libpq<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut out = args.to_vec();
+/// `args` with the features a build of the workspace needs, after the subcommand of a
+/// command that builds: PostgreSQL in the CLI (and, for the whole workspace, in the
+/// examples), which users enable with the feature `postgres`; `memgpt-pg/bundled` where
+/// libpq is to be built from source. A build of the examples alone stays on SQLite, as a
+/// user without libpq runs them.
+pub(crate) fn with_features(args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let at = match args {
         ["nextest", "run", ..] => 2,
         [cmd, ..]
@@ -126,8 +133,24 @@ fn with_libpq<'a>(args: &[&'a str]) -> Vec<&'a str> {
         }
         _ => return out,
     };
-    if libpq() == Libpq::Bundled {
-        out.splice(at..at, ["--features", "memgpt-pg/bundled"]);
+    let workspace = args.contains(&"--workspace");
+    let selects = |krate: &str| args.windows(2).any(|w| w[0] == "-p" && w[1] == krate);
+    let mut features = Vec::new();
+    if workspace {
+        features.push("memgpt-examples/postgres");
+    }
+    if workspace || selects("memgpt-cli") {
+        features.push("memgpt-cli/postgres");
+    }
+    let links_libpq = workspace
+        || ["memgpt-cli", "memgpt-pg", "memgpt-benches"]
+            .iter()
+            .any(|k| selects(k));
+    if links_libpq && libpq() == Libpq::Bundled {
+        features.push("memgpt-pg/bundled");
+    }
+    if !features.is_empty() {
+        out.splice(at..at, ["--features".to_owned(), features.join(",")]);
     }
     out
 }

@@ -49,7 +49,21 @@ pub fn tidy() -> Result<()> {
             "warnings",
         ],
         &[],
-    )
+    )?;
+    // The SQLite-only builds a user without libpq makes (no feature `postgres`).
+    for krate in ["memgpt-examples", "memgpt-cli"] {
+        let args = [
+            "clippy",
+            "-p",
+            krate,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ];
+        crate::cargo_as_is(&args.map(str::to_owned), &[])?;
+    }
+    Ok(())
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -157,7 +171,7 @@ fn examples() -> Result<()> {
     for name in EXAMPLES {
         eprintln!("$ cargo run -q -p memgpt-examples --example {name}");
         let status = std::process::Command::new(&cargo)
-            .args(crate::with_libpq(&[
+            .args(crate::with_features(&[
                 "run",
                 "-q",
                 "-p",

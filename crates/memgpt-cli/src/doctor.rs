@@ -6,8 +6,8 @@ use crate::{anyhow, bail, out, Result, UrlArg};
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, QueryPlan, Scope, TableType};
 use memgpt_migrate::Target;
-use memgpt_pg::PgConfig;
-use memgpt_pg::PgStore;
+#[cfg(feature = "postgres")]
+use memgpt_pg::{PgConfig, PgStore};
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
 
@@ -19,6 +19,7 @@ fn url_arg(arg: UrlArg) -> Result<DatabaseUrl> {
         .ok_or_else(|| anyhow!("give --database-url URL (or set {first} or {second})"))
 }
 
+#[cfg(feature = "postgres")]
 pub(crate) fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
     let mut config = PgConfig::from_lookup(&|name: &str| match name {
         "MEMGPT_PG_URL" => Some(url.expose().to_owned()),
@@ -32,9 +33,19 @@ pub(crate) fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
 /// `memgpt-store stats --database-url URL`.
 pub fn stats(args: UrlArg) -> Result<()> {
     let url = url_arg(args)?;
-    if Target::of(&url) != Target::Postgres {
+    let target = Target::of(&url);
+    if target != Target::Postgres {
         bail!("stats needs a PostgreSQL server: a postgres:// URL or a key=value string");
     }
+    #[cfg(not(feature = "postgres"))]
+    return Err(target.unsupported(&url).into());
+    #[cfg(feature = "postgres")]
+    stats_of(url)
+}
+
+/// `stats` on a PostgreSQL server.
+#[cfg(feature = "postgres")]
+fn stats_of(url: DatabaseUrl) -> Result<()> {
     let config = pg_config(url.clone())?;
     let app = config.application_name.clone();
     let store = PgStore::connect(config)?;
@@ -115,6 +126,7 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
 }
 
 /// Prints pgvector's version and the vector indexes that are missing; returns how many.
+#[cfg(feature = "postgres")]
 fn vector_indexes(store: &PgStore) -> Result<usize> {
     let Some(v) = store.pgvector() else {
         return Ok(0);
@@ -178,11 +190,14 @@ pub fn doctor(args: UrlArg) -> Result<bool> {
         }};
     }
     match Target::of(&url) {
+        #[cfg(feature = "postgres")]
         Target::Postgres => {
             let store = PgStore::connect(pg_config(url)?)?;
             bad += vector_indexes(&store)?;
             explain_all!(store)
         }
+        #[cfg(not(feature = "postgres"))]
+        target @ Target::Postgres => return Err(target.unsupported(&url).into()),
         Target::Sqlite(path) => {
             if !path.exists() {
                 bail!("{} does not exist", path.display());

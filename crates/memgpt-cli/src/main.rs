@@ -10,6 +10,10 @@
 //!   --keep-newest N | --data-source NAME) [--batch N]` — retention: deletes one tenant's
 //!   records in batches, each its own transaction, printing each.
 //!
+//! PostgreSQL needs the feature `postgres` (libpq; `bundled` builds libpq from source):
+//! `cargo install memgpt-cli --features postgres`. Without it, the binary works on SQLite
+//! files and says so for a PostgreSQL URL (exit code 1).
+//!
 //! Without `--database-url`, the environment names the database as it does for the library
 //! (`MEMGPT_PG_URL`, else `MEMGPT_DATABASE_URL`: [`memgpt_core::config::database_url`]);
 //! without either, `migrate` falls back to the embedded SQLite file of

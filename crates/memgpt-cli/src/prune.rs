@@ -8,6 +8,7 @@ use memgpt_core::retention::{Retention, DEFAULT_PRUNE_BATCH, MAX_PRUNE_BATCH};
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{Document, Message, Passage, Scope, StorageConnector, TableType};
 use memgpt_migrate::Target;
+#[cfg(feature = "postgres")]
 use memgpt_pg::PgStore;
 use memgpt_sqlite::{SqliteConfig, SqliteStore};
 
@@ -96,7 +97,10 @@ pub(crate) fn run(args: PruneArgs) -> Result<()> {
         }};
     }
     match Target::of(&named.url) {
+        #[cfg(feature = "postgres")]
         Target::Postgres => on!(PgStore::connect(crate::doctor::pg_config(named.url)?)?),
+        #[cfg(not(feature = "postgres"))]
+        target @ Target::Postgres => Err(target.unsupported(&named.url).into()),
         Target::Sqlite(path) => {
             let mut config = SqliteConfig::from_env()?;
             config.path = path;

@@ -1,11 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs labels the items of a feature with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The modules `backend`, `batch`, `row`, `statement` and `unit_of_work` are the interface of the
 // backend crates (memgpt-sqlite, memgpt-pg), not of users: public for those crates, hidden
 // from the documentation.
 
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod asynchronous;
 #[doc(hidden)]
 pub mod backend;

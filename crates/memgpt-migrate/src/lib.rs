@@ -1,15 +1,19 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs labels the items of a feature with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod harness;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 #[doc(hidden)]
 pub mod query;
 #[doc(hidden)]
 pub mod rows;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
 pub use harness::{Command, MigrationStatus, Options, Report};
@@ -80,8 +84,8 @@ pub(crate) fn migration_err(e: impl std::fmt::Display) -> Error {
 ///
 /// # Errors
 /// [`Error::Migration`] when a migration fails (it is rolled back),
-/// [`Error::ConnectionLost`] when the database cannot be opened.
-#[cfg(all(feature = "postgres", feature = "sqlite"))]
+/// [`Error::ConnectionLost`] when the database cannot be opened, [`Error::Config`] when
+/// this build lacks the feature (`postgres`, `sqlite`) of the database `url` names.
 pub fn run_url(url: &memgpt_core::DatabaseUrl, command: Command) -> Result<Report, Error> {
     run_url_with(url, command, &Options::default(), &|_| {})
 }
@@ -90,7 +94,6 @@ pub fn run_url(url: &memgpt_core::DatabaseUrl, command: Command) -> Result<Repor
 ///
 /// # Errors
 /// As [`run_url`].
-#[cfg(all(feature = "postgres", feature = "sqlite"))]
 pub fn run_url_with(
     url: &memgpt_core::DatabaseUrl,
     command: Command,
@@ -98,8 +101,15 @@ pub fn run_url_with(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Report, Error> {
     match Target::of(url) {
+        #[cfg(feature = "postgres")]
         Target::Postgres => postgres::run_url_with(url, command, options, progress),
+        #[cfg(feature = "sqlite")]
         Target::Sqlite(path) => sqlite::run_path_with(&path, command, options),
+        #[allow(unreachable_patterns)]
+        target => {
+            let _ = (command, options, progress);
+            Err(target.unsupported(url))
+        }
     }
 }
 
@@ -114,6 +124,30 @@ pub enum Target {
 }
 
 impl Target {
+    /// The feature of this crate (and of `memgpt-cli`) that works on this target.
+    pub fn feature(&self) -> &'static str {
+        match self {
+            Target::Postgres => "postgres",
+            Target::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The error of a build without [`feature`](Self::feature) for the database `url`.
+    pub fn unsupported(&self, url: &memgpt_core::DatabaseUrl) -> Error {
+        Error::Config {
+            variable: "database URL".to_owned(),
+            value: url.redacted(),
+            reason: format!(
+                "this build has no {} support: build it with the feature `{}`",
+                match self {
+                    Target::Postgres => "PostgreSQL",
+                    Target::Sqlite(_) => "SQLite",
+                },
+                self.feature()
+            ),
+        }
+    }
+
     /// What `url` names.
     pub fn of(url: &memgpt_core::DatabaseUrl) -> Target {
         let u = url.expose();

@@ -3,6 +3,8 @@
 // connection string.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs labels the items of a feature with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod config;
@@ -28,6 +30,7 @@ pub use config::{PgConfig, Pooler};
 /// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
 /// on a worker thread of the store, waiting for a place without holding a thread.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use open::PgVector;

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// docs.rs labels the items of a feature with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod bulk;
@@ -22,6 +24,7 @@ pub use maintenance::{AppliedSettings, StoreStats};
 /// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
 /// on a worker thread of the store, waiting for a place without holding a thread.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use store::{SqliteStore, SqliteTx};
 

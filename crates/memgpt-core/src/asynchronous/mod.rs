@@ -3,7 +3,7 @@
 //! synchronous API stays the core; this adds no behaviour of its own but how a call waits.
 //!
 //! A call first waits for a place among the store's connections
-//! ([`Backend::capacity`](crate::backend::Backend::capacity)) *asynchronously*, as
+//! ([`Backend::capacity`]) *asynchronously*, as
 //! deadpool's pools wait: a burst of tasks past the pool's size holds no thread while it
 //! waits, and a task that finds no place within the pool timeout ends in
 //! [`Error::PoolTimeout`](crate::Error::PoolTimeout). With a place, the call runs on one of
@@ -83,7 +83,7 @@ impl<S: Backend> AsyncStore<S> {
     /// An async connector of `table` bound to `scope`. Opens nothing.
     ///
     /// # Errors
-    /// As the synchronous connector: [`Error::InvalidInput`] when `R` is not the record
+    /// As the synchronous connector: [`Error::InvalidInput`](crate::Error::InvalidInput) when `R` is not the record
     /// type of `table`, or the scope does not fit it.
     pub fn connector<R: Record>(
         &self,
