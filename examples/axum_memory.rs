@@ -7,6 +7,7 @@
 //!      -H 'content-type: application/json' -d '{"role":"user","text":"I like rye bread"}'
 //! curl 'localhost:3000/users/$U/agents/$A/messages?limit=10'
 //! curl 'localhost:3000/users/$U/agents/$A/search?q=rye'
+//! curl localhost:3000/metrics                  # Prometheus: calls, checkouts, waits
 //! ```
 //!
 //! Each handler awaits a connector call that runs on a worker thread of the store
@@ -21,6 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use memgpt_core::{Error, Message, Record, Role, Scope, TableType};
 use memgpt_sqlite::{AsyncStore, SqliteConfig, SqliteStore};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -105,8 +107,20 @@ async fn search(
     Ok(Json(messages.iter().map(view).collect()))
 }
 
-fn app(store: Store) -> Router {
+/// The store's figures (`memgpt_core::telemetry`, the feature `metrics`) as Prometheus
+/// scrapes them: durations as histograms of these bounds, in seconds.
+fn prometheus() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    const BOUNDS: &[f64] = &[
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    ];
+    Ok(PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BOUNDS)?
+        .install_recorder()?)
+}
+
+fn app(store: Store, metrics: PrometheusHandle) -> Router {
     Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
         .route(
             "/users/{user}/agents/{agent}/messages",
             get(recent).post(remember),
@@ -115,13 +129,13 @@ fn app(store: Store) -> Router {
         .with_state(store)
 }
 
-/// Sends one request to the service and prints the answer.
+/// Sends one request to the service, prints the answer and returns its body.
 async fn call(
     app: &Router,
     method: &str,
     uri: &str,
     body: Option<Value>,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<String, Box<dyn std::error::Error>> {
     let request = Request::builder()
         .method(method)
         .uri(uri)
@@ -130,11 +144,11 @@ async fn call(
     let response = app.clone().oneshot(request).await?;
     let status = response.status();
     let bytes = to_bytes(response.into_body(), 1 << 20).await?;
-    println!(
-        "{method} {uri}\n  -> {status} {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    Ok(())
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if uri != "/metrics" {
+        println!("{method} {uri}\n  -> {status} {text}");
+    }
+    Ok(text)
 }
 
 #[tokio::main]
@@ -147,7 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // blocking pool.
     let store =
         tokio::task::spawn_blocking(move || SqliteStore::open(SqliteConfig::new(path))).await??;
-    let app = app(AsyncStore::new(store));
+    let app = app(AsyncStore::new(store), prometheus()?);
 
     if std::env::args().any(|a| a == "--serve") {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -179,5 +193,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(json!({ "role": "tool", "text": "42" })),
     )
     .await?;
+    // What Prometheus would scrape: here, the calls by table, operation and outcome.
+    let scraped = call(&app, "GET", "/metrics", None).await?;
+    println!("GET /metrics (the calls)");
+    let calls: Vec<&str> = scraped
+        .lines()
+        .filter(|l| l.starts_with("memgpt_store_calls_total{"))
+        .collect();
+    for line in &calls {
+        println!("  {line}");
+    }
+    if calls.is_empty() {
+        return Err("/metrics reports no calls".into());
+    }
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! `memgpt-store stats` and `memgpt-store doctor`: what a running deployment looks like.
-//! Neither changes the database: PostgreSQL and SQLite are opened without migrating, SQLite
-//! through read-only connections.
+//! `memgpt-store doctor`: the plan of every query pattern. Changes nothing: PostgreSQL and
+//! SQLite are opened without migrating, SQLite through read-only connections. `--json`
+//! prints one JSON object instead of lines.
 
 use crate::{anyhow, bail, out, Result, UrlArg};
+use clap::Args;
 use memgpt_core::uuid::Uuid;
 use memgpt_core::{DatabaseUrl, Document, Message, Passage, QueryPlan, Scope, TableType};
 use memgpt_migrate::Target;
@@ -10,9 +11,20 @@ use memgpt_migrate::Target;
 use memgpt_pg::{PgConfig, PgStore};
 use memgpt_sqlite::SqliteConfig;
 use memgpt_sqlite::SqliteStore;
+use serde_json::{json, Value};
+
+/// The arguments of `doctor` and `stats`.
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) url: UrlArg,
+    /// Print one JSON object (for scripts and monitoring) instead of lines.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 /// The `--database-url` argument, else the environment's ([`UrlArg::resolve`]).
-fn url_arg(arg: UrlArg) -> Result<DatabaseUrl> {
+pub(crate) fn url_arg(arg: UrlArg) -> Result<DatabaseUrl> {
     let [first, second] = memgpt_core::config::DATABASE_URL_VARIABLES;
     arg.resolve()?
         .map(|named| named.url)
@@ -30,78 +42,155 @@ pub(crate) fn pg_config(url: DatabaseUrl) -> Result<PgConfig> {
     Ok(config)
 }
 
-/// `memgpt-store stats --database-url URL`.
-pub fn stats(args: UrlArg) -> Result<()> {
-    let url = url_arg(args)?;
-    let target = Target::of(&url);
-    if target != Target::Postgres {
-        bail!("stats needs a PostgreSQL server: a postgres:// URL or a key=value string");
-    }
-    #[cfg(not(feature = "postgres"))]
-    return Err(target.unsupported(&url).into());
-    #[cfg(feature = "postgres")]
-    stats_of(url)
+/// pgvector on a PostgreSQL database: its version, the indexes' dimension and type, and
+/// the vector indexes that are missing.
+struct Vectors {
+    version: String,
+    dim: u32,
+    halfvec: bool,
+    missing: Vec<String>,
 }
 
-/// `stats` on a PostgreSQL server.
-#[cfg(feature = "postgres")]
-fn stats_of(url: DatabaseUrl) -> Result<()> {
-    let config = pg_config(url.clone())?;
-    let app = config.application_name.clone();
-    let store = PgStore::connect(config)?;
-    out!(
-        "server {}  pgvector: {}",
-        url.redacted(),
-        store.vector_search()
-    );
-    out!("\nconnections of application_name={app:?} (pg_stat_activity):");
-    let activity = store.activity()?;
-    if activity.is_empty() {
-        out!("  none");
-    }
-    for a in activity {
-        out!(
-            "  pid {:>7}  {:<20} wait {:<14} {:>8.2}s  {}",
-            a.pid,
-            a.state.unwrap_or_default(),
-            a.wait_event.unwrap_or_default(),
-            a.query_seconds.unwrap_or_default(),
-            a.query.unwrap_or_default().replace('\n', " ")
-        );
-    }
-    out!("\nindex usage (pg_stat_user_indexes):");
-    for i in store.index_usage()? {
-        out!(
-            "  {:<30} {:<62} {:>10} scans {:>12} bytes",
-            i.table,
-            i.index,
-            i.scans,
-            i.bytes
-        );
-    }
-    let m = store.metrics();
-    out!(
-        "\nthis process's pool: {} open, {} idle, {} in use, {} overflow, max {}; {} checkouts, \
-         wait max {:?} p99 {:?}, {} timeouts",
-        m.connections,
-        m.idle,
-        m.in_use,
-        m.overflow,
-        m.max,
-        m.checkouts,
-        m.wait_max,
-        m.wait_p99,
-        m.timeouts
-    );
-    Ok(())
+/// What `doctor` found.
+struct Findings {
+    vectors: Option<Vectors>,
+    plans: Vec<QueryPlan>,
 }
 
-fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
-    for p in plans {
-        let verdict = if p.is_indexed() { "ok  " } else { "SCAN" };
-        if !p.is_indexed() {
-            *bad += 1;
+impl Findings {
+    /// Query patterns that read a whole table, and missing vector indexes.
+    fn problems(&self) -> usize {
+        self.plans.iter().filter(|p| !p.is_indexed()).count()
+            + self.vectors.as_ref().map_or(0, |v| v.missing.len())
+    }
+}
+
+/// The plans of every query pattern of the four tables of `store`.
+macro_rules! plans {
+    ($store:expr) => {{
+        let store = $store;
+        let (agent, user) = (
+            Scope::agent(Uuid::nil(), Uuid::nil()),
+            Scope::user(Uuid::nil()),
+        );
+        let mut plans = store
+            .connector::<Message>(TableType::RecallMemory, agent)?
+            .explain()?;
+        plans.extend(
+            store
+                .connector::<Passage>(TableType::ArchivalMemory, agent)?
+                .explain()?,
+        );
+        plans.extend(
+            store
+                .connector::<Passage>(TableType::Passages, user)?
+                .explain()?,
+        );
+        plans.extend(
+            store
+                .connector::<Document>(TableType::Documents, user)?
+                .explain()?,
+        );
+        plans
+    }};
+}
+
+fn findings(url: &DatabaseUrl) -> Result<Findings> {
+    match Target::of(url) {
+        #[cfg(feature = "postgres")]
+        Target::Postgres => {
+            let store = PgStore::connect(pg_config(url.clone())?)?;
+            let vectors = match store.pgvector() {
+                Some(v) => {
+                    let dim = store.config().embedding_dim;
+                    Some(Vectors {
+                        version: v.to_string(),
+                        dim,
+                        halfvec: dim > memgpt_migrate::postgres::MAX_VECTOR_HNSW_DIM,
+                        missing: store.missing_indexes()?,
+                    })
+                }
+                None => None,
+            };
+            Ok(Findings {
+                vectors,
+                plans: plans!(store),
+            })
         }
+        #[cfg(not(feature = "postgres"))]
+        target @ Target::Postgres => Err(target.unsupported(url).into()),
+        Target::Sqlite(path) => {
+            if !path.exists() {
+                bail!("{} does not exist", path.display());
+            }
+            let mut config = SqliteConfig::from_env()?;
+            config.path = path;
+            Ok(Findings {
+                vectors: None,
+                plans: plans!(SqliteStore::connect(config)?),
+            })
+        }
+    }
+}
+
+/// `memgpt-store doctor [--json]`: EXPLAIN of every query pattern. `Ok(false)` when it
+/// found a problem (printed).
+pub fn doctor(args: ReportArgs) -> Result<bool> {
+    let url = url_arg(args.url)?;
+    let found = findings(&url)?;
+    if args.json {
+        out!("{}", as_json(&url, &found));
+    } else {
+        as_text(&url, &found);
+    }
+    Ok(found.problems() == 0)
+}
+
+fn as_json(url: &DatabaseUrl, found: &Findings) -> Value {
+    json!({
+        "database": url.redacted(),
+        "clean": found.problems() == 0,
+        "problems": found.problems(),
+        "vector": found.vectors.as_ref().map(|v| json!({
+            "pgvector": v.version,
+            "dimension": v.dim,
+            "type": if v.halfvec { "halfvec" } else { "vector" },
+            "missing": v.missing,
+        })),
+        "plans": found.plans.iter().map(|p| json!({
+            "table": p.table.table_name(),
+            "operation": p.operation,
+            "indexed": p.is_indexed(),
+            "plan": p.plan,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn as_text(url: &DatabaseUrl, found: &Findings) {
+    out!("query plans on {}:", url.redacted());
+    if let Some(v) = &found.vectors {
+        let (dim, kind) = (
+            v.dim,
+            if v.halfvec {
+                "halfvec: half precision, as pgvector indexes more than 2,000 dimensions"
+            } else {
+                "vector"
+            },
+        );
+        out!(
+            "pgvector {}; HNSW indexes of dimension {dim} as {kind}",
+            v.version
+        );
+        if !v.missing.is_empty() {
+            out!(
+                "  MISSING vector indexes {} (dimension {dim}): build them with \
+                 `memgpt-store migrate --database-url URL up --embedding-dim {dim}`",
+                v.missing.join(", "),
+            );
+        }
+    }
+    for p in &found.plans {
+        let verdict = if p.is_indexed() { "ok  " } else { "SCAN" };
         // The line naming the access path says the most; else the plan's first line.
         let first = p
             .plan
@@ -109,13 +198,11 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
             .find(|l| l.contains("Scan") || l.contains("SEARCH") || l.contains("SCAN"))
             .or_else(|| p.plan.lines().next())
             .unwrap_or_default()
-            .trim()
-            .to_owned();
+            .trim();
         out!(
-            "  {verdict} {:<30} {:<18} {}",
+            "  {verdict} {:<30} {:<18} {first}",
             p.table.table_name(),
-            p.operation,
-            first
+            p.operation
         );
         if !p.is_indexed() {
             for l in p.plan.lines() {
@@ -123,97 +210,13 @@ fn report(plans: Vec<QueryPlan>, bad: &mut usize) {
             }
         }
     }
-}
-
-/// Prints pgvector's version and the vector indexes that are missing; returns how many.
-#[cfg(feature = "postgres")]
-fn vector_indexes(store: &PgStore) -> Result<usize> {
-    let Some(v) = store.pgvector() else {
-        return Ok(0);
-    };
-    let dim = store.config().embedding_dim;
-    let kind = if dim > memgpt_migrate::postgres::MAX_VECTOR_HNSW_DIM {
-        "halfvec: half precision, as pgvector indexes more than 2,000 dimensions"
-    } else {
-        "vector"
-    };
-    out!("pgvector {v}; HNSW indexes of dimension {dim} as {kind}");
-    let missing = store.missing_indexes()?;
-    if !missing.is_empty() {
-        out!(
-            "  MISSING vector indexes {} (dimension {dim}): build them with \
-             `memgpt-store migrate --database-url URL up --embedding-dim {dim}`",
-            missing.join(", "),
-        );
-    }
-    Ok(missing.len())
-}
-
-/// `memgpt-store doctor --database-url URL`: EXPLAIN of every query pattern. `Ok(false)`
-/// when it found a problem (printed).
-pub fn doctor(args: UrlArg) -> Result<bool> {
-    let url = url_arg(args)?;
-    let (agent, user) = (
-        Scope::agent(Uuid::nil(), Uuid::nil()),
-        Scope::user(Uuid::nil()),
-    );
-    let mut bad = 0;
-    out!("query plans on {}:", url.redacted());
-    // The same four connectors on either backend.
-    macro_rules! explain_all {
-        ($store:expr) => {{
-            let store = $store;
-            report(
-                store
-                    .connector::<Message>(TableType::RecallMemory, agent)?
-                    .explain()?,
-                &mut bad,
-            );
-            report(
-                store
-                    .connector::<Passage>(TableType::ArchivalMemory, agent)?
-                    .explain()?,
-                &mut bad,
-            );
-            report(
-                store
-                    .connector::<Passage>(TableType::Passages, user)?
-                    .explain()?,
-                &mut bad,
-            );
-            report(
-                store
-                    .connector::<Document>(TableType::Documents, user)?
-                    .explain()?,
-                &mut bad,
-            );
-        }};
-    }
-    match Target::of(&url) {
-        #[cfg(feature = "postgres")]
-        Target::Postgres => {
-            let store = PgStore::connect(pg_config(url)?)?;
-            bad += vector_indexes(&store)?;
-            explain_all!(store)
-        }
-        #[cfg(not(feature = "postgres"))]
-        target @ Target::Postgres => return Err(target.unsupported(&url).into()),
-        Target::Sqlite(path) => {
-            if !path.exists() {
-                bail!("{} does not exist", path.display());
-            }
-            let mut config = SqliteConfig::from_env()?;
-            config.path = path;
-            explain_all!(SqliteStore::connect(config)?)
-        }
-    }
+    let bad = found.problems();
     if bad > 0 {
         out!(
             "{bad} problem(s): a missing index, or a query pattern that reads a whole table: run \
              `memgpt-store migrate up` (missing indexes) and ANALYZE; see docs/TROUBLESHOOTING.md"
         );
-        return Ok(false);
+    } else {
+        out!("every query pattern uses an index");
     }
-    out!("every query pattern uses an index");
-    Ok(true)
 }

@@ -3,9 +3,10 @@
 //! `cargo xtask migrate`, `cargo xtask doctor` and `cargo xtask pg stats` run it.)
 //!
 //! * `migrate [--database-url URL] [--embedding-dim N] [--drop-data] up|down|status|redo|revert [N]`
-//! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern; flags table scans and
-//!   missing vector indexes. Changes nothing.
-//! * `stats [--database-url URL]` — pool, `pg_stat_activity` and index usage (PostgreSQL).
+//! * `doctor [--database-url URL] [--json]` — `EXPLAIN` of every query pattern; flags table
+//!   scans and missing vector indexes. Changes nothing.
+//! * `stats [--database-url URL] [--json]` — pool, `pg_stat_activity` and index usage
+//!   (PostgreSQL).
 //! * `prune [--database-url URL] --table T --user U [--agent A] (--older-than INSTANT |
 //!   --keep-newest N | --data-source NAME) [--batch N]` — retention: deletes one tenant's
 //!   records in batches, each its own transaction, printing each.
@@ -27,6 +28,7 @@
 mod doctor;
 mod migrate;
 mod prune;
+mod stats;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -95,9 +97,9 @@ enum Cmd {
     Migrate(migrate::MigrateArgs),
     /// EXPLAIN every query pattern; flag any that reads a whole table, and missing vector
     /// indexes. Changes nothing (SQLite is opened read-only).
-    Doctor(UrlArg),
+    Doctor(doctor::ReportArgs),
     /// Pool, pg_stat_activity and index usage of a PostgreSQL deployment.
-    Stats(UrlArg),
+    Stats(doctor::ReportArgs),
     /// Delete one tenant's old records in batches (each its own transaction): older than
     /// an instant, all but the newest N, or a data source.
     Prune(prune::PruneArgs),
@@ -146,8 +148,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Migrate(args) => migrate::run(args).map(|()| 0),
-        Cmd::Doctor(url) => doctor::doctor(url).map(|clean| if clean { 0 } else { EXIT_FINDINGS }),
-        Cmd::Stats(url) => doctor::stats(url).map(|()| 0),
+        Cmd::Doctor(args) => {
+            doctor::doctor(args).map(|clean| if clean { 0 } else { EXIT_FINDINGS })
+        }
+        Cmd::Stats(args) => stats::stats(args).map(|()| 0),
         Cmd::Prune(args) => prune::run(args).map(|()| 0),
     };
     match result {

@@ -108,7 +108,9 @@ fn the_url_password_never_shows() {
             &["migrate", "status"],
             &["migrate", "down"],
             &["doctor"],
+            &["doctor", "--json"],
             &["stats"],
+            &["stats", "--json"],
         ] {
             for how in ["--database-url", "MEMGPT_DATABASE_URL", "MEMGPT_PG_URL"] {
                 let o = if how == "--database-url" {
@@ -154,6 +156,19 @@ fn migrate_an_sqlite_file_then_doctor_it() {
     let o = run(&["doctor", "--database-url", &url], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("every query pattern uses an index"));
+    let o = run(&["doctor", "--json", "--database-url", &url], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (&report["clean"], &report["problems"], &report["vector"]),
+        (&true.into(), &0.into(), &serde_json::Value::Null)
+    );
+    let plans = report["plans"].as_array().unwrap();
+    // The query patterns of recall memory, archival memory, passages and documents.
+    assert_eq!(plans.len(), 11 + 13 + 13 + 12);
+    assert!(plans
+        .iter()
+        .all(|p| p["indexed"] == true && p["plan"].is_string()));
 
     // Without the recall memory's agent index, doctor finds a whole-table read: exit 3.
     let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
@@ -173,6 +188,20 @@ fn migrate_an_sqlite_file_then_doctor_it() {
     let o = run(&["doctor", "--database-url", &url], &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
     assert!(stdout(&o).contains("SCAN"), "{}", stdout(&o));
+    let o = run(&["doctor", "--json", "--database-url", &url], &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let scans = report["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["indexed"] == false)
+        .count();
+    assert!(scans > 0, "{report}");
+    assert_eq!(
+        (&report["clean"], &report["problems"]),
+        (&false.into(), &scans.into())
+    );
 
     // A file that does not exist is not created by doctor: exit 1.
     let missing = dir.path().join("missing.db");
@@ -267,4 +296,45 @@ fn prune_deletes_a_tenants_records_in_batches() {
         let o = prune(&["--keep-newest", "1", "--batch", batch]);
         assert_eq!(o.status.code(), Some(2), "--batch {batch}: a usage error");
     }
+}
+
+/// `doctor --json` and `stats --json` on a migrated PostgreSQL database with pgvector: one
+/// JSON object each, saying what the lines say.
+#[test]
+fn postgres_doctor_and_stats_answer_in_json() {
+    let db = memgpt_testing::TempDatabase::create(memgpt_testing::VECTOR_SERVER).unwrap();
+    let url = db.url().expose().to_owned();
+    let o = run(&["migrate", "--database-url", &url, "up"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+
+    let o = run(&["doctor", "--json", "--database-url", &url], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (&report["clean"], &report["problems"]),
+        (&true.into(), &0.into())
+    );
+    let vector = &report["vector"];
+    assert_eq!(
+        (&vector["dimension"], &vector["type"], &vector["missing"]),
+        (&1536.into(), &"vector".into(), &serde_json::json!([]))
+    );
+    assert!(vector["pgvector"].is_string(), "{report}");
+    assert_eq!(report["plans"].as_array().unwrap().len(), 11 + 13 + 13 + 12);
+
+    let o = run(&["stats", "--json", "--database-url", &url], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(stats["pgvector"], true);
+    assert_eq!(
+        (&stats["pool"]["pool_size"], &stats["pool"]["max"]),
+        (&1.into(), &1.into())
+    );
+    assert!(stats["activity"].is_array() && stats["index_usage"].as_array().unwrap().len() > 10);
+    assert!(!stats["server"].as_str().unwrap().is_empty());
 }

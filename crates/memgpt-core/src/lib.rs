@@ -32,6 +32,7 @@ mod source;
 pub mod statement;
 pub mod storage_connector;
 pub mod table;
+pub mod telemetry;
 pub mod trace;
 #[doc(hidden)]
 pub mod unit_of_work;

@@ -71,6 +71,12 @@ pub(crate) fn call<T: Counted>(
         Ok(v) => (v.count(), "ok"),
         Err(e) => (None, outcome(e)),
     };
+    crate::telemetry::call(
+        table.table_name(),
+        op,
+        outcome,
+        start.elapsed().as_secs_f64(),
+    );
     // All three in one record: one line for a user of `log`.
     if let Some(meta) = span.metadata() {
         let fields = meta.fields();
@@ -101,6 +107,11 @@ pub fn checkout<T>(pool: &'static str, f: impl FnOnce() -> Result<T>) -> Result<
     let start = Instant::now();
     let result = f();
     span.record("wait_us", micros(start));
+    let done = match &result {
+        Ok(_) => "ok",
+        Err(e) => outcome(e),
+    };
+    crate::telemetry::checkout(pool, done, start.elapsed().as_secs_f64());
     if let Err(e @ (Error::PoolTimeout { .. } | Error::ConnectionLost { .. })) = &result {
         tracing::warn!(
             pool,

@@ -1,12 +1,21 @@
 //! Pool monitoring: checkout waits, timeouts, connections opened and closed,
 //! and the server's view (`pg_stat_activity`, `pg_stat_user_indexes`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Counters fed by the pool's events.
+use memgpt_core::telemetry::{self, PoolCounter, PoolGauge};
+
+/// Counters fed by the pool's events, and reported through the `metrics` facade too (with
+/// memgpt-core's feature `metrics`: [`memgpt_core::telemetry`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// The pool's label in the exported figures.
+    pub(crate) pool: &'static str,
+    /// Connections kept (`pool_size`): more open are overflow.
+    keep: u32,
+    /// Connections open now.
+    open: AtomicU32,
     checkouts: AtomicU64,
     wait_total_us: AtomicU64,
     wait_max_us: AtomicU64,
@@ -21,6 +30,15 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// The counters of the pool labelled `pool` that keeps `keep` connections.
+    pub(crate) fn new(pool: &'static str, keep: u32) -> Self {
+        Counters {
+            pool,
+            keep,
+            ..Counters::default()
+        }
+    }
+
     pub(crate) fn record_wait(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.checkouts.fetch_add(1, Ordering::Relaxed);
@@ -32,21 +50,45 @@ impl Counters {
 
     pub(crate) fn record_leak(&self) {
         self.leaks.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::Leaks, self.pool);
     }
 
     /// A read a replica served.
     pub(crate) fn record_replica_read(&self) {
         self.replica_reads.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::ReplicaReads, self.pool);
     }
 
     /// A read the primary served although replicas are configured: none was up, caught up
     /// to within the maximum lag, or (read-your-writes) past the session's last write.
     pub(crate) fn record_replica_fallback(&self) {
         self.replica_fallbacks.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::ReplicaFallbacks, self.pool);
     }
 
     pub(crate) fn record_timeout(&self) {
         self.timeouts.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::Timeouts, self.pool);
+    }
+
+    /// A connection opened: one more open, beyond `keep` one more of overflow.
+    fn record_opened(&self) {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::Opened, self.pool);
+        telemetry::step(PoolGauge::Connections, self.pool, 1.0);
+        if self.open.fetch_add(1, Ordering::SeqCst) >= self.keep {
+            telemetry::step(PoolGauge::Overflow, self.pool, 1.0);
+        }
+    }
+
+    /// A connection closed.
+    fn record_closed(&self) {
+        self.closed.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::Closed, self.pool);
+        telemetry::step(PoolGauge::Connections, self.pool, -1.0);
+        if self.open.fetch_sub(1, Ordering::SeqCst) > self.keep {
+            telemetry::step(PoolGauge::Overflow, self.pool, -1.0);
+        }
     }
 
     /// The upper bound of the bucket holding the 99th percentile wait.
@@ -78,13 +120,17 @@ pub(crate) struct EventHandler(pub std::sync::Arc<Counters>);
 
 impl r2d2::HandleEvent for EventHandler {
     fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
-        self.0.opened.fetch_add(1, Ordering::Relaxed);
+        self.0.record_opened();
     }
     fn handle_release(&self, _: r2d2::event::ReleaseEvent) {
-        self.0.closed.fetch_add(1, Ordering::Relaxed);
+        self.0.record_closed();
     }
     fn handle_checkout(&self, e: r2d2::event::CheckoutEvent) {
         self.0.record_wait(e.duration());
+        telemetry::step(PoolGauge::InUse, self.0.pool, 1.0);
+    }
+    fn handle_checkin(&self, _: r2d2::event::CheckinEvent) {
+        telemetry::step(PoolGauge::InUse, self.0.pool, -1.0);
     }
     fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
         self.0.record_timeout();

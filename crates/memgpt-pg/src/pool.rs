@@ -37,14 +37,19 @@ pub(crate) type Pooled = PooledConnection<Manager>;
 pub(crate) struct Pool {
     inner: Arc<r2d2::Pool<Manager>>,
     waiting: Arc<AtomicUsize>,
+    /// The pool's label in the exported figures ([`memgpt_core::telemetry`]).
+    label: &'static str,
 }
 
 impl Pool {
     /// A connection, waiting at most `timeout` (r2d2's `get_timeout`), counted among the
     /// waiting callers meanwhile.
     pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<Pooled, r2d2::Error> {
+        use memgpt_core::telemetry::{step, PoolGauge};
         self.waiting.fetch_add(1, Ordering::SeqCst);
+        step(PoolGauge::Waiting, self.label, 1.0);
         let got = self.inner.get_timeout(timeout);
+        step(PoolGauge::Waiting, self.label, -1.0);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         got
     }
@@ -167,6 +172,7 @@ pub(crate) fn build(
     counters: Arc<Counters>,
     warm: Warm,
 ) -> Result<Pool, Error> {
+    let label = counters.pool;
     let slot = Arc::new(OnceLock::new());
     let waiting = Arc::new(AtomicUsize::new(0));
     let manager = Manager {
@@ -194,7 +200,11 @@ pub(crate) fn build(
     };
     let inner = Arc::new(pool.build_unchecked(manager));
     let _ = slot.set(Arc::downgrade(&inner));
-    Ok(Pool { inner, waiting })
+    Ok(Pool {
+        inner,
+        waiting,
+        label,
+    })
 }
 
 /// Behind PgBouncer in transaction mode a named prepared statement would stay on the server

@@ -113,7 +113,7 @@ impl Replicas {
                     pool: pool::build(
                         config,
                         info.to_conninfo(),
-                        Arc::new(Counters::default()),
+                        Arc::new(Counters::new("postgres-replica", config.pool_size)),
                         pool::Warm::One,
                     )?,
                     health: Mutex::new(Health::default()),

@@ -73,7 +73,7 @@ impl PgStore {
     }
 
     fn start(config: PgConfig, migrate: bool) -> Result<Self> {
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters::new("postgres", config.pool_size));
         let info = crate::url::connection_info(&config)?;
         let mut secrets = info.secrets();
         let pool = pool::build(

@@ -68,14 +68,25 @@ impl Gate {
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
+            Ok(permit) => {
+                crate::telemetry::async_wait(0.0, false);
+                permit
+            }
             Err(_) => {
                 let start = Instant::now();
                 let wait = self.permits.clone().acquire_owned();
-                match tokio::time::timeout(self.capacity.timeout, wait).await {
-                    Ok(Ok(permit)) => permit,
+                let got = tokio::time::timeout(self.capacity.timeout, wait).await;
+                let waited = start.elapsed().as_secs_f64();
+                match got {
+                    Ok(Ok(permit)) => {
+                        crate::telemetry::async_wait(waited, false);
+                        permit
+                    }
                     // The semaphore is never closed; a closed one would admit nobody.
-                    Ok(Err(_)) | Err(_) => return Err(self.timed_out(start)),
+                    Ok(Err(_)) | Err(_) => {
+                        crate::telemetry::async_wait(waited, true);
+                        return Err(self.timed_out(start));
+                    }
                 }
             }
         };
