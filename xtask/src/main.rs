@@ -143,7 +143,7 @@ pub(crate) fn with_features(args: &[&str]) -> Vec<String> {
         features.push("memgpt-cli/postgres");
     }
     let links_libpq = workspace
-        || ["memgpt-cli", "memgpt-pg", "memgpt-benches"]
+        || ["memgpt-cli", "memgpt-pg", "memgpt-benches", "memgpt-rig"]
             .iter()
             .any(|k| selects(k));
     if links_libpq && libpq() == Libpq::Bundled {

@@ -13,6 +13,7 @@ pub const PUBLISHED: &[&str] = &[
     "memgpt-pg",
     "memgpt-migrate",
     "memgpt-cli",
+    "memgpt-rig",
 ];
 
 /// Checks the file list of every published crate.

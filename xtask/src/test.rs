@@ -17,6 +17,8 @@ const SQLITE: &[&str] = &[
     "memgpt-migrate",
     "-p",
     "memgpt-cli",
+    "-p",
+    "memgpt-rig",
     "-E",
     "not test(/postgres/)",
 ];
@@ -29,6 +31,8 @@ const PG: &[&str] = &[
     "memgpt-migrate",
     "-p",
     "memgpt-cli",
+    "-p",
+    "memgpt-rig",
     "-E",
     "package(memgpt-pg) | test(/postgres/)",
 ];
