@@ -67,6 +67,21 @@ pub fn tidy() -> Result<()> {
         ];
         crate::cargo_as_is(&args.map(str::to_owned), &[])?;
     }
+    // memgpt-migrate with one backend's feature only (its library; the tests need both).
+    for feature in ["sqlite", "postgres"] {
+        let args = [
+            "clippy",
+            "-p",
+            "memgpt-migrate",
+            "--no-default-features",
+            "--features",
+            feature,
+            "--",
+            "-D",
+            "warnings",
+        ];
+        crate::cargo_as_is(&args.map(str::to_owned), &[])?;
+    }
     Ok(())
 }
 

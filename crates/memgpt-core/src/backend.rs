@@ -71,8 +71,8 @@ pub struct VectorQuery<'a> {
 }
 
 /// How many connections a store's calls can hold at once, and how long a call waits for
-/// one: what the async facade ([`crate::asynchronous`], feature `tokio`) admits to tokio's
-/// blocking pool at a time, so that callers past it wait without holding a thread.
+/// one: how many calls the async facade ([`crate::asynchronous`], feature `tokio`) runs at
+/// a time on the store's worker threads, so that callers past it wait without a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     /// The most connections open at once (PostgreSQL: `pool_size + max_overflow`; SQLite:
@@ -80,6 +80,16 @@ pub struct Capacity {
     pub connections: u32,
     /// How long a call waits for a connection (the pool timeout).
     pub timeout: std::time::Duration,
+}
+
+/// What the async facade ([`crate::asynchronous`]) shares between every handle of one store
+/// — its clones, its sessions, every `AsyncStore` wrapping any of them: the admission of
+/// calls and the worker threads. A backend keeps one per store and returns it from
+/// [`Backend::async_slot`]; opaque (empty without the feature `tokio`).
+#[derive(Debug, Default)]
+pub struct AsyncSlot {
+    #[cfg(feature = "tokio")]
+    pub(crate) gate: std::sync::OnceLock<std::sync::Arc<crate::asynchronous::Gate>>,
 }
 
 /// A database backend: the store handle (cheap to clone) and its hooks.
@@ -104,6 +114,9 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
 
     /// How many connections this store's calls can hold at once, and the pool timeout.
     fn capacity(&self) -> Capacity;
+
+    /// The store's [`AsyncSlot`], the same for every clone and session of it.
+    fn async_slot(&self) -> &AsyncSlot;
 
     /// Runs the reads of one call outside a unit of work on `conn`. By default directly,
     /// each statement on its own; a backend whose connections keep no session state (PostgreSQL

@@ -20,9 +20,13 @@
 //! | `memgpt_store_pool_leaks_total` | counter | `pool` (held past the leak threshold) |
 //! | `memgpt_store_replica_reads_total`, `…_fallbacks_total` | counter | |
 //!
-//! `pool` is `postgres`, `postgres-replica`, `sqlite-writer` or `sqlite-readers`. Gauges move
-//! by steps, so the stores of one process add up. No label ever holds a value of a record,
-//! a filter or a secret.
+//! `pool` is `postgres`, `postgres-replica`, `sqlite-writer` or `sqlite-readers` (SQLite
+//! reports checkouts, not the pool gauges and counters, which are PostgreSQL's). Gauges move
+//! by steps, so the stores of one process add up, and a store that is dropped takes its
+//! connections off them: install the recorder (the exporter) before opening the stores,
+//! or the gauges miss what opened before. An async call that finds no place counts in
+//! `memgpt_store_async_timeouts_total` (it never became a call). No label ever holds a
+//! value of a record, a filter or a secret.
 
 /// Counters of a pool, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

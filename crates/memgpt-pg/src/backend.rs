@@ -4,7 +4,9 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use memgpt_core::backend::{Backend, Capacity, RankedText, TextQuery, VectorQuery, Written};
+use memgpt_core::backend::{
+    AsyncSlot, Backend, Capacity, RankedText, TextQuery, VectorQuery, Written,
+};
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
@@ -74,6 +76,10 @@ impl Backend for PgStore {
             connections: c.pool_size.saturating_add(c.max_overflow),
             timeout: c.pool_timeout,
         }
+    }
+
+    fn async_slot(&self) -> &AsyncSlot {
+        PgStore::async_slot(self)
     }
 
     /// Directly, each statement on its own; behind a transaction pooler whose defaults

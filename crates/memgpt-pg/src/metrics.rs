@@ -32,11 +32,9 @@ pub(crate) struct Counters {
 impl Counters {
     /// The counters of the pool labelled `pool` that keeps `keep` connections.
     pub(crate) fn new(pool: &'static str, keep: u32) -> Self {
-        Counters {
-            pool,
-            keep,
-            ..Counters::default()
-        }
+        let mut counters = Counters::default();
+        (counters.pool, counters.keep) = (pool, keep);
+        counters
     }
 
     pub(crate) fn record_wait(&self, d: Duration) {
@@ -111,6 +109,20 @@ impl Counters {
             }
         }
         Duration::MAX
+    }
+}
+
+/// The pool is gone (r2d2 reports no release of the connections it drops with it): its
+/// connections leave the exported gauges.
+impl Drop for Counters {
+    fn drop(&mut self) {
+        let open = self.open.load(Ordering::SeqCst);
+        telemetry::step(PoolGauge::Connections, self.pool, -f64::from(open));
+        telemetry::step(
+            PoolGauge::Overflow,
+            self.pool,
+            -f64::from(open.saturating_sub(self.keep)),
+        );
     }
 }
 

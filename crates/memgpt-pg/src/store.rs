@@ -40,6 +40,8 @@ struct Inner {
     begin: Option<String>,
     /// The read replicas (`MEMGPT_PG_REPLICA_URLS`).
     replicas: Option<crate::replica::Replicas>,
+    /// What the async facade shares between the store's handles and sessions.
+    async_slot: memgpt_core::backend::AsyncSlot,
 }
 
 impl PgStore {
@@ -92,6 +94,7 @@ impl PgStore {
                 vector: None,
                 begin: None,
                 replicas,
+                async_slot: Default::default(),
             }),
             session: None,
         };
@@ -128,6 +131,11 @@ impl PgStore {
     /// The version of pgvector, when the server has it (and so vector search).
     pub fn pgvector(&self) -> Option<PgVector> {
         self.inner.vector
+    }
+
+    /// What the async facade shares between the store's handles.
+    pub(crate) fn async_slot(&self) -> &memgpt_core::backend::AsyncSlot {
+        &self.inner.async_slot
     }
 
     /// The configuration the store was opened with.

@@ -65,10 +65,11 @@ fn the_pool_figures_reach_the_recorder() {
     let pool = |name: &str| format!("memgpt_store_pool_{name}{{pool=postgres}}");
     assert_eq!(before.get(&pool("connections")), Some(&2.0), "{before:#?}");
 
-    let (held_tx, held) = mpsc::channel();
-    let mut release = Vec::new();
     let totals = &mut totals;
     let (busy, timed_out) = std::thread::scope(|s| {
+        // Inside the scope: a panic here drops the senders, and the holders end.
+        let (held_tx, held) = mpsc::channel();
+        let mut release = Vec::new();
         for _ in 0..3 {
             let (go, go_rx) = mpsc::channel::<()>();
             release.push(go);
@@ -81,6 +82,7 @@ fn the_pool_figures_reach_the_recorder() {
                 })
             });
         }
+        drop(held_tx);
         for _ in 0..3 {
             held.recv().unwrap();
         }

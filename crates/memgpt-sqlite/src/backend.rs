@@ -4,7 +4,9 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
-use memgpt_core::backend::{Backend, Capacity, RankedText, TextQuery, VectorQuery, Written};
+use memgpt_core::backend::{
+    AsyncSlot, Backend, Capacity, RankedText, TextQuery, VectorQuery, Written,
+};
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Param, Shapes};
@@ -67,6 +69,10 @@ impl Backend for SqliteStore {
             connections: c.read_connections.max(1).saturating_add(1),
             timeout: c.pool_timeout,
         }
+    }
+
+    fn async_slot(&self) -> &AsyncSlot {
+        SqliteStore::async_slot(self)
     }
 
     /// `BEGIN IMMEDIATE`: the write lock is taken up front, so a write never fails half

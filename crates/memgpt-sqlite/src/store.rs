@@ -43,6 +43,8 @@ struct Inner {
     writer_owner: Mutex<Option<ThreadId>>,
     /// How writes wait for SQLite's write lock held by other processes.
     writers: Writers,
+    /// What the async facade shares between the store's handles.
+    async_slot: memgpt_core::backend::AsyncSlot,
 }
 
 impl Drop for Inner {
@@ -144,9 +146,15 @@ impl SqliteStore {
                 readers,
                 writer_owner: Mutex::new(None),
                 writers: Writers::new(&config.path, config.busy_timeout),
+                async_slot: Default::default(),
                 config,
             }),
         })
+    }
+
+    /// What the async facade shares between the store's handles.
+    pub(crate) fn async_slot(&self) -> &memgpt_core::backend::AsyncSlot {
+        &self.inner.async_slot
     }
 
     /// The configuration the store was opened with.

@@ -55,4 +55,29 @@ fn two_thousand_writing_tasks_wait_without_a_thread_each() {
     assert!(workers <= 5, "{workers} worker threads");
     assert_eq!(runtime.peak_blocking_threads(), 0);
     assert_eq!(runtime.block_on(recall.size(vec![])).unwrap(), 2_000);
+
+    // A wrapper per request (of clones of the store) shares the store's places and
+    // workers: 500 of them at once still run on at most 5 threads.
+    let sync = store.store().clone();
+    let (sizes, workers) = peak_threads_named("memgpt-async", || {
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..500)
+                .map(|_| {
+                    let per_request = AsyncStore::new(sync.clone());
+                    let recall = per_request
+                        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+                        .unwrap();
+                    tokio::spawn(async move { recall.size(vec![]).await })
+                })
+                .collect();
+            let mut sizes = Vec::new();
+            for t in tasks {
+                sizes.push(t.await.unwrap().unwrap());
+            }
+            sizes
+        })
+    })
+    .unwrap();
+    assert!(sizes.iter().all(|&n| n == 2_000));
+    assert!(workers <= 5, "{workers} worker threads");
 }

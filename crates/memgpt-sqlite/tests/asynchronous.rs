@@ -100,6 +100,17 @@ fn a_wrong_table_is_refused_at_once_and_a_panic_reaches_the_caller() {
             .await
     }));
     assert!(joined.unwrap_err().is_panic());
+    // A call runs in the runtime's context, as on tokio's blocking pool.
+    let s = store.clone();
+    let inside = rt.block_on(async move {
+        s.interact(|_| {
+            tokio::runtime::Handle::try_current()
+                .map(drop)
+                .map_err(|e| memgpt_core::Error::database(e.to_string()))
+        })
+        .await
+    });
+    assert!(inside.is_ok(), "{inside:?}");
 }
 
 /// A future dropped while its call runs does not cancel the call: the write commits whole.

@@ -100,6 +100,9 @@ pub fn peak_threads_named<T: Send>(
                 if let Ok(n) = threads_named(name) {
                     peak.fetch_max(n, Ordering::SeqCst);
                 }
+                // Sampling, not synchronization: the workers counted live for 10 s once
+                // started, so a sample a millisecond late still sees them.
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         });
         let value = f();

@@ -19,7 +19,12 @@
 //!
 //! A future that is dropped does not cancel its call: a blocking call cannot be stopped
 //! half-way, so it runs to its end (a write commits or rolls back as a whole) and its
-//! result is discarded.
+//! result is discarded — unless the process ends first: the worker threads are not the
+//! runtime's, and dropping the runtime does not wait for them (await the calls whose writes
+//! must land before the process exits). A call runs inside the runtime's context
+//! (`Handle::current()` works in `interact`). Under tokio's paused test clock
+//! (`start_paused`) the wait for a place is measured on that clock, which advances while
+//! the workers run: tests that overload a store need a real clock.
 
 use crate::hybrid::HybridOptions;
 use std::marker::PhantomData;
@@ -35,13 +40,13 @@ use crate::{
     Connector, CursorPage, CursorRequest, Filter, Keyset, Record, Result, Scope, StorageConnector,
     TableType,
 };
-use workers::Gate;
+pub(crate) use workers::Gate;
 
 /// An async handle on a store (`SqliteStore`, `PgStore`): cheap to clone, `Send + Sync`.
 ///
-/// Its clones share one admission of calls ([`Backend::capacity`]); wrap a store once and
-/// clone the `AsyncStore` (two wrappers of one store would admit twice as many calls to
-/// worker threads, each then waiting there for a connection).
+/// Every `AsyncStore` of one store — of its clones and sessions too — shares one admission
+/// of calls ([`Backend::capacity`]) and one set of worker threads, kept in the store
+/// ([`Backend::async_slot`]): wrapping a store per request costs no thread.
 #[derive(Debug, Clone)]
 pub struct AsyncStore<S> {
     store: S,
@@ -51,11 +56,12 @@ pub struct AsyncStore<S> {
 impl<S: Backend> AsyncStore<S> {
     /// Wraps a store.
     pub fn new(store: S) -> Self {
-        let capacity = store.capacity();
-        AsyncStore {
-            store,
-            gate: Arc::new(Gate::new(capacity)),
-        }
+        let gate = store
+            .async_slot()
+            .gate
+            .get_or_init(|| Arc::new(Gate::new(store.capacity())))
+            .clone();
+        AsyncStore { store, gate }
     }
 
     /// The synchronous store inside.
@@ -68,7 +74,9 @@ impl<S: Backend> AsyncStore<S> {
     ///
     /// # Errors
     /// The error `f` returns; [`Error::PoolTimeout`](crate::Error::PoolTimeout) when no
-    /// place among the store's connections came free within the pool timeout;
+    /// place among the store's connections came free within the pool timeout (a call can
+    /// wait that long for a place, then as long again for a connection that synchronous
+    /// callers of the same store hold);
     /// [`Error::Database`](crate::Error::Database) when no worker thread could be started.
     /// A panic in `f` resumes on the caller's task.
     pub async fn interact<T, F>(&self, f: F) -> Result<T>

@@ -30,9 +30,10 @@ pub(crate) const THREAD_NAME: &str = "memgpt-async";
 /// A call for a worker, with the permit it gives back once the worker is idle again.
 type Job = (Box<dyn FnOnce() + Send>, OwnedSemaphorePermit);
 
-/// The admission of a store's calls and the workers that make them.
+/// The admission of a store's calls and the workers that make them (one per store, in its
+/// [`AsyncSlot`](crate::backend::AsyncSlot)).
 #[derive(Debug)]
-pub(super) struct Gate {
+pub(crate) struct Gate {
     permits: Arc<Semaphore>,
     capacity: Capacity,
     workers: Arc<Workers>,
@@ -46,7 +47,7 @@ struct Workers {
 }
 
 impl Gate {
-    pub(super) fn new(capacity: Capacity) -> Self {
+    pub(crate) fn new(capacity: Capacity) -> Self {
         let permits = usize::try_from(capacity.connections)
             .unwrap_or(usize::MAX)
             .clamp(1, Semaphore::MAX_PERMITS);
@@ -85,13 +86,22 @@ impl Gate {
                     // The semaphore is never closed; a closed one would admit nobody.
                     Ok(Err(_)) | Err(_) => {
                         crate::telemetry::async_wait(waited, true);
-                        return Err(self.timed_out(start));
+                        let e = self.timed_out(start);
+                        tracing::warn!(
+                            pool = "async",
+                            wait_us = start.elapsed().as_micros() as u64,
+                            "memgpt-store: no place for the call: {e}"
+                        );
+                        return Err(e);
                     }
                 }
             }
         };
         let (tx, rx) = oneshot::channel();
+        // The call runs in the caller's runtime context, as on tokio's blocking pool.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let work = Box::new(move || {
+            let _context = runtime.as_ref().map(tokio::runtime::Handle::enter);
             // The caller may be gone (its future dropped): the call ran to its end anyway.
             let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
         });
@@ -103,13 +113,13 @@ impl Gate {
         }
     }
 
-    /// The timeout of a wait for a place: every place taken.
+    /// The timeout of a wait for a place: the places taken (as connections in use) of all.
     fn timed_out(&self, start: Instant) -> Error {
         let max = self.capacity.connections;
         let free = u32::try_from(self.permits.available_permits()).unwrap_or(u32::MAX);
         Error::PoolTimeout {
             waited: start.elapsed(),
-            state: PoolState::new(max.saturating_sub(free), free.min(max), max),
+            state: PoolState::new(max.saturating_sub(free), 0, max),
         }
     }
 }
