@@ -2,8 +2,9 @@
 //! memgpt-store: `cargo run -p memgpt-rig --example agent`.
 //!
 //! Runs without a network: a deterministic local embedding model and rig's scripted
-//! completion model stand in for a provider's (swap in `rig`'s OpenAI client, say, for a
-//! real one). It prints the notes rig put into the model's request.
+//! completion model stand in for a provider's (for a real one, depend on `rig-core =
+//! "=0.40.0"` with its TLS feature and use its OpenAI client, say). It prints the notes rig
+//! put into the model's request.
 
 #[path = "../tests/toy/mod.rs"]
 mod toy;

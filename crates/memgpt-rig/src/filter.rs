@@ -2,22 +2,28 @@
 //! every one is applied by the database, or refused with a [`FilterError`] — never
 //! dropped.
 //!
+//! As in rig's own stores, a key names a field of the document (a top-level key of the
+//! passage's metadata, taken whole: `v1.2` is one key). A key starting with `@` names a
+//! column of the passage instead:
+//!
 //! | rig | here |
 //! |---|---|
-//! | `eq("data_source", "s")`, `eq("doc_id", "UUID")`, `eq("id", "UUID")` | the column equals the value |
-//! | `gt` / `lt` / `eq("created_at", "RFC 3339")` | `created_at` after / before / at the instant |
-//! | `eq` / `gt` / `lt(key, value)`, any other key | the metadata key (dots separate nested keys: `author.name`) compared with a JSON string, number, boolean or (`eq` only) `null` |
-//! | `and`, `or` | both, either |
+//! | `eq / gt / lt(key, value)` | the metadata key compared with a JSON string, number, boolean or (`eq` only) `null` |
+//! | `eq("@data_source", "s")`, `eq("@embedding_model", "m")` | the column equals the string (`null`: has none) |
+//! | `eq("@id", "UUID")`, `eq("@doc_id", "UUID")`, `eq("@agent_id", "UUID")` | the column equals the UUID (`@doc_id`, `@agent_id`: `null` for none) |
+//! | `gt` / `lt` / `eq("@created_at", "RFC 3339")` | created after / before / at the instant |
+//! | `and`, `or` | all, any (chains of one operator become one test of all their parts) |
 //!
-//! Refused: `gt` / `lt` on `data_source`, `doc_id` or `id`; a column compared with a value
-//! of the wrong type (not a string, not a UUID, not an instant); arrays and objects as
-//! values; empty keys. What the database itself cannot apply exactly (numbers past 2^53,
-//! order tests of booleans, …) is refused by the call as
-//! [`Error::InvalidInput`](memgpt_core::Error::InvalidInput).
+//! Refused with a [`FilterError`]: `gt` / `lt` on a column other than `@created_at`; a
+//! column compared with a value of the wrong type; an unknown `@` column; arrays and objects
+//! as values; an empty key, or one holding `"`, `\` or NUL. What the database itself cannot
+//! apply exactly (numbers past 2^53, order tests of booleans, more than 256 tests) is refused
+//! by the call as [`Error::InvalidInput`](memgpt_core::Error::InvalidInput), inside
+//! `VectorStoreError::DatastoreError`.
 
 use memgpt_core::chrono::{DateTime, Utc};
 use memgpt_core::filter::{Cmp, Scalar};
-use memgpt_core::{Column, Filter};
+use memgpt_core::{Column, Filter, FilterValue};
 use rig::vector_store::request::{Filter as RigFilter, FilterError};
 use serde_json::Value;
 use uuid::Uuid;
@@ -53,80 +59,104 @@ pub fn translate(filter: &RigJsonFilter) -> Result<Filter, FilterError> {
         RigFilter::Eq(key, value) => leaf(key, Op::Eq, value)?,
         RigFilter::Gt(key, value) => leaf(key, Op::Gt, value)?,
         RigFilter::Lt(key, value) => leaf(key, Op::Lt, value)?,
-        RigFilter::And(a, b) => Filter::and([translate(a)?, translate(b)?]),
-        RigFilter::Or(a, b) => Filter::or([translate(a)?, translate(b)?]),
+        RigFilter::And(..) => {
+            let mut parts = Vec::new();
+            flatten(filter, true, &mut parts)?;
+            Filter::and(parts)
+        }
+        RigFilter::Or(..) => {
+            let mut parts = Vec::new();
+            flatten(filter, false, &mut parts)?;
+            Filter::or(parts)
+        }
     })
 }
 
-fn leaf(key: &str, op: Op, value: &Value) -> Result<Filter, FilterError> {
-    match key {
-        "data_source" => column(key, op, Column::DataSource, text(key, value)?.into()),
-        "doc_id" => column(key, op, Column::DocId, uuid(key, value)?.into()),
-        "id" => column(key, op, Column::Id, uuid(key, value)?.into()),
-        "created_at" => {
-            let at = instant(value)?;
-            Ok(match op {
-                Op::Eq => Filter::and([
-                    Filter::created_at(Cmp::Ge, at),
-                    Filter::created_at(Cmp::Le, at),
-                ]),
-                Op::Gt => Filter::created_at(Cmp::Gt, at),
-                Op::Lt => Filter::created_at(Cmp::Lt, at),
-            })
+/// The parts of a chain of `and`s (`all`) or of `or`s, translated: rig builds chains as
+/// nested pairs, which would count as deep nesting.
+fn flatten(filter: &RigJsonFilter, all: bool, parts: &mut Vec<Filter>) -> Result<(), FilterError> {
+    match filter {
+        RigFilter::And(a, b) if all => {
+            flatten(a, all, parts)?;
+            flatten(b, all, parts)
         }
-        _ => {
-            if key.split('.').any(str::is_empty) {
-                return Err(FilterError::Must(
-                    key.to_owned(),
-                    "name a metadata key: no empty part between dots".to_owned(),
-                ));
-            }
-            let metadata = Filter::metadata_path(key.split('.'));
-            let value = scalar(key, op, value)?;
-            Ok(match op {
-                Op::Eq => metadata.eq(value),
-                Op::Gt => metadata.gt(value),
-                Op::Lt => metadata.lt(value),
-            })
+        RigFilter::Or(a, b) if !all => {
+            flatten(a, all, parts)?;
+            flatten(b, all, parts)
+        }
+        other => {
+            parts.push(translate(other)?);
+            Ok(())
         }
     }
 }
 
-fn column(
-    key: &str,
-    op: Op,
-    column: Column,
-    value: memgpt_core::FilterValue,
-) -> Result<Filter, FilterError> {
-    match op {
-        Op::Eq => Ok(Filter::eq(column, value)),
-        Op::Gt | Op::Lt => Err(FilterError::Must(
+fn leaf(key: &str, op: Op, value: &Value) -> Result<Filter, FilterError> {
+    if key.is_empty() || key.contains(['"', '\\', '\0']) {
+        return Err(FilterError::Must(
+            format!("{key:?}"),
+            "be a key without quotes, backslashes or NUL".to_owned(),
+        ));
+    }
+    let Some(name) = key.strip_prefix('@') else {
+        let metadata = Filter::metadata(key);
+        let value = scalar(key, op, value)?;
+        return Ok(match op {
+            Op::Eq => metadata.eq(value),
+            Op::Gt => metadata.gt(value),
+            Op::Lt => metadata.lt(value),
+        });
+    };
+    if name == "created_at" {
+        let at = instant(key, value)?;
+        return Ok(match op {
+            Op::Eq => Filter::and([
+                Filter::created_at(Cmp::Ge, at),
+                Filter::created_at(Cmp::Le, at),
+            ]),
+            Op::Gt => Filter::created_at(Cmp::Gt, at),
+            Op::Lt => Filter::created_at(Cmp::Lt, at),
+        });
+    }
+    let column = match name {
+        "id" => Column::Id,
+        "doc_id" => Column::DocId,
+        "agent_id" => Column::AgentId,
+        "data_source" => Column::DataSource,
+        "embedding_model" => Column::EmbeddingModel,
+        _ => {
+            return Err(FilterError::Must(
+                key.to_owned(),
+                "name a column: @id, @doc_id, @agent_id, @data_source, @embedding_model, \
+                 @created_at"
+                    .to_owned(),
+            ))
+        }
+    };
+    if !matches!(op, Op::Eq) {
+        return Err(FilterError::Must(
             key.to_owned(),
             format!("be compared with eq, not {}", op.name()),
-        )),
+        ));
     }
-}
-
-fn text(key: &str, value: &Value) -> Result<String, FilterError> {
     match value {
-        Value::String(s) => Ok(s.clone()),
+        Value::Null if column != Column::Id => Ok(Filter::is_null(column)),
+        Value::String(s) if column.is_uuid() => s
+            .parse::<Uuid>()
+            .map(|u| Filter::eq(column, FilterValue::from(u)))
+            .map_err(|_| expected(key, "a UUID", value)),
+        Value::String(s) => Ok(Filter::eq(column, s.as_str())),
+        other if column.is_uuid() => Err(expected(key, "a UUID", other)),
         other => Err(expected(key, "a string", other)),
     }
 }
 
-fn uuid(key: &str, value: &Value) -> Result<Uuid, FilterError> {
-    match value {
-        Value::String(s) => s.parse().map_err(|_| expected(key, "a UUID", value)),
-        other => Err(expected(key, "a UUID", other)),
-    }
-}
-
-fn instant(value: &Value) -> Result<DateTime<Utc>, FilterError> {
+fn instant(key: &str, value: &Value) -> Result<DateTime<Utc>, FilterError> {
     match value {
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| expected("created_at", "an RFC 3339 instant", value)),
-        other => Err(expected("created_at", "an RFC 3339 instant", other)),
+            .map_err(|_| expected(key, "an RFC 3339 instant", value)),
+        other => Err(expected(key, "an RFC 3339 instant", other)),
     }
 }
 

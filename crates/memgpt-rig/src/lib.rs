@@ -5,6 +5,6 @@
 pub mod filter;
 mod index;
 
-pub use index::MemoryIndex;
+pub use index::{MemoryIndex, MAX_SAMPLES};
 /// The rig-core this crate implements (pinned: `=0.40.0`).
 pub use rig;
