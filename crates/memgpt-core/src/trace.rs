@@ -71,12 +71,7 @@ pub(crate) fn call<T: Counted>(
         Ok(v) => (v.count(), "ok"),
         Err(e) => (None, outcome(e)),
     };
-    crate::telemetry::call(
-        table.table_name(),
-        op,
-        outcome,
-        start.elapsed().as_secs_f64(),
-    );
+    crate::telemetry::call(table.table_name(), op, outcome, duration_us as f64 / 1e6);
     // All three in one record: one line for a user of `log`.
     if let Some(meta) = span.metadata() {
         let fields = meta.fields();
@@ -106,18 +101,15 @@ pub fn checkout<T>(pool: &'static str, f: impl FnOnce() -> Result<T>) -> Result<
     let _entered = span.enter();
     let start = Instant::now();
     let result = f();
-    span.record("wait_us", micros(start));
+    let wait_us = micros(start);
+    span.record("wait_us", wait_us);
     let done = match &result {
         Ok(_) => "ok",
         Err(e) => outcome(e),
     };
-    crate::telemetry::checkout(pool, done, start.elapsed().as_secs_f64());
+    crate::telemetry::checkout(pool, done, wait_us as f64 / 1e6);
     if let Err(e @ (Error::PoolTimeout { .. } | Error::ConnectionLost { .. })) = &result {
-        tracing::warn!(
-            pool,
-            wait_us = micros(start),
-            "memgpt-store: no connection: {e}"
-        );
+        tracing::warn!(pool, wait_us, "memgpt-store: no connection: {e}");
     }
     result
 }
