@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use memgpt_core::{DatabaseUrl, Error, Message, Scope, StorageConnector, TableType};
 use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::figures::labelled;
 use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use uuid::Uuid;
@@ -18,20 +19,12 @@ use uuid::Uuid;
 /// one.
 fn figures(snapshotter: &Snapshotter, totals: &mut BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key().clone();
-        let mut labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        labels.sort();
         let value = match value {
             DebugValue::Counter(n) => n as f64,
             DebugValue::Gauge(g) => g.into_inner(),
             DebugValue::Histogram(h) => h.len() as f64,
         };
-        *totals
-            .entry(format!("{}{{{}}}", key.name(), labels.join(",")))
-            .or_default() += value;
+        *totals.entry(labelled(key.key())).or_default() += value;
     }
     totals.clone()
 }

@@ -5,6 +5,7 @@
 
 use memgpt_core::{Error, Message, Role, Scope, StorageConnector, TableType};
 use memgpt_sqlite::{SqliteConfig, SqliteStore};
+use memgpt_testing::figures::labelled;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use uuid::Uuid;
 
@@ -16,18 +17,13 @@ fn lines(recorder: &DebuggingRecorder) -> Vec<String> {
         .into_vec()
         .into_iter()
         .map(|(key, _, _, value)| {
-            let (kind, key) = (key.kind(), key.key().clone());
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
+            let (kind, name) = (key.kind(), labelled(key.key()));
             let value = match value {
                 DebugValue::Counter(n) => format!("{n}"),
                 DebugValue::Gauge(g) => format!("{}", g.into_inner()),
                 DebugValue::Histogram(h) => format!("{} samples", h.len()),
             };
-            format!("{}{{{}}} {kind:?} {value}", key.name(), labels.join(","))
+            format!("{name} {kind:?} {value}")
         })
         .collect();
     out.sort();

@@ -2,6 +2,7 @@
 //! throwaway PostgreSQL database per test, servers and PgBouncers of a test's own (feature
 //! `postgres`, which links libpq), and a tokio runtime that counts its threads.
 
+pub mod figures;
 #[cfg(feature = "postgres")]
 mod pg;
 pub mod runtime;
