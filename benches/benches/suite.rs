@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: every workload of docs/BENCHMARKS.md (W1–W7) on SQLite, and on
+//! `cargo xtask bench`: every workload of docs/BENCHMARKS.md (W1–W8) on SQLite, and on
 //! PostgreSQL with `--pg-url URL` (which `cargo xtask bench --pg` passes for the throwaway
 //! server; S1, the scale-out routes of docs/SCALING.md, with `--pgbouncer-url` and `--replica-url` too), each beside its naive baseline and, for loads, the database's own bulk loader,
 //! in the same run. Ends with one table of every figure; `--json PATH` writes them.
@@ -12,18 +12,20 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use memgpt_benches::report::Report;
 use memgpt_benches::target::{Database, Env};
-use memgpt_benches::{concurrency, loads, memory, reads, scale, targets};
+use memgpt_benches::{concurrency, loads, memory, reads, retention, scale, targets, w8};
 
 type Workload = fn(&Env, Database, &mut Report) -> Result<()>;
 
-const WORKLOADS: [(&str, Workload); 8] = [
+const WORKLOADS: [(&str, Workload); 10] = [
     ("W1", loads::w1),
     ("W2", loads::w2),
     ("W3", loads::w3),
     ("W4", reads::w4),
     ("W5", reads::w5),
     ("W6", concurrency::w6),
+    ("W6R", retention::w6_prune),
     ("W7", memory::w7),
+    ("W8", w8::w8),
     ("S1", scale::s1),
 ];
 
@@ -53,7 +55,7 @@ fn main() -> Result<()> {
             // What cargo bench passes to every bench binary.
             "--bench" => {}
             w if w.starts_with('W') || w.starts_with('S') => only.push(w.to_owned()),
-            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--pgbouncer-url URL] [--replica-url URL] [--json PATH] [W1 … W7 S1]"),
+            other => bail!("unknown argument {other:?}; usage: [--quick] [--pg-url URL] [--pgbouncer-url URL] [--replica-url URL] [--json PATH] [W1 … W8 W6R S1]"),
         }
     }
     let start = Instant::now();

@@ -7,18 +7,18 @@ use std::fmt::Write as _;
 /// One measured figure.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Figure {
-    /// `W1` … `W7`.
+    /// `W1` … `W8`, `W6R`, `S1`.
     pub workload: &'static str,
     /// The call or shape within the workload (`agents_100`, `get_all_100`, `all`, …).
     pub case: String,
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
-    /// `optimized`, `naive`, `ceiling`, `raw` or `global`.
+    /// `optimized`, `naive`, `ceiling`, `raw` or `global`; W8's `vector`, `text`, `hybrid`.
     pub variant: &'static str,
     /// Records in the workload (rows loaded, rows in the table read, rounds run).
     pub size: u64,
     /// `rows_per_s`, `p50_ms`, `p99_ms`, `ops_per_s`, `errors`, `peak_rss_mb`,
-    /// `recall_at_10`.
+    /// `recall_at_10`, `mrr_at_10`.
     pub metric: &'static str,
     /// The figure.
     pub value: f64,
@@ -30,7 +30,16 @@ pub struct Report {
     figures: Vec<Figure>,
 }
 
-const VARIANTS: [&str; 5] = ["optimized", "naive", "ceiling", "raw", "global"];
+const VARIANTS: [&str; 8] = [
+    "optimized",
+    "naive",
+    "ceiling",
+    "raw",
+    "global",
+    "vector",
+    "text",
+    "hybrid",
+];
 
 impl Report {
     /// Records a figure and prints it at once (a long run shows its progress).
@@ -85,11 +94,11 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| workload | case | backend | size | metric | optimized | naive | ceiling | raw | global | opt/naive | opt/ceiling | opt/raw |"
+            "| workload | case | backend | size | metric | optimized | naive | ceiling | raw | global | vector | text | hybrid | opt/naive | opt/ceiling | opt/raw |"
         );
         let _ = writeln!(
             out,
-            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for ((_, (w, case, backend, size, metric)), values) in rows {
             let cell = |v: Option<&f64>| v.map_or("—".to_owned(), |v| number(*v));

@@ -63,6 +63,20 @@ pub struct Fresh {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl Fresh {
+    /// What autovacuum (or the store's `optimize`) does before anyone reads: on PostgreSQL
+    /// `VACUUM ANALYZE table` (statistics for the planner, the visibility map), on SQLite
+    /// `optimize`.
+    pub fn settle(&self, table: &str) -> Result<()> {
+        match &self.store {
+            Store::Pg(_) => PgConnection::establish(&self.location)?
+                .batch_execute(&format!("VACUUM ANALYZE {table}"))?,
+            Store::Sqlite(s) => s.optimize()?,
+        }
+        Ok(())
+    }
+}
+
 /// What the run was given.
 #[derive(Debug, Clone)]
 pub struct Env {
@@ -97,7 +111,12 @@ pub fn fresh_database(admin: &str, name: &str) -> Result<String> {
 /// Migrates the PostgreSQL database at `url` as `migrate up --embedding-dim 1536` does
 /// (every index, HNSW included).
 pub fn migrate_pg(url: &str) -> Result<()> {
-    let options = memgpt_migrate::Options::default().with_embedding_dim(Some(1536));
+    migrate_pg_dim(url, 1536)
+}
+
+/// Migrates as `migrate up --embedding-dim dim`.
+pub fn migrate_pg_dim(url: &str, dim: u32) -> Result<()> {
+    let options = memgpt_migrate::Options::default().with_embedding_dim(Some(dim));
     memgpt_migrate::postgres::run_url_with(
         &DatabaseUrl::new(url),
         memgpt_migrate::Command::Up,
@@ -109,8 +128,13 @@ pub fn migrate_pg(url: &str) -> Result<()> {
 
 /// The PostgreSQL store on `url` (already migrated), default settings.
 pub fn pg_store(url: &str) -> Result<PgStore> {
+    pg_store_dim(url, 1536)
+}
+
+/// The PostgreSQL store on `url` for embeddings of `dim`, default settings.
+pub fn pg_store_dim(url: &str, dim: u32) -> Result<PgStore> {
     let mut config = PgConfig::new(DatabaseUrl::new(url));
-    config.embedding_dim = 1536;
+    config.embedding_dim = dim;
     Ok(PgStore::open(config)?)
 }
 
@@ -122,6 +146,12 @@ pub fn sqlite_store(path: &Path) -> Result<SqliteStore> {
 impl Env {
     /// A fresh, migrated database of `backend` named after `name`.
     pub fn fresh(&self, backend: Database, name: &str) -> Result<Fresh> {
+        self.fresh_dim(backend, name, 1536)
+    }
+
+    /// A fresh database of `backend` migrated for embeddings of `dim` (PostgreSQL's HNSW
+    /// index and compact column; SQLite stores any length).
+    pub fn fresh_dim(&self, backend: Database, name: &str, dim: u32) -> Result<Fresh> {
         match backend {
             Database::Sqlite => {
                 let dir = tempfile::tempdir()?;
@@ -138,9 +168,9 @@ impl Env {
                     .as_deref()
                     .context("no PostgreSQL server for this run")?;
                 let url = fresh_database(admin, &format!("memgpt_bench_{name}"))?;
-                migrate_pg(&url)?;
+                migrate_pg_dim(&url, dim)?;
                 Ok(Fresh {
-                    store: Store::Pg(pg_store(&url)?),
+                    store: Store::Pg(pg_store_dim(&url, dim)?),
                     location: url,
                     _dir: None,
                 })

@@ -258,6 +258,36 @@ pub fn table(report: &Report) -> String {
             },
         });
     }
+    for b in ["sqlite", "postgres"] {
+        let get = |case, metric| f.get("W6R", case, b, "optimized", metric);
+        let (alone, pruning) = (get("mixed_1m", "p99_ms"), get("mixed_1m_pruning", "p99_ms"));
+        let errors = get("mixed_1m_pruning", "errors");
+        rows.push(Row {
+            target: format!("W6R {b} while pruning half of 1,000,000 messages: 0 errors"),
+            met: all(&[errors.map(|e| e == 0.0)]),
+            measured: format!(
+                "p99 {} (alone {}); {} ops/s (alone {}); pruned {} rows/s",
+                ms(pruning),
+                ms(alone),
+                num(get("mixed_1m_pruning", "ops_per_s")),
+                num(get("mixed_1m", "ops_per_s")),
+                num(get("prune", "rows_per_s"))
+            ),
+        });
+        let get = |v| f.get("W8", "rust_docs", b, v, "recall_at_10");
+        let (h, v, t) = (get("hybrid"), get("vector"), get("text"));
+        let best = v.zip(t).map(|(v, t)| v.max(t));
+        rows.push(Row {
+            target: format!("W8 {b} real text: hybrid recall@10 > the better of vector and text"),
+            met: all(&[h.zip(best).map(|(h, best)| h > best)]),
+            measured: match (h, v, t) {
+                (Some(h), Some(v), Some(t)) => {
+                    format!("hybrid {h:.3}, vector {v:.3}, text {t:.3}")
+                }
+                _ => "not measured".to_owned(),
+            },
+        });
+    }
     let mut out = String::from("| target | status | measured (this run) |\n|---|---|---|\n");
     // Only the workloads this run measured (`cargo xtask bench W4` checks W4's targets).
     let ran = |target: &str| {

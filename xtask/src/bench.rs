@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]`: the
+//! `cargo xtask bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W8 W6R S1]`: the
 //! benchmark suite of `benches/` (the `suite` bench). SQLite alone needs no server; `--pg`
 //! starts the throwaway PostgreSQL 18 + pgvector and adds PostgreSQL; `--pg-url` uses a
 //! given server (its user must be allowed to create databases). With `--pg`, PgBouncer is
@@ -31,7 +31,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "--quick" => pass.push(a.clone()),
             w if w.starts_with('W') || w.starts_with('S') => pass.push(a.clone()),
             other => bail!(
-                "usage: cargo xtask bench [--pg | --pg-url URL [--pgbouncer-url URL] [--replica-url URL]] [--quick] [--json PATH] [W1 … W7 S1] (got {other:?})"
+                "usage: cargo xtask bench [--pg | --pg-url URL [--pgbouncer-url URL] [--replica-url URL]] [--quick] [--json PATH] [W1 … W8 W6R S1] (got {other:?})"
             ),
         }
     }

@@ -13,7 +13,7 @@
 //! * `pg start|stop|status` — the throwaway PostgreSQL 18 + pgvector for local work.
 //! * `pg stats --database-url URL` — pool, `pg_stat_activity` and index usage.
 //! * `doctor [--database-url URL]` — `EXPLAIN` of every query pattern, flagging table scans.
-//! * `bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W7]` — the benchmark suite.
+//! * `bench [--pg | --pg-url URL] [--quick] [--json PATH] [W1 … W8 W6R S1]` — the benchmark suite.
 //! * `profile [--pg | --pg-url URL] [--agents N] [--calls N] [CASE …]` — instructions per W4
 //!   call on the client, library beside raw, counted by callgrind.
 

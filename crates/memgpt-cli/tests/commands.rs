@@ -165,7 +165,7 @@ fn migrate_an_sqlite_file_then_doctor_it() {
     );
     let plans = report["plans"].as_array().unwrap();
     // The query patterns of recall memory, archival memory, passages and documents.
-    assert_eq!(plans.len(), 11 + 13 + 13 + 12);
+    assert_eq!(plans.len(), 12 + 14 + 14 + 13);
     assert!(plans
         .iter()
         .all(|p| p["indexed"] == true && p["plan"].is_string()));
@@ -320,7 +320,7 @@ fn postgres_doctor_and_stats_answer_in_json() {
         (&1536.into(), &"vector".into(), &serde_json::json!([]))
     );
     assert!(vector["pgvector"].is_string(), "{report}");
-    assert_eq!(report["plans"].as_array().unwrap().len(), 11 + 13 + 13 + 12);
+    assert_eq!(report["plans"].as_array().unwrap().len(), 12 + 14 + 14 + 13);
 
     let o = run(&["stats", "--json", "--database-url", &url], &[]);
     assert_eq!(

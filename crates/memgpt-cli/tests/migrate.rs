@@ -11,8 +11,9 @@ use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 
 /// The migrations of SQLite.
 const SQLITE_MIGRATIONS: usize = 7;
-/// The migrations of PostgreSQL (000008, the metadata index, is PostgreSQL's alone).
-const PG_MIGRATIONS: usize = 8;
+/// The migrations of PostgreSQL (000008, the metadata index, and 000009, the cost of the
+/// full-text function, are PostgreSQL's alone).
+const PG_MIGRATIONS: usize = 9;
 
 #[derive(QueryableByName)]
 struct Count {

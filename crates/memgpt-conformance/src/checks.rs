@@ -1921,7 +1921,7 @@ fn id_numbers<R: Record>(rs: &[R]) -> Vec<u128> {
     rs.iter().map(|r| r.id().as_u128()).collect()
 }
 
-/// Hybrid search fuses the full-text ranks (most distinct query words first, ties by id)
+/// Hybrid search fuses the full-text ranks (highest sum of word weights first, ties by id)
 /// and the exact vector ranks (nearest first, ties by id) by reciprocal-rank fusion,
 /// `Σ weight / (k + rank)`, best first, ties by id: the same records in the same order on
 /// every backend, checked against a fusion computed by hand. Options change it as stated;
@@ -1943,7 +1943,8 @@ pub fn hybrid_fuses_text_and_vector_ranks_by_reciprocal_rank<B: Subject>(b: &B) 
     let other = b.passages(TableType::ArchivalMemory, scope(2)).unwrap();
     let theirs = passage(&scope(2), 0, "apple banana cherry", Some(query.to_vec()));
     other.insert(&theirs).unwrap();
-    // Text ranks (words matched): 1 (3), 2 (2), 3 (1), 6 (1; tie by id).
+    // Text ranks (n = 4; apple and banana held by 3 weigh ln 7/3, cherry by 1 ln 5):
+    // 1 (3.30), 2 (1.69), 3 (0.85), 6 (0.85; tie by id).
     // Vector ranks (distance to 0.4): 4 (0.1), 1 (0.4), 2 (0.6), 3 (1.6), 6 (2.6).
     // k = 60: 1: 1/61 + 1/62, 2: 1/62 + 1/63, 3: 1/63 + 1/64, 6: 1/64 + 1/65, 4: 1/61.
     let words = "apple banana cherry";
@@ -2217,6 +2218,57 @@ pub fn filters_that_cannot_apply_exactly_are_refused<B: Subject>(b: &B) {
     assert!(c.get_all(&at_limit, None).unwrap().is_empty());
     let wide = Filter::metadata("k").is_in(0..256);
     assert!(c.get_all(&[wide], None).unwrap().is_empty());
+}
+
+/// The text side of a hybrid search weighs each word by how rare it is in the scope and
+/// filters: a word held by `df` of the `n` records holding any query word weighs
+/// `ln(1 + n / df)` (in millionths), a record scores the sum of its words' weights. Another
+/// tenant's records, and records the filters leave out, change no weight.
+pub fn hybrid_text_side_weighs_rare_words_above_common_ones<B: Subject>(b: &B) {
+    use memgpt_core::hybrid::HybridOptions;
+    let s = scope(1);
+    let c = b.passages(TableType::ArchivalMemory, s).unwrap();
+    let texts = ["the cat", "the dog", "the cat and the dog sat", "a zebra"];
+    let rows: Vec<Passage> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let p = passage(&s, i as i64, t, None).to_builder();
+            p.id(Uuid::from_u128(i as u128 + 1)).build().unwrap()
+        })
+        .collect();
+    c.insert_many(rows, false).unwrap();
+    // Zebras everywhere else: in another tenant's scope, and in this one's other source.
+    let other = b.passages(TableType::ArchivalMemory, scope(2)).unwrap();
+    other
+        .insert_many(
+            (0..10).map(|i| passage(&scope(2), i, &format!("zebra {i}"), None)),
+            false,
+        )
+        .unwrap();
+    let text_only = HybridOptions::new().weights(1.0, 0.0);
+    // n = 4; the: 3 (ln 7/3 = 0.847), dog: 2 (ln 3 = 1.099), zebra: 1 (ln 5 = 1.609).
+    // 2 and 3: 1.946 (tie by id), 4: 1.609, 1: 0.847. Counting words would put 1 before 4.
+    let got = c
+        .hybrid_with("the dog zebra", &[], 10, &[], &text_only)
+        .unwrap();
+    assert_eq!(id_numbers(&got), [2, 3, 4, 1]);
+    let zebras = (0..10).map(|i| {
+        let p = passage(&s, 10 + i, &format!("zebra {i}"), None).to_builder();
+        p.data_source("source_9").build().unwrap()
+    });
+    c.insert_many(zebras, false).unwrap();
+    let f = [Filter::eq(Column::DataSource, "source_0")];
+    let got = c
+        .hybrid_with("the dog zebra", &[], 10, &f, &text_only)
+        .unwrap();
+    assert_eq!(id_numbers(&got), [2, 3, 4, 1]);
+    // Without the filter: n = 14, the: 3 (ln 17/3 = 1.735), dog: 2 (ln 8 = 2.079), zebra:
+    // 11 (ln 25/11 = 0.821): 2, 3 (3.814), then 1 (1.735), then the 11 zebras (0.821).
+    let got = c
+        .hybrid_with("the dog zebra", &[], 3, &[], &text_only)
+        .unwrap();
+    assert_eq!(id_numbers(&got), [2, 3, 1]);
 }
 
 /// Hybrid search on documents ranks the text side alone, and so does a search whose vector

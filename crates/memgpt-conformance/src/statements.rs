@@ -36,6 +36,12 @@ pub fn statement_shapes<B: Backend>() -> String {
             } else {
                 &[]
             };
+        let ranked = RankedText {
+            words: &["banana", "bread"],
+            weights: &[1_386_294, 693_147],
+            filters,
+            limit: 100,
+        };
         let mut stmts: Vec<(&str, Sql<B>)> = vec![
             ("page", s.page(filters, Some(&k), 100)),
             ("cursor", s.cursor(filters, Some(&k), Some(&k), 10, true)),
@@ -66,17 +72,8 @@ pub fn statement_shapes<B: Backend>() -> String {
                     },
                 ),
             ),
-            (
-                "hybrid_text",
-                B::text_ranked(
-                    &s,
-                    &RankedText {
-                        words: &["banana", "bread"],
-                        filters,
-                        limit: 100,
-                    },
-                ),
-            ),
+            ("hybrid_text_frequencies", B::text_frequencies(&s, &ranked)),
+            ("hybrid_text", B::text_ranked(&s, &ranked)),
         ];
         if table != TableType::RecallMemory {
             let tests = [Filter::or([

@@ -53,6 +53,9 @@ pub struct TextQuery<'a> {
 pub struct RankedText<'a> {
     /// The words, at least one of which must occur (at least one).
     pub words: &'a [&'a str],
+    /// The weight of each word ([`word_weights`](crate::hybrid::word_weights)), as many as
+    /// `words` (unread by [`Backend::text_frequencies`]).
+    pub weights: &'a [i64],
     /// Filters inside the scope (validated by the caller).
     pub filters: &'a [Filter],
     /// At most this many records.
@@ -179,10 +182,15 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// oldest first.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql<Self>;
 
+    /// How many records of `shapes`' scope and `filters` hold each of `words`, and any of
+    /// them: rows of ([`WordCount`](crate::hybrid::WordCount)) `word` (the word's index,
+    /// `-1` for any) and `n`, found through the full-text index, never reading the texts.
+    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
+
     /// The text side of a hybrid search ([`crate::hybrid`]): at most `limit` records of
-    /// `shapes`' scope and `filters` whose text holds at least one of `words`, most
-    /// distinct words first ([`matched_words`](crate::fulltext::matched_words)), ties by
-    /// id, found through the full-text index.
+    /// `shapes`' scope and `filters` whose text holds at least one of `words`, highest sum
+    /// of the `weights` of the words each holds first, ties by id, found through the
+    /// full-text index.
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
 
     /// The `top_k` records of `shapes`' scope (its table, tenant and select list) nearest

@@ -7,7 +7,7 @@ use crate::backend::{Backend, RankedText, Sql, TextQuery, VectorQuery, Written};
 use crate::error::{Error, Result};
 use crate::filter::{validate_all, Filter};
 use crate::fulltext::query_words;
-use crate::hybrid::HybridOptions;
+use crate::hybrid::{HybridOptions, WordCount};
 use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
 use crate::retention::Retention;
@@ -15,6 +15,7 @@ use crate::row::{Count, DataSource};
 use crate::scope::Scope;
 use crate::scoped::Scoped;
 use crate::source::{Internal, Source};
+use crate::statement::Shapes;
 use crate::storage_connector::{CursorPage, CursorRequest, Keyset, StorageConnector};
 use crate::table::TableType;
 
@@ -88,9 +89,12 @@ impl<S: Source, R: Record> Connector<S, R> {
         patterns.push(("query_text", <S::Backend>::text_match(&shapes, &text)));
         let ranked = RankedText {
             words: &["memory", "agent"],
+            weights: &[1, 1],
             filters: &[],
             limit: crate::hybrid::DEFAULT_CANDIDATES,
         };
+        let frequencies = <S::Backend>::text_frequencies(&shapes, &ranked);
+        patterns.push(("hybrid_text_frequencies", frequencies));
         patterns.push(("hybrid_text", <S::Backend>::text_ranked(&shapes, &ranked)));
         let week_ago = chrono::Utc::now() - chrono::Duration::days(7);
         let older = [crate::Filter::created_at(crate::filter::Cmp::Lt, week_ago)];
@@ -312,14 +316,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
             }
             let (shapes, per_side) = (t.shapes(), options.per_side(top_k));
             let words: Vec<&str> = words.iter().map(String::as_str).collect();
-            let by_text = (!words.is_empty() && options.text_weight > 0.0).then(|| {
-                let query = RankedText {
-                    words: &words,
-                    filters,
-                    limit: per_side,
-                };
-                <S::Backend>::text_ranked(&shapes, &query)
-            });
+            let text_side = !words.is_empty() && options.text_weight > 0.0;
             let by_vector = query.as_ref().map(|embedding| {
                 let query = VectorQuery {
                     embedding,
@@ -330,11 +327,15 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
             });
             // Both sides on one connection, one after the other.
             let (by_text, by_vector) = self.source.read(Internal(()), |c| {
-                let mut side = |sql: Option<Sql<S::Backend>>| match sql {
-                    Some(sql) => <S::Backend>::fetch::<R>(c, sql, t.table),
-                    None => Ok(Vec::new()),
+                let by_text = match text_side {
+                    true => ranked_by_text(c, &shapes, &words, filters, per_side)?,
+                    false => Vec::new(),
                 };
-                Ok((side(by_text)?, side(by_vector)?))
+                let by_vector = match by_vector {
+                    Some(sql) => <S::Backend>::fetch::<R>(c, sql, t.table)?,
+                    None => Vec::new(),
+                };
+                Ok((by_text, by_vector))
             })?;
             Ok(crate::hybrid::fuse(by_text, by_vector, options, top_k))
         })
@@ -408,4 +409,38 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
             Ok(sources.into_iter().map(|s| s.0).collect())
         })
     }
+}
+
+/// The text side of a hybrid search on `c`: how many records hold each word, then at most
+/// `limit` records ranked by the weights of the words they hold
+/// ([`word_weights`](crate::hybrid::word_weights)). Words no record holds are left out;
+/// none held: nothing to rank.
+fn ranked_by_text<B: Backend, R: Record>(
+    c: &mut B::Conn,
+    shapes: &Shapes<'_, B>,
+    words: &[&str],
+    filters: &[Filter],
+    limit: usize,
+) -> Result<Vec<R>> {
+    let all = RankedText {
+        words,
+        weights: &[],
+        filters,
+        limit,
+    };
+    let counts: Vec<WordCount> = B::fetch(c, B::text_frequencies(shapes, &all), shapes.table)?;
+    let (held, weights): (Vec<&str>, Vec<i64>) = words
+        .iter()
+        .zip(crate::hybrid::word_weights(&counts, words.len()))
+        .filter_map(|(w, weight)| Some((*w, weight?)))
+        .unzip();
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = RankedText {
+        words: &held,
+        weights: &weights,
+        ..all
+    };
+    B::fetch(c, B::text_ranked(shapes, &query), shapes.table)
 }

@@ -146,29 +146,6 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
-/// How many of `words` (a query's, from [`query_words`]) are among the words `text` is
-/// indexed under (its first [`FULL_TEXT_INDEXED_CHARS`](crate::FULL_TEXT_INDEXED_CHARS)
-/// characters): the text side's rank of a hybrid search ([`crate::hybrid`]), which SQLite
-/// computes with this function and PostgreSQL from `memgpt_text_words`.
-///
-/// ```
-/// use memgpt_core::fulltext::matched_words;
-/// assert_eq!(matched_words("Café au lait, s'il vous plaît", &["cafe", "lait", "the"]), 2);
-/// ```
-pub fn matched_words(text: &str, words: &[&str]) -> usize {
-    let indexed = match text.char_indices().nth(crate::FULL_TEXT_INDEXED_CHARS) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    };
-    let mut found = vec![false; words.len()];
-    each_word(indexed, |w| {
-        if let Some(i) = words.iter().position(|q| *q == w) {
-            found[i] = true;
-        }
-    });
-    found.into_iter().filter(|f| *f).count()
-}
-
 /// The words of a full-text query, folded, each once, in order of first occurrence. Empty
 /// when the query holds no word, or a word longer than [`MAX_WORD_CHARS`] (which no text is
 /// indexed under): such a query finds nothing.

@@ -6,8 +6,10 @@
 //! filters):
 //!
 //! * the **text** side: records whose text holds at least one word of the query (the
-//!   full-text rule of [`crate::fulltext`]), most distinct query words first, ties by id
-//!   ([`matched_words`](crate::fulltext::matched_words)); at most [`MAX_WORDS`] words;
+//!   full-text rule of [`crate::fulltext`]), highest sum of the weights of the distinct
+//!   query words each holds first, ties by id; rarer words weigh more
+//!   ([`word_weights`]: `ln(1 + n / df)`, an inverse document frequency within the scope
+//!   and filters); at most [`MAX_WORDS`] words;
 //! * the **vector** side: the nearest records by exact L2 distance, ties by id (as
 //!   `query`).
 //!
@@ -22,6 +24,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::record::Record;
+use crate::row::{required, Col, Decode, Row, Undecodable};
 
 /// The fusion constant of the RRF paper.
 pub const DEFAULT_K: f64 = 60.0;
@@ -155,6 +158,59 @@ impl HybridOptions {
     pub fn per_side(&self, top_k: usize) -> usize {
         self.candidates.max(top_k)
     }
+}
+
+/// One row of [`Backend::text_frequencies`](crate::backend::Backend::text_frequencies):
+/// how many records hold the query's word of index `word` (`-1`: any word of the query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WordCount {
+    /// The word's index among the query's words; `-1` for any of them.
+    pub word: i64,
+    /// How many records of the scope and filters hold it.
+    pub n: u64,
+}
+
+/// `SELECT word, n`.
+impl Decode for WordCount {
+    fn decode(row: &impl Row) -> Result<Self, Undecodable> {
+        let (word, n) = (Col::new(0, "word"), Col::new(1, "n"));
+        Ok(WordCount {
+            word: required(word, row.int(word)?)?,
+            n: u64::try_from(required(n, row.int(n)?)?).unwrap_or_default(),
+        })
+    }
+}
+
+/// The weight of each of `words` words on the text side, from the counts of
+/// [`Backend::text_frequencies`](crate::backend::Backend::text_frequencies): a word held by
+/// `df` of the `n` records holding any query word weighs `ln(1 + n / df)` (the rarer, the
+/// heavier: "the" counts for little beside a name), in millionths, rounded, so that a
+/// record's score — the sum of its words' weights — is an integer, the same on every
+/// backend whatever order the database adds in. `None` for a word no record holds.
+///
+/// ```
+/// use memgpt_core::hybrid::{word_weights, WordCount};
+/// let counts = [
+///     WordCount { word: -1, n: 4 },
+///     WordCount { word: 0, n: 3 },
+///     WordCount { word: 1, n: 1 },
+/// ];
+/// // ln(1 + 4/3), ln(1 + 4/1); the third word is held by no record.
+/// assert_eq!(word_weights(&counts, 3), [Some(847_298), Some(1_609_438), None]);
+/// ```
+pub fn word_weights(counts: &[WordCount], words: usize) -> Vec<Option<i64>> {
+    let any = counts.iter().find(|c| c.word == -1).map_or(0, |c| c.n);
+    let mut weights = vec![None; words];
+    for c in counts {
+        let held = usize::try_from(c.word)
+            .ok()
+            .and_then(|i| weights.get_mut(i));
+        if let (Some(w), true) = (held, c.n > 0 && any > 0) {
+            // At most ln(1 + 2^64) * 1e6 < 4.5e7: far inside i64, and the sum of 64 too.
+            *w = Some(((any as f64 / c.n as f64).ln_1p() * 1e6).round() as i64);
+        }
+    }
+    weights
 }
 
 /// Fuses the two sides' rankings (each best first) by RRF; returns the `top_k` records of

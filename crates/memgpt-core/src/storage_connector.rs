@@ -194,7 +194,10 @@ pub trait StorageConnector {
     /// (and `filters`) best ranked by full-text and vector search together, fused by
     /// reciprocal-rank fusion ([`crate::hybrid`]): the same records in the same order on
     /// every backend. A side with nothing to rank (no word of `text` matches; no record
-    /// has an embedding) leaves the other's ranking.
+    /// has an embedding) leaves the other's ranking. Its statements (the text side's word
+    /// counts and ranking, the vector ranking) run one after another on one connection,
+    /// each reading what is committed when it starts: writes committed meanwhile may show
+    /// in one and not another (inside a unit of work, they read its own state).
     ///
     /// # Errors
     /// As [`query`](Self::query) (for documents, or with the vector side weighted 0, the

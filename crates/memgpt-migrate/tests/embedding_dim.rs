@@ -37,7 +37,7 @@ fn postgres_run_url_builds_the_hnsw_indexes_at_memgpt_embedding_dim() {
         postgres::pending(&mut fresh.connect().unwrap())
             .unwrap()
             .len(),
-        8,
-        "nothing migrated (of the eight migrations)"
+        9,
+        "nothing migrated (of the nine migrations)"
     );
 }

@@ -221,7 +221,8 @@ const TEXT_INDEXES: &str = "SELECT indexname::text AS name FROM pg_indexes \
 fn pg_migration_000007(server: &str) {
     let db = TempDatabase::create(server).unwrap();
     postgres::run_url(db.url(), Command::Up).unwrap();
-    postgres::run_url(db.url(), Command::Revert(2)).unwrap();
+    // 000009, 000008 and 000007.
+    postgres::run_url(db.url(), Command::Revert(3)).unwrap();
     let mut conn = db.connect().unwrap();
     let tables = [
         "memgpt_archival_memory_agent",
@@ -243,8 +244,11 @@ fn pg_migration_000007(server: &str) {
     )
     .unwrap();
     let report = postgres::run_url(db.url(), Command::Up).unwrap();
-    // 000008 (the metadata index) was reverted with it, and comes back after it.
-    assert_eq!(report.applied, ["20240101000007", "20240101000008"]);
+    // 000008 (the metadata index) and 000009 were reverted with it, and come back after it.
+    assert_eq!(
+        report.applied,
+        ["20240101000007", "20240101000008", "20240101000009"]
+    );
     let new: Vec<String> = tables
         .iter()
         .map(|t| format!("{t}_text_words_idx"))
@@ -289,7 +293,7 @@ fn pg_migration_000007(server: &str) {
         plan.contains("memgpt_recall_memory_agent_text_words_idx"),
         "{plan}"
     );
-    postgres::run_url(db.url(), Command::Revert(2)).unwrap();
+    postgres::run_url(db.url(), Command::Revert(3)).unwrap();
     assert_eq!(pg_names(&mut conn, TEXT_INDEXES), old);
     assert!(pg_names(
         &mut conn,

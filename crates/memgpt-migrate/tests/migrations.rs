@@ -10,9 +10,9 @@ use memgpt_testing::{TempDatabase, NO_VECTOR_SERVER, VECTOR_SERVER};
 
 /// Migrations of SQLite (000006, the canonical `created_at` text, is SQLite's only).
 const SQLITE_MIGRATIONS: usize = 7;
-/// Migrations of PostgreSQL (its 000006, the compact embedding column, and 000008, the
-/// metadata index, are PostgreSQL's only).
-const PG_MIGRATIONS: usize = 8;
+/// Migrations of PostgreSQL (its 000006, the compact embedding column, 000008, the
+/// metadata index, and 000009, the cost of the full-text function, are PostgreSQL's only).
+const PG_MIGRATIONS: usize = 9;
 
 const TABLES: [&str; 4] = [
     "memgpt_archival_memory_agent",

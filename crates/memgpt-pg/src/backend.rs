@@ -9,10 +9,11 @@ use memgpt_core::backend::{
 };
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
-use memgpt_core::statement::{Dialect, Param, Shapes};
+use memgpt_core::statement::{Dialect, Shapes};
 use memgpt_core::{Connector, Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
 
 use crate::error::map;
+use crate::fulltext;
 use crate::pool::Lease;
 use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::PgStore;
@@ -149,86 +150,16 @@ impl Backend for PgStore {
         }
     }
 
-    /// The words come folded by the full-text rule ([`memgpt_core::fulltext`]); the query
-    /// is one `tsquery` of the tenant's lexeme and every word, ANDed, each a quoted lexeme
-    /// (never operator syntax), matched against the GIN index of migration 000007: the
-    /// words of the text's first
-    /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters by
-    /// `memgpt_text_words` and the tenant's lexemes.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        // The index holds the words and the tenant's lexemes: the CTE asks for both, so
-        // GIN's fast scan walks the tenant's short posting list and skips through a common
-        // word's. MATERIALIZED keeps the planner from answering it with the scope's btree
-        // index instead, which recomputes every row's words; the CTE has no other
-        // predicate, so no join: the outer query only applies the exact scope and the order
-        // to the tenant's hits.
-        let t = shapes.table.table_name();
-        let indexed = text_index_expression(shapes.table);
-        let mut sql = Sql::new(format!(
-            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
-            shapes.select
-        ));
-        // The tenant's word (`a…` / `u…`) as the index spells it: `a:…` / `u:…`.
-        let tenant = shapes.text_tenant();
-        let (kind, id) = tenant.split_at(1);
-        sql.param(Param::Text(Some(text_tsquery(
-            &format!("{kind}:{id}"),
-            query.words,
-        ))))
-        .push("::tsquery) SELECT * FROM hits");
-        sql.scope_where(shapes.table, shapes.scope, query.filters)
-            .push(" ORDER BY created_at, id")
-            .limit_offset(query.limit, query.offset);
-        sql
+        fulltext::matching(shapes, query)
     }
 
-    /// The hits of the GIN index for the tenant's lexeme and any of the words (as in
-    /// [`text_match`](Self::text_match), the words ORed), ranked by how many of the words
-    /// each holds: one GIN lookup per word, `UNION ALL` and counted by a `GROUP BY` (a hash
-    /// aggregate, which spills to disk rather than grow past `work_mem`), never reading the
-    /// texts. The hits carry no text or embedding: whole rows are read for the `limit`
-    /// ranked only.
+    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
+        fulltext::frequencies(shapes, query)
+    }
+
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        let table = shapes.table;
-        let t = table.table_name();
-        let indexed = text_index_expression(table);
-        let plain: Vec<&str> = memgpt_core::record::columns(table)
-            .iter()
-            .copied()
-            .filter(|c| *c != "embedding" && *c != "text")
-            .collect();
-        let tenant = shapes.text_tenant();
-        let (kind, id) = tenant.split_at(1);
-        let tenant = format!("{kind}:{id}");
-        let mut sql = Sql::new(format!(
-            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
-            plain.join(", ")
-        ));
-        sql.varies()
-            .param(Param::Text(Some(text_tsquery_any(&tenant, query.words))))
-            .push("::tsquery), words AS MATERIALIZED (SELECT id, count(*) AS matched FROM (");
-        for (i, w) in query.words.iter().enumerate() {
-            if i > 0 {
-                sql.push(" UNION ALL ");
-            }
-            sql.push(&format!("SELECT id FROM {t} WHERE {indexed} @@ "))
-                .param(Param::Text(Some(text_tsquery(&tenant, &[w]))))
-                .push("::tsquery");
-        }
-        sql.push(
-            ") AS w GROUP BY id), ranked AS (SELECT id, matched FROM hits JOIN words USING (id)",
-        )
-        .scope_where(table, shapes.scope, query.filters)
-        .push(" ORDER BY matched DESC, id")
-        .limit_offset(Some(query.limit), 0)
-        .push(&format!(
-            ") SELECT {} FROM ranked JOIN {t} USING (id)",
-            shapes.select
-        ))
-        // The tenant again on the join, as in `nearest`.
-        .scope_where(table, shapes.scope, &[])
-        .push(" ORDER BY ranked.matched DESC, id");
-        sql
+        fulltext::ranked(shapes, query)
     }
 
     /// Exact: every embedding of the scope is compared (found through the scope's btree
@@ -328,67 +259,8 @@ fn written(r: diesel::QueryResult<usize>) -> Result<Written> {
     }
 }
 
-/// The expression of a table's full-text GIN index (migration 000007): the words of the
-/// text's first [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS)
-/// characters under the full-text rule (`memgpt_text_words`, [`memgpt_core::fulltext`]) and
-/// the tenant's lexemes, `u:` + the user id's hex digits and, where the table has an agent,
-/// `a:` + the agent id's (a `:` separates words: no word of a text equals them); no
-/// positions.
-fn text_index_expression(table: TableType) -> String {
-    let tenant = if table == TableType::Documents {
-        "'u:' || replace(user_id::text, '-', '')"
-    } else {
-        "'u:' || replace(user_id::text, '-', ''), 'a:' || replace(coalesce(agent_id::text, ''), '-', '')"
-    };
-    format!(
-        "array_to_tsvector(memgpt_text_words(left(coalesce(text, ''), {})) || ARRAY[{tenant}])",
-        memgpt_core::FULL_TEXT_INDEXED_CHARS
-    )
-}
-
-/// The `tsquery` text of a search: the tenant's lexeme and every word, ANDed, each quoted
-/// (a quote or backslash doubled, although folded words hold neither: both separate words).
-fn text_tsquery(tenant: &str, words: &[&str]) -> String {
-    std::iter::once(tenant)
-        .chain(words.iter().copied())
-        .map(|w| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(" & ")
-}
-
-/// The `tsquery` text of a hybrid search's text side: the tenant's lexeme and any of the
-/// words (`'tenant' & ('w1' | 'w2' …)`), each quoted as in [`text_tsquery`].
-fn text_tsquery_any(tenant: &str, words: &[&str]) -> String {
-    let quote = |w: &str| format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''"));
-    let any: Vec<String> = words.iter().map(|w| quote(w)).collect();
-    format!("{} & ({})", quote(tenant), any.join(" | "))
-}
-
 /// Whether `table` has `embedding_compact` (migration 000006): archival memory and passages,
 /// the tables vector search is for.
 pub(crate) fn has_compact_embedding(table: TableType) -> bool {
     matches!(table, TableType::ArchivalMemory | TableType::Passages)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_hybrid_tsquery_quotes_every_word() {
-        assert_eq!(
-            super::text_tsquery_any("a:00ff", &["it's", "a\\b"]),
-            "'a:00ff' & ('it''s' | 'a\\\\b')"
-        );
-    }
-
-    #[test]
-    fn the_tsquery_quotes_every_lexeme() {
-        assert_eq!(
-            super::text_tsquery("a00ff", &["to", "be"]),
-            "'a00ff' & 'to' & 'be'"
-        );
-        assert_eq!(
-            super::text_tsquery("u1", &["it's", "a\\b"]),
-            "'u1' & 'it''s' & 'a\\\\b'"
-        );
-    }
 }

@@ -10,6 +10,7 @@ mod backend;
 mod config;
 mod copy;
 mod error;
+mod fulltext;
 mod metadata;
 mod metrics;
 mod monitor;

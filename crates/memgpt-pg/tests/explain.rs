@@ -132,19 +132,19 @@ fn every_query_pattern_uses_an_index() {
     let recall = store
         .connector::<Message>(TableType::RecallMemory, scope)
         .unwrap();
-    check(recall.explain().unwrap(), 11);
+    check(recall.explain().unwrap(), 12);
     let archival = store
         .connector::<Passage>(TableType::ArchivalMemory, scope)
         .unwrap();
-    check(archival.explain().unwrap(), 13);
+    check(archival.explain().unwrap(), 14);
     let passages = store
         .connector::<Passage>(TableType::Passages, Scope::user(user(7)))
         .unwrap();
-    check(passages.explain().unwrap(), 13);
+    check(passages.explain().unwrap(), 14);
     let docs = store
         .connector::<Document>(TableType::Documents, Scope::user(user(7)))
         .unwrap();
-    check(docs.explain().unwrap(), 12);
+    check(docs.explain().unwrap(), 13);
     assert_eq!(recall.size(&[]).unwrap(), 1_000);
 }
 
@@ -202,4 +202,58 @@ fn metadata_containment_is_served_by_the_gin_index() {
     }
     let both = [memgpt_core::Filter::metadata("topic").eq("t7")];
     assert_eq!(passages.size(&both).unwrap(), 50);
+}
+
+/// A word most of a tenant's records hold is still looked up in the GIN index, never
+/// computed row by row: `memgpt_text_words` carries its true cost (migration 000009), so
+/// the planner does not answer the lookup with a table scan that cuts every text into
+/// words (230 ms on W8's 6,000 passages, against 10 ms through the index). Checked on
+/// `query_text` and both statements of hybrid's text side, for words nine in ten records
+/// hold. (For a word every record holds the planner still prefers the table scan: it
+/// charges the index's heap visits a recheck of every row, which GIN's exact matches of
+/// plain words never run.)
+#[test]
+fn a_common_word_is_looked_up_in_the_index_not_computed_row_by_row() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let store = PgStore::open(PgConfig::new(DatabaseUrl::new(db.url().expose()))).unwrap();
+    let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let archival = store
+        .connector::<Passage>(TableType::ArchivalMemory, Scope::agent(user, agent))
+        .unwrap();
+    archival
+        .insert_many(
+            (0..3_000).map(|i| {
+                // Nine in ten hold the words the patterns look up, "memory" and "agent".
+                let text = match i % 10 {
+                    0 => format!("a note of someone, number {i}"),
+                    _ => format!("the memory of an agent, note {i}"),
+                };
+                Passage::builder(user, text)
+                    .agent_id(agent)
+                    .build()
+                    .unwrap()
+            }),
+            false,
+        )
+        .unwrap();
+    diesel::sql_query("ANALYZE memgpt_archival_memory_agent")
+        .execute(&mut db.connect().unwrap())
+        .unwrap();
+    let plans: Vec<QueryPlan> = archival
+        .explain()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.operation.starts_with("hybrid_text") || p.operation == "query_text")
+        .collect();
+    assert_eq!(plans.len(), 3);
+    for p in plans {
+        assert!(
+            !p.plan
+                .lines()
+                .any(|l| l.contains("Filter:") && l.contains("memgpt_text_words")),
+            "{} computes the words of every row:\n{}",
+            p.operation,
+            p.plan
+        );
+    }
 }

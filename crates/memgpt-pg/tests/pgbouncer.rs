@@ -85,7 +85,7 @@ fn pgbouncer_open_applies_no_migration_and_says_to_run_them_directly() {
     let Error::Migration { message } = &err else {
         panic!("expected a migration error, got {err:?}");
     };
-    assert!(message.starts_with("8 migration(s) pending"), "{message}");
+    assert!(message.starts_with("9 migration(s) pending"), "{message}");
     assert!(
         message.contains("behind PgBouncer in transaction mode (MEMGPT_PG_PGBOUNCER=transaction)"),
         "{message}"
@@ -100,7 +100,7 @@ fn pgbouncer_open_applies_no_migration_and_says_to_run_them_directly() {
     let mut conn = db.connect().unwrap();
     assert_eq!(
         memgpt_migrate::postgres::pending(&mut conn).unwrap().len(),
-        8
+        9
     );
     // In this database: other tests on the same server may hold theirs.
     let locks: Vec<Count> = diesel::sql_query(

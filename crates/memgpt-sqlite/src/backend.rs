@@ -9,11 +9,12 @@ use memgpt_core::backend::{
 };
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
-use memgpt_core::statement::{Dialect, Param, Shapes};
+use memgpt_core::statement::{Dialect, Shapes};
 use memgpt_core::{Connector, Embedding, QueryPlan, Record, Result, Scoped, TableType};
 
 use crate::codec::{embedding_to_base64, f32_bytes};
 use crate::error::map;
+use crate::fulltext;
 use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::{Pooled, SqliteStore};
 
@@ -132,78 +133,16 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    /// Each word (folded by the full-text rule, [`memgpt_core::fulltext`]: one FTS5 token,
-    /// which the tokenizer of migration 000007 leaves as it is) becomes an FTS5 string
-    /// (`"…"` with quotes doubled): matched literally, never read as FTS5 syntax. Words
-    /// are ANDed.
     fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        // The tenant's word first (migration 000005): FTS5 walks its short posting list
-        // and skips through the words'. Every word of the query is a quoted string of the
-        // `text` column; the tenant is a uuid, never user text.
-        let words = query
-            .words
-            .iter()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let tenant = shapes.text_tenant();
-        let fts_query = format!("scope:\"{tenant}\" AND text:({words})");
-        let t = shapes.table.table_name();
-        let mut sql = shapes.select();
-        sql.scope_where(shapes.table, shapes.scope, query.filters)
-            .push(&format!(
-                " AND rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH "
-            ))
-            .param(Param::Text(Some(fts_query)))
-            .push(") ORDER BY created_at, id")
-            .limit_offset(query.limit, query.offset);
-        sql
+        fulltext::matching(shapes, query)
     }
 
-    /// The hits of the FTS5 index for the tenant and any of the words (each an FTS5
-    /// string, as in [`text_match`](Self::text_match)), ranked by how many of the words
-    /// each holds: one FTS5 lookup per word (`rowid IN (…)`, evaluated once per
-    /// statement), never a read of the texts. Whole rows are read for the `limit` ranked
-    /// only.
+    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
+        fulltext::frequencies(shapes, query)
+    }
+
     fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        let tenant = shapes.text_tenant();
-        let quoted = |w: &str| format!("\"{}\"", w.replace('"', "\"\""));
-        let t = shapes.table.table_name();
-        let in_fts = format!("rowid IN (SELECT rowid FROM {t}_fts WHERE {t}_fts MATCH ");
-        let mut sql = Sql::new(format!(
-            "SELECT {} FROM {t} JOIN (SELECT rowid AS memgpt_rowid, (",
-            shapes.select
-        ));
-        sql.varies();
-        for (i, w) in query.words.iter().enumerate() {
-            if i > 0 {
-                sql.push(" + ");
-            }
-            sql.push(&format!("({in_fts}"))
-                .param(Param::Text(Some(format!(
-                    "scope:\"{tenant}\" AND text:{}",
-                    quoted(w)
-                ))))
-                .push("))");
-        }
-        let any = query
-            .words
-            .iter()
-            .map(|w| quoted(w))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        sql.push(&format!(") AS matched FROM {t}"))
-            .scope_where(shapes.table, shapes.scope, query.filters)
-            .push(&format!(" AND {in_fts}"))
-            .param(Param::Text(Some(format!(
-                "scope:\"{tenant}\" AND text:({any})"
-            ))))
-            .push(") ORDER BY matched DESC, id")
-            .limit_offset(Some(query.limit), 0)
-            .push(&format!(
-                ") AS ranked ON {t}.rowid = ranked.memgpt_rowid ORDER BY ranked.matched DESC, {t}.id"
-            ));
-        sql
+        fulltext::ranked(shapes, query)
     }
 
     /// Exact: SQLite orders the scope's rows by the distance function registered for the

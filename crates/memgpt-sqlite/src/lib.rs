@@ -9,6 +9,7 @@ mod bulk;
 mod codec;
 mod config;
 mod error;
+mod fulltext;
 mod maintenance;
 mod metadata;
 mod pragmas;

@@ -73,7 +73,7 @@ fn every_query_pattern_uses_an_index() {
             .unwrap()
             .explain()
             .unwrap(),
-        11,
+        12,
     );
     check(
         store
@@ -81,7 +81,7 @@ fn every_query_pattern_uses_an_index() {
             .unwrap()
             .explain()
             .unwrap(),
-        13,
+        14,
     );
     check(
         store
@@ -89,7 +89,7 @@ fn every_query_pattern_uses_an_index() {
             .unwrap()
             .explain()
             .unwrap(),
-        13,
+        14,
     );
     check(
         store
@@ -97,6 +97,6 @@ fn every_query_pattern_uses_an_index() {
             .unwrap()
             .explain()
             .unwrap(),
-        12,
+        13,
     );
 }

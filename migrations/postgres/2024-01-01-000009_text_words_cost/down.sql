@@ -1,0 +1,1 @@
+ALTER FUNCTION memgpt_text_words(text) COST 100;
