@@ -2,8 +2,9 @@
 //! It links no database crate: the database commands are the `memgpt-store` binary of
 //! `crates/memgpt-cli`, which it runs.
 //!
-//! * `tidy` — format check, the published crates' file lists (`cargo package --list`),
-//!   the workspace's `rust-version` against the lockfile's, and clippy.
+//! * `tidy` — format check, the library crates' shape (file and function lengths, no
+//!   module cycles), the published crates' file lists (`cargo package --list`), the
+//!   workspace's `rust-version` against the lockfile's, and clippy.
 //! * `test [sqlite|pg|all]` — the README's test command (default `all`): tidy, every test
 //!   of the workspace on SQLite and on PostgreSQL (a throwaway server it starts and stops
 //!   itself unless `MEMGPT_TEST_DATABASE_URL` is set), the doc tests. `sqlite` runs the
@@ -22,6 +23,7 @@ mod locale;
 mod package;
 mod pg;
 mod pgbouncer;
+mod structure;
 mod test;
 
 use anyhow::{bail, Context, Result};
@@ -29,7 +31,8 @@ use anyhow::{bail, Context, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  tidy                         fmt check, package file lists, rust-version, clippy
+  tidy                         fmt check, crate shape, package file lists, rust-version,
+                               clippy
   test [sqlite|pg|all]         tidy, then the tests (default all: SQLite and PostgreSQL)
   migrate [--database-url URL] [--embedding-dim N] [--drop-data]
                                up|down|status|redo|revert [N]

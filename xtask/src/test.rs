@@ -37,10 +37,11 @@ const PG: &[&str] = &[
     "package(memgpt-pg) | test(/postgres/)",
 ];
 
-/// Format check, the published crates' file lists, the declared `rust-version` against
-/// the lockfile, and clippy.
+/// Format check, the library crates' shape, the published crates' file lists, the
+/// declared `rust-version` against the lockfile, and clippy.
 pub fn tidy() -> Result<()> {
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    crate::structure::check()?;
     crate::package::check()?;
     crate::package::rust_version()?;
     cargo(
@@ -94,6 +95,11 @@ pub fn run(args: &[String]) -> Result<()> {
     tidy()?;
     if which == "sqlite" {
         nextest(SQLITE, &[])?;
+        // The doc tests that need no server (the examples of core's and SQLite's API).
+        cargo(
+            &["test", "--doc", "-p", "memgpt-core", "-p", "memgpt-sqlite"],
+            &[],
+        )?;
         return examples();
     }
     let (_guard, url) = match std::env::var("MEMGPT_TEST_DATABASE_URL") {

@@ -3,18 +3,17 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::backend::{Backend, RankedText, Sql, TextQuery, VectorQuery, Written};
+use crate::backend::Scoped;
+use crate::backend::{Backend, FullText, RankedText, Sql, TextQuery, VectorQuery, Written};
 use crate::error::{Error, Result};
 use crate::filter::{validate_all, Filter};
 use crate::fulltext::query_words;
 use crate::hybrid::{HybridOptions, WordCount};
-use crate::plan::QueryPlan;
 use crate::record::{Embedding, Record};
 use crate::retention::Retention;
 use crate::row::{Count, DataSource};
 use crate::scope::Scope;
-use crate::scoped::Scoped;
-use crate::source::{Internal, Source};
+use crate::source::{InTx, Internal, Source, Tx};
 use crate::statement::Shapes;
 use crate::storage_connector::{CursorPage, CursorRequest, Keyset, StorageConnector};
 use crate::table::TableType;
@@ -69,61 +68,22 @@ impl<S: Source, R: Record> Connector<S, R> {
     }
 }
 
-impl<S: Source, R: Record> Connector<S, R> {
-    /// Runs the backend's `EXPLAIN` (never executing anything) on every query pattern
-    /// this connector issues, with sample arguments in its scope. `cargo xtask doctor`
-    /// prints these and flags any plan that reads a whole table.
+impl<'t, B: Backend> Tx<'t, B> {
+    /// A connector of `table` bound to `scope` that works inside this unit of work.
     ///
     /// # Errors
-    /// What the database reports.
-    pub fn explain(&self) -> Result<Vec<QueryPlan>> {
-        let t = &self.target;
-        let shapes = t.shapes();
-        let mut patterns: Vec<(&'static str, Sql<S::Backend>)> = shapes.explain_patterns();
-        let text = TextQuery {
-            words: &["memory"],
-            filters: &[],
-            limit: None,
-            offset: 0,
-        };
-        patterns.push(("query_text", <S::Backend>::text_match(&shapes, &text)));
-        let ranked = RankedText {
-            words: &["memory", "agent"],
-            weights: &[1, 1],
-            filters: &[],
-            limit: crate::hybrid::DEFAULT_CANDIDATES,
-        };
-        let frequencies = <S::Backend>::text_frequencies(&shapes, &ranked);
-        patterns.push(("hybrid_text_frequencies", frequencies));
-        patterns.push(("hybrid_text", <S::Backend>::text_ranked(&shapes, &ranked)));
-        let week_ago = chrono::Utc::now() - chrono::Duration::days(7);
-        let older = [crate::Filter::created_at(crate::filter::Cmp::Lt, week_ago)];
-        patterns.push(("prune", shapes.prune_batch(&older, None, 1_000)));
-        patterns.push((
-            "prune_keep_newest",
-            shapes.prune_batch(&[], Some(1_000), 1_000),
-        ));
-        if t.table != TableType::RecallMemory {
-            let on_metadata = [crate::Filter::metadata("topic").eq("memory")];
-            patterns.push(("metadata_filter", shapes.recent(&on_metadata, Some(10))));
-        }
-        if t.table != TableType::Documents && self.store().vector_support().is_ok() {
-            let probe = Embedding::new(vec![0.0; 8])?;
-            let query = VectorQuery {
-                embedding: &probe,
-                top_k: 10,
-                filters: &[],
-            };
-            patterns.push(("query", <S::Backend>::nearest(&shapes, &query)));
-        }
-        self.source.read(Internal(()), |conn| {
-            patterns
-                .into_iter()
-                .map(|(operation, sql)| <S::Backend>::explain(conn, sql, t.table, operation))
-                .collect()
-        })
+    /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
+    /// does not fit it.
+    pub fn connector<R: Record>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<Connector<InTx<'t, B>, R>> {
+        Connector::new(self.source.clone(), table, scope)
     }
+}
 
+impl<S: Source, R: Record> Connector<S, R> {
     /// A query vector, checked: [`Error::VectorUnavailable`] where the store cannot search
     /// vectors, [`Error::InvalidInput`] (`query embedding`) when empty, too long, not finite
     /// or not of the store's enforced length.
@@ -343,7 +303,11 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
 
     fn prune_batch(&self, rule: &Retention, batch: usize) -> Result<u64> {
         crate::trace::call(self.target.table, "prune", || {
-            crate::retention::prune_batch(self, rule, batch)
+            let sql = crate::retention::prune_statement(&self.target, rule, batch)?;
+            match self.execute(sql)? {
+                Written::Rows(n) => Ok(n as u64),
+                Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
+            }
         })
     }
 

@@ -160,7 +160,7 @@ impl HybridOptions {
     }
 }
 
-/// One row of [`Backend::text_frequencies`](crate::backend::Backend::text_frequencies):
+/// One row of [`FullText::text_frequencies`](crate::backend::FullText::text_frequencies):
 /// how many records hold the query's word of index `word` (`-1`: any word of the query).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WordCount {
@@ -182,7 +182,7 @@ impl Decode for WordCount {
 }
 
 /// The weight of each of `words` words on the text side, from the counts of
-/// [`Backend::text_frequencies`](crate::backend::Backend::text_frequencies): a word held by
+/// [`FullText::text_frequencies`](crate::backend::FullText::text_frequencies): a word held by
 /// `df` of the `n` records holding any query word weighs `ln(1 + n / df)` (the rarer, the
 /// heavier: "the" counts for little beside a name), in millionths, rounded, so that a
 /// record's score — the sum of its words' weights — is an integer, the same on every

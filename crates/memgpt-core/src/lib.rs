@@ -16,17 +16,20 @@ pub mod backend;
 pub mod batch;
 pub mod config;
 mod connector;
+mod cursor;
+mod embedding;
 pub mod error;
+mod explain;
 pub mod filter;
 pub mod fulltext;
 pub mod hybrid;
+mod keyset;
 pub mod plan;
 pub mod record;
 pub mod retention;
 #[doc(hidden)]
 pub mod row;
 pub mod scope;
-mod scoped;
 mod source;
 #[doc(hidden)]
 pub mod statement;
@@ -37,24 +40,25 @@ pub mod trace;
 #[doc(hidden)]
 pub mod unit_of_work;
 
+#[doc(hidden)]
+pub use backend::Scoped;
 pub use config::DatabaseUrl;
 pub use connector::Connector;
+pub use cursor::{CursorPage, CursorRequest, OrderBy};
+pub use embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use error::{Error, PoolState, Result};
 pub use filter::{Column, Filter, FilterValue};
+pub use keyset::Keyset;
 pub use plan::QueryPlan;
 pub use record::{
-    Document, DocumentBuilder, Embedding, FunctionCall, Message, MessageBuilder, Passage,
-    PassageBuilder, Record, Role, ToolCall, MAX_EMBEDDING_DIM,
+    Document, DocumentBuilder, FunctionCall, Message, MessageBuilder, Passage, PassageBuilder,
+    Record, Role, ToolCall,
 };
 pub use scope::Scope;
 #[doc(hidden)]
-pub use scoped::Scoped;
-#[doc(hidden)]
 pub use source::{InTx, Internal};
 pub use source::{Source, Tx};
-pub use storage_connector::{
-    CursorPage, CursorRequest, Keyset, OrderBy, Paginated, StorageConnector,
-};
+pub use storage_connector::{Paginated, StorageConnector};
 
 /// How many characters of a record's text the full-text index covers, on every backend:
 /// `query_text` finds a word only within them. A tsvector of PostgreSQL holds at most

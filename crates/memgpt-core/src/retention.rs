@@ -9,12 +9,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::backend::{Backend, Written};
-use crate::connector::Connector;
+use crate::backend::{Backend, Scoped, Sql};
 use crate::error::{Error, Result};
 use crate::filter::{validate_all, Cmp, Column, Filter};
 use crate::record::Record;
-use crate::source::{Internal, Source};
 
 /// Which of a scope's records a prune removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,24 +37,44 @@ pub struct Pruned {
     pub batches: u64,
 }
 
+impl Pruned {
+    /// What `one` batch after another removed, until one deleted fewer than `batch` rows
+    /// (nothing is left) or failed.
+    pub(crate) fn until_done(batch: usize, mut one: impl FnMut() -> Result<u64>) -> Result<Self> {
+        let mut pruned = Pruned::default();
+        loop {
+            let deleted = one()?;
+            if deleted > 0 {
+                pruned.deleted += deleted;
+                pruned.batches += 1;
+            }
+            if deleted < batch as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+}
+
 /// The batch size `memgpt-store prune` uses unless told otherwise.
 pub const DEFAULT_PRUNE_BATCH: usize = 1_000;
 /// The largest batch.
 pub const MAX_PRUNE_BATCH: usize = 50_000;
 
-/// One batch of a prune on `c`: the rows deleted (fewer than `batch`: nothing is left).
-pub(crate) fn prune_batch<S: Source, R: Record>(
-    c: &Connector<S, R>,
+/// The statement of one batch of a prune of `t`'s records.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a batch out of range, or a data source on recall memory.
+pub(crate) fn prune_statement<B: Backend, R: Record>(
+    t: &Scoped<B, R>,
     rule: &Retention,
     batch: usize,
-) -> Result<u64> {
+) -> Result<Sql<B>> {
     if batch == 0 || batch > MAX_PRUNE_BATCH {
         return Err(Error::invalid(
             "batch",
             format!("must be between 1 and {MAX_PRUNE_BATCH}, not {batch}"),
         ));
     }
-    let t = c.target();
     let filters = match rule {
         Retention::OlderThan(at) => vec![Filter::created_at(Cmp::Lt, *at)],
         Retention::DataSource(source) => {
@@ -70,12 +88,5 @@ pub(crate) fn prune_batch<S: Source, R: Record>(
         Retention::KeepNewest(n) => Some(*n),
         _ => None,
     };
-    let sql = t.shapes().prune_batch(&filters, keep_newest, batch);
-    match c
-        .source
-        .write(Internal(()), |conn| <S::Backend>::execute(conn, sql))?
-    {
-        Written::Rows(n) => Ok(n as u64),
-        Written::UniqueViolation => Err(Error::database("a delete met a unique violation")),
-    }
+    Ok(t.shapes().prune_batch(&filters, keep_newest, batch))
 }

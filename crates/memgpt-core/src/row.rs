@@ -14,9 +14,9 @@ use std::fmt::Display;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::embedding::Embedding;
 use crate::error::Error;
-use crate::record::Embedding;
-use crate::storage_connector::Keyset;
+use crate::keyset::Keyset;
 use crate::table::TableType;
 
 /// A column of a row that does not hold what its getter reads.

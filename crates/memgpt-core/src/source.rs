@@ -2,11 +2,7 @@
 //! a unit of work ([`InTx`], whose connectors [`Tx`] makes).
 
 use crate::backend::Backend;
-use crate::connector::Connector;
 use crate::error::{Error, Result};
-use crate::record::Record;
-use crate::scope::Scope;
-use crate::table::TableType;
 use crate::unit_of_work::UnitOfWork;
 
 /// A value only this crate makes: [`Source`]'s methods take one, so that only the
@@ -120,7 +116,7 @@ impl<B: Backend> Source for InTx<'_, B> {
 /// `Send` or `Sync`). See `SqliteStore::transaction` / `PgStore::transaction` and
 /// [`unit_of_work`](crate::unit_of_work).
 pub struct Tx<'t, B: Backend> {
-    source: InTx<'t, B>,
+    pub(crate) source: InTx<'t, B>,
 }
 
 impl<B: Backend> std::fmt::Debug for Tx<'_, B> {
@@ -135,18 +131,5 @@ impl<'t, B: Backend> Tx<'t, B> {
         Tx {
             source: InTx { uow, store },
         }
-    }
-
-    /// A connector of `table` bound to `scope` that works inside this unit of work.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
-    /// does not fit it.
-    pub fn connector<R: Record>(
-        &self,
-        table: TableType,
-        scope: Scope,
-    ) -> Result<Connector<InTx<'t, B>, R>> {
-        Connector::new(self.source.clone(), table, scope)
     }
 }

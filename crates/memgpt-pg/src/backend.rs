@@ -4,28 +4,16 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, RunQueryDsl};
-use memgpt_core::backend::{
-    AsyncSlot, Backend, Capacity, RankedText, TextQuery, VectorQuery, Written,
-};
+use memgpt_core::backend::{AsyncSlot, Backend, Capacity, VectorQuery, Written};
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Shapes};
-use memgpt_core::{Connector, Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
+use memgpt_core::{Embedding, Error, QueryPlan, Record, Result, Scoped, TableType};
 
 use crate::error::map;
-use crate::fulltext;
 use crate::pool::Lease;
 use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::PgStore;
-
-/// A connector of one table, bound to one tenant, on PostgreSQL. Made by
-/// [`PgStore::connector`] (lifetime `'static`) or by a unit of work's
-/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
-/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
-pub type PgConnector<R> = Connector<PgStore, R>;
-
-/// A connector of a unit of work on PostgreSQL; see [`PgStore::transaction`].
-pub type PgTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, PgStore>, R>;
 
 /// Records per multi-row INSERT: 13 columns × 1,000 stays far below PostgreSQL's 65,535
 /// bound parameters. Larger calls take the COPY path.
@@ -150,64 +138,9 @@ impl Backend for PgStore {
         }
     }
 
-    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        fulltext::matching(shapes, query)
-    }
-
-    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        fulltext::frequencies(shapes, query)
-    }
-
-    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        fulltext::ranked(shapes, query)
-    }
-
-    /// Exact: every embedding of the scope is compared (found through the scope's btree
-    /// index), never an approximate HNSW walk, whose result would depend on how many rows
-    /// other tenants have and where they lie (a walk filtered to one tenant stops after
-    /// `hnsw.max_scan_tuples` and may return fewer than `top_k`, or none). The `OFFSET 0`
-    /// fence keeps the planner from ordering by an index. The inner query orders ids only:
-    /// whole rows are read for the k hits.
-    ///
-    /// Archival memory and passages compare `embedding_compact` (migration 000006: the
-    /// embedding cut to its `embedding_dim`, stored with the row) where the row's dimension
-    /// is the query's, so the scan reads no TOAST; any other row (another dimension, no
-    /// `embedding_dim`) and the other tables compare MemGPT's padded column with the query
-    /// zero-padded to 4096. Zero padding adds nothing to an L2 distance: both give the
-    /// distance of the padded vectors.
+    /// Exact, every embedding of the scope compared (`vector.rs` says how).
     fn nearest(shapes: &Shapes<'_, Self>, query: &VectorQuery<'_>) -> Sql {
-        let t = shapes.table.table_name();
-        let padded = Bind::Vector(pgvector::Vector::from(
-            query.embedding.padded(memgpt_core::MAX_EMBEDDING_DIM),
-        ));
-        let mut sql = Sql::new(format!(
-            "SELECT {} FROM (SELECT id, distance FROM (SELECT id, ",
-            shapes.select
-        ));
-        if has_compact_embedding(shapes.table) {
-            let dim = i64::try_from(query.embedding.dim()).unwrap_or(i64::MAX);
-            sql.push("CASE WHEN embedding_dim = ")
-                .bind(Bind::Int(Some(dim)))
-                .push(" AND embedding_compact IS NOT NULL THEN embedding_compact <-> ")
-                .bind(Bind::Vector(pgvector::Vector::from(
-                    query.embedding.as_slice().to_vec(),
-                )))
-                .push(" ELSE embedding <-> ")
-                .bind(padded)
-                .push(" END");
-        } else {
-            sql.push("embedding <-> ").bind(padded);
-        }
-        sql.push(&format!(" AS distance FROM {t}"))
-            .scope_where(shapes.table, shapes.scope, query.filters)
-            .push(" AND embedding IS NOT NULL OFFSET 0) AS scoped ORDER BY distance, id")
-            .limit_offset(Some(query.top_k), 0)
-            .push(&format!(") AS hits JOIN {t} USING (id)"))
-            // The tenant again on the join, so that every table reference is restricted by
-            // user_id (a distributed PostgreSQL routes the whole statement to one shard).
-            .scope_where(shapes.table, shapes.scope, &[])
-            .push(" ORDER BY hits.distance, id");
-        sql
+        crate::vector::nearest(shapes, query)
     }
 
     fn chunk_size(&self) -> usize {
@@ -257,10 +190,4 @@ fn written(r: diesel::QueryResult<usize>) -> Result<Written> {
         }
         Err(e) => Err(map(e)),
     }
-}
-
-/// Whether `table` has `embedding_compact` (migration 000006): archival memory and passages,
-/// the tables vector search is for.
-pub(crate) fn has_compact_embedding(table: TableType) -> bool {
-    matches!(table, TableType::ArchivalMemory | TableType::Passages)
 }

@@ -3,117 +3,122 @@
 //! text under the full-text rule of [`memgpt_core::fulltext`] and the tenant's lexemes),
 //! never by reading the texts.
 
-use memgpt_core::backend::{RankedText, TextQuery};
+use memgpt_core::backend::{FullText, RankedText, TextQuery};
 use memgpt_core::statement::{Param, Shapes};
 use memgpt_core::TableType;
 
 use crate::sql::Sql;
 use crate::store::PgStore;
 
-/// `query_text`: the words come folded by the full-text rule; the query is one `tsquery`
-/// of the tenant's lexeme and every word, ANDed, each a quoted lexeme (never operator
-/// syntax), matched against the GIN index: the words of the text's first
-/// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters by
-/// `memgpt_text_words` and the tenant's lexemes.
-pub(crate) fn matching(shapes: &Shapes<'_, PgStore>, query: &TextQuery<'_>) -> Sql {
-    // The index holds the words and the tenant's lexemes: the CTE asks for both, so GIN's
-    // fast scan walks the tenant's short posting list and skips through a common word's.
-    // MATERIALIZED keeps the planner from answering it with the scope's btree index
-    // instead, which recomputes every row's words; the CTE has no other predicate, so no
-    // join: the outer query only applies the exact scope and the order to the tenant's
-    // hits.
+impl FullText for PgStore {
+    /// `query_text`: the words come folded by the full-text rule; the query is one `tsquery`
+    /// of the tenant's lexeme and every word, ANDed, each a quoted lexeme (never operator
+    /// syntax), matched against the GIN index: the words of the text's first
+    /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters by
+    /// `memgpt_text_words` and the tenant's lexemes.
+    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
+        // The index holds the words and the tenant's lexemes: the CTE asks for both, so GIN's
+        // fast scan walks the tenant's short posting list and skips through a common word's.
+        // MATERIALIZED keeps the planner from answering it with the scope's btree index
+        // instead, which recomputes every row's words; the CTE has no other predicate, so no
+        // join: the outer query only applies the exact scope and the order to the tenant's
+        // hits.
+        let t = shapes.table.table_name();
+        let indexed = text_index_expression(shapes.table);
+        let mut sql = Sql::new(format!(
+            "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
+            shapes.select
+        ));
+        sql.param(Param::Text(Some(text_tsquery(
+            &tenant(shapes),
+            query.words,
+        ))))
+        .push("::tsquery) SELECT * FROM hits");
+        sql.scope_where(shapes.table, shapes.scope, query.filters)
+            .push(" ORDER BY created_at, id")
+            .limit_offset(query.limit, query.offset);
+        sql
+    }
+
+    /// How many records of the scope and filters hold each word, and any (`word` -1): one GIN
+    /// lookup per word (the tenant's lexeme and the word), joined to the table by id for the
+    /// exact scope and filters, counted per word.
+    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
+        let t = shapes.table.table_name();
+        let mut sql = Sql::new("WITH words AS MATERIALIZED (");
+        lookups(&mut sql, shapes, query.words, |sql, i| {
+            sql.push(&format!("SELECT {i} AS word, id"));
+        });
+        sql.push(&format!(
+            "), scoped AS MATERIALIZED (SELECT word, id FROM words JOIN {t} USING (id)"
+        ))
+        .scope_where(shapes.table, shapes.scope, query.filters)
+        .push(
+            ") SELECT CAST(-1 AS bigint) AS word, count(DISTINCT id) AS n FROM scoped \
+             UNION ALL SELECT CAST(word AS bigint), count(*) FROM scoped GROUP BY word",
+        );
+        sql
+    }
+
+    /// The records holding any word, ranked by the sum of the weights of the words each holds:
+    /// one GIN lookup per word (the tenant's lexeme and the word) carrying its weight, `UNION
+    /// ALL` and summed by a `GROUP BY` (a hash aggregate, which spills to disk rather than grow
+    /// past `work_mem`), joined to the table by id for the exact scope and filters, never
+    /// computing a text's words (a lookup of the words ORed would be planned as a table scan
+    /// that does, once they are common). Whole rows are read for the `limit` ranked only.
+    /// Integer weights: the sum is exact in any order.
+    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
+        let t = shapes.table.table_name();
+        let mut sql =
+            Sql::new("WITH words AS MATERIALIZED (SELECT id, sum(weight) AS matched FROM (");
+        debug_assert_eq!(query.words.len(), query.weights.len(), "a weight per word");
+        // Words and weights in pairs (a word without a weight is left out, as on SQLite).
+        let weighed = &query.words[..query.words.len().min(query.weights.len())];
+        lookups(&mut sql, shapes, weighed, |sql, i| {
+            let weight = query.weights[i];
+            sql.push("SELECT id, CAST(")
+                .param(Param::Int(Some(weight)))
+                .push(" AS bigint) AS weight");
+        });
+        sql.push(&format!(
+            ") AS w GROUP BY id), ranked AS (SELECT id, matched FROM words JOIN {t} USING (id)"
+        ))
+        .scope_where(shapes.table, shapes.scope, query.filters)
+        .push(" ORDER BY matched DESC, id")
+        .limit_offset(Some(query.limit), 0)
+        .push(&format!(
+            ") SELECT {} FROM ranked JOIN {t} USING (id)",
+            shapes.select
+        ))
+        // The tenant again on the join, as in `nearest`.
+        .scope_where(shapes.table, shapes.scope, &[])
+        .push(" ORDER BY ranked.matched DESC, id");
+        sql
+    }
+}
+
+/// One GIN lookup per word (the tenant's lexeme and the word), `UNION ALL`: the `i`th
+/// selects what `select(sql, i)` writes (a `SELECT` list without `FROM`). The statement's
+/// text varies with the number of words.
+fn lookups(
+    sql: &mut Sql,
+    shapes: &Shapes<'_, PgStore>,
+    words: &[&str],
+    mut select: impl FnMut(&mut Sql, usize),
+) {
     let t = shapes.table.table_name();
     let indexed = text_index_expression(shapes.table);
-    let mut sql = Sql::new(format!(
-        "WITH hits AS MATERIALIZED (SELECT {} FROM {t} WHERE {indexed} @@ ",
-        shapes.select
-    ));
-    sql.param(Param::Text(Some(text_tsquery(
-        &tenant(shapes),
-        query.words,
-    ))))
-    .push("::tsquery) SELECT * FROM hits");
-    sql.scope_where(shapes.table, shapes.scope, query.filters)
-        .push(" ORDER BY created_at, id")
-        .limit_offset(query.limit, query.offset);
-    sql
-}
-
-/// How many records of the scope and filters hold each word, and any (`word` -1): one GIN
-/// lookup per word (the tenant's lexeme and the word), joined to the table by id for the
-/// exact scope and filters, counted per word.
-pub(crate) fn frequencies(shapes: &Shapes<'_, PgStore>, query: &RankedText<'_>) -> Sql {
-    let (t, indexed, tenant) = per_word(shapes);
-    let mut sql = Sql::new("WITH words AS MATERIALIZED (");
+    let tenant = tenant(shapes);
     sql.varies();
-    for (i, w) in query.words.iter().enumerate() {
+    for (i, w) in words.iter().enumerate() {
         if i > 0 {
             sql.push(" UNION ALL ");
         }
-        sql.push(&format!(
-            "SELECT {i} AS word, id FROM {t} WHERE {indexed} @@ "
-        ))
-        .param(Param::Text(Some(text_tsquery(&tenant, &[w]))))
-        .push("::tsquery");
-    }
-    sql.push(&format!(
-        "), scoped AS MATERIALIZED (SELECT word, id FROM words JOIN {t} USING (id)"
-    ))
-    .scope_where(shapes.table, shapes.scope, query.filters)
-    .push(
-        ") SELECT CAST(-1 AS bigint) AS word, count(DISTINCT id) AS n FROM scoped \
-         UNION ALL SELECT CAST(word AS bigint), count(*) FROM scoped GROUP BY word",
-    );
-    sql
-}
-
-/// The records holding any word, ranked by the sum of the weights of the words each holds:
-/// one GIN lookup per word (the tenant's lexeme and the word) carrying its weight, `UNION
-/// ALL` and summed by a `GROUP BY` (a hash aggregate, which spills to disk rather than grow
-/// past `work_mem`), joined to the table by id for the exact scope and filters, never
-/// computing a text's words (a lookup of the words ORed would be planned as a table scan
-/// that does, once they are common). Whole rows are read for the `limit` ranked only.
-/// Integer weights: the sum is exact in any order.
-pub(crate) fn ranked(shapes: &Shapes<'_, PgStore>, query: &RankedText<'_>) -> Sql {
-    let (t, indexed, tenant) = per_word(shapes);
-    let mut sql = Sql::new("WITH words AS MATERIALIZED (SELECT id, sum(weight) AS matched FROM (");
-    sql.varies();
-    debug_assert_eq!(query.words.len(), query.weights.len(), "a weight per word");
-    for (i, (w, weight)) in query.words.iter().zip(query.weights).enumerate() {
-        if i > 0 {
-            sql.push(" UNION ALL ");
-        }
-        sql.push("SELECT id, CAST(")
-            .param(Param::Int(Some(*weight)))
-            .push(&format!(
-                " AS bigint) AS weight FROM {t} WHERE {indexed} @@ "
-            ))
+        select(sql, i);
+        sql.push(&format!(" FROM {t} WHERE {indexed} @@ "))
             .param(Param::Text(Some(text_tsquery(&tenant, &[w]))))
             .push("::tsquery");
     }
-    sql.push(&format!(
-        ") AS w GROUP BY id), ranked AS (SELECT id, matched FROM words JOIN {t} USING (id)"
-    ))
-    .scope_where(shapes.table, shapes.scope, query.filters)
-    .push(" ORDER BY matched DESC, id")
-    .limit_offset(Some(query.limit), 0)
-    .push(&format!(
-        ") SELECT {} FROM ranked JOIN {t} USING (id)",
-        shapes.select
-    ))
-    // The tenant again on the join, as in `nearest`.
-    .scope_where(shapes.table, shapes.scope, &[])
-    .push(" ORDER BY ranked.matched DESC, id");
-    sql
-}
-
-/// The table, its index expression and the tenant's lexeme.
-fn per_word(shapes: &Shapes<'_, PgStore>) -> (&'static str, String, String) {
-    (
-        shapes.table.table_name(),
-        text_index_expression(shapes.table),
-        tenant(shapes),
-    )
 }
 
 /// The tenant's word (`a…` / `u…`) as the index spells it: `a:…` / `u:…`.

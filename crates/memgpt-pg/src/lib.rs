@@ -24,9 +24,9 @@ mod session;
 mod sql;
 mod store;
 mod url;
+mod vector;
 mod wal;
 
-pub use backend::{PgConnector, PgTxConnector};
 pub use config::{PgConfig, Pooler};
 /// The async facade (feature `tokio`): `AsyncStore::new(PgStore::open(…)?)`, each call
 /// on a worker thread of the store, waiting for a place without holding a thread.
@@ -36,4 +36,4 @@ pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use open::PgVector;
 pub use pool::Lease;
-pub use store::{PgStore, PgTx};
+pub use store::{PgConnector, PgStore, PgTx, PgTxConnector};

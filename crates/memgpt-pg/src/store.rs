@@ -8,9 +8,8 @@ use crate::PgConfig;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::PgConnection;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
+use memgpt_core::{Connector, Error, PoolState, Record, Result, Scope, TableType, Tx};
 
-use crate::backend::PgConnector;
 use crate::error::map;
 use crate::metrics::{Counters, PoolMetrics};
 use crate::pool::{self, Lease, Pool, Pooled};
@@ -172,7 +171,7 @@ impl PgStore {
     /// end: two calls of one unit of work never run at once, and code that would make
     /// them — another thread, or an `insert_many` iterator that reads the same unit of
     /// work — does not compile. To copy within a unit of work, read a page, write it, and
-    /// read the next (see [`StorageConnector::insert_many`](memgpt_core::StorageConnector::insert_many)).
+    /// read the next, as the example of `memgpt_sqlite::SqliteStore::transaction` does.
     ///
     /// ```compile_fail,E0277
     /// # use memgpt_core::{Message, Scope, StorageConnector, TableType};
@@ -435,3 +434,12 @@ const HOOKS: TxHooks<Lease> = TxHooks {
 /// A unit of work in progress; see [`PgStore::transaction`]. Its
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type PgTx<'t> = Tx<'t, PgStore>;
+
+/// A connector of one table, bound to one tenant, on PostgreSQL. Made by
+/// [`PgStore::connector`] (lifetime `'static`) or by a unit of work's
+/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
+/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
+pub type PgConnector<R> = Connector<PgStore, R>;
+
+/// A connector of a unit of work on PostgreSQL; see [`PgStore::transaction`].
+pub type PgTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, PgStore>, R>;

@@ -4,28 +4,16 @@
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{RunQueryDsl, SqliteConnection};
-use memgpt_core::backend::{
-    AsyncSlot, Backend, Capacity, RankedText, TextQuery, VectorQuery, Written,
-};
+use memgpt_core::backend::{AsyncSlot, Backend, Capacity, VectorQuery, Written};
 use memgpt_core::filter::MetadataTest;
 use memgpt_core::row::Decode;
 use memgpt_core::statement::{Dialect, Shapes};
-use memgpt_core::{Connector, Embedding, QueryPlan, Record, Result, Scoped, TableType};
+use memgpt_core::{Embedding, QueryPlan, Record, Result, Scoped, TableType};
 
 use crate::codec::{embedding_to_base64, f32_bytes};
 use crate::error::map;
-use crate::fulltext;
 use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::{Pooled, SqliteStore};
-
-/// A connector of one table, bound to one tenant, on SQLite. Made by
-/// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
-/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
-/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
-pub type SqliteConnector<R> = Connector<SqliteStore, R>;
-
-/// A connector of a unit of work on SQLite; see [`SqliteStore::transaction`].
-pub type SqliteTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, SqliteStore>, R>;
 
 /// `?` placeholders, `LIMIT -1`, `IS`.
 impl Dialect for SqliteStore {
@@ -131,18 +119,6 @@ impl Backend for SqliteStore {
 
     fn vector_support(&self) -> Result<()> {
         Ok(())
-    }
-
-    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql {
-        fulltext::matching(shapes, query)
-    }
-
-    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        fulltext::frequencies(shapes, query)
-    }
-
-    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql {
-        fulltext::ranked(shapes, query)
     }
 
     /// Exact: SQLite orders the scope's rows by the distance function registered for the

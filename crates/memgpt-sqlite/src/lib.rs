@@ -19,7 +19,6 @@ mod store;
 mod vector;
 mod write_lock;
 
-pub use backend::{SqliteConnector, SqliteTxConnector};
 pub use config::{JournalMode, SqliteConfig, Synchronous, TempStore};
 pub use maintenance::{AppliedSettings, StoreStats};
 /// The async facade (feature `tokio`): `AsyncStore::new(SqliteStore::open(…)?)`, each call
@@ -27,7 +26,7 @@ pub use maintenance::{AppliedSettings, StoreStats};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
-pub use store::{SqliteStore, SqliteTx};
+pub use store::{SqliteConnector, SqliteStore, SqliteTx, SqliteTxConnector};
 
 /// The repository README's code blocks, compiled and run as doc tests (the README is the
 /// first thing a new user copies from).

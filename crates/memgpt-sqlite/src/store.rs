@@ -9,9 +9,8 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
+use memgpt_core::{Connector, Error, Record, Result, Scope, TableType, Tx};
 
-use crate::backend::SqliteConnector;
 use crate::error::{map, pool_timeout};
 use crate::pragmas::{Customizer, ReaderCustomizer};
 use crate::write_lock::Writers;
@@ -59,6 +58,13 @@ impl Drop for Inner {
 impl SqliteStore {
     /// Opens (creating it and its folder if needed) the database file of `config`, applies
     /// the connection settings and any pending migrations.
+    /// ```
+    /// # let dir = tempfile::tempdir().map_err(memgpt_core::Error::database)?;
+    /// use memgpt_sqlite::{SqliteConfig, SqliteStore};
+    /// let store = SqliteStore::open(SqliteConfig::new(dir.path().join("agents/memory.db")))?;
+    /// assert_eq!(store.settings()?.journal_mode, "wal");
+    /// # Ok::<(), memgpt_core::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::ConnectionLost`] when the file cannot be opened or a setting is refused;
@@ -164,6 +170,16 @@ impl SqliteStore {
 
     /// A connector of `table` bound to `scope`. Opens nothing: it uses the store's
     /// connection for each call.
+    /// ```
+    /// # use memgpt_core::{uuid::Uuid, Document, Error, Message, Scope, TableType};
+    /// # let (_dir, store, user, agent) = memgpt_testing::docs::store()?;
+    /// let recall = store.connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))?;
+    /// let documents = store.connector::<Document>(TableType::Documents, Scope::user(user))?;
+    /// // Recall memory is an agent's: a user's scope does not fit it.
+    /// let refused = store.connector::<Message>(TableType::RecallMemory, Scope::user(user));
+    /// assert!(matches!(refused, Err(Error::InvalidInput { .. })));
+    /// # Ok::<(), memgpt_core::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
@@ -369,3 +385,12 @@ impl Drop for OwnerGuard<'_> {
 /// A unit of work in progress; see [`SqliteStore::transaction`]. Its
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type SqliteTx<'t> = Tx<'t, SqliteStore>;
+
+/// A connector of one table, bound to one tenant, on SQLite. Made by
+/// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
+/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
+/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
+pub type SqliteConnector<R> = Connector<SqliteStore, R>;
+
+/// A connector of a unit of work on SQLite; see [`SqliteStore::transaction`].
+pub type SqliteTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, SqliteStore>, R>;

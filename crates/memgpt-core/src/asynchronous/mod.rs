@@ -33,14 +33,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-mod workers;
-
+pub(crate) use crate::backend::workers::Gate;
 use crate::backend::Backend;
 use crate::{
     Connector, CursorPage, CursorRequest, Filter, Keyset, Record, Result, Scope, StorageConnector,
     TableType,
 };
-pub(crate) use workers::Gate;
 
 /// An async handle on a store (`SqliteStore`, `PgStore`): cheap to clone, `Send + Sync`.
 ///

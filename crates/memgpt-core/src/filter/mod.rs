@@ -109,12 +109,6 @@ impl From<String> for FilterValue {
     }
 }
 
-impl From<crate::record::Role> for FilterValue {
-    fn from(v: crate::record::Role) -> Self {
-        FilterValue::Text(v.as_str().to_owned())
-    }
-}
-
 /// An order comparison of `created_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmp {

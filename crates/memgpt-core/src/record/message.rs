@@ -383,3 +383,9 @@ impl MessageBuilder {
         })
     }
 }
+
+impl From<Role> for crate::filter::FilterValue {
+    fn from(v: Role) -> Self {
+        crate::filter::FilterValue::Text(v.as_str().to_owned())
+    }
+}

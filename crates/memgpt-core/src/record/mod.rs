@@ -5,7 +5,6 @@
 //! 1 to [`MAX_EMBEDDING_DIM`] finite components, a tool message names its tool call.
 
 mod document;
-mod embedding;
 mod message;
 mod passage;
 mod stored;
@@ -13,17 +12,17 @@ mod stored;
 use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
+pub use crate::embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use document::{Document, DocumentBuilder};
-pub use embedding::{Embedding, MAX_EMBEDDING_DIM};
 pub use message::{FunctionCall, Message, MessageBuilder, Role, ToolCall};
 pub use passage::{Passage, PassageBuilder};
 #[doc(hidden)]
 pub use stored::{columns, select_list};
 
 use crate::error::{Error, Result};
+use crate::keyset::Keyset;
 use crate::row::Decode;
 use crate::statement::Dialect;
-use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// What every stored record has. Implemented by [`Message`], [`Passage`] and [`Document`]

@@ -66,41 +66,16 @@ impl<D: Dialect> Statement<D> {
     /// the same rows, and a bare comparison lets an index serve it.
     fn predicate(&mut self, f: &Filter, under_not: bool) {
         match &f.kind {
-            Kind::Column { column, value } => {
-                let col = column.name();
-                let param = match value {
-                    FilterValue::Null => {
-                        self.push(&format!("{col} IS NULL"));
-                        return;
-                    }
-                    FilterValue::Uuid(u) => Param::Uuid(Some(*u)),
-                    FilterValue::Text(t) => Param::Text(Some(t.clone())),
-                };
-                if under_not {
-                    self.push(&format!("({col} IS NOT NULL AND {col} = "))
-                        .param(param)
-                        .push(")");
-                } else {
-                    self.push(&format!("{col} = ")).param(param);
-                }
-            }
+            Kind::Column { column, value } => self.column_test(column.name(), value, under_not),
             // A list is equality with any of its values, decided here for every backend.
             Kind::Metadata {
                 path,
                 test: MetadataTest::In(values),
             } => {
-                if values.is_empty() {
-                    self.push("false");
-                    return;
-                }
-                self.push("(");
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        self.push(" OR ");
-                    }
-                    D::metadata_test(self, path, &MetadataTest::Eq(v.clone()), under_not);
-                }
-                self.push(")");
+                let each = values.iter().map(|v| MetadataTest::Eq(v.clone()));
+                self.joined(each, " OR ", "false", |sql, t| {
+                    D::metadata_test(sql, path, &t, under_not)
+                });
             }
             Kind::Metadata { path, test } => D::metadata_test(self, path, test, under_not),
             Kind::CreatedAt { cmp, at } if under_not => {
@@ -114,33 +89,59 @@ impl<D: Dialect> Statement<D> {
                 self.push(&format!("created_at {} ", cmp.sql()))
                     .param(Param::Time(*at));
             }
-            Kind::And(fs) | Kind::Or(fs) if fs.is_empty() => {
-                self.push(if matches!(f.kind, Kind::And(_)) {
-                    "true"
-                } else {
-                    "false"
-                });
-            }
-            Kind::And(fs) | Kind::Or(fs) => {
-                let op = if matches!(f.kind, Kind::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                self.push("(");
-                for (i, g) in fs.iter().enumerate() {
-                    if i > 0 {
-                        self.push(op);
-                    }
-                    self.predicate(g, under_not);
-                }
-                self.push(")");
-            }
+            Kind::And(fs) => self.joined(fs.iter(), " AND ", "true", |sql, g| {
+                sql.predicate(g, under_not)
+            }),
+            Kind::Or(fs) => self.joined(fs.iter(), " OR ", "false", |sql, g| {
+                sql.predicate(g, under_not)
+            }),
             Kind::Not(g) => {
                 self.push("NOT (");
                 self.predicate(g, true);
                 self.push(")");
             }
         }
+    }
+
+    /// `col = value` (`IS NULL` for a null value); never NULL under a `NOT`.
+    fn column_test(&mut self, col: &str, value: &FilterValue, under_not: bool) {
+        let param = match value {
+            FilterValue::Null => {
+                self.push(&format!("{col} IS NULL"));
+                return;
+            }
+            FilterValue::Uuid(u) => Param::Uuid(Some(*u)),
+            FilterValue::Text(t) => Param::Text(Some(t.clone())),
+        };
+        if under_not {
+            self.push(&format!("({col} IS NOT NULL AND {col} = "))
+                .param(param)
+                .push(")");
+        } else {
+            self.push(&format!("{col} = ")).param(param);
+        }
+    }
+
+    /// Each of `items` written by `write`, joined by `op` in parentheses; `empty` (the
+    /// operator's identity) when there is none.
+    fn joined<T>(
+        &mut self,
+        items: impl ExactSizeIterator<Item = T>,
+        op: &str,
+        empty: &str,
+        mut write: impl FnMut(&mut Self, T),
+    ) {
+        if items.len() == 0 {
+            self.push(empty);
+            return;
+        }
+        self.push("(");
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.push(op);
+            }
+            write(self, item);
+        }
+        self.push(")");
     }
 }

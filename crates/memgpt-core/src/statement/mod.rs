@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::filter::MetadataTest;
-use crate::storage_connector::Keyset;
+use crate::keyset::Keyset;
 
 mod filters;
 mod shapes;
@@ -69,7 +69,7 @@ pub trait Dialect {
     /// the backend stores there.
     fn embedding(
         table: crate::table::TableType,
-        e: Option<&crate::record::Embedding>,
+        e: Option<&crate::embedding::Embedding>,
     ) -> Self::Bind;
 }
 
@@ -244,7 +244,7 @@ mod tests {
         fn placeholder(_: usize, sql: &mut String) {
             sql.push('?');
         }
-        fn embedding(_: TableType, e: Option<&crate::record::Embedding>) -> Param {
+        fn embedding(_: TableType, e: Option<&crate::embedding::Embedding>) -> Param {
             Param::Text(e.map(|e| format!("{:?}", e.as_slice())))
         }
         fn metadata_test(
@@ -268,7 +268,7 @@ mod tests {
         fn placeholder(n: usize, sql: &mut String) {
             sql.push_str(&format!("${n}"));
         }
-        fn embedding(_: TableType, e: Option<&crate::record::Embedding>) -> Param {
+        fn embedding(_: TableType, e: Option<&crate::embedding::Embedding>) -> Param {
             Param::Text(e.map(|e| format!("{:?}", e.as_slice())))
         }
         fn metadata_test(

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::{Dialect, Param, Statement};
 use crate::filter::Filter;
+use crate::keyset::Keyset;
 use crate::scope::Scope;
-use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// The statements of one connector in dialect `D`: its table, scope and select list.

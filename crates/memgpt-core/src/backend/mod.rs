@@ -14,12 +14,18 @@
 
 use std::ops::DerefMut;
 
+mod scoped;
+#[cfg(feature = "tokio")]
+pub(crate) mod workers;
+
+pub use scoped::Scoped;
+
+use crate::embedding::Embedding;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::plan::QueryPlan;
-use crate::record::{Embedding, Record};
+use crate::record::Record;
 use crate::row::Decode;
-use crate::scoped::Scoped;
 use crate::statement::{Dialect, Shapes, Statement};
 use crate::table::TableType;
 
@@ -54,7 +60,7 @@ pub struct RankedText<'a> {
     /// The words, at least one of which must occur (at least one).
     pub words: &'a [&'a str],
     /// The weight of each word ([`word_weights`](crate::hybrid::word_weights)), as many as
-    /// `words` (unread by [`Backend::text_frequencies`]).
+    /// `words` (unread by [`FullText::text_frequencies`]).
     pub weights: &'a [i64],
     /// Filters inside the scope (validated by the caller).
     pub filters: &'a [Filter],
@@ -92,11 +98,30 @@ pub struct Capacity {
 #[derive(Debug, Default)]
 pub struct AsyncSlot {
     #[cfg(feature = "tokio")]
-    pub(crate) gate: std::sync::OnceLock<std::sync::Arc<crate::asynchronous::Gate>>,
+    pub(crate) gate: std::sync::OnceLock<std::sync::Arc<workers::Gate>>,
+}
+
+/// The statements of a database's full-text index: each backend implements them where it
+/// writes its full-text SQL (its `fulltext.rs`), under the one rule of [`crate::fulltext`].
+pub trait FullText: Dialect + Sized {
+    /// The records of `shapes`' scope whose text holds every one of `words` (at least one),
+    /// oldest first.
+    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql<Self>;
+
+    /// How many records of `shapes`' scope and `filters` hold each of `words`, and any of
+    /// them: rows of ([`WordCount`](crate::hybrid::WordCount)) `word` (the word's index,
+    /// `-1` for any) and `n`, found through the full-text index, never reading the texts.
+    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
+
+    /// The text side of a hybrid search ([`crate::hybrid`]): at most `limit` records of
+    /// `shapes`' scope and `filters` whose text holds at least one of `words`, highest sum
+    /// of the `weights` of the words each holds first, ties by id, found through the
+    /// full-text index.
+    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
 }
 
 /// A database backend: the store handle (cheap to clone) and its hooks.
-pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
+pub trait Backend: Dialect + FullText + Clone + Send + Sync + Sized + 'static {
     /// A database connection.
     type Conn;
     /// A connection checked out of a pool, returned to it when dropped.
@@ -177,21 +202,6 @@ pub trait Backend: Dialect + Clone + Send + Sync + Sized + 'static {
     /// # Errors
     /// [`Error::VectorUnavailable`](crate::Error::VectorUnavailable) saying why not.
     fn vector_support(&self) -> Result<()>;
-
-    /// The records of `shapes`' scope whose text holds every one of `words` (at least one),
-    /// oldest first.
-    fn text_match(shapes: &Shapes<'_, Self>, query: &TextQuery<'_>) -> Sql<Self>;
-
-    /// How many records of `shapes`' scope and `filters` hold each of `words`, and any of
-    /// them: rows of ([`WordCount`](crate::hybrid::WordCount)) `word` (the word's index,
-    /// `-1` for any) and `n`, found through the full-text index, never reading the texts.
-    fn text_frequencies(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
-
-    /// The text side of a hybrid search ([`crate::hybrid`]): at most `limit` records of
-    /// `shapes`' scope and `filters` whose text holds at least one of `words`, highest sum
-    /// of the `weights` of the words each holds first, ties by id, found through the
-    /// full-text index.
-    fn text_ranked(shapes: &Shapes<'_, Self>, query: &RankedText<'_>) -> Sql<Self>;
 
     /// The `top_k` records of `shapes`' scope (its table, tenant and select list) nearest
     /// to `query` by L2 distance, nearest

@@ -64,7 +64,7 @@ impl Gate {
     /// # Errors
     /// `f`'s; [`Error::PoolTimeout`] when no place came free in time;
     /// [`Error::Database`] when no worker thread could be started.
-    pub(super) async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {

@@ -7,12 +7,13 @@ use uuid::Uuid;
 
 use crate::backend::{Backend, Sql};
 use crate::batch::{BatchIds, Conflict};
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
-use crate::record::{Embedding, Record};
+use crate::keyset::Keyset;
+use crate::record::Record;
 use crate::row::Id;
 use crate::scope::Scope;
 use crate::statement::{Param, Shapes, Statement};
-use crate::storage_connector::Keyset;
 use crate::table::TableType;
 
 /// What a connector works on apart from its connection: a table, a tenant, and the store
