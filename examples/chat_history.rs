@@ -63,16 +63,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Only the user's turns, with a cursor: the 3 after the 10th message.
-    let tenth = recall.get_all_cursor(&CursorRequest {
-        limit: 10,
-        ..Default::default()
-    })?;
-    let after = recall.get_all_cursor(&CursorRequest {
-        filters: vec![Filter::eq(Column::Role, Role::User.as_str())],
-        after: tenth.last_id,
-        limit: 3,
-        ..Default::default()
-    })?;
+    let tenth = recall.get_all_cursor(&CursorRequest::new().limit(10))?;
+    let after = recall.get_all_cursor(
+        &CursorRequest::new()
+            .filters(vec![Filter::eq(Column::Role, Role::User.as_str())])
+            .after(tenth.last_id)
+            .limit(3),
+    )?;
     for m in &after.records {
         println!("  cursor  {}", m.text().unwrap_or(""));
     }

@@ -311,55 +311,39 @@ pub fn cursor_after_before_reverse<B: Subject>(b: &B) {
     let c = b.recall(s).unwrap();
     let all = msgs(&s, 10);
     c.insert_many(all.clone(), false).unwrap();
-    let page = c
-        .get_all_cursor(&CursorRequest {
-            limit: 3,
-            ..Default::default()
-        })
-        .unwrap();
+    let page = c.get_all_cursor(&CursorRequest::new().limit(3)).unwrap();
     assert_eq!(id_list(&page.records), id_list(&all[..3]));
     assert_eq!(page.last_id, Some(all[2].id()));
     let page = c
-        .get_all_cursor(&CursorRequest {
-            after: page.last_id,
-            limit: 3,
-            ..Default::default()
-        })
+        .get_all_cursor(&CursorRequest::new().after(page.last_id).limit(3))
         .unwrap();
     assert_eq!(id_list(&page.records), id_list(&all[3..6]));
     let page = c
-        .get_all_cursor(&CursorRequest {
-            reverse: true,
-            limit: 4,
-            ..Default::default()
-        })
+        .get_all_cursor(&CursorRequest::new().reverse(true).limit(4))
         .unwrap();
     let want: Vec<Uuid> = all[6..].iter().rev().map(Record::id).collect();
     assert_eq!(id_list(&page.records), want);
     assert_eq!(page.last_id, Some(all[6].id()));
     let page = c
-        .get_all_cursor(&CursorRequest {
-            before: page.last_id,
-            reverse: true,
-            limit: 2,
-            ..Default::default()
-        })
+        .get_all_cursor(
+            &CursorRequest::new()
+                .before(page.last_id)
+                .reverse(true)
+                .limit(2),
+        )
         .unwrap();
     assert_eq!(id_list(&page.records), vec![all[5].id(), all[4].id()]);
     let page = c
-        .get_all_cursor(&CursorRequest {
-            after: Some(all[1].id()),
-            before: Some(all[5].id()),
-            filters: vec![Filter::eq(Column::Role, Role::Assistant)],
-            ..Default::default()
-        })
+        .get_all_cursor(
+            &CursorRequest::new()
+                .after(Some(all[1].id()))
+                .before(Some(all[5].id()))
+                .filters(vec![Filter::eq(Column::Role, Role::Assistant)]),
+        )
         .unwrap();
     assert_eq!(id_list(&page.records), vec![all[2].id()]);
     let empty = c
-        .get_all_cursor(&CursorRequest {
-            after: Some(all[9].id()),
-            ..Default::default()
-        })
+        .get_all_cursor(&CursorRequest::new().after(Some(all[9].id())))
         .unwrap();
     assert_eq!(empty.last_id, None);
     assert!(empty.records.is_empty());
@@ -373,10 +357,7 @@ pub fn cursor_unknown_id_is_not_found<B: Subject>(b: &B) {
     c2.insert(&other).unwrap();
     for id in [Uuid::from_u128(5), other.id()] {
         let e = expect_err!(
-            c1.get_all_cursor(&CursorRequest {
-                after: Some(id),
-                ..Default::default()
-            }),
+            c1.get_all_cursor(&CursorRequest::new().after(Some(id))),
             NotFound
         );
         assert!(matches!(e, Error::NotFound { id: got, .. } if got == id));

@@ -19,6 +19,7 @@ pub enum OrderBy {
 /// [`StorageConnector::get_all_cursor`](crate::StorageConnector::get_all_cursor), as
 /// MemGPT's `get_all_cursor` takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CursorRequest {
     /// Equality filters, combined with AND inside the scope.
     pub filters: Vec<Filter>,
@@ -44,6 +45,49 @@ impl Default for CursorRequest {
             order_by: OrderBy::CreatedAt,
             reverse: false,
         }
+    }
+}
+
+impl CursorRequest {
+    /// MemGPT's defaults: no filters, no bounds, 1,000 records, oldest first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only records matching `filters` (ANDed, inside the scope).
+    pub fn filters(mut self, filters: Vec<Filter>) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    /// Only records after the record `id` (none: no lower bound).
+    pub fn after(mut self, id: impl Into<Option<Uuid>>) -> Self {
+        self.after = id.into();
+        self
+    }
+
+    /// Only records before the record `id` (none: no upper bound).
+    pub fn before(mut self, id: impl Into<Option<Uuid>>) -> Self {
+        self.before = id.into();
+        self
+    }
+
+    /// At most `limit` records.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The order.
+    pub fn order_by(mut self, order_by: OrderBy) -> Self {
+        self.order_by = order_by;
+        self
+    }
+
+    /// Newest first: the `limit` latest records of the range, latest first.
+    pub fn reverse(mut self, reverse: bool) -> Self {
+        self.reverse = reverse;
+        self
     }
 }
 

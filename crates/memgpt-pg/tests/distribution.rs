@@ -115,18 +115,15 @@ fn exercise(store: &PgStore) {
         .collect::<Result<Vec<_>>>()
         .unwrap();
     let page = recall
-        .get_all_cursor(&CursorRequest {
-            limit: 300,
-            ..Default::default()
-        })
+        .get_all_cursor(&CursorRequest::new().limit(300))
         .unwrap();
     recall
-        .get_all_cursor(&CursorRequest {
-            limit: 300,
-            after: page.last_id,
-            reverse: true,
-            ..Default::default()
-        })
+        .get_all_cursor(
+            &CursorRequest::new()
+                .limit(300)
+                .after(page.last_id)
+                .reverse(true),
+        )
         .unwrap();
     recall.size(&[]).unwrap();
     recall

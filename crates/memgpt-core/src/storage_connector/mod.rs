@@ -82,8 +82,8 @@ pub trait StorageConnector {
     /// # use memgpt_core::{CursorRequest, Role, StorageConnector};
     /// # let (_dir, recall, say) = memgpt_testing::docs::recall()?;
     /// recall.insert_many([say("one")?, say("two")?, say("three")?], false)?;
-    /// let page = recall.get_all_cursor(&CursorRequest { limit: 2, ..CursorRequest::default() })?;
-    /// let rest = CursorRequest { after: page.last_id, ..CursorRequest::default() };
+    /// let page = recall.get_all_cursor(&CursorRequest::new().limit(2))?;
+    /// let rest = CursorRequest::new().after(page.last_id);
     /// assert_eq!((page.records.len(), recall.get_all_cursor(&rest)?.records.len()), (2, 1));
     /// # Ok::<(), memgpt_core::Error>(())
     /// ```
