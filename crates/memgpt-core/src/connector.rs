@@ -98,11 +98,12 @@ impl<S: Source, R: Record> Connector<S, R> {
         Ok(query)
     }
 
-    /// Runs a read of whole records.
-    fn load(&self, sql: Sql<S::Backend>) -> Result<Vec<R>> {
+    /// Runs a read of whole records, the statement `sql` makes (once more when the read
+    /// runs again, [`Source::read`]).
+    fn load(&self, sql: impl Fn() -> Sql<S::Backend>) -> Result<Vec<R>> {
         let table = self.target.table;
         self.source
-            .read(Internal(()), |c| <S::Backend>::fetch(c, sql, table))
+            .read(Internal(()), |c| <S::Backend>::fetch(c, sql(), table))
     }
 
     /// Runs a write statement.
@@ -127,7 +128,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         let t = &self.target;
         crate::trace::call(t.table, "get_page", || {
             validate_all(filters, t.table)?;
-            self.load(t.shapes().page(filters, after, limit))
+            self.load(|| t.shapes().page(filters, after, limit))
         })
     }
 
@@ -158,14 +159,14 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         let t = &self.target;
         crate::trace::call(t.table, "get_all", || {
             validate_all(filters, t.table)?;
-            self.load(t.shapes().recent(filters, limit))
+            self.load(|| t.shapes().recent(filters, limit))
         })
     }
 
     fn get(&self, id: Uuid) -> Result<Option<R>> {
         let t = &self.target;
         crate::trace::call(t.table, "get", || {
-            Ok(self.load(t.shapes().by_id(id))?.into_iter().next())
+            Ok(self.load(|| t.shapes().by_id(id))?.into_iter().next())
         })
     }
 
@@ -173,9 +174,8 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         let t = &self.target;
         crate::trace::call(t.table, "size", || {
             validate_all(filters, t.table)?;
-            let sql = t.shapes().count(filters);
             let n = self.source.read(Internal(()), |c| {
-                <S::Backend>::fetch::<Count>(c, sql, t.table)
+                <S::Backend>::fetch::<Count>(c, t.shapes().count(filters), t.table)
             })?;
             Ok(n.first().map_or(0, |n| n.0))
         })
@@ -247,7 +247,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
                 top_k,
                 filters,
             };
-            self.load(<S::Backend>::nearest(&t.shapes(), &query))
+            self.load(|| <S::Backend>::nearest(&t.shapes(), &query))
         })
     }
 
@@ -277,22 +277,22 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
             let (shapes, per_side) = (t.shapes(), options.per_side(top_k));
             let words: Vec<&str> = words.iter().map(String::as_str).collect();
             let text_side = !words.is_empty() && options.text_weight > 0.0;
-            let by_vector = query.as_ref().map(|embedding| {
+            let nearest = |embedding| {
                 let query = VectorQuery {
                     embedding,
                     top_k: per_side,
                     filters,
                 };
                 <S::Backend>::nearest(&shapes, &query)
-            });
+            };
             // Both sides on one connection, one after the other.
             let (by_text, by_vector) = self.source.read(Internal(()), |c| {
                 let by_text = match text_side {
                     true => ranked_by_text(c, &shapes, &words, filters, per_side)?,
                     false => Vec::new(),
                 };
-                let by_vector = match by_vector {
-                    Some(sql) => <S::Backend>::fetch::<R>(c, sql, t.table)?,
+                let by_vector = match &query {
+                    Some(embedding) => <S::Backend>::fetch::<R>(c, nearest(embedding), t.table)?,
                     None => Vec::new(),
                 };
                 Ok((by_text, by_vector))
@@ -320,7 +320,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
     ) -> Result<Vec<R>> {
         let t = &self.target;
         crate::trace::call(t.table, "query_date", || {
-            self.load(t.shapes().dates(start, end, limit, offset))
+            self.load(|| t.shapes().dates(start, end, limit, offset))
         })
     }
 
@@ -345,7 +345,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
                 limit,
                 offset,
             };
-            self.load(<S::Backend>::text_match(&t.shapes(), &query))
+            self.load(|| <S::Backend>::text_match(&t.shapes(), &query))
         })
     }
 
@@ -366,9 +366,8 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
             if t.table == TableType::RecallMemory {
                 return Ok(Vec::new());
             }
-            let sql = t.shapes().sources();
             let sources = self.source.read(Internal(()), |c| {
-                <S::Backend>::fetch::<DataSource>(c, sql, t.table)
+                <S::Backend>::fetch::<DataSource>(c, t.shapes().sources(), t.table)
             })?;
             Ok(sources.into_iter().map(|s| s.0).collect())
         })

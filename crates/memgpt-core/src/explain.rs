@@ -18,6 +18,20 @@ impl<S: Source, R: Record> Connector<S, R> {
     /// What the database reports.
     pub fn explain(&self) -> Result<Vec<QueryPlan>> {
         let t = self.target();
+        let vectors = t.table != TableType::Documents && self.store().vector_support().is_ok();
+        let probe = vectors.then(|| Embedding::new(vec![0.0; 8])).transpose()?;
+        self.source.read(Internal(()), |conn| {
+            self.patterns(probe.as_ref())
+                .into_iter()
+                .map(|(operation, sql)| <S::Backend>::explain(conn, sql, t.table, operation))
+                .collect()
+        })
+    }
+
+    /// Every query pattern of this connector with sample arguments, named; vector search
+    /// with `probe`, where there is one.
+    fn patterns(&self, probe: Option<&Embedding>) -> Vec<(&'static str, Sql<S::Backend>)> {
+        let t = self.target();
         let shapes = t.shapes();
         let mut patterns: Vec<(&'static str, Sql<S::Backend>)> = shapes.explain_patterns();
         let text = TextQuery {
@@ -47,20 +61,14 @@ impl<S: Source, R: Record> Connector<S, R> {
             let on_metadata = [crate::Filter::metadata("topic").eq("memory")];
             patterns.push(("metadata_filter", shapes.recent(&on_metadata, Some(10))));
         }
-        if t.table != TableType::Documents && self.store().vector_support().is_ok() {
-            let probe = Embedding::new(vec![0.0; 8])?;
+        if let Some(embedding) = probe {
             let query = VectorQuery {
-                embedding: &probe,
+                embedding,
                 top_k: 10,
                 filters: &[],
             };
             patterns.push(("query", <S::Backend>::nearest(&shapes, &query)));
         }
-        self.source.read(Internal(()), |conn| {
-            patterns
-                .into_iter()
-                .map(|(operation, sql)| <S::Backend>::explain(conn, sql, t.table, operation))
-                .collect()
-        })
+        patterns
     }
 }

@@ -22,14 +22,18 @@ pub trait Source {
     fn store(&self) -> &Self::Backend;
 
     /// Runs the reads of one call on one connection: a read connection of the store, or
-    /// the unit of work's (in a savepoint of its own).
+    /// the unit of work's (in a savepoint of its own). A read fails or succeeds as a whole
+    /// and changes nothing (`f` is `Fn`: it cannot pull from an iterator, say): outside a
+    /// unit of work, `f` runs once more, on another
+    /// connection, when the backend says the first was lost before it could be checked
+    /// ([`Backend::read_again`]).
     ///
     /// # Errors
     /// `f`'s error; no connection; [`Error::Aborted`] in a unit of work that has ended.
     fn read<T>(
         &self,
         internal: Internal,
-        f: impl FnOnce(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
+        f: impl Fn(&mut <Self::Backend as Backend>::Conn) -> Result<T>,
     ) -> Result<T>;
 
     /// Runs `f` as one write, all or nothing: in a write transaction of its own, or in a
@@ -61,9 +65,18 @@ impl<B: Backend> Source for B {
         self
     }
 
-    fn read<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, _: Internal, f: impl Fn(&mut B::Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.read_lease()?;
-        self.read_on(&mut lease, f)
+        match self.read_on(&mut lease, &f) {
+            Err(e) => match self.read_again(lease, &e) {
+                Some(again) => {
+                    let mut again = again?;
+                    self.read_on(&mut again, f)
+                }
+                None => Err(e),
+            },
+            done => done,
+        }
     }
 
     fn write<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
@@ -95,7 +108,7 @@ impl<B: Backend> Source for InTx<'_, B> {
         &self.store
     }
 
-    fn read<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, _: Internal, f: impl Fn(&mut B::Conn) -> Result<T>) -> Result<T> {
         self.uow.call(|lease| f(lease))
     }
 

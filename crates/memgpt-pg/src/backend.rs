@@ -58,6 +58,19 @@ impl Backend for PgStore {
         self.checkout()
     }
 
+    /// A read that lost a connection handed out unchecked (within the pre-ping bypass,
+    /// [`PgConfig::pre_ping_bypass`](crate::PgConfig::pre_ping_bypass)) runs again on a
+    /// checked one; the lost one is closed.
+    #[track_caller]
+    fn read_again(&self, mut lease: Lease, error: &Error) -> Option<Result<Lease>> {
+        if lease.conn.checked() || !matches!(error, Error::ConnectionLost { .. }) {
+            return None;
+        }
+        lease.conn.forget();
+        drop(lease);
+        Some(self.checkout())
+    }
+
     /// The primary's pool: `pool_size + max_overflow` (a replica's reads fall back to it).
     fn capacity(&self) -> Capacity {
         let c = self.config();

@@ -23,6 +23,11 @@ pub struct PgConfig {
     pub max_overflow: u32,
     /// Longest wait for a connection (`MEMGPT_PG_POOL_TIMEOUT`, seconds, default 30).
     pub pool_timeout: Duration,
+    /// A read outside a unit of work takes a connection used within this long without
+    /// pinging it first (`MEMGPT_PG_PRE_PING_BYPASS_MS`, milliseconds, default 500, as
+    /// HikariCP's bypass window; 0: every checkout pings): should the connection be gone,
+    /// the read runs again on a checked one. Writes and units of work always ping.
+    pub pre_ping_bypass: Duration,
     /// Maximum lifetime of a connection (`MEMGPT_PG_POOL_RECYCLE`, seconds, default 3600).
     pub pool_recycle: Duration,
     /// How long a connection may sit idle before the pool may close it
@@ -97,6 +102,7 @@ impl PgConfig {
             pool_size: 20,
             max_overflow: 30,
             pool_timeout: Duration::from_secs(30),
+            pre_ping_bypass: Duration::from_millis(500),
             pool_recycle: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(60),
             application_name: "memgpt-store".to_owned(),
@@ -146,6 +152,7 @@ impl PgConfig {
             pool_size: int_var(env, "MEMGPT_PG_POOL_SIZE", d.pool_size, 1, 10_000)?,
             max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
             pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,
+            pre_ping_bypass: millis_var(env, "MEMGPT_PG_PRE_PING_BYPASS_MS", 500, 0)?,
             pool_recycle: secs_var(env, "MEMGPT_PG_POOL_RECYCLE", 3600, 1)?,
             idle_timeout: secs_var(env, "MEMGPT_PG_IDLE_TIMEOUT", 60, 1)?,
             application_name,
@@ -263,6 +270,7 @@ mod tests {
                 ("MEMGPT_PG_MAX_OVERFLOW", "0"),
                 ("MEMGPT_PG_POOL_TIMEOUT", "7"),
                 ("MEMGPT_PG_POOL_RECYCLE", "60"),
+                ("MEMGPT_PG_PRE_PING_BYPASS_MS", "0"),
             ]),
         )
         .unwrap();
@@ -270,10 +278,14 @@ mod tests {
             (c.pool_size, c.max_overflow, c.pool_timeout, c.pool_recycle),
             (5, 0, Duration::from_secs(7), Duration::from_secs(60))
         );
+        assert_eq!(c.pre_ping_bypass, Duration::ZERO);
+        let default = PgConfig::from_lookup(&[URL]).unwrap().pre_ping_bypass;
+        assert_eq!(default, Duration::from_millis(500));
         for var in [
             "MEMGPT_PG_MAX_OVERFLOW",
             "MEMGPT_PG_POOL_TIMEOUT",
             "MEMGPT_PG_POOL_RECYCLE",
+            "MEMGPT_PG_PRE_PING_BYPASS_MS",
         ] {
             let err = PgConfig::from_lookup(&([URL, (var, "-1")])).unwrap_err();
             assert!(

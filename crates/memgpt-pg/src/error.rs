@@ -57,12 +57,15 @@ pub(crate) fn classify(state: SqlState, message: String) -> Error {
 /// never calls `setlocale` not translated at all), else [`Error::Database`] (a statement
 /// libpq would not send: too many parameters, another command in progress).
 fn of_libpq(message: String) -> Error {
-    const LOST: [&str; 5] = [
+    const LOST: [&str; 7] = [
         "server closed the connection",
         "no connection to the server",
         "could not send data to server",
         "could not receive data from server",
         "terminating connection",
+        // The same over TLS (OpenSSL's words, through libpq).
+        "SSL SYSCALL error: EOF detected",
+        "SSL connection has been closed unexpectedly",
     ];
     if LOST.iter().any(|words| message.contains(words)) {
         Error::ConnectionLost { message }
@@ -73,8 +76,23 @@ fn of_libpq(message: String) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::{classify, of_libpq};
     use memgpt_core::Error;
+
+    #[test]
+    fn libpq_losing_the_connection_is_connection_lost_also_over_tls() {
+        for words in [
+            "server closed the connection unexpectedly",
+            "SSL SYSCALL error: EOF detected",
+            "SSL connection has been closed unexpectedly",
+            "could not receive data from server: Connection reset by peer",
+        ] {
+            let lost = matches!(of_libpq(words.to_owned()), Error::ConnectionLost { .. });
+            assert!(lost, "{words}");
+        }
+        let other = of_libpq("another command is already in progress".to_owned());
+        assert!(matches!(other, Error::Database { .. }));
+    }
 
     #[test]
     fn sqlstates_are_classified_once() {

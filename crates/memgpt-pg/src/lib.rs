@@ -36,4 +36,13 @@ pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
 pub use metrics::{Activity, IndexUsage, PoolMetrics};
 pub use open::PgVector;
 pub use pool::Lease;
-pub use store::{PgConnector, PgStore, PgTx, PgTxConnector};
+pub use store::{PgStore, PgTx};
+
+/// A connector of one table, bound to one tenant, on PostgreSQL. Made by
+/// [`PgStore::connector`] (lifetime `'static`) or by a unit of work's
+/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
+/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
+pub type PgConnector<R> = memgpt_core::Connector<PgStore, R>;
+
+/// A connector of a unit of work on PostgreSQL; see [`PgStore::transaction`].
+pub type PgTxConnector<'t, R> = memgpt_core::Connector<memgpt_core::InTx<'t, PgStore>, R>;

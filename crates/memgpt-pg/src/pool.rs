@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::{PgConfig, Pooler};
 use diesel::connection::{CacheSize, Connection};
 use diesel::r2d2::PooledConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, ManageConnection, R2D2Connection};
 use diesel::PgConnection;
 use memgpt_core::{DatabaseUrl, Error};
 
@@ -81,6 +81,53 @@ impl Pool {
     }
 }
 
+/// A pooled connection: diesel's, when it last came back to the pool, and whether the
+/// checkout that handed it out pinged it.
+pub(crate) struct Conn {
+    pub(crate) pg: PgConnection,
+    returned: Instant,
+    checked: bool,
+    gone: bool,
+}
+
+impl Conn {
+    /// Whether the checkout that handed this connection out pinged it (a connection opened
+    /// less than the bypass ago counts as unchecked too).
+    pub(crate) fn checked(&self) -> bool {
+        self.checked
+    }
+
+    /// Pings it now (diesel's `SELECT 1`) unless its checkout did; a connection that does
+    /// not answer is closed when it goes back to the pool.
+    pub(crate) fn check_unchecked(&mut self) -> Result<(), diesel::result::Error> {
+        if self.checked {
+            return Ok(());
+        }
+        let pinged = self.pg.ping();
+        self.checked = pinged.is_ok();
+        self.gone = pinged.is_err();
+        pinged
+    }
+
+    /// Closed when it goes back to the pool: it was found gone.
+    pub(crate) fn forget(&mut self) {
+        self.gone = true;
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.pg
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.pg
+    }
+}
+
 /// diesel's connection manager, which closes a connection coming back to a pool whose
 /// `keep` idle connections are there already (see the module documentation).
 #[derive(Debug)]
@@ -94,19 +141,27 @@ pub(crate) struct Manager {
     pool: Arc<OnceLock<Weak<r2d2::Pool<Manager>>>>,
     waiting: Arc<AtomicUsize>,
     keep: u32,
+    /// A connection back in the pool for less than this is handed out unpinged.
+    bypass: Duration,
 }
 
 impl ManageConnection for Manager {
-    type Connection = PgConnection;
+    type Connection = Conn;
     type Error = diesel::r2d2::Error;
 
     /// diesel's connect; a refusal in words of the server's language carries its
     /// SQLSTATE, for the pool passes the error on as text ([`refusal`](crate::refusal)).
     /// The same refusal again (r2d2 retries in the background) reuses the code found.
-    fn connect(&self) -> Result<PgConnection, Self::Error> {
+    fn connect(&self) -> Result<Conn, Self::Error> {
         use diesel::r2d2::Error as E;
         use diesel::ConnectionError::BadConnection;
-        self.inner.connect().map_err(|e| match e {
+        let opened = self.inner.connect().map(|pg| Conn {
+            pg,
+            returned: Instant::now(),
+            checked: true,
+            gone: false,
+        });
+        opened.map_err(|e| match e {
             E::ConnectionError(BadConnection(message)) => {
                 let known = self
                     .last_refusal
@@ -134,14 +189,25 @@ impl ManageConnection for Manager {
         })
     }
 
-    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
-        self.inner.is_valid(conn)
+    /// The pre-ping of a checkout (diesel's `SELECT 1`), but for a connection back in the
+    /// pool for less than `bypass`: handed out unchecked (a read on it that finds it gone
+    /// runs again on a checked one; a write pings it first, [`Conn::check`]).
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        if conn.returned.elapsed() < self.bypass {
+            conn.checked = false;
+            return Ok(());
+        }
+        conn.checked = true;
+        self.inner.is_valid(&mut conn.pg)
     }
 
     /// r2d2 asks this of each connection coming back, before it joins the idle ones: it
-    /// is closed when `keep` connections are idle already and no caller waits.
-    fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        self.inner.has_broken(conn)
+    /// is closed when found gone, or when `keep` connections are idle already and no caller
+    /// waits.
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.returned = Instant::now();
+        conn.gone
+            || self.inner.has_broken(&mut conn.pg)
             || (self.waiting.load(Ordering::SeqCst) == 0
                 && self
                     .pool
@@ -171,6 +237,7 @@ pub(crate) fn build(
     conninfo: String,
     counters: Arc<Counters>,
     warm: Warm,
+    bypass: Duration,
 ) -> Result<Pool, Error> {
     let label = counters.pool;
     let slot = Arc::new(OnceLock::new());
@@ -183,6 +250,7 @@ pub(crate) fn build(
         pool: slot.clone(),
         waiting: waiting.clone(),
         keep: config.pool_size,
+        bypass,
     };
     let pool = r2d2::Pool::builder()
         .max_size(config.pool_size.saturating_add(config.max_overflow))
@@ -214,9 +282,10 @@ pub(crate) fn build(
 #[derive(Debug)]
 struct NoStatementCache;
 
-impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for NoStatementCache {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+impl CustomizeConnection<Conn, diesel::r2d2::Error> for NoStatementCache {
+    fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
+        conn.pg
+            .set_prepared_statement_cache_size(CacheSize::Disabled);
         Ok(())
     }
 }

@@ -115,6 +115,9 @@ impl Replicas {
                         info.to_conninfo(),
                         Arc::new(Counters::new("postgres-replica", config.pool_size)),
                         pool::Warm::One,
+                        // Always pinged: a replica's read first asks for its position, and
+                        // a failure there takes the replica out of service for a while.
+                        std::time::Duration::ZERO,
                     )?,
                     health: Mutex::new(Health::default()),
                 })
@@ -307,7 +310,7 @@ impl Replica {
              pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() AS idle, \
              extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS since_commit",
         )
-        .load(&mut **conn)
+        .load(&mut conn.pg)
         {
             Ok(p) => p,
             Err(e) => {

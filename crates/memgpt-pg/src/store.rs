@@ -8,7 +8,7 @@ use crate::PgConfig;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::PgConnection;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Connector, Error, PoolState, Record, Result, Scope, TableType, Tx};
+use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
 
 use crate::error::map;
 use crate::metrics::{Counters, PoolMetrics};
@@ -82,6 +82,7 @@ impl PgStore {
             info.to_conninfo(),
             counters.clone(),
             pool::Warm::None,
+            config.pre_ping_bypass,
         )?;
         let replicas = crate::replica::Replicas::build(&config, info.to_conninfo(), &mut secrets)?;
         let mut store = PgStore {
@@ -152,8 +153,12 @@ impl PgStore {
     /// # Errors
     /// [`Error::InvalidInput`] when `R` is not the record type of `table`, or the scope
     /// does not fit it.
-    pub fn connector<R: Record>(&self, table: TableType, scope: Scope) -> Result<PgConnector<R>> {
-        PgConnector::new(self.clone(), table, scope)
+    pub fn connector<R: Record>(
+        &self,
+        table: TableType,
+        scope: Scope,
+    ) -> Result<crate::PgConnector<R>> {
+        crate::PgConnector::new(self.clone(), table, scope)
     }
 
     /// Runs `f` as one unit of work on one connection in one transaction, committed when
@@ -341,11 +346,20 @@ impl PgStore {
         )
     }
 
-    /// Checks a connection out, waiting at most the pool timeout. The lease remembers where
-    /// it was taken, for the leak warning.
+    /// A connection (within the pool timeout), pinged even within the pre-ping bypass (a
+    /// write cannot run again); one found gone is closed. The lease remembers its caller.
     #[track_caller]
     pub(crate) fn checkout(&self) -> Result<Lease> {
-        self.checkout_with(false, std::panic::Location::caller())
+        let site = std::panic::Location::caller();
+        let mut lost = diesel::result::Error::NotFound;
+        for _ in 0..=self.inner.pool.max_size() {
+            let mut lease = self.checkout_with(false, site)?;
+            match lease.conn.check_unchecked() {
+                Ok(()) => return Ok(lease),
+                Err(e) => lost = e,
+            }
+        }
+        Err(map(lost))
     }
 
     /// [`checkout`](Self::checkout); with `at_open`, in short waits that return the first
@@ -434,12 +448,3 @@ const HOOKS: TxHooks<Lease> = TxHooks {
 /// A unit of work in progress; see [`PgStore::transaction`]. Its
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type PgTx<'t> = Tx<'t, PgStore>;
-
-/// A connector of one table, bound to one tenant, on PostgreSQL. Made by
-/// [`PgStore::connector`] (lifetime `'static`) or by a unit of work's
-/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
-/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
-pub type PgConnector<R> = Connector<PgStore, R>;
-
-/// A connector of a unit of work on PostgreSQL; see [`PgStore::transaction`].
-pub type PgTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, PgStore>, R>;

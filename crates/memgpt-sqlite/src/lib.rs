@@ -26,7 +26,16 @@ pub use maintenance::{AppliedSettings, StoreStats};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use memgpt_core::asynchronous::{AsyncConnector, AsyncStore};
-pub use store::{SqliteConnector, SqliteStore, SqliteTx, SqliteTxConnector};
+pub use store::{SqliteStore, SqliteTx};
+
+/// A connector of one table, bound to one tenant, on SQLite. Made by
+/// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
+/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
+/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
+pub type SqliteConnector<R> = memgpt_core::Connector<SqliteStore, R>;
+
+/// A connector of a unit of work on SQLite; see [`SqliteStore::transaction`].
+pub type SqliteTxConnector<'t, R> = memgpt_core::Connector<memgpt_core::InTx<'t, SqliteStore>, R>;
 
 /// The repository README's code blocks, compiled and run as doc tests (the README is the
 /// first thing a new user copies from).

@@ -9,7 +9,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::SqliteConnection;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Connector, Error, Record, Result, Scope, TableType, Tx};
+use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
 
 use crate::error::{map, pool_timeout};
 use crate::pragmas::{Customizer, ReaderCustomizer};
@@ -189,8 +189,8 @@ impl SqliteStore {
         &self,
         table: TableType,
         scope: Scope,
-    ) -> Result<SqliteConnector<R>> {
-        SqliteConnector::new(self.clone(), table, scope)
+    ) -> Result<crate::SqliteConnector<R>> {
+        crate::SqliteConnector::new(self.clone(), table, scope)
     }
 
     /// Runs `f` as one unit of work: every connector made from the [`SqliteTx`] uses the
@@ -385,12 +385,3 @@ impl Drop for OwnerGuard<'_> {
 /// A unit of work in progress; see [`SqliteStore::transaction`]. Its
 /// [`connector`](Tx::connector) makes connectors that work inside it.
 pub type SqliteTx<'t> = Tx<'t, SqliteStore>;
-
-/// A connector of one table, bound to one tenant, on SQLite. Made by
-/// [`SqliteStore::connector`] (lifetime `'static`) or by a unit of work's
-/// [`Tx::connector`](memgpt_core::Tx::connector). Implements
-/// [`StorageConnector`](memgpt_core::StorageConnector); see there for each operation.
-pub type SqliteConnector<R> = Connector<SqliteStore, R>;
-
-/// A connector of a unit of work on SQLite; see [`SqliteStore::transaction`].
-pub type SqliteTxConnector<'t, R> = Connector<memgpt_core::InTx<'t, SqliteStore>, R>;

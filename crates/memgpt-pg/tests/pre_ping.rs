@@ -1,0 +1,194 @@
+//! The pre-ping bypass (`PgConfig::pre_ping_bypass`): a read outside a unit of work takes
+//! a connection used a moment ago without pinging it, and when that connection turns out
+//! gone, the read runs again on a checked one — the caller sees no error (fault matrix
+//! row 3). Writes ping such a connection first. The bypass is set to an hour here, so
+//! that every checkout after the first is within it, whatever the machine's speed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{Integer, Text};
+use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::{DatabaseUrl, Message, Record, Role, Scope, StorageConnector, TableType};
+use memgpt_pg::{PgConfig, PgStore};
+use memgpt_testing::{TempDatabase, VECTOR_SERVER};
+use uuid::Uuid;
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+}
+
+/// A store of one connection whose checkouts all fall within the bypass, and its
+/// application name.
+fn store(db: &TempDatabase) -> (PgStore, String) {
+    let app = format!("memgpt-pre-ping-{}", Uuid::new_v4().simple());
+    let mut c = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    c.application_name = app.clone();
+    c.pool_size = 1;
+    c.max_overflow = 0;
+    c.pre_ping_bypass = Duration::from_secs(3600);
+    (PgStore::open(c).unwrap(), app)
+}
+
+fn pids(admin: &mut PgConnection, app: &str) -> BTreeSet<i32> {
+    let rows: Vec<Pid> =
+        diesel::sql_query("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind::<Text, _>(app)
+            .load(admin)
+            .unwrap();
+    rows.into_iter().map(|p| p.pid).collect()
+}
+
+/// Terminates the store's sessions and polls until the server has ended them.
+fn terminate(admin: &mut PgConnection, app: &str) -> BTreeSet<i32> {
+    let before = pids(admin, app);
+    assert_eq!(before.len(), 1, "one pooled connection");
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind::<Text, _>(app)
+    .execute(admin)
+    .unwrap();
+    let start = Instant::now();
+    while !pids(admin, app).is_disjoint(&before) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the session did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    before
+}
+
+fn said(s: &Scope, text: &str) -> Message {
+    Message::builder(s.user_id(), s.agent_id().unwrap(), Role::User)
+        .text(text)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (store, app) = store(&db);
+    let mut admin = db.connect().unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    let m = said(&s, "kept");
+    recall.insert(&m).unwrap();
+    for read in 0..4 {
+        assert_eq!(recall.size(&[]).unwrap(), 1);
+        let before = terminate(&mut admin, &app);
+        let checkouts = store.metrics().checkouts;
+        let got = match read {
+            0 => recall.get_all(&[], None).unwrap(),
+            1 => recall.get(m.id()).unwrap().into_iter().collect(),
+            2 => recall
+                .get_all_paginated(&[], 10)
+                .unwrap()
+                .flat_map(Result::unwrap)
+                .collect(),
+            _ => recall.query_text("kept", None, 0).unwrap(),
+        };
+        assert_eq!(got, std::slice::from_ref(&m), "read {read}");
+        // The unchecked connection, then a checked one on which the read ran again.
+        assert_eq!(store.metrics().checkouts - checkouts, 2, "read {read}");
+        assert!(pids(&mut admin, &app).is_disjoint(&before));
+    }
+}
+
+#[test]
+fn a_write_pings_an_unchecked_connection_and_replaces_it_when_gone() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (store, app) = store(&db);
+    let mut admin = db.connect().unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    recall.insert(&said(&s, "first")).unwrap();
+    terminate(&mut admin, &app);
+    recall.insert(&said(&s, "second")).unwrap();
+    terminate(&mut admin, &app);
+    recall
+        .insert_many([said(&s, "third"), said(&s, "fourth")], false)
+        .unwrap();
+    terminate(&mut admin, &app);
+    let units = store.transaction(|tx| {
+        let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
+        c.insert(&said(&s, "fifth"))?;
+        c.size(&[])
+    });
+    assert_eq!(units.unwrap(), 5);
+}
+
+#[test]
+fn a_read_inside_a_unit_of_work_is_never_run_again_elsewhere() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let (store, app) = store(&db);
+    let mut admin = db.connect().unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let done = store.transaction(|tx| {
+        let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
+        c.insert(&said(&s, "not committed"))?;
+        terminate(&mut admin, &app);
+        // On another connection the read would not see the unit's own write: it fails.
+        let read = c.size(&[]);
+        assert!(read.is_err(), "{read:?}");
+        read
+    });
+    assert!(
+        matches!(
+            done,
+            Err(memgpt_core::Error::ConnectionLost { .. } | memgpt_core::Error::Aborted { .. })
+        ),
+        "{done:?}"
+    );
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    assert_eq!(recall.size(&[]).unwrap(), 0);
+}
+
+#[test]
+fn reads_run_again_on_each_of_several_lost_connections() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let app = format!("memgpt-pre-ping-{}", Uuid::new_v4().simple());
+    let mut c = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+    c.application_name = app.clone();
+    c.pool_size = 3;
+    c.max_overflow = 0;
+    c.pre_ping_bypass = Duration::from_secs(3600);
+    let store = PgStore::open(c).unwrap();
+    let mut admin = db.connect().unwrap();
+    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let recall = store
+        .connector::<Message>(TableType::RecallMemory, s)
+        .unwrap();
+    recall.insert(&said(&s, "kept")).unwrap();
+    let before = pids(&mut admin, &app);
+    assert_eq!(before.len(), 3, "the pool opens its three at open");
+    diesel::sql_query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind::<Text, _>(&app)
+    .execute(&mut admin)
+    .unwrap();
+    let start = Instant::now();
+    while !pids(&mut admin, &app).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let closed = store.metrics().closed;
+    for _ in 0..6 {
+        assert_eq!(recall.size(&[]).unwrap(), 1);
+    }
+    assert!(store.metrics().closed - closed >= 1);
+    assert!(pids(&mut admin, &app).is_disjoint(&before));
+}
