@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{Integer, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_pg::{PgConfig, PgStore};
+use memgpt_pg::{PgConfig, PgConnector, PgStore};
 use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
@@ -22,16 +22,37 @@ struct Pid {
     pid: i32,
 }
 
-/// A store of one connection whose checkouts all fall within the bypass, and its
-/// application name.
-fn store(db: &TempDatabase) -> (PgStore, String) {
+/// A database, a store of `pool` connections whose checkouts all fall within the bypass,
+/// its application name, an admin connection, and one agent's recall memory.
+struct Fixture {
+    _db: TempDatabase,
+    store: PgStore,
+    app: String,
+    admin: PgConnection,
+    scope: Scope,
+    recall: PgConnector<Message>,
+}
+
+fn fixture(pool: u32) -> Fixture {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
     let app = format!("memgpt-pre-ping-{}", Uuid::new_v4().simple());
     let mut c = PgConfig::new(DatabaseUrl::new(db.url().expose()));
     c.application_name = app.clone();
-    c.pool_size = 1;
+    c.pool_size = pool;
     c.max_overflow = 0;
     c.pre_ping_bypass = Duration::from_secs(3600);
-    (PgStore::open(c).unwrap(), app)
+    let store = PgStore::open(c).unwrap();
+    let scope = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    let recall = store.connector(TableType::RecallMemory, scope).unwrap();
+    let admin = db.connect().unwrap();
+    Fixture {
+        _db: db,
+        store,
+        app,
+        admin,
+        scope,
+        recall,
+    }
 }
 
 fn pids(admin: &mut PgConnection, app: &str) -> BTreeSet<i32> {
@@ -43,10 +64,10 @@ fn pids(admin: &mut PgConnection, app: &str) -> BTreeSet<i32> {
     rows.into_iter().map(|p| p.pid).collect()
 }
 
-/// Terminates the store's sessions and polls until the server has ended them.
-fn terminate(admin: &mut PgConnection, app: &str) -> BTreeSet<i32> {
+/// Terminates the store's `n` sessions and polls until the server has ended them.
+fn terminate(admin: &mut PgConnection, app: &str, n: usize) -> BTreeSet<i32> {
     let before = pids(admin, app);
-    assert_eq!(before.len(), 1, "one pooled connection");
+    assert_eq!(before.len(), n, "the pool's connections");
     diesel::sql_query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
@@ -73,18 +94,20 @@ fn said(s: &Scope, text: &str) -> Message {
 
 #[test]
 fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one() {
-    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-    let (store, app) = store(&db);
-    let mut admin = db.connect().unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let recall = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
+    // The database first: dropped last.
+    let Fixture {
+        _db,
+        store,
+        app,
+        mut admin,
+        scope: s,
+        recall,
+    } = fixture(1);
     let m = said(&s, "kept");
     recall.insert(&m).unwrap();
     for read in 0..4 {
         assert_eq!(recall.size(&[]).unwrap(), 1);
-        let before = terminate(&mut admin, &app);
+        let before = terminate(&mut admin, &app, 1);
         let checkouts = store.metrics().checkouts;
         let got = match read {
             0 => recall.get_all(&[], None).unwrap(),
@@ -105,21 +128,23 @@ fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one()
 
 #[test]
 fn a_write_pings_an_unchecked_connection_and_replaces_it_when_gone() {
-    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-    let (store, app) = store(&db);
-    let mut admin = db.connect().unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let recall = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
+    // The database first: dropped last.
+    let Fixture {
+        _db,
+        store,
+        app,
+        mut admin,
+        scope: s,
+        recall,
+    } = fixture(1);
     recall.insert(&said(&s, "first")).unwrap();
-    terminate(&mut admin, &app);
+    terminate(&mut admin, &app, 1);
     recall.insert(&said(&s, "second")).unwrap();
-    terminate(&mut admin, &app);
+    terminate(&mut admin, &app, 1);
     recall
         .insert_many([said(&s, "third"), said(&s, "fourth")], false)
         .unwrap();
-    terminate(&mut admin, &app);
+    terminate(&mut admin, &app, 1);
     let units = store.transaction(|tx| {
         let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
         c.insert(&said(&s, "fifth"))?;
@@ -130,14 +155,19 @@ fn a_write_pings_an_unchecked_connection_and_replaces_it_when_gone() {
 
 #[test]
 fn a_read_inside_a_unit_of_work_is_never_run_again_elsewhere() {
-    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-    let (store, app) = store(&db);
-    let mut admin = db.connect().unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
+    // The database first: dropped last.
+    let Fixture {
+        _db,
+        store,
+        app,
+        mut admin,
+        scope: s,
+        recall,
+    } = fixture(1);
     let done = store.transaction(|tx| {
         let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
         c.insert(&said(&s, "not committed"))?;
-        terminate(&mut admin, &app);
+        terminate(&mut admin, &app, 1);
         // On another connection the read would not see the unit's own write: it fails.
         let read = c.size(&[]);
         assert!(read.is_err(), "{read:?}");
@@ -150,41 +180,23 @@ fn a_read_inside_a_unit_of_work_is_never_run_again_elsewhere() {
         ),
         "{done:?}"
     );
-    let recall = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
     assert_eq!(recall.size(&[]).unwrap(), 0);
 }
 
 #[test]
 fn reads_run_again_on_each_of_several_lost_connections() {
-    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-    let app = format!("memgpt-pre-ping-{}", Uuid::new_v4().simple());
-    let mut c = PgConfig::new(DatabaseUrl::new(db.url().expose()));
-    c.application_name = app.clone();
-    c.pool_size = 3;
-    c.max_overflow = 0;
-    c.pre_ping_bypass = Duration::from_secs(3600);
-    let store = PgStore::open(c).unwrap();
-    let mut admin = db.connect().unwrap();
-    let s = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
-    let recall = store
-        .connector::<Message>(TableType::RecallMemory, s)
-        .unwrap();
+    // The database first: dropped last.
+    let Fixture {
+        _db,
+        store,
+        app,
+        mut admin,
+        scope: s,
+        recall,
+    } = fixture(3);
     recall.insert(&said(&s, "kept")).unwrap();
-    let before = pids(&mut admin, &app);
-    assert_eq!(before.len(), 3, "the pool opens its three at open");
-    diesel::sql_query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-    )
-    .bind::<Text, _>(&app)
-    .execute(&mut admin)
-    .unwrap();
-    let start = Instant::now();
-    while !pids(&mut admin, &app).is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The pool opens its three at open.
+    let before = terminate(&mut admin, &app, 3);
     let closed = store.metrics().closed;
     for _ in 0..6 {
         assert_eq!(recall.size(&[]).unwrap(), 1);
