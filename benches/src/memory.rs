@@ -1,7 +1,12 @@
 //! W7: `insert_many` of 1,000,000 messages handed over as an iterator, in a child process
-//! whose peak resident set (the kernel's `VmHWM`) is the figure.
+//! whose peak resident set (the kernel's `VmHWM`) is the figure, beside its two parts: the
+//! memory the process allocated (`RssAnon`) and the pages of files it mapped (`RssFile`:
+//! SQLite's memory map, the kernel's page cache), each the highest a sampler saw.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use memgpt_core::{Message, Scope, StorageConnector, TableType};
@@ -13,17 +18,55 @@ use crate::target::{pg_store, sqlite_store, Database, Env};
 /// The argument that makes the bench binary the W7 child.
 pub const CHILD: &str = "--w7-child";
 
+/// A field of `/proc/self/status` in KiB (`VmHWM`, `RssAnon`, `RssFile`).
+fn status_kib(status: &str, field: &str) -> Result<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/self/status"))
+}
+
 /// This process's peak resident set, in KiB.
 pub fn peak_rss_kib() -> Result<u64> {
-    std::fs::read_to_string("/proc/self/status")?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmHWM in /proc/self/status")
+    status_kib(&std::fs::read_to_string("/proc/self/status")?, "VmHWM")
+}
+
+/// The highest `RssAnon` and `RssFile` (KiB) seen while `work` runs, read every
+/// millisecond by a thread of its own and once more at the end (the kernel keeps a peak of
+/// the sum only).
+fn sampled<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, u64, u64)> {
+    let read = || -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        Ok((
+            status_kib(&status, "RssAnon")?,
+            status_kib(&status, "RssFile")?,
+        ))
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let done = Arc::clone(&done);
+        move || -> Result<(u64, u64)> {
+            let mut peak = read()?;
+            while !done.load(Ordering::Relaxed) {
+                let (anon, file) = read()?;
+                peak = (peak.0.max(anon), peak.1.max(file));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(peak)
+        }
+    });
+    let out = work();
+    done.store(true, Ordering::Relaxed);
+    let (anon, file) = sampler
+        .join()
+        .map_err(|_| anyhow::anyhow!("the RSS sampler panicked"))??;
+    let last = read()?;
+    Ok((out?, anon.max(last.0), file.max(last.1)))
 }
 
 /// The child: `--w7-child sqlite|postgres|sqlite-mmap-off LOCATION N`; prints
-/// `peak_rss_kib K`.
+/// `peak_rss_kib K`, `peak_anon_kib K` and `peak_file_kib K`.
 pub fn child(args: &[String]) -> Result<()> {
     let [kind, location, n] = args else {
         bail!("usage: {CHILD} sqlite|sqlite-mmap-off|postgres LOCATION N");
@@ -31,10 +74,11 @@ pub fn child(args: &[String]) -> Result<()> {
     let n: usize = n.parse()?;
     let (u, a) = tenants(1, 1)[0];
     let lazy = messages(vec![(u, a)], n);
-    let written = match kind.as_str() {
+    let (written, anon, file) = sampled(|| match kind.as_str() {
         "postgres" => pg_store(location)?
             .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))?
-            .insert_many(lazy, false)?,
+            .insert_many(lazy, false)
+            .map_err(Into::into),
         "sqlite" | "sqlite-mmap-off" => {
             let store = if kind == "sqlite" {
                 sqlite_store(std::path::Path::new(location))?
@@ -45,12 +89,15 @@ pub fn child(args: &[String]) -> Result<()> {
             };
             store
                 .connector::<Message>(TableType::RecallMemory, Scope::agent(u, a))?
-                .insert_many(lazy, false)?
+                .insert_many(lazy, false)
+                .map_err(Into::into)
         }
         other => bail!("unknown backend {other}"),
-    };
+    })?;
     anyhow::ensure!(written == n as u64, "wrote {written} of {n}");
     println!("peak_rss_kib {}", peak_rss_kib()?);
+    println!("peak_anon_kib {anon}");
+    println!("peak_file_kib {file}");
     Ok(())
 }
 
@@ -81,20 +128,26 @@ pub fn w7(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
             bail!("W7 child failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let kib: u64 = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("peak_rss_kib "))
-            .and_then(|v| v.trim().parse().ok())
-            .context("the W7 child printed no peak RSS")?;
-        report.add(
-            "W7",
-            case,
-            backend.name(),
-            "optimized",
-            n as u64,
-            "peak_rss_mb",
-            kib as f64 / 1024.0,
-        );
+        for (printed, metric) in [
+            ("peak_rss_kib ", "peak_rss_mb"),
+            ("peak_anon_kib ", "peak_anon_mb"),
+            ("peak_file_kib ", "peak_file_mb"),
+        ] {
+            let kib: u64 = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(printed))
+                .and_then(|v| v.trim().parse().ok())
+                .with_context(|| format!("the W7 child printed no {printed}"))?;
+            report.add(
+                "W7",
+                case,
+                backend.name(),
+                "optimized",
+                n as u64,
+                metric,
+                kib as f64 / 1024.0,
+            );
+        }
     }
     Ok(())
 }

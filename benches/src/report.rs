@@ -17,7 +17,7 @@ pub struct Figure {
     pub variant: &'static str,
     /// Records in the workload (rows loaded, rows in the table read, rounds run).
     pub size: u64,
-    /// `rows_per_s`, `p50_ms`, `p99_ms`, `ops_per_s`, `errors`, `peak_rss_mb`,
+    /// `rows_per_s`, `p50_ms`, `p99_ms`, `ops_per_s`, `errors`, `peak_rss_mb` (`peak_anon_mb`, `peak_file_mb`),
     /// `recall_at_10`, `mrr_at_10`.
     pub metric: &'static str,
     /// The figure.
@@ -103,7 +103,7 @@ impl Report {
         for ((_, (w, case, backend, size, metric)), values) in rows {
             let cell = |v: Option<&f64>| v.map_or("—".to_owned(), |v| number(*v));
             let lower_is_better =
-                metric.ends_with("_ms") || metric == "peak_rss_mb" || metric == "errors";
+                metric.ends_with("_ms") || metric.starts_with("peak_") || metric == "errors";
             let ratio = |other: &str| match (values.get("optimized"), values.get(other)) {
                 (Some(&o), Some(&x)) if o > 0.0 && x > 0.0 => {
                     format!("{:.2}x", if lower_is_better { x / o } else { o / x })
