@@ -26,7 +26,7 @@ pub trait Source {
     /// and changes nothing (`f` is `Fn`: it cannot pull from an iterator, say): outside a
     /// unit of work, `f` runs once more, on another
     /// connection, when the backend says the first was lost before it could be checked
-    /// ([`Backend::read_again`]).
+    /// ([`Backend::run_again`]).
     ///
     /// # Errors
     /// `f`'s error; no connection; [`Error::Aborted`] in a unit of work that has ended.
@@ -38,7 +38,10 @@ pub trait Source {
 
     /// Runs `f` as one write, all or nothing: in a write transaction of its own, or in a
     /// savepoint of the unit of work. `f` holds the connection throughout and may pull
-    /// records from caller code between database rounds.
+    /// records from caller code between database rounds. Outside a unit of work, a write
+    /// whose transaction could not begin because the connection was lost before it could
+    /// be checked runs on another connection ([`Backend::run_again`]); one that began never
+    /// runs again.
     ///
     /// # Errors
     /// As [`read`](Self::read).
@@ -68,7 +71,7 @@ impl<B: Backend> Source for B {
     fn read<T>(&self, _: Internal, f: impl Fn(&mut B::Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.read_lease()?;
         match self.read_on(&mut lease, &f) {
-            Err(e) => match self.read_again(lease, &e) {
+            Err(e) => match self.run_again(lease, &e) {
                 Some(again) => {
                     let mut again = again?;
                     self.read_on(&mut again, f)
@@ -81,7 +84,25 @@ impl<B: Backend> Source for B {
 
     fn write<T>(&self, _: Internal, f: impl FnOnce(&mut B::Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.write_lease()?;
-        self.write_transaction(&mut lease, f)
+        // `f` is taken once the transaction has begun: still here after a failure, it never
+        // ran and nothing was written, so it may run on another connection.
+        let mut waiting = Some(f);
+        let first = self.write_transaction(&mut lease, |conn| match waiting.take() {
+            Some(f) => f(conn),
+            None => Err(Error::Aborted {
+                message: "a write's transaction ran its body twice".to_owned(),
+            }),
+        });
+        match (first, waiting) {
+            (Err(e), Some(f)) => match self.run_again(lease, &e) {
+                Some(again) => {
+                    let mut again = again?;
+                    self.write_transaction(&mut again, f)
+                }
+                None => Err(e),
+            },
+            (done, _) => done,
+        }
     }
 }
 

@@ -53,16 +53,19 @@ impl Backend for PgStore {
         self.read_checkout()
     }
 
+    /// The primary's connection, unchecked within the pre-ping bypass: the write's `BEGIN`
+    /// is its check ([`run_again`](Self::run_again)).
     #[track_caller]
     fn write_lease(&self) -> Result<Lease> {
-        self.checkout()
+        self.checkout_with(false, std::panic::Location::caller())
     }
 
-    /// A read that lost a connection handed out unchecked (within the pre-ping bypass,
+    /// A read, or a write whose `BEGIN` failed, that lost a connection handed out
+    /// unchecked (within the pre-ping bypass,
     /// [`PgConfig::pre_ping_bypass`](crate::PgConfig::pre_ping_bypass)) runs again on a
     /// checked one; the lost one is closed.
     #[track_caller]
-    fn read_again(&self, mut lease: Lease, error: &Error) -> Option<Result<Lease>> {
+    fn run_again(&self, mut lease: Lease, error: &Error) -> Option<Result<Lease>> {
         if lease.conn.checked() || !matches!(error, Error::ConnectionLost { .. }) {
             return None;
         }

@@ -23,10 +23,11 @@ pub struct PgConfig {
     pub max_overflow: u32,
     /// Longest wait for a connection (`MEMGPT_PG_POOL_TIMEOUT`, seconds, default 30).
     pub pool_timeout: Duration,
-    /// A read outside a unit of work takes a connection used within this long without
+    /// A call outside a unit of work takes a connection used within this long without
     /// pinging it first (`MEMGPT_PG_PRE_PING_BYPASS_MS`, milliseconds, default 500, as
     /// HikariCP's bypass window; 0: every checkout pings): should the connection be gone,
-    /// the read runs again on a checked one. Writes and units of work always ping.
+    /// a read runs again on a checked one, and so does a write whose `BEGIN` found it gone
+    /// (a write that began never runs again). Units of work and replicas always ping.
     pub pre_ping_bypass: Duration,
     /// Maximum lifetime of a connection (`MEMGPT_PG_POOL_RECYCLE`, seconds, default 3600).
     pub pool_recycle: Duration,

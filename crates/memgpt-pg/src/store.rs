@@ -365,7 +365,7 @@ impl PgStore {
     /// [`checkout`](Self::checkout); with `at_open`, in short waits that return the first
     /// connection error r2d2 reports (it appends the last one to each timeout) rather than
     /// waiting the whole pool timeout for a server that refuses every connection.
-    fn checkout_with(
+    pub(crate) fn checkout_with(
         &self,
         at_open: bool,
         site: &'static std::panic::Location<'static>,

@@ -1,7 +1,8 @@
 //! The pre-ping bypass (`PgConfig::pre_ping_bypass`): a read outside a unit of work takes
 //! a connection used a moment ago without pinging it, and when that connection turns out
 //! gone, the read runs again on a checked one — the caller sees no error (fault matrix
-//! row 3). Writes ping such a connection first. The bypass is set to an hour here, so
+//! row 3). A write's `BEGIN` is its check: should it find the connection gone, the write
+//! runs on a checked one; a write that began never runs again. The bypass is set to an hour here, so
 //! that every checkout after the first is within it, whatever the machine's speed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -127,7 +128,7 @@ fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one()
 }
 
 #[test]
-fn a_write_pings_an_unchecked_connection_and_replaces_it_when_gone() {
+fn a_write_whose_unchecked_connection_is_gone_runs_on_a_checked_one() {
     // The database first: dropped last.
     let Fixture {
         _db,
@@ -139,7 +140,10 @@ fn a_write_pings_an_unchecked_connection_and_replaces_it_when_gone() {
     } = fixture(1);
     recall.insert(&said(&s, "first")).unwrap();
     terminate(&mut admin, &app, 1);
+    let checkouts = store.metrics().checkouts;
     recall.insert(&said(&s, "second")).unwrap();
+    // The unchecked connection, found gone, then a checked one.
+    assert_eq!(store.metrics().checkouts - checkouts, 2);
     terminate(&mut admin, &app, 1);
     recall
         .insert_many([said(&s, "third"), said(&s, "fourth")], false)
@@ -151,6 +155,41 @@ fn a_write_pings_an_unchecked_connection_and_replaces_it_when_gone() {
         c.size(&[])
     });
     assert_eq!(units.unwrap(), 5);
+}
+
+#[test]
+fn a_write_that_lost_its_connection_after_it_began_is_not_run_again() {
+    // The database first: dropped last.
+    let Fixture {
+        _db,
+        store,
+        app,
+        admin,
+        scope: s,
+        recall,
+    } = fixture(1);
+    recall.insert(&said(&s, "first")).unwrap();
+    let checkouts = store.metrics().checkouts;
+    // 1,500 records: the first 1,001 are pulled before the call takes its connection, the
+    // rest inside its transaction — where the 1,200th ends the connection.
+    let mut admin = Some(admin);
+    let (app2, s2) = (app.clone(), s);
+    let records = (0..1_500).map(move |i| {
+        if i == 1_200 {
+            if let Some(mut admin) = admin.take() {
+                terminate(&mut admin, &app2, 1);
+            }
+        }
+        said(&s2, &format!("m{i}"))
+    });
+    let e = recall.insert_many(records, false).unwrap_err();
+    assert!(
+        matches!(e, memgpt_core::Error::ConnectionLost { .. }),
+        "{e:?}"
+    );
+    // One connection: the write that began was not run again on another.
+    assert_eq!(store.metrics().checkouts - checkouts, 1);
+    assert_eq!(recall.size(&[]).unwrap(), 1);
 }
 
 #[test]

@@ -140,15 +140,15 @@ pub trait Backend: Dialect + FullText + Clone + Send + Sync + Sized + 'static {
     /// As [`read_lease`](Self::read_lease).
     fn write_lease(&self) -> Result<Self::Lease>;
 
-    /// After a read on `lease` failed with `error`: a connection to run the read once more
-    /// on, when the failure was the loss of a connection the store handed out without
-    /// checking it (a backend may skip the check of a connection it used a moment ago);
-    /// `None`, by default, when the error stands. A read changes nothing, so running it
-    /// again is safe; a write is never run again.
+    /// After a call on `lease` failed with `error` before it changed anything — a read, or
+    /// a write whose transaction could not begin — a connection to run it once more on,
+    /// when the failure was the loss of a connection the store handed out without checking
+    /// it (a backend may skip the check of a connection it used a moment ago); `None`, by
+    /// default, when the error stands. A write whose transaction began is never run again.
     ///
     /// # Errors
     /// As [`read_lease`](Self::read_lease).
-    fn read_again(&self, lease: Self::Lease, error: &crate::Error) -> Option<Result<Self::Lease>> {
+    fn run_again(&self, lease: Self::Lease, error: &crate::Error) -> Option<Result<Self::Lease>> {
         let _ = (lease, error);
         None
     }
