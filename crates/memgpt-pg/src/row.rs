@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::deserialize::{self, FromSql, QueryableByName};
+use diesel::pg::data_types::PgTimestamp;
 use diesel::pg::Pg;
 use diesel::row::NamedRow;
 use diesel::sql_types::{Array, BigInt, Float4, Json, Nullable, Text, Timestamptz};
@@ -64,8 +65,22 @@ impl<'a, R: NamedRow<'a, Pg>> Row for Columns<'_, R> {
         self.get::<Nullable<BigInt>, Option<i64>>(c)
     }
 
+    /// `timestamptz`'s binary form, microseconds since 2000-01-01 UTC, shifted to the Unix
+    /// epoch once (diesel's `DateTime` decoding walks calendar dates). `infinity` and
+    /// other values outside chrono's range are undecodable.
     fn time(&self, c: Col) -> Got<DateTime<Utc>> {
-        self.get::<Nullable<Timestamptz>, Option<DateTime<Utc>>>(c)
+        /// 2000-01-01T00:00:00Z in microseconds since the Unix epoch.
+        const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+        let Some(PgTimestamp(micros)) =
+            self.get::<Nullable<Timestamptz>, Option<PgTimestamp>>(c)?
+        else {
+            return Ok(None);
+        };
+        micros
+            .checked_add(PG_EPOCH_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
+            .map(Some)
+            .ok_or_else(|| Undecodable::new(c.name, format!("timestamp {micros} out of range")))
     }
 
     /// `json`'s binary form is its text.

@@ -132,3 +132,61 @@ fn keep_newest_leaves_records_without_created_at_alone() {
     .unwrap();
     assert_eq!(n[0].n, 3);
 }
+
+/// `timestamptz` values another tool wrote read back to the microsecond, on either side of
+/// PostgreSQL's epoch (2000) and the Unix epoch, and at the ends of the years a record may
+/// hold; `infinity` is a value that does not decode, naming its column.
+#[test]
+fn timestamps_other_tools_wrote_read_to_the_microsecond() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let s = store(&db);
+    let (user, agent) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let mut conn = PgConnection::establish(db.url().expose()).unwrap();
+    let written = [
+        (
+            "1999-12-31 23:59:59.999999+00",
+            "1999-12-31T23:59:59.999999Z",
+        ),
+        ("2000-01-01 00:00:00+00", "2000-01-01T00:00:00Z"),
+        (
+            "2000-01-01 00:00:00.000001+00",
+            "2000-01-01T00:00:00.000001Z",
+        ),
+        ("1969-07-20 20:17:40.5-02", "1969-07-20T22:17:40.500Z"),
+        ("0001-01-01 00:00:00+00", "0001-01-01T00:00:00Z"),
+        (
+            "9999-12-31 23:59:59.999999+00",
+            "9999-12-31T23:59:59.999999Z",
+        ),
+        (
+            "2024-03-01 12:30:45.123456+05:30",
+            "2024-03-01T07:00:45.123456Z",
+        ),
+    ];
+    let c = s
+        .connector::<Message>(TableType::RecallMemory, Scope::agent(user, agent))
+        .unwrap();
+    for (i, (value, expected)) in written.iter().enumerate() {
+        let id = Uuid::from_u128(100 + i as u128);
+        conn.batch_execute(&format!(
+            "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, \
+             created_at) VALUES ('{id}', '{user}', '{agent}', 'user', 'hi', '{value}')"
+        ))
+        .unwrap();
+        let got = c.get(id).unwrap().unwrap();
+        let expected: chrono::DateTime<chrono::Utc> = expected.parse().unwrap();
+        assert_eq!(got.created_at(), expected, "{value}");
+    }
+    let id = Uuid::from_u128(99);
+    conn.batch_execute(&format!(
+        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, \
+         created_at) VALUES ('{id}', '{user}', '{agent}', 'user', 'hi', 'infinity')"
+    ))
+    .unwrap();
+    let e = c.get(id).unwrap_err();
+    assert!(
+        matches!(&e, memgpt_core::Error::Database { message }
+            if message.contains("memgpt_recall_memory_agent.created_at holds a value that does not decode")),
+        "{e:?}"
+    );
+}
