@@ -192,7 +192,7 @@ impl ManageConnection for Manager {
     /// The pre-ping of a checkout (diesel's `SELECT 1`), but for a connection back in the
     /// pool for less than `bypass`: handed out unchecked (a read on it that finds it gone
     /// runs again on a checked one, as does a write whose `BEGIN` finds it gone; a unit of
-    /// work pings it first, [`Conn::check`]).
+    /// work pings it first, [`Conn::check_unchecked`]).
     fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
         if conn.returned.elapsed() < self.bypass {
             conn.checked = false;

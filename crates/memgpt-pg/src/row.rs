@@ -80,7 +80,12 @@ impl<'a, R: NamedRow<'a, Pg>> Row for Columns<'_, R> {
             .checked_add(PG_EPOCH_MICROS)
             .and_then(DateTime::from_timestamp_micros)
             .map(Some)
-            .ok_or_else(|| Undecodable::new(c.name, format!("timestamp {micros} out of range")))
+            .ok_or_else(|| {
+                Undecodable::new(
+                    c.name,
+                    format!("{micros} µs from 2000-01-01 is out of range"),
+                )
+            })
     }
 
     /// `json`'s binary form is its text.

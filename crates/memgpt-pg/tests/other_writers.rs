@@ -177,16 +177,18 @@ fn timestamps_other_tools_wrote_read_to_the_microsecond() {
         let expected: chrono::DateTime<chrono::Utc> = expected.parse().unwrap();
         assert_eq!(got.created_at(), expected, "{value}");
     }
-    let id = Uuid::from_u128(99);
-    conn.batch_execute(&format!(
-        "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, \
-         created_at) VALUES ('{id}', '{user}', '{agent}', 'user', 'hi', 'infinity')"
-    ))
-    .unwrap();
-    let e = c.get(id).unwrap_err();
-    assert!(
-        matches!(&e, memgpt_core::Error::Database { message }
-            if message.contains("memgpt_recall_memory_agent.created_at holds a value that does not decode")),
-        "{e:?}"
-    );
+    for (n, value) in [(98u128, "infinity"), (99, "-infinity")] {
+        let id = Uuid::from_u128(n);
+        conn.batch_execute(&format!(
+            "INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text, \
+             created_at) VALUES ('{id}', '{user}', '{agent}', 'user', 'hi', '{value}')"
+        ))
+        .unwrap();
+        let e = c.get(id).unwrap_err();
+        assert!(
+            matches!(&e, memgpt_core::Error::Database { message }
+                if message.contains("memgpt_recall_memory_agent.created_at holds a value that does not decode")),
+            "{value}: {e:?}"
+        );
+    }
 }

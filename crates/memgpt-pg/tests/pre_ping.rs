@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use diesel::sql_types::{Integer, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{DatabaseUrl, Message, Record, Role, Scope, StorageConnector, TableType};
-use memgpt_pg::{PgConfig, PgConnector, PgStore};
+use memgpt_pg::{PgConfig, PgConnector, PgStore, Pooler};
 use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 use uuid::Uuid;
 
@@ -35,6 +35,11 @@ struct Fixture {
 }
 
 fn fixture(pool: u32) -> Fixture {
+    fixture_with(pool, |_| {})
+}
+
+/// [`fixture`], the store's configuration changed by `change` first.
+fn fixture_with(pool: u32, change: impl FnOnce(&mut PgConfig)) -> Fixture {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
     let app = format!("memgpt-pre-ping-{}", Uuid::new_v4().simple());
     let mut c = PgConfig::new(DatabaseUrl::new(db.url().expose()));
@@ -42,6 +47,9 @@ fn fixture(pool: u32) -> Fixture {
     c.pool_size = pool;
     c.max_overflow = 0;
     c.pre_ping_bypass = Duration::from_secs(3600);
+    change(&mut c);
+    // Migrated first: a store behind a transaction pooler does not migrate at open.
+    memgpt_migrate::postgres::run_url(db.url(), memgpt_migrate::Command::Up).unwrap();
     let store = PgStore::open(c).unwrap();
     let scope = Scope::agent(Uuid::new_v4(), Uuid::new_v4());
     let recall = store.connector(TableType::RecallMemory, scope).unwrap();
@@ -190,6 +198,36 @@ fn a_write_that_lost_its_connection_after_it_began_is_not_run_again() {
     // One connection: the write that began was not run again on another.
     assert_eq!(store.metrics().checkouts - checkouts, 1);
     assert_eq!(recall.size(&[]).unwrap(), 1);
+}
+
+/// Behind a transaction pooler whose server defaults differ from the store's settings,
+/// every call opens with `BEGIN; SET LOCAL …`: on a connection found gone there, a read and
+/// a write run again on a checked one all the same.
+#[test]
+fn with_settings_per_call_a_call_whose_connection_is_gone_runs_on_a_checked_one() {
+    // The database first: dropped last.
+    let Fixture {
+        _db,
+        store,
+        app,
+        mut admin,
+        scope: s,
+        recall,
+    } = fixture_with(1, |c| {
+        c.pooler = Pooler::Transaction;
+        // The server's default is 0: the settings differ.
+        c.statement_timeout = Duration::from_secs(7);
+    });
+    assert!(store.settings_per_call());
+    recall.insert(&said(&s, "first")).unwrap();
+    terminate(&mut admin, &app, 1);
+    let checkouts = store.metrics().checkouts;
+    recall.insert(&said(&s, "second")).unwrap();
+    assert_eq!(store.metrics().checkouts - checkouts, 2);
+    terminate(&mut admin, &app, 1);
+    let checkouts = store.metrics().checkouts;
+    assert_eq!(recall.size(&[]).unwrap(), 2);
+    assert_eq!(store.metrics().checkouts - checkouts, 2);
 }
 
 #[test]
