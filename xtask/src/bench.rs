@@ -43,7 +43,7 @@ pub fn run(args: &[String]) -> Result<()> {
         None
     };
     // S1 runs through PgBouncer in front of the throwaway server, and with a replica of it.
-    let _bouncer = if guard.is_some() || (start_pg && pg::Server::from_env()?.running()) {
+    let _bouncer = if guard.is_some() || (start_pg && pg::Server::from_env()?.running()?) {
         let server = pg::Server::from_env()?;
         let (g, url) = pgbouncer::Guard::start(&server)?;
         pass.extend(["--pgbouncer-url".to_owned(), url]);

@@ -51,7 +51,7 @@ pub fn run(args: &[String]) -> Result<()> {
             server.stop()?;
         }
         (Some("status"), []) => {
-            if server.running() {
+            if server.running()? {
                 println!("running: {}", server.url());
             } else {
                 println!("stopped");
@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> Result<()> {
             if bouncer.running() {
                 println!("pgbouncer running: {}", bouncer.url());
             }
-            if server.replica_running() {
+            if server.replica_running()? {
                 println!("replica running: {}", server.replica_url());
             }
         }
@@ -193,14 +193,14 @@ impl Server {
         Ok(())
     }
 
-    pub fn running(&self) -> bool {
-        self.cluster().running()
+    pub fn running(&self) -> Result<bool> {
+        Ok(self.cluster().running()?)
     }
 
     /// Installs, initialises and starts the server if it is not running.
     pub fn start(&self) -> Result<()> {
         self.install()?;
-        if self.running() {
+        if self.running()? {
             return Ok(());
         }
         // The server's account must traverse every folder above the binaries and data, and
@@ -228,15 +228,15 @@ impl Server {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port + 2)
     }
 
-    pub fn replica_running(&self) -> bool {
-        self.replica().running()
+    pub fn replica_running(&self) -> Result<bool> {
+        Ok(self.replica().running()?)
     }
 
     /// A streaming replica of the running server (`pg_basebackup -R`, once), started as a
     /// hot standby on the port two after the server's, unless it runs already.
     pub fn start_replica(&self) -> Result<()> {
         let replica = self.replica();
-        if replica.running() {
+        if replica.running()? {
             return Ok(());
         }
         if !replica.exists() {
@@ -250,7 +250,7 @@ impl Server {
 
     pub fn stop_replica(&self) -> Result<()> {
         let replica = self.replica();
-        if replica.running() {
+        if replica.running()? {
             replica.pg_ctl(&["stop", "-m", "fast", "-w"])?;
         }
         Ok(())
@@ -258,7 +258,7 @@ impl Server {
 
     pub fn stop(&self) -> Result<()> {
         let cluster = self.cluster();
-        if cluster.running() {
+        if cluster.running()? {
             cluster.pg_ctl(&["stop", "-m", "fast", "-w"])?;
         }
         Ok(())
@@ -275,7 +275,7 @@ impl Guard {
     /// Starts the server unless it is running already (then leaves it running at the end).
     pub fn start() -> Result<(Self, String)> {
         let server = Server::from_env()?;
-        let was_running = server.running();
+        let was_running = server.running()?;
         server.start()?;
         let url = server.url();
         Ok((

@@ -59,13 +59,7 @@ impl PgBouncer {
 
     /// The `pgbouncer` binary, installed from Debian's packages when missing.
     fn binary() -> Result<PathBuf> {
-        let find = || {
-            ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-        };
-        if let Some(p) = find() {
+        if let Some(p) = cluster::pgbouncer_binary() {
             return Ok(p);
         }
         if !as_root() {
@@ -73,7 +67,8 @@ impl PgBouncer {
         }
         eprintln!("installing pgbouncer (apt-get)");
         crate::apt_install(&["pgbouncer"])?;
-        find().context("apt-get installed pgbouncer, but no pgbouncer binary was found")
+        cluster::pgbouncer_binary()
+            .context("apt-get installed pgbouncer, but no pgbouncer binary was found")
     }
 
     /// Writes the configuration and starts PgBouncer, unless it runs already. The server

@@ -116,7 +116,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Ok(url) => url,
         Err(_) => {
             let server = pg::Server::from_env()?;
-            if !server.running() {
+            if !server.running()? {
                 bail!(
                     "MEMGPT_TEST_DATABASE_URL names a server of yours: name one without \
                      pgvector in MEMGPT_TEST_PG_NO_VECTOR_URL too (or unset both)"
@@ -131,7 +131,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Ok(url) => (None, url),
         Err(_) => {
             let server = pg::Server::from_env()?;
-            if !server.running() {
+            if !server.running()? {
                 bail!(
                     "MEMGPT_TEST_DATABASE_URL names a server of yours: name PgBouncer in \
                      transaction mode in front of it in MEMGPT_TEST_PGBOUNCER_URL too (or unset \
@@ -148,7 +148,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Ok(url) => url,
         Err(_) => {
             let server = pg::Server::from_env()?;
-            if !server.running() {
+            if !server.running()? {
                 bail!(
                     "MEMGPT_TEST_DATABASE_URL names a server of yours: name a streaming \
                      replica of it in MEMGPT_TEST_PG_REPLICA_URL too (or unset both)"

@@ -7,6 +7,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// What failed, in words: the command and what it printed (and the server's log).
@@ -24,13 +25,29 @@ impl std::error::Error for Failure {}
 /// A step's outcome.
 pub type Outcome = Result<(), Failure>;
 
-/// Whether this process runs as root.
+/// Whether this process runs as root (asked of `id` once).
 pub fn as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    })
+}
+
+/// Debian's `pgbouncer` (`/usr/sbin`, which a user's `PATH` may lack), else the one on
+/// `PATH`; `None` when there is none.
+pub fn pgbouncer_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    ["/usr/sbin", "/usr/bin"]
+        .iter()
+        .map(PathBuf::from)
+        .chain(on_path)
+        .map(|dir| dir.join("pgbouncer"))
+        .find(|p| p.is_file())
 }
 
 /// A command that runs `program` as the server's account: `postgres` when root, else
@@ -45,21 +62,19 @@ pub fn as_server(program: impl AsRef<OsStr>) -> Command {
     }
 }
 
-/// Runs `program` with `args`, its output discarded.
+/// Runs `program` with `args`.
 ///
 /// # Errors
-/// When it cannot start or fails, naming it.
+/// When it cannot start or fails, naming it, with what it printed on stderr.
 pub fn sh(program: &str, args: &[&OsStr]) -> Outcome {
-    let ok = Command::new(program)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure(format!("{program} {args:?} failed")))
+    match Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(Failure(format!(
+            "{program} {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) => Err(Failure(format!("{program}: {e}"))),
     }
 }
 
@@ -177,7 +192,7 @@ impl Cluster {
                 .map(OsStr::new),
         );
         all.extend_from_slice(args);
-        self.run("initdb", &all)
+        self.run("initdb", &all, false)
     }
 
     /// `pg_basebackup -R` of the server on `port` of 127.0.0.1 into the data folder (made
@@ -198,17 +213,18 @@ impl Cluster {
                 .iter()
                 .map(OsStr::new),
         );
-        self.run("pg_basebackup", &all)
+        self.run("pg_basebackup", &all, false)
     }
 
     /// `pg_ctl ARGS` on the data folder; `start` and `restart` with the log and the
     /// options.
     ///
     /// # Errors
-    /// When `pg_ctl` fails, with its output and the log.
+    /// When `pg_ctl` fails, with its output and the server's log.
     pub fn pg_ctl(&self, args: &[&str]) -> Outcome {
         let mut all: Vec<&OsStr> = vec!["-D".as_ref(), self.data.as_os_str()];
         if matches!(args.first(), Some(&"start" | &"restart")) {
+            self.log_file()?;
             all.extend([
                 "-l".as_ref(),
                 self.log.as_os_str(),
@@ -216,22 +232,35 @@ impl Cluster {
                 self.options.as_ref(),
             ]);
         }
-        if matches!(args.first(), Some(&"start" | &"restart")) {
-            self.log_file()?;
-        }
         all.extend(args.iter().map(OsStr::new));
-        self.run("pg_ctl", &all)
+        self.run("pg_ctl", &all, true)
     }
 
-    /// Whether the server runs (`pg_ctl status`).
-    pub fn running(&self) -> bool {
-        self.exists()
-            && as_server(self.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&self.data)
-                .arg("status")
-                .output()
-                .is_ok_and(|o| o.status.success())
+    /// Whether the server runs (`pg_ctl status`: 0 running, 3 not).
+    ///
+    /// # Errors
+    /// When `pg_ctl` cannot be run, or answers neither.
+    pub fn running(&self) -> Result<bool, Failure> {
+        if !self.exists() {
+            return Ok(false);
+        }
+        let pg_ctl = self.bin.join("pg_ctl");
+        let out = as_server(&pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("status")
+            .output()
+            .map_err(|e| Failure(format!("{}: {e}", pg_ctl.display())))?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(3) => Ok(false),
+            _ => Err(Failure(format!(
+                "pg_ctl status failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))),
+        }
     }
 
     /// The data folder (0700) and the log, both the server's account's.
@@ -254,7 +283,9 @@ impl Cluster {
         give_to_server(&self.log)
     }
 
-    fn run(&self, program: &str, args: &[&OsStr]) -> Outcome {
+    /// Runs `program` of the binaries as the server's account; its failure says what it
+    /// printed, and with `with_log` the server's log (the start of a server that failed).
+    fn run(&self, program: &str, args: &[&OsStr], with_log: bool) -> Outcome {
         let path = self.bin.join(program);
         let out = as_server(&path)
             .args(args)
@@ -263,13 +294,18 @@ impl Cluster {
         if out.status.success() {
             return Ok(());
         }
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        Err(Failure(format!(
-            "{program} failed: {}{}\n{}",
+        let mut message = format!(
+            "{program} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )))
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if with_log {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            message.push_str(&format!(
+                "\nthe server's log ({}):\n{log}",
+                self.log.display()
+            ));
+        }
+        Err(Failure(message))
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use memgpt_core::{DatabaseUrl, Error};
 
-use crate::cluster::{as_root, give_to_server, kill_and_wait, sh, start_pgbouncer, Cluster};
+use crate::cluster::{
+    as_root, give_to_server, kill_and_wait, pgbouncer_binary, sh, start_pgbouncer, Cluster,
+};
 
 /// The binaries of PostgreSQL for [`OwnServer`] (set by `cargo xtask test`).
 pub const SERVER_BINARIES: &str = "MEMGPT_TEST_PG_BIN";
@@ -270,15 +272,9 @@ impl OwnPgBouncer {
         );
         std::fs::write(path("pgbouncer.ini"), ini).map_err(|e| fail("configuration", &e))?;
         let (ini, log) = (path("pgbouncer.ini"), path("log"));
+        let binary = pgbouncer_binary().ok_or_else(|| fail("binary", &"not installed"))?;
         let bouncer = OwnPgBouncer { dir, port };
-        start_pgbouncer(
-            "pgbouncer".as_ref(),
-            &ini,
-            port,
-            &log,
-            Duration::from_secs(30),
-        )
-        .map_err(lost)?;
+        start_pgbouncer(&binary, &ini, port, &log, Duration::from_secs(30)).map_err(lost)?;
         Ok(bouncer)
     }
 
