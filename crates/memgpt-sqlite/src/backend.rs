@@ -15,11 +15,12 @@ use crate::error::map;
 use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::{Pooled, SqliteStore};
 
-/// `?` placeholders, `LIMIT -1`, `IS`.
+/// `?` placeholders, `LIMIT -1`, `IS`, bound counts the planner does not read.
 impl Dialect for SqliteStore {
     type Bind = Bind;
     const NO_LIMIT: &'static str = "LIMIT -1";
     const NULL_SAFE_EQ: &'static str = "IS";
+    const BOUND_COUNT: (&'static str, &'static str) = ("(", " + 0)");
 
     fn placeholder(_: usize, sql: &mut String) {
         sql.push('?');

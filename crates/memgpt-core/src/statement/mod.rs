@@ -50,6 +50,12 @@ pub trait Dialect {
     /// probed in the `id` index whatever the table's size (`id IN (` … `)`; PostgreSQL's
     /// `id = ANY(ARRAY(` … `))`, which its planner never answers with a table scan).
     const ID_IN_SELECT: (&'static str, &'static str) = ("id IN (", ")");
+    /// What is written around the placeholder of a bound `LIMIT` or `OFFSET` count: nothing,
+    /// or SQLite's `(` … ` + 0)`, an expression its planner does not read. SQLite's planner
+    /// reads a bare bound count, and then any new binding of it expires the prepared
+    /// statement: it was prepared again on every call (`sqlite3_stmt_status` counts it);
+    /// the plan is the same either way.
+    const BOUND_COUNT: (&'static str, &'static str) = ("", "");
     /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
     fn placeholder(n: usize, sql: &mut String);
     /// Appends a test of the value at `path` of the `metadata_` column ([`MetadataTest`]),
@@ -211,19 +217,29 @@ impl<D: Dialect> Statement<D> {
 
     /// ` LIMIT ? [OFFSET ?]`; without a limit the dialect's [`Dialect::NO_LIMIT`].
     pub fn limit_offset(&mut self, limit: Option<usize>, offset: usize) -> &mut Self {
-        let int = |v: usize| Param::Int(Some(i64::try_from(v).unwrap_or(i64::MAX)));
         match limit {
             Some(l) => {
-                self.push(" LIMIT ").param(int(l));
+                self.push(" LIMIT ")
+                    .bound_count(u64::try_from(l).unwrap_or(u64::MAX));
             }
             None => {
                 self.push(" ").push(D::NO_LIMIT);
             }
         }
         if offset > 0 {
-            self.push(" OFFSET ").param(int(offset));
+            self.push(" OFFSET ")
+                .bound_count(u64::try_from(offset).unwrap_or(u64::MAX));
         }
         self
+    }
+
+    /// Appends a bound `LIMIT` or `OFFSET` count, as the dialect writes one
+    /// ([`Dialect::BOUND_COUNT`]).
+    pub fn bound_count(&mut self, n: u64) -> &mut Self {
+        let (open, close) = D::BOUND_COUNT;
+        self.push(open)
+            .param(Param::Int(Some(i64::try_from(n).unwrap_or(i64::MAX))))
+            .push(close)
     }
 }
 

@@ -196,7 +196,7 @@ impl<'a, D: Dialect> Shapes<'a, D> {
             ))
             .scope_where(self.table, self.scope, &[])
             .push(" AND created_at IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ")
-            .param(Param::Int(Some(i64::try_from(n).unwrap_or(i64::MAX))))
+            .bound_count(n)
             .push(")");
         }
         s.push(" ORDER BY created_at, id")
