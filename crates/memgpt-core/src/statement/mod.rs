@@ -52,9 +52,10 @@ pub trait Dialect {
     const ID_IN_SELECT: (&'static str, &'static str) = ("id IN (", ")");
     /// What is written around the placeholder of a bound `LIMIT` or `OFFSET` count: nothing,
     /// or SQLite's `(` … ` + 0)`, an expression its planner does not read. SQLite's planner
-    /// reads a bare bound count, and then any new binding of it expires the prepared
-    /// statement: it was prepared again on every call (`sqlite3_stmt_status` counts it);
-    /// the plan is the same either way.
+    /// reads a bare bound `LIMIT`, and then any new binding of it expires the prepared
+    /// statement: it was prepared again on every call (`sqlite3_stmt_status` counts it).
+    /// `OFFSET` is written the same way, one rule for both counts. The plans of every
+    /// statement shape were the same either way (docs/BENCHMARKS.md).
     const BOUND_COUNT: (&'static str, &'static str) = ("", "");
     /// Appends the placeholder of the `n`-th bound value (1-based) to `sql`.
     fn placeholder(n: usize, sql: &mut String);
