@@ -23,15 +23,16 @@ struct Pid {
     pid: i32,
 }
 
-/// A database, a store of `pool` connections whose checkouts all fall within the bypass,
-/// its application name, an admin connection, and one agent's recall memory.
+/// A store of `pool` connections whose checkouts all fall within the bypass, its
+/// application name, an admin connection, one agent's recall memory, and their database
+/// (the last field: fields drop in order, so the database goes after its connections).
 struct Fixture {
-    _db: TempDatabase,
     store: PgStore,
     app: String,
     admin: PgConnection,
     scope: Scope,
     recall: PgConnector<Message>,
+    _db: TempDatabase,
 }
 
 fn fixture(pool: u32) -> Fixture {
@@ -55,12 +56,12 @@ fn fixture_with(pool: u32, change: impl FnOnce(&mut PgConfig)) -> Fixture {
     let recall = store.connector(TableType::RecallMemory, scope).unwrap();
     let admin = db.connect().unwrap();
     Fixture {
-        _db: db,
         store,
         app,
         admin,
         scope,
         recall,
+        _db: db,
     }
 }
 
@@ -103,20 +104,13 @@ fn said(s: &Scope, text: &str) -> Message {
 
 #[test]
 fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one() {
-    // The database first: dropped last.
-    let Fixture {
-        _db,
-        store,
-        app,
-        mut admin,
-        scope: s,
-        recall,
-    } = fixture(1);
+    let mut f = fixture(1);
+    let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     let m = said(&s, "kept");
     recall.insert(&m).unwrap();
     for read in 0..4 {
         assert_eq!(recall.size(&[]).unwrap(), 1);
-        let before = terminate(&mut admin, &app, 1);
+        let before = terminate(&mut f.admin, app, 1);
         let checkouts = store.metrics().checkouts;
         let got = match read {
             0 => recall.get_all(&[], None).unwrap(),
@@ -131,32 +125,25 @@ fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one()
         assert_eq!(got, std::slice::from_ref(&m), "read {read}");
         // The unchecked connection, then a checked one on which the read ran again.
         assert_eq!(store.metrics().checkouts - checkouts, 2, "read {read}");
-        assert!(pids(&mut admin, &app).is_disjoint(&before));
+        assert!(pids(&mut f.admin, app).is_disjoint(&before));
     }
 }
 
 #[test]
 fn a_write_whose_unchecked_connection_is_gone_runs_on_a_checked_one() {
-    // The database first: dropped last.
-    let Fixture {
-        _db,
-        store,
-        app,
-        mut admin,
-        scope: s,
-        recall,
-    } = fixture(1);
+    let mut f = fixture(1);
+    let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     recall.insert(&said(&s, "first")).unwrap();
-    terminate(&mut admin, &app, 1);
+    terminate(&mut f.admin, app, 1);
     let checkouts = store.metrics().checkouts;
     recall.insert(&said(&s, "second")).unwrap();
     // The unchecked connection, found gone, then a checked one.
     assert_eq!(store.metrics().checkouts - checkouts, 2);
-    terminate(&mut admin, &app, 1);
+    terminate(&mut f.admin, app, 1);
     recall
         .insert_many([said(&s, "third"), said(&s, "fourth")], false)
         .unwrap();
-    terminate(&mut admin, &app, 1);
+    terminate(&mut f.admin, app, 1);
     let units = store.transaction(|tx| {
         let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
         c.insert(&said(&s, "fifth"))?;
@@ -167,21 +154,14 @@ fn a_write_whose_unchecked_connection_is_gone_runs_on_a_checked_one() {
 
 #[test]
 fn a_write_that_lost_its_connection_after_it_began_is_not_run_again() {
-    // The database first: dropped last.
-    let Fixture {
-        _db,
-        store,
-        app,
-        admin,
-        scope: s,
-        recall,
-    } = fixture(1);
+    let f = fixture(1);
+    let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     recall.insert(&said(&s, "first")).unwrap();
     let checkouts = store.metrics().checkouts;
     // 1,500 records: the first 1,001 are pulled before the call takes its connection, the
     // rest inside its transaction — where the 1,200th ends the connection.
-    let mut admin = Some(admin);
-    let (app2, s2) = (app.clone(), s);
+    let mut admin = Some(f.admin);
+    let (app2, s2) = (app.to_owned(), s);
     let records = (0..1_500).map(move |i| {
         if i == 1_200 {
             if let Some(mut admin) = admin.take() {
@@ -205,26 +185,19 @@ fn a_write_that_lost_its_connection_after_it_began_is_not_run_again() {
 /// a write run again on a checked one all the same.
 #[test]
 fn with_settings_per_call_a_call_whose_connection_is_gone_runs_on_a_checked_one() {
-    // The database first: dropped last.
-    let Fixture {
-        _db,
-        store,
-        app,
-        mut admin,
-        scope: s,
-        recall,
-    } = fixture_with(1, |c| {
+    let mut f = fixture_with(1, |c| {
         c.pooler = Pooler::Transaction;
         // The server's default is 0: the settings differ.
         c.statement_timeout = Duration::from_secs(7);
     });
+    let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     assert!(store.settings_per_call());
     recall.insert(&said(&s, "first")).unwrap();
-    terminate(&mut admin, &app, 1);
+    terminate(&mut f.admin, app, 1);
     let checkouts = store.metrics().checkouts;
     recall.insert(&said(&s, "second")).unwrap();
     assert_eq!(store.metrics().checkouts - checkouts, 2);
-    terminate(&mut admin, &app, 1);
+    terminate(&mut f.admin, app, 1);
     let checkouts = store.metrics().checkouts;
     assert_eq!(recall.size(&[]).unwrap(), 2);
     assert_eq!(store.metrics().checkouts - checkouts, 2);
@@ -232,19 +205,12 @@ fn with_settings_per_call_a_call_whose_connection_is_gone_runs_on_a_checked_one(
 
 #[test]
 fn a_read_inside_a_unit_of_work_is_never_run_again_elsewhere() {
-    // The database first: dropped last.
-    let Fixture {
-        _db,
-        store,
-        app,
-        mut admin,
-        scope: s,
-        recall,
-    } = fixture(1);
+    let mut f = fixture(1);
+    let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     let done = store.transaction(|tx| {
         let c = tx.connector::<Message>(TableType::RecallMemory, s)?;
         c.insert(&said(&s, "not committed"))?;
-        terminate(&mut admin, &app, 1);
+        terminate(&mut f.admin, app, 1);
         // On another connection the read would not see the unit's own write: it fails.
         let read = c.size(&[]);
         assert!(read.is_err(), "{read:?}");
@@ -262,22 +228,15 @@ fn a_read_inside_a_unit_of_work_is_never_run_again_elsewhere() {
 
 #[test]
 fn reads_run_again_on_each_of_several_lost_connections() {
-    // The database first: dropped last.
-    let Fixture {
-        _db,
-        store,
-        app,
-        mut admin,
-        scope: s,
-        recall,
-    } = fixture(3);
+    let mut f = fixture(3);
+    let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     recall.insert(&said(&s, "kept")).unwrap();
     // The pool opens its three at open.
-    let before = terminate(&mut admin, &app, 3);
+    let before = terminate(&mut f.admin, app, 3);
     let closed = store.metrics().closed;
     for _ in 0..6 {
         assert_eq!(recall.size(&[]).unwrap(), 1);
     }
     assert!(store.metrics().closed - closed >= 1);
-    assert!(pids(&mut admin, &app).is_disjoint(&before));
+    assert!(pids(&mut f.admin, app).is_disjoint(&before));
 }
