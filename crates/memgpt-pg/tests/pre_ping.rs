@@ -240,3 +240,73 @@ fn reads_run_again_on_each_of_several_lost_connections() {
     assert!(store.metrics().closed - closed >= 1);
     assert!(pids(&mut f.admin, app).is_disjoint(&before));
 }
+
+/// A panic of the caller's iterator unwinds through a write that began on an unchecked
+/// connection: nothing of it is written, it is not run again, and the pool's one
+/// connection is replaced for the next call.
+#[test]
+fn a_panic_unwinding_through_a_write_on_an_unchecked_connection_writes_nothing() {
+    let f = fixture(1);
+    let (store, s, recall) = (&f.store, f.scope, &f.recall);
+    recall.insert(&said(&s, "first")).unwrap();
+    let checkouts = store.metrics().checkouts;
+    let records = (0..1_500).map(move |i| {
+        assert!(i != 1_200, "the caller's iterator fails");
+        said(&s, &format!("m{i}"))
+    });
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        recall.insert_many(records, false)
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(store.metrics().checkouts - checkouts, 1);
+    assert_eq!(recall.size(&[]).unwrap(), 1);
+    recall.insert(&said(&s, "after")).unwrap();
+    assert_eq!(recall.size(&[]).unwrap(), 2);
+}
+
+/// Threads share one store whose every connection the server ended: each thread's next
+/// write finds its unchecked connection gone at `BEGIN` and runs on a checked one; every
+/// record is written once.
+#[test]
+fn writes_from_threads_sharing_a_store_run_again_on_each_lost_connection() {
+    let mut f = fixture(3);
+    // The pool opens its three at open.
+    let before = terminate(&mut f.admin, &f.app, 3);
+    let (store, s) = (&f.store, f.scope);
+    let start = std::sync::Barrier::new(3);
+    std::thread::scope(|scope| {
+        for t in 0..3 {
+            let start = &start;
+            scope.spawn(move || {
+                let c: PgConnector<Message> = store.connector(TableType::RecallMemory, s).unwrap();
+                start.wait();
+                for i in 0..4 {
+                    c.insert(&said(&s, &format!("t{t} m{i}"))).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(f.recall.size(&[]).unwrap(), 12);
+    assert!(pids(&mut f.admin, &f.app).is_disjoint(&before));
+}
+
+/// A write blocked behind a lock another session holds ends at the statement timeout
+/// (`Error::Timeout`) and is not run again: it began.
+#[test]
+fn a_write_blocked_behind_another_sessions_lock_times_out_once() {
+    let f = fixture_with(1, |c| c.statement_timeout = Duration::from_millis(300));
+    let (store, s, recall) = (&f.store, f.scope, &f.recall);
+    recall.insert(&said(&s, "first")).unwrap();
+    let mut holder = f._db.connect().unwrap();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut holder,
+        "BEGIN; LOCK TABLE memgpt_recall_memory_agent IN ACCESS EXCLUSIVE MODE",
+    )
+    .unwrap();
+    let checkouts = store.metrics().checkouts;
+    let e = recall.insert(&said(&s, "blocked")).unwrap_err();
+    assert!(matches!(e, memgpt_core::Error::Timeout { .. }), "{e:?}");
+    assert_eq!(store.metrics().checkouts - checkouts, 1);
+    diesel::connection::SimpleConnection::batch_execute(&mut holder, "ROLLBACK").unwrap();
+    assert_eq!(recall.size(&[]).unwrap(), 1);
+}
