@@ -6,18 +6,18 @@
 //! `max_size` is `pool_size + max_overflow`; `min_idle` is 0 (r2d2's `min_idle` counts
 //! *idle* connections, so keeping `pool_size` of them would open `pool_size` more besides
 //! every busy one); connections open on demand; and [`Manager::has_broken`], which r2d2
-//! asks about every connection coming back, closes it when `pool_size` connections are
-//! idle already and no caller waits for one (read from the pool itself, which the manager
-//! reaches through a weak reference, and from [`Pool`]'s count of waiting callers: r2d2
-//! wakes no waiter when it closes a connection, so closing one that a waiter could have
-//! had would leave the waiter to time out with room in the pool). `PgStore::open` opens
-//! `pool_size` connections before it returns ([`Pool::warm`]), so that a new store's
-//! first calls do not wait for connects. `idle_timeout`
+//! asks about every connection coming back, closes it when the `pool_size` places for idle
+//! connections are all held and no caller waits for one (the places are claimed
+//! atomically, for r2d2 asks before it takes its own lock; [`Pool`]'s count of waiting
+//! callers, for r2d2 wakes no waiter when it closes a connection, so closing one that a
+//! waiter could have had would leave the waiter to time out with room in the pool).
+//! `PgStore::open` opens `pool_size` connections before it returns ([`Pool::warm`]), so
+//! that a new store's first calls do not wait for connects. `idle_timeout`
 //! (`MEMGPT_PG_IDLE_TIMEOUT`) closes connections idle that long (r2d2's reaper runs every
 //! 30 s).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::{PgConfig, Pooler};
@@ -36,7 +36,7 @@ pub(crate) type Pooled = PooledConnection<Manager>;
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
     inner: Arc<r2d2::Pool<Manager>>,
-    waiting: Arc<AtomicUsize>,
+    returns: Arc<Returns>,
     /// The pool's label in the exported figures ([`memgpt_core::telemetry`]).
     label: &'static str,
 }
@@ -46,11 +46,11 @@ impl Pool {
     /// waiting callers meanwhile.
     pub(crate) fn get_timeout(&self, timeout: Duration) -> Result<Pooled, r2d2::Error> {
         use memgpt_core::telemetry::{step, PoolGauge};
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.returns.waiting.fetch_add(1, Ordering::SeqCst);
         step(PoolGauge::Waiting, self.label, 1.0);
         let got = self.inner.get_timeout(timeout);
         step(PoolGauge::Waiting, self.label, -1.0);
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.returns.waiting.fetch_sub(1, Ordering::SeqCst);
         got
     }
 
@@ -72,7 +72,7 @@ impl Pool {
 
     /// Callers waiting in [`get_timeout`](Self::get_timeout) now.
     pub(crate) fn waiting(&self) -> u32 {
-        u32::try_from(self.waiting.load(Ordering::SeqCst)).unwrap_or(u32::MAX)
+        u32::try_from(self.returns.waiting.load(Ordering::SeqCst)).unwrap_or(u32::MAX)
     }
 
     /// The most connections open at once.
@@ -88,6 +88,8 @@ pub(crate) struct Conn {
     returned: Instant,
     checked: bool,
     gone: bool,
+    /// Its place among the idle connections, while it is idle ([`Returns`]).
+    place: Option<Place>,
 }
 
 impl Conn {
@@ -138,9 +140,7 @@ pub(crate) struct Manager {
     connect_timeout: Duration,
     /// The last refusal's message, as diesel gave it and as diagnosed.
     last_refusal: Mutex<Option<(String, String)>>,
-    pool: Arc<OnceLock<Weak<r2d2::Pool<Manager>>>>,
-    waiting: Arc<AtomicUsize>,
-    keep: u32,
+    returns: Arc<Returns>,
     /// A connection back in the pool for less than this is handed out unpinged.
     bypass: Duration,
 }
@@ -160,6 +160,7 @@ impl ManageConnection for Manager {
             returned: Instant::now(),
             checked: true,
             gone: false,
+            place: self.returns.claim(),
         });
         opened.map_err(|e| match e {
             E::ConnectionError(BadConnection(message)) => {
@@ -194,6 +195,8 @@ impl ManageConnection for Manager {
     /// runs again on a checked one, as does a write whose `BEGIN` finds it gone; a unit of
     /// work pings it first, [`Conn::check_unchecked`]).
     fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        // Handed out (r2d2 validates every checkout): no longer idle.
+        conn.place = None;
         if conn.returned.elapsed() < self.bypass {
             conn.checked = false;
             return Ok(());
@@ -207,14 +210,54 @@ impl ManageConnection for Manager {
     /// waits.
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.returned = Instant::now();
-        conn.gone
-            || self.inner.has_broken(&mut conn.pg)
-            || (self.waiting.load(Ordering::SeqCst) == 0
-                && self
-                    .pool
-                    .get()
-                    .and_then(Weak::upgrade)
-                    .is_some_and(|pool| pool.state().idle_connections >= self.keep))
+        conn.gone || self.inner.has_broken(&mut conn.pg) || self.returns.closes(conn)
+    }
+}
+
+/// What the manager and the pool share: the callers waiting for a connection, and the
+/// `keep` places for idle connections.
+///
+/// r2d2 asks the manager about a connection coming back before it takes its own lock, so
+/// connections coming back at the same moment are judged before any of them joins the
+/// idle ones: a rule read from the pool's idle count let each see fewer than `keep` and
+/// stay open. Instead, each idle connection holds one of `keep` places, claimed atomically
+/// when it comes back (or opens) and given up when it is handed out or closed.
+#[derive(Debug)]
+struct Returns {
+    waiting: AtomicUsize,
+    keep: u32,
+    /// Places held now.
+    held: AtomicU32,
+}
+
+/// One of the `keep` places, held by an idle connection; freed when dropped.
+#[derive(Debug)]
+struct Place(Arc<Returns>);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Returns {
+    /// A free place, if one is left.
+    fn claim(self: &Arc<Self>) -> Option<Place> {
+        let free = |held: u32| (held < self.keep).then_some(held + 1);
+        let claimed = self
+            .held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, free);
+        claimed.ok().map(|_| Place(self.clone()))
+    }
+
+    /// Whether `conn`, coming back, is closed: when it finds no free place and no caller
+    /// waits (r2d2 wakes no waiter when it closes a connection, so closing one that a
+    /// waiter could have had would leave the waiter to time out with room in the pool).
+    fn closes(self: &Arc<Self>, conn: &mut Conn) -> bool {
+        if conn.place.is_none() {
+            conn.place = self.claim();
+        }
+        conn.place.is_none() && self.waiting.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -241,16 +284,17 @@ pub(crate) fn build(
     bypass: Duration,
 ) -> Result<Pool, Error> {
     let label = counters.pool;
-    let slot = Arc::new(OnceLock::new());
-    let waiting = Arc::new(AtomicUsize::new(0));
+    let returns = Arc::new(Returns {
+        waiting: AtomicUsize::new(0),
+        keep: config.pool_size,
+        held: AtomicU32::new(0),
+    });
     let manager = Manager {
         inner: ConnectionManager::new(conninfo.clone()),
         conninfo: DatabaseUrl::new(conninfo),
         connect_timeout: config.connect_timeout,
         last_refusal: Mutex::new(None),
-        pool: slot.clone(),
-        waiting: waiting.clone(),
-        keep: config.pool_size,
+        returns: returns.clone(),
         bypass,
     };
     let pool = r2d2::Pool::builder()
@@ -268,10 +312,9 @@ pub(crate) fn build(
         pool
     };
     let inner = Arc::new(pool.build_unchecked(manager));
-    let _ = slot.set(Arc::downgrade(&inner));
     Ok(Pool {
         inner,
-        waiting,
+        returns,
         label,
     })
 }
@@ -328,5 +371,42 @@ impl Drop for Lease {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use memgpt_testing::{TempDatabase, VECTOR_SERVER};
+
+    /// r2d2 asks the manager about a connection coming back before it takes its own lock:
+    /// connections coming back at the same moment are judged before any of them joins the
+    /// idle ones. Three judged so, on a pool of 2 + 1: two stay, the third is closed, and
+    /// the pool ends with two idle connections.
+    #[test]
+    fn connections_judged_before_any_joins_the_idle_ones_keep_pool_size() {
+        let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+        let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+        (config.pool_size, config.max_overflow) = (2, 1);
+        let info = crate::url::connection_info(&config).unwrap();
+        let counters = Arc::new(Counters::new("postgres", 2));
+        let pool = build(
+            &config,
+            info.to_conninfo(),
+            counters,
+            Warm::None,
+            Duration::ZERO,
+        );
+        let pool = pool.unwrap();
+        let mut held: Vec<Pooled> = (0..3)
+            .map(|_| pool.get_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        let verdicts: Vec<bool> = held.iter_mut().map(|c| pool.returns.closes(c)).collect();
+        assert_eq!(verdicts, [false, false, true]);
+        drop(held);
+        let state = pool.state();
+        assert_eq!((state.connections, state.idle_connections), (2, 2));
     }
 }
