@@ -69,6 +69,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// One throwaway server.
+#[derive(Clone)]
 pub struct Server {
     pub(crate) home: PathBuf,
     pub(crate) port: u16,
@@ -273,17 +274,16 @@ pub struct Guard {
 
 impl Guard {
     /// Starts the server unless it is running already (then leaves it running at the end).
+    /// The guard exists before the start does: a start that fails or times out half-way
+    /// (the server up, its wait for connections given up) still stops what it began.
     pub fn start() -> Result<(Self, String)> {
         let server = Server::from_env()?;
-        let was_running = server.running()?;
-        server.start()?;
         let url = server.url();
-        Ok((
-            Guard {
-                server: (!was_running).then_some(server),
-            },
-            url,
-        ))
+        let guard = Guard {
+            server: (!server.running()?).then_some(server.clone()),
+        };
+        server.start()?;
+        Ok((guard, url))
     }
 }
 

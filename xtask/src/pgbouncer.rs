@@ -131,10 +131,11 @@ impl Guard {
     /// Starts PgBouncer in front of `server` unless it runs already.
     pub fn start(server: &Server) -> Result<(Self, String)> {
         let bouncer = PgBouncer::of(server);
-        let was_running = bouncer.running();
-        bouncer.start()?;
         let url = bouncer.url();
-        Ok((Guard((!was_running).then_some(bouncer)), url))
+        // Before the start: one that fails half-way is stopped too.
+        let guard = Guard((!bouncer.running()).then(|| PgBouncer::of(server)));
+        bouncer.start()?;
+        Ok((guard, url))
     }
 }
 

@@ -190,17 +190,7 @@ fn replica_lagging_read_your_writes_and_the_maximum_lag() {
     replica
         .reload_with("recovery_min_apply_delay", "1h")
         .unwrap();
-    let mut rconn = connect(&replica.url(""));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while diesel::sql_query("SELECT current_setting('recovery_min_apply_delay') AS lsn")
-        .load::<Lsn>(&mut rconn)
-        .unwrap()[0]
-        .lsn
-        != "1h"
-    {
-        assert!(Instant::now() < deadline, "the delay never took effect");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_setting(&replica, "recovery_min_apply_delay", "1h");
 
     let session = store.read_your_writes().unwrap();
     let mine = session
