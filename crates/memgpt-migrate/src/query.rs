@@ -84,11 +84,28 @@ where
     R: Row<'a, DB>,
     T: FromSql<ST, DB>,
 {
+    use diesel::row::Field;
+    let field = field(row, c)?;
+    T::from_nullable_sql(field.value()).map_err(|e| Undecodable::new(c.name, e))
+}
+
+/// Column `c`'s field of a diesel row, by its place in the select list (debug builds check
+/// its name too), for a backend that reads its value in place.
+///
+/// # Errors
+/// [`Undecodable`] naming the column: missing, or (debug builds) named otherwise.
+pub fn field<'r, 'a: 'r, DB, R>(row: &'r R, c: Col) -> Result<R::Field<'r>, Undecodable>
+where
+    DB: Backend,
+    R: Row<'a, DB>,
+{
+    let field = Row::get(row, c.at).ok_or_else(|| {
+        Undecodable::new(c.name, format!("the select list has no column {}", c.at))
+    })?;
     #[cfg(debug_assertions)]
     {
         use diesel::row::Field;
-        let field = Row::get(row, c.at);
-        match field.as_ref().and_then(|f| f.field_name()) {
+        match field.field_name() {
             Some(name) if name == c.name => {}
             other => {
                 return Err(Undecodable::new(
@@ -98,5 +115,5 @@ where
             }
         }
     }
-    Row::get_value::<ST, T, usize>(row, c.at).map_err(|e| Undecodable::new(c.name, e))
+    Ok(field)
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::deserialize::{self, FromSql, QueryableByName};
 use diesel::row::NamedRow;
-use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{RunQueryDsl, SqliteConnection};
 use memgpt_core::row::{Col, Decode, Row, Undecodable};
@@ -61,6 +61,34 @@ impl<R, const BASE64: bool> Columns<'_, R, BASE64> {
     {
         memgpt_migrate::query::column::<Sqlite, R, ST, T>(self.0, c)
     }
+
+    /// Column `c`'s text, read in place (no copy) by `f`; `None` for NULL.
+    fn text_in_place<'a, T>(
+        &self,
+        c: Col,
+        f: impl FnOnce(&str) -> std::result::Result<T, Undecodable>,
+    ) -> Got<T>
+    where
+        R: NamedRow<'a, Sqlite>,
+    {
+        use diesel::row::Field;
+        let field = memgpt_migrate::query::field(self.0, c)?;
+        field.value().map(|mut v| f(v.read_text())).transpose()
+    }
+
+    /// Column `c`'s bytes, read in place (no copy) by `f`; `None` for NULL.
+    fn blob_in_place<'a, T>(
+        &self,
+        c: Col,
+        f: impl FnOnce(&[u8]) -> std::result::Result<T, Undecodable>,
+    ) -> Got<T>
+    where
+        R: NamedRow<'a, Sqlite>,
+    {
+        use diesel::row::Field;
+        let field = memgpt_migrate::query::field(self.0, c)?;
+        field.value().map(|mut v| f(v.read_blob())).transpose()
+    }
 }
 
 type Got<T> = std::result::Result<Option<T>, Undecodable>;
@@ -68,12 +96,9 @@ type Got<T> = std::result::Result<Option<T>, Undecodable>;
 impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BASE64> {
     /// MemGPT's `CommonUUID`: 36-character text.
     fn uuid(&self, c: Col) -> Got<Uuid> {
-        let Some(s) = self.get::<Nullable<Text>, Option<String>>(c)? else {
-            return Ok(None);
-        };
-        Uuid::parse_str(s.trim())
-            .map(Some)
-            .map_err(|e| Undecodable::new(c.name, format!("{s:?}: {e}")))
+        self.text_in_place(c, |s| {
+            Uuid::parse_str(s.trim()).map_err(|e| Undecodable::new(c.name, format!("{s:?}: {e}")))
+        })
     }
 
     fn text(&self, c: Col) -> Got<String> {
@@ -86,10 +111,7 @@ impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BAS
 
     /// SQLAlchemy's `DATETIME` text, or another form migration 000006 rewrites.
     fn time(&self, c: Col) -> Got<DateTime<Utc>> {
-        let Some(s) = self.get::<Nullable<Text>, Option<String>>(c)? else {
-            return Ok(None);
-        };
-        time_of(c.name, &s).map(Some)
+        self.text_in_place(c, |s| time_of(c.name, s))
     }
 
     /// JSON is stored as text.
@@ -100,18 +122,17 @@ impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BAS
     /// Recall memory: base64 of the float32 bytes padded to 4096 (MemGPT's
     /// `CommonVector`), cut to `dim`; archival memory and passages: raw float32 bytes.
     fn embedding(&self, c: Col, dim: Option<i64>) -> Got<Embedding> {
-        let Some(b) = self.get::<Nullable<Binary>, Option<Vec<u8>>>(c)? else {
-            return Ok(None);
-        };
         let bad = |why: &dyn std::fmt::Display| Undecodable::new(c.name, why);
-        let e = if BASE64 {
-            let v = base64_to_f32(&b).ok_or_else(|| bad(&"not base64 float32"))?;
-            let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
-            Embedding::from_padded(v, dim)
-        } else {
-            Embedding::new(f32_from_bytes(&b).ok_or_else(|| bad(&"not float32 bytes"))?)
-        };
-        e.map(Some).map_err(|e| bad(&e))
+        self.blob_in_place(c, |b| {
+            let e = if BASE64 {
+                let v = base64_to_f32(b).ok_or_else(|| bad(&"not base64 float32"))?;
+                let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+                Embedding::from_padded(v, dim)
+            } else {
+                Embedding::new(f32_from_bytes(b).ok_or_else(|| bad(&"not float32 bytes"))?)
+            };
+            e.map_err(|e| bad(&e))
+        })
     }
 }
 
