@@ -6,9 +6,9 @@
 //! `max_size` is `pool_size + max_overflow`; `min_idle` is 0 (r2d2's `min_idle` counts
 //! *idle* connections, so keeping `pool_size` of them would open `pool_size` more besides
 //! every busy one); connections open on demand; and [`Manager::has_broken`], which r2d2
-//! asks about every connection coming back, closes it when the `pool_size` places for idle
-//! connections are all held and no caller waits for one (the places are claimed
-//! atomically, for r2d2 asks before it takes its own lock; [`Pool`]'s count of waiting
+//! asks about every connection coming back, closes it when `pool_size` idle connections
+//! hold a place already and no caller waits for one (the places are counted atomically,
+//! for r2d2 asks before it takes its own lock; [`Pool`]'s count of waiting
 //! callers, for r2d2 wakes no waiter when it closes a connection, so closing one that a
 //! waiter could have had would leave the waiter to time out with room in the pool).
 //! `PgStore::open` opens `pool_size` connections before it returns ([`Pool::warm`]), so
@@ -160,7 +160,7 @@ impl ManageConnection for Manager {
             returned: Instant::now(),
             checked: true,
             gone: false,
-            place: self.returns.claim(),
+            place: Some(self.returns.place().0),
         });
         opened.map_err(|e| match e {
             E::ConnectionError(BadConnection(message)) => {
@@ -215,13 +215,14 @@ impl ManageConnection for Manager {
 }
 
 /// What the manager and the pool share: the callers waiting for a connection, and the
-/// `keep` places for idle connections.
+/// places held by idle connections.
 ///
 /// r2d2 asks the manager about a connection coming back before it takes its own lock, so
 /// connections coming back at the same moment are judged before any of them joins the
 /// idle ones: a rule read from the pool's idle count let each see fewer than `keep` and
-/// stay open. Instead, each idle connection holds one of `keep` places, claimed atomically
-/// when it comes back (or opens) and given up when it is handed out or closed.
+/// stay open. Instead, each idle connection holds a place, counted atomically when it
+/// comes back (or opens) and given up when it is handed out or closed; one coming back
+/// while `keep` are held is closed unless a caller waits.
 #[derive(Debug)]
 struct Returns {
     waiting: AtomicUsize,
@@ -230,7 +231,7 @@ struct Returns {
     held: AtomicU32,
 }
 
-/// One of the `keep` places, held by an idle connection; freed when dropped.
+/// The place of an idle connection, counted in [`Returns`]; freed when dropped.
 #[derive(Debug)]
 struct Place(Arc<Returns>);
 
@@ -241,23 +242,27 @@ impl Drop for Place {
 }
 
 impl Returns {
-    /// A free place, if one is left.
-    fn claim(self: &Arc<Self>) -> Option<Place> {
-        let free = |held: u32| (held < self.keep).then_some(held + 1);
-        let claimed = self
-            .held
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, free);
-        claimed.ok().map(|_| Place(self.clone()))
+    /// A place for a connection joining the idle ones, and how many were held before it.
+    fn place(self: &Arc<Self>) -> (Place, u32) {
+        let before = self.held.fetch_add(1, Ordering::SeqCst);
+        (Place(self.clone()), before)
     }
 
-    /// Whether `conn`, coming back, is closed: when it finds no free place and no caller
-    /// waits (r2d2 wakes no waiter when it closes a connection, so closing one that a
-    /// waiter could have had would leave the waiter to time out with room in the pool).
+    /// Whether `conn`, coming back, is closed: when `keep` places are held already and no
+    /// caller waits (r2d2 wakes no waiter when it closes a connection, so closing one that
+    /// a waiter could have had would leave the waiter to time out with room in the pool).
+    /// A connection kept holds a place even beyond `keep`, so that every idle connection
+    /// is counted.
     fn closes(self: &Arc<Self>, conn: &mut Conn) -> bool {
-        if conn.place.is_none() {
-            conn.place = self.claim();
+        if conn.place.is_some() {
+            return false;
         }
-        conn.place.is_none() && self.waiting.load(Ordering::SeqCst) == 0
+        let (place, before) = self.place();
+        if before >= self.keep && self.waiting.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        conn.place = Some(place);
+        false
     }
 }
 
@@ -406,6 +411,39 @@ mod tests {
         let verdicts: Vec<bool> = held.iter_mut().map(|c| pool.returns.closes(c)).collect();
         assert_eq!(verdicts, [false, false, true]);
         drop(held);
+        let state = pool.state();
+        assert_eq!((state.connections, state.idle_connections), (2, 2));
+    }
+
+    /// A connection kept because a caller waited counts among the idle ones like any
+    /// other: on a pool of 2 + 2, two connections judged at once take the two places while
+    /// a third comes back to a waiting caller; once the pool has settled (a fourth closed,
+    /// five checkouts and returns), two connections are idle, not three.
+    #[test]
+    fn a_connection_kept_for_a_waiting_caller_counts_among_the_idle_ones() {
+        let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+        let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
+        (config.pool_size, config.max_overflow) = (2, 2);
+        let info = crate::url::connection_info(&config).unwrap();
+        let counters = Arc::new(Counters::new("postgres", 2));
+        let pool = build(
+            &config,
+            info.to_conninfo(),
+            counters,
+            Warm::None,
+            Duration::ZERO,
+        );
+        let pool = pool.unwrap();
+        let get = || pool.get_timeout(Duration::from_secs(5)).unwrap();
+        let (mut a, mut b, c, d) = (get(), get(), get(), get());
+        assert!(!pool.returns.closes(&mut a) && !pool.returns.closes(&mut b));
+        pool.returns.waiting.fetch_add(1, Ordering::SeqCst);
+        drop(c);
+        pool.returns.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop((a, b, d));
+        for _ in 0..5 {
+            drop(get());
+        }
         let state = pool.state();
         assert_eq!((state.connections, state.idle_connections), (2, 2));
     }
