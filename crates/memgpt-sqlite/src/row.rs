@@ -142,6 +142,7 @@ mod tests {
     use memgpt_core::row::{Count, Id};
     use memgpt_core::statement::Statement;
     use memgpt_core::{Error, TableType};
+    use uuid::Uuid;
 
     fn conn() -> SqliteConnection {
         SqliteConnection::establish(":memory:").unwrap()
@@ -166,6 +167,21 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+        // Bytes that are no UTF-8 (another tool's blob), read in place: an error, never a
+        // uuid made of replacement characters.
+        let blob = Statement::new("SELECT X'FF00FE' AS id");
+        match super::fetch::<Id>(&mut conn(), blob, t) {
+            Err(Error::Database { message }) => assert!(
+                message.starts_with("memgpt_recall_memory_agent.id holds"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A uuid's 36 characters stored as a blob, as some tools write text: read as text.
+        let uuid = Uuid::from_u128(0xab);
+        let blob = Statement::new(format!("SELECT CAST('{uuid}' AS BLOB) AS id"));
+        let ids = super::fetch::<Id>(&mut conn(), blob, t).unwrap();
+        assert_eq!(ids, vec![Id(uuid)]);
         let n = super::fetch::<Count>(&mut conn(), Statement::new("SELECT 7 AS n"), t).unwrap();
         assert_eq!(n, vec![Count(7)]);
     }
