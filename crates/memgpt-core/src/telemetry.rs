@@ -18,6 +18,7 @@
 //! | `memgpt_store_pool_timeouts_total` | counter | `pool` |
 //! | `memgpt_store_pool_opened_total`, `…_closed_total` | counter | `pool` |
 //! | `memgpt_store_pool_leaks_total` | counter | `pool` (held past the leak threshold) |
+//! | `memgpt_store_pool_reruns_total` | counter | `pool` (calls run again: their connection was gone) |
 //! | `memgpt_store_replica_reads_total`, `…_fallbacks_total` | counter | |
 //!
 //! `pool` is `postgres`, `postgres-replica`, `sqlite-writer` or `sqlite-readers` (SQLite
@@ -43,6 +44,9 @@ pub enum PoolCounter {
     ReplicaReads,
     /// `memgpt_store_replica_fallbacks_total` (no `pool` label).
     ReplicaFallbacks,
+    /// `memgpt_store_pool_reruns_total`: calls run again on a checked connection after the
+    /// unchecked one they were given was found gone (nothing of them had run).
+    Reruns,
 }
 
 /// Gauges of a pool, by name.
@@ -118,6 +122,9 @@ pub fn count(counter: PoolCounter, pool: &'static str) {
         }
         PoolCounter::ReplicaFallbacks => {
             metrics::counter!("memgpt_store_replica_fallbacks_total").increment(1);
+        }
+        PoolCounter::Reruns => {
+            metrics::counter!("memgpt_store_pool_reruns_total", "pool" => pool).increment(1);
         }
     }
     #[cfg(not(feature = "metrics"))]

@@ -70,6 +70,7 @@ impl Backend for PgStore {
             return None;
         }
         lease.conn.forget();
+        lease.counters.record_rerun();
         drop(lease);
         Some(self.checkout())
     }

@@ -27,6 +27,7 @@ pub(crate) struct Counters {
     leaks: AtomicU64,
     replica_reads: AtomicU64,
     replica_fallbacks: AtomicU64,
+    reruns: AtomicU64,
 }
 
 impl Counters {
@@ -62,6 +63,16 @@ impl Counters {
     pub(crate) fn record_replica_fallback(&self) {
         self.replica_fallbacks.fetch_add(1, Ordering::Relaxed);
         telemetry::count(PoolCounter::ReplicaFallbacks, self.pool);
+    }
+
+    /// A call run again on a checked connection: the unchecked one it was given was gone.
+    pub(crate) fn record_rerun(&self) {
+        self.reruns.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(PoolCounter::Reruns, self.pool);
+        tracing::debug!(
+            pool = self.pool,
+            "memgpt-pg: a connection was found gone; the call runs again on a checked one"
+        );
     }
 
     pub(crate) fn record_timeout(&self) {
@@ -189,6 +200,9 @@ pub struct PoolMetrics {
     /// further behind than `MEMGPT_PG_REPLICA_MAX_LAG`, or (read-your-writes) not yet past
     /// the session's last write.
     pub replica_fallbacks: u64,
+    /// Calls run again on a checked connection because the connection handed out unchecked
+    /// (within `MEMGPT_PG_PRE_PING_BYPASS_MS`) was found gone before anything of them ran.
+    pub reruns: u64,
 }
 
 impl PoolMetrics {
@@ -217,6 +231,7 @@ impl PoolMetrics {
             leaks: c.leaks.load(Ordering::Relaxed),
             replica_reads: c.replica_reads.load(Ordering::Relaxed),
             replica_fallbacks: c.replica_fallbacks.load(Ordering::Relaxed),
+            reruns: c.reruns.load(Ordering::Relaxed),
         }
     }
 }

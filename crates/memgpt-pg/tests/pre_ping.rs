@@ -111,7 +111,7 @@ fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one()
     for read in 0..4 {
         assert_eq!(recall.size(&[]).unwrap(), 1);
         let before = terminate(&mut f.admin, app, 1);
-        let checkouts = store.metrics().checkouts;
+        let (checkouts, reruns) = (store.metrics().checkouts, store.metrics().reruns);
         let got = match read {
             0 => recall.get_all(&[], None).unwrap(),
             1 => recall.get(m.id()).unwrap().into_iter().collect(),
@@ -125,6 +125,7 @@ fn a_read_that_finds_its_unchecked_connection_gone_runs_again_on_a_checked_one()
         assert_eq!(got, std::slice::from_ref(&m), "read {read}");
         // The unchecked connection, then a checked one on which the read ran again.
         assert_eq!(store.metrics().checkouts - checkouts, 2, "read {read}");
+        assert_eq!(store.metrics().reruns - reruns, 1, "read {read}");
         assert!(pids(&mut f.admin, app).is_disjoint(&before));
     }
 }
@@ -135,10 +136,11 @@ fn a_write_whose_unchecked_connection_is_gone_runs_on_a_checked_one() {
     let (store, app, s, recall) = (&f.store, f.app.as_str(), f.scope, &f.recall);
     recall.insert(&said(&s, "first")).unwrap();
     terminate(&mut f.admin, app, 1);
-    let checkouts = store.metrics().checkouts;
+    let (checkouts, reruns) = (store.metrics().checkouts, store.metrics().reruns);
     recall.insert(&said(&s, "second")).unwrap();
-    // The unchecked connection, found gone, then a checked one.
+    // The unchecked connection, found gone, then a checked one: one call run again.
     assert_eq!(store.metrics().checkouts - checkouts, 2);
+    assert_eq!(store.metrics().reruns - reruns, 1);
     terminate(&mut f.admin, app, 1);
     recall
         .insert_many([said(&s, "third"), said(&s, "fourth")], false)
@@ -177,6 +179,7 @@ fn a_write_that_lost_its_connection_after_it_began_is_not_run_again() {
     );
     // One connection: the write that began was not run again on another.
     assert_eq!(store.metrics().checkouts - checkouts, 1);
+    assert_eq!(store.metrics().reruns, 0);
     assert_eq!(recall.size(&[]).unwrap(), 1);
 }
 
