@@ -370,7 +370,7 @@ mod tests {
     /// multi-row INSERTs (of any number of rows) and filter lists repeating a column are
     /// not — whatever the dialect.
     #[test]
-    fn only_reads_of_a_fixed_shape_are_cacheable() {
+    fn only_statements_of_a_fixed_shape_are_cacheable() {
         fn check<D: Dialect<Bind = Param>>() {
             let scope = Scope::agent(Uuid::nil(), Uuid::nil());
             let s = Shapes::<D>::new(TableType::Passages, &scope, "x");
