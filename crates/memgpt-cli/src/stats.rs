@@ -95,6 +95,7 @@ mod postgres {
                 "leaks": m.leaks,
                 "replica_reads": m.replica_reads,
                 "replica_fallbacks": m.replica_fallbacks,
+                "reruns": m.reruns,
             },
         })
     }

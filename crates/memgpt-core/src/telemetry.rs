@@ -29,8 +29,9 @@
 //! `memgpt_store_async_timeouts_total` (it never became a call). No label ever holds a
 //! value of a record, a filter or a secret.
 
-/// Counters of a pool, by name.
+/// Counters of a pool, by name (more may come: not to be matched exhaustively).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PoolCounter {
     /// `memgpt_store_pool_timeouts_total`.
     Timeouts,

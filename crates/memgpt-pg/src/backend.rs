@@ -70,9 +70,13 @@ impl Backend for PgStore {
             return None;
         }
         lease.conn.forget();
-        lease.counters.record_rerun();
+        let counters = lease.counters.clone();
         drop(lease);
-        Some(self.checkout())
+        let again = self.checkout();
+        if again.is_ok() {
+            counters.record_rerun();
+        }
+        Some(again)
     }
 
     /// The primary's pool: `pool_size + max_overflow` (a replica's reads fall back to it).

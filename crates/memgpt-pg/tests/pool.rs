@@ -602,7 +602,11 @@ fn prepared_statements_stay_bounded_whatever_the_batch_sizes() {
     }
     // So is one record's write, whose text is fixed: parsed once per connection.
     for i in 0..2 {
-        let changed = taken.to_builder().text(format!("taken {i}")).build().unwrap();
+        let changed = taken
+            .to_builder()
+            .text(format!("taken {i}"))
+            .build()
+            .unwrap();
         c.update(&changed).unwrap();
         assert_eq!(store.prepared_statements().unwrap(), fixed + 3);
     }

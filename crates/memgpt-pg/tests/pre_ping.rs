@@ -183,6 +183,35 @@ fn a_write_that_lost_its_connection_after_it_began_is_not_run_again() {
     assert_eq!(recall.size(&[]).unwrap(), 1);
 }
 
+/// A call whose unchecked connection is gone and that finds no other (the database now
+/// refuses connections) fails with the refusal, and is not counted as run again.
+#[test]
+fn a_call_that_could_not_run_again_is_not_counted_as_run_again() {
+    let mut f = fixture_with(1, |c| c.pool_timeout = Duration::from_secs(1));
+    let (store, app, s, recall) = (&f.store, f.app.clone(), f.scope, &f.recall);
+    recall.insert(&said(&s, "first")).unwrap();
+    // From the server's own database: a database's sessions cannot close it to others.
+    let server = std::env::var(memgpt_testing::VECTOR_SERVER).unwrap();
+    let mut outside = <PgConnection as diesel::Connection>::establish(&server).unwrap();
+    let allow = |on: bool| format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {on}", f._db.name());
+    diesel::sql_query(allow(false))
+        .execute(&mut outside)
+        .unwrap();
+    terminate(&mut f.admin, &app, 1);
+    let (checkouts, reruns) = (store.metrics().checkouts, store.metrics().reruns);
+    let e = recall.size(&[]).unwrap_err();
+    diesel::sql_query(allow(true))
+        .execute(&mut f.admin)
+        .unwrap();
+    assert!(
+        matches!(e, memgpt_core::Error::ConnectionLost { .. }),
+        "{e:?}"
+    );
+    assert_eq!(store.metrics().checkouts - checkouts, 1);
+    assert_eq!(store.metrics().reruns, reruns);
+    assert_eq!(recall.size(&[]).unwrap(), 1);
+}
+
 /// Behind a transaction pooler whose server defaults differ from the store's settings,
 /// every call opens with `BEGIN; SET LOCAL …`: on a connection found gone there, a read and
 /// a write run again on a checked one all the same.

@@ -456,6 +456,22 @@ fn cached_statements_stay_bounded_whatever_the_batch_sizes() {
         assert_eq!(c.get_all(&[], Some(5)).unwrap().len(), 5);
         assert_eq!(cached_on(&path), fixed + 2);
     }
+    // So are one record's writes, whose texts are fixed: an update, a delete by one
+    // filter, each prepared once on the writer.
+    for i in 0..2 {
+        let changed = taken
+            .to_builder()
+            .text(format!("taken {i}"))
+            .build()
+            .unwrap();
+        c.update(&changed).unwrap();
+        assert_eq!(cached_on(&path), fixed + 3);
+    }
+    for _ in 0..2 {
+        let tool = memgpt_core::Filter::eq(memgpt_core::Column::Role, "tool");
+        assert_eq!(c.delete(&[tool]).unwrap(), 0);
+        assert_eq!(cached_on(&path), fixed + 4);
+    }
 }
 
 /// Records another writer left without a `created_at` are neither counted nor removed by

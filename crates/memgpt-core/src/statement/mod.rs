@@ -197,7 +197,8 @@ impl<D: Dialect> Statement<D> {
     /// Whether a backend may keep the statement prepared on a connection, keyed by its
     /// text — the one rule both backends apply to their statement caches. A statement is
     /// cacheable when its text is one of a fixed set of shapes, a read or a write (one
-    /// record's `INSERT` or `UPDATE`, a `DELETE` by filters): not built from a number of
+    /// record's `INSERT` or `UPDATE`, a `DELETE` by filters; an `EXPLAIN` of one of them
+    /// too): not built from a number of
     /// values (an `IN (…)` list of [`list`](Self::list), the rows of a multi-row
     /// [`Shapes::insert`], a filter list repeating a column), whose texts would fill every
     /// connection's cache — and the server's memory — as callers vary their batch sizes.
