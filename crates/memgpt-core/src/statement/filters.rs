@@ -34,7 +34,13 @@ impl<D: Dialect> Statement<D> {
         {
             self.variable = true;
         }
-        for f in filters {
+        // Each column once: in one order whatever the caller's, so that a set of column
+        // filters is one statement text (one prepared statement), not one per order.
+        let mut ordered: Vec<&Filter> = filters.iter().collect();
+        if !self.variable {
+            ordered.sort_by_key(|f| f.column().map(|c| c.name()));
+        }
+        for f in ordered {
             match &f.kind {
                 Kind::Column { column, value } => {
                     let col = column.name();

@@ -370,6 +370,28 @@ mod tests {
     /// The one caching rule: reads of a fixed shape are cacheable; writes, `IN (…)` lists,
     /// multi-row INSERTs (of any number of rows) and filter lists repeating a column are
     /// not — whatever the dialect.
+    /// Column filters in any order make one text, each value bound to its column.
+    #[test]
+    fn column_filters_in_any_order_are_one_statement() {
+        let scope = Scope::agent(Uuid::nil(), Uuid::nil());
+        let s = Shapes::<Dollar>::new(TableType::Passages, &scope, "x");
+        let (source, doc) = (
+            Filter::eq(Column::DataSource, "s"),
+            Filter::is_null(Column::DocId),
+        );
+        let agent = Filter::eq(Column::AgentId, Uuid::from_u128(7));
+        let one = s.count(&[source.clone(), doc.clone(), agent.clone()]);
+        let other = s.count(&[agent, doc, source]);
+        assert_eq!(one.text, other.text);
+        assert_eq!(one.binds, other.binds);
+        assert!(one.is_cacheable());
+        assert_eq!(
+            one.text,
+            "SELECT count(*) AS n FROM memgpt_passages WHERE user_id = $1 AND agent_id = $2 \
+             AND data_source = $3 AND doc_id IS NULL"
+        );
+    }
+
     #[test]
     fn only_statements_of_a_fixed_shape_are_cacheable() {
         fn check<D: Dialect<Bind = Param>>() {
