@@ -20,12 +20,12 @@ pub trait BindValue<DB: Backend> {
 }
 
 /// The diesel query of `sql`, with every value bound. A
-/// [cacheable](memgpt_core::statement::Statement::is_cacheable) statement (a read or a
-/// one-record write of a fixed shape) is a prepared statement kept in the connection's
-/// statement cache, keyed by its text: the database parses it once per connection, not
-/// once per call (diesel's `sql_query` is never cached). Any other — a statement whose
-/// text varies with a number of values (`IN (…)`, a multi-row `INSERT`) — is prepared for
-/// each call, so that varying batch sizes never grow the cache.
+/// [cacheable](memgpt_core::statement::Statement::is_cacheable) statement (a read of a
+/// fixed shape) is a prepared statement kept in the connection's statement cache, keyed by
+/// its text: the database parses it once per connection, not once per call (diesel's
+/// `sql_query` is never cached). Any other — a write, or a read whose text varies with a
+/// number of values (`IN (…)`) — is prepared for each call, so that varying batch sizes
+/// never grow the cache.
 pub fn query<D: Dialect>(sql: Statement<D>) -> Prepared<D> {
     let cache = sql.is_cacheable();
     Prepared { sql, cache }

@@ -50,9 +50,8 @@ impl PgStore {
 
     /// The named prepared statements a pooled connection of the primary holds
     /// (`pg_prepared_statements` on the connection a checkout gives; with a pool of one,
-    /// always the same). Reads and one-record writes of a fixed shape are kept prepared on
-    /// each connection, once per shape; statements whose text varies with a number of
-    /// values (`IN (…)` lists,
+    /// always the same). Reads of a fixed shape are kept prepared on each connection, once
+    /// per shape; statements whose text varies with a number of values (`IN (…)` lists,
     /// multi-row `INSERT`s) are never kept (see
     /// [`Statement::is_cacheable`](memgpt_core::statement::Statement::is_cacheable)), so
     /// this count is bounded by the shapes the connectors use, whatever the batch sizes.

@@ -195,14 +195,16 @@ impl<D: Dialect> Statement<D> {
 
     /// Whether a backend may keep the statement prepared on a connection, keyed by its
     /// text — the one rule both backends apply to their statement caches. A statement is
-    /// cacheable when its text is one of a fixed set of shapes, a read or a write (one
-    /// record's `INSERT` or `UPDATE`, a `DELETE` by filters; an `EXPLAIN` of one of them
-    /// too): not built from a number of
-    /// values (an `IN (…)` list of [`list`](Self::list), the rows of a multi-row
-    /// [`Shapes::insert`], a filter list repeating a column), whose texts would fill every
-    /// connection's cache — and the server's memory — as callers vary their batch sizes.
+    /// cacheable when it reads ([`is_read`](Self::is_read)) and its text is one of a fixed
+    /// set of shapes: not built from a number of values (an `IN (…)` list of
+    /// [`list`](Self::list), the rows of [`Shapes::insert`], a filter list repeating a
+    /// column), whose texts would fill every connection's cache — and the server's memory —
+    /// as callers vary their batch sizes. Writes are prepared for each call (kept prepared,
+    /// a write's first prepare blocked behind a lock would, if its session is ended, report
+    /// libpq's words instead of the server's: diesel prepares with the synchronous
+    /// `PQprepare`).
     pub fn is_cacheable(&self) -> bool {
-        !self.variable
+        self.is_read() && !self.variable
     }
 
     /// Prefixes the text (`EXPLAIN …`); placeholders keep their numbers.
@@ -389,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn only_statements_of_a_fixed_shape_are_cacheable() {
+    fn only_reads_of_a_fixed_shape_are_cacheable() {
         fn check<D: Dialect<Bind = Param>>() {
             let scope = Scope::agent(Uuid::nil(), Uuid::nil());
             let s = Shapes::<D>::new(TableType::Passages, &scope, "x");
@@ -415,25 +417,15 @@ mod tests {
                 assert!(read.is_read() && read.is_cacheable(), "{}", read.text);
             }
             let row = || vec![Param::Int(Some(1)), Param::Int(Some(2))];
-            // Writes of one fixed text: one record's, or by a fixed set of filters.
-            for write in [
-                s.delete(&two),
-                s.update(&["id", "text"], row(), Uuid::nil()),
-                s.insert(&["id", "text"], [row()], false),
-                s.insert(&["id", "text"], [row()], true),
-            ] {
-                assert!(!write.is_read() && write.is_cacheable(), "{}", write.text);
-            }
-            for (varies, read) in [
-                (s.insert(&["id", "text"], [row(), row()], false), false),
-                (
-                    s.insert(&["id", "text"], [row(), row(), row()], true),
-                    false,
-                ),
+            for (write, read) in [
+                (s.delete(&two), false),
+                (s.update(&["id", "text"], row(), Uuid::nil()), false),
+                (s.insert(&["id", "text"], [row()], false), false),
+                (s.insert(&["id", "text"], [row(), row()], true), false),
                 (s.count(&[two[0].clone(), two[0].clone()]), true),
             ] {
-                assert_eq!(varies.is_read(), read, "{}", varies.text);
-                assert!(!varies.is_cacheable(), "{}", varies.text);
+                assert_eq!(write.is_read(), read, "{}", write.text);
+                assert!(!write.is_cacheable(), "{}", write.text);
             }
             let mut lookup = Statement::<D>::new("SELECT id FROM t WHERE id IN");
             lookup.list([Param::Uuid(Some(Uuid::nil()))]);

@@ -257,8 +257,7 @@ impl<'a, D: Dialect> Shapes<'a, D> {
     }
 
     /// A multi-row `INSERT`, with the tenant-safe upsert clause when `exists_ok`. Its text
-    /// varies with the number of rows: [cacheable](Statement::is_cacheable) for one row
-    /// only (one text per table and conflict clause).
+    /// varies with the number of rows: never [cacheable](Statement::is_cacheable).
     pub fn insert(
         &self,
         columns: &[&str],
@@ -270,8 +269,8 @@ impl<'a, D: Dialect> Shapes<'a, D> {
             self.name(),
             columns.join(", ")
         ));
+        s.variable = true;
         for (i, row) in rows.into_iter().enumerate() {
-            s.variable |= i > 0;
             s.push(if i == 0 { "(" } else { ", (" });
             for (j, v) in row.into_iter().enumerate() {
                 if j > 0 {
