@@ -291,6 +291,7 @@ fn a_panic_unwinding_through_a_write_on_an_unchecked_connection_writes_nothing()
     }));
     assert!(unwound.is_err());
     assert_eq!(store.metrics().checkouts - checkouts, 1);
+    assert_eq!(store.metrics().reruns, 0);
     assert_eq!(recall.size(&[]).unwrap(), 1);
     recall.insert(&said(&s, "after")).unwrap();
     assert_eq!(recall.size(&[]).unwrap(), 2);
@@ -320,6 +321,35 @@ fn writes_from_threads_sharing_a_store_run_again_on_each_lost_connection() {
     });
     assert_eq!(f.recall.size(&[]).unwrap(), 12);
     assert!(pids(&mut f.admin, &f.app).is_disjoint(&before));
+    // Each gone connection was found either by a write's `BEGIN` (a rerun) or by the ping
+    // of a rerun's checkout: at least the first write found one, at most three did.
+    assert!(
+        (1..=3).contains(&store.metrics().reruns),
+        "{:?}",
+        store.metrics()
+    );
+}
+
+/// A read nested in a write's iterator, on a store whose connections the server ended:
+/// the read finds its unchecked connection gone and runs again (one rerun); the write,
+/// which takes its connection after the read gave a checked one back, is not run again;
+/// every record is written once.
+#[test]
+fn a_read_nested_in_a_writes_iterator_runs_again_alone() {
+    let mut f = fixture(2);
+    terminate(&mut f.admin, &f.app, 2);
+    let (store, s, recall) = (&f.store, f.scope, &f.recall);
+    let sizes = std::sync::Mutex::new(Vec::new());
+    let records = (0..3).map(|i| {
+        if i == 0 {
+            sizes.lock().unwrap().push(recall.size(&[]).unwrap());
+        }
+        said(&s, &format!("m{i}"))
+    });
+    assert_eq!(recall.insert_many(records, false).unwrap(), 3);
+    assert_eq!(*sizes.lock().unwrap(), [0]);
+    assert_eq!(store.metrics().reruns, 1);
+    assert_eq!(recall.size(&[]).unwrap(), 3);
 }
 
 /// A write blocked behind a lock another session holds ends at the statement timeout
@@ -339,6 +369,7 @@ fn a_write_blocked_behind_another_sessions_lock_times_out_once() {
     let e = recall.insert(&said(&s, "blocked")).unwrap_err();
     assert!(matches!(e, memgpt_core::Error::Timeout { .. }), "{e:?}");
     assert_eq!(store.metrics().checkouts - checkouts, 1);
+    assert_eq!(store.metrics().reruns, 0);
     diesel::connection::SimpleConnection::batch_execute(&mut holder, "ROLLBACK").unwrap();
     assert_eq!(recall.size(&[]).unwrap(), 1);
 }
