@@ -386,17 +386,14 @@ mod tests {
     use super::*;
     use memgpt_testing::{TempDatabase, VECTOR_SERVER};
 
-    /// r2d2 asks the manager about a connection coming back before it takes its own lock:
-    /// connections coming back at the same moment are judged before any of them joins the
-    /// idle ones. Three judged so, on a pool of 2 + 1: two stay, the third is closed, and
-    /// the pool ends with two idle connections.
-    #[test]
-    fn connections_judged_before_any_joins_the_idle_ones_keep_pool_size() {
+    /// A pool of `size + overflow` on a database of its own (returned first: it must
+    /// outlive the pool's connections), every checkout pinged.
+    fn pool_of(size: u32, overflow: u32) -> (TempDatabase, Pool) {
         let db = TempDatabase::create(VECTOR_SERVER).unwrap();
         let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
-        (config.pool_size, config.max_overflow) = (2, 1);
+        (config.pool_size, config.max_overflow) = (size, overflow);
         let info = crate::url::connection_info(&config).unwrap();
-        let counters = Arc::new(Counters::new("postgres", 2));
+        let counters = Arc::new(Counters::new("postgres", size));
         let pool = build(
             &config,
             info.to_conninfo(),
@@ -404,7 +401,16 @@ mod tests {
             Warm::None,
             Duration::ZERO,
         );
-        let pool = pool.unwrap();
+        (db, pool.unwrap())
+    }
+
+    /// r2d2 asks the manager about a connection coming back before it takes its own lock:
+    /// connections coming back at the same moment are judged before any of them joins the
+    /// idle ones. Three judged so, on a pool of 2 + 1: two stay, the third is closed, and
+    /// the pool ends with two idle connections.
+    #[test]
+    fn connections_judged_before_any_joins_the_idle_ones_keep_pool_size() {
+        let (_db, pool) = pool_of(2, 1);
         let mut held: Vec<Pooled> = (0..3)
             .map(|_| pool.get_timeout(Duration::from_secs(5)).unwrap())
             .collect();
@@ -421,19 +427,7 @@ mod tests {
     /// five checkouts and returns), two connections are idle, not three.
     #[test]
     fn a_connection_kept_for_a_waiting_caller_counts_among_the_idle_ones() {
-        let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-        let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
-        (config.pool_size, config.max_overflow) = (2, 2);
-        let info = crate::url::connection_info(&config).unwrap();
-        let counters = Arc::new(Counters::new("postgres", 2));
-        let pool = build(
-            &config,
-            info.to_conninfo(),
-            counters,
-            Warm::None,
-            Duration::ZERO,
-        );
-        let pool = pool.unwrap();
+        let (_db, pool) = pool_of(2, 2);
         let get = || pool.get_timeout(Duration::from_secs(5)).unwrap();
         let (mut a, mut b, c, d) = (get(), get(), get(), get());
         assert!(!pool.returns.closes(&mut a) && !pool.returns.closes(&mut b));

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::deserialize::{self, FromSql, QueryableByName};
 use diesel::row::NamedRow;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::sqlite::Sqlite;
+use diesel::sqlite::{Sqlite, SqliteValue};
 use diesel::{RunQueryDsl, SqliteConnection};
 use memgpt_core::row::{Col, Decode, Row, Undecodable};
 use memgpt_core::{Embedding, Result, TableType};
@@ -62,32 +62,19 @@ impl<R, const BASE64: bool> Columns<'_, R, BASE64> {
         memgpt_migrate::query::column::<Sqlite, R, ST, T>(self.0, c)
     }
 
-    /// Column `c`'s text, read in place (no copy) by `f`; `None` for NULL.
-    fn text_in_place<'a, T>(
+    /// Column `c`'s value, read in place (no copy) by `f` (`read_text` or `read_blob`
+    /// of diesel's `SqliteValue`); `None` for NULL.
+    fn in_place<'a, T>(
         &self,
         c: Col,
-        f: impl FnOnce(&str) -> std::result::Result<T, Undecodable>,
+        f: impl FnOnce(&mut SqliteValue<'_, '_, '_>) -> std::result::Result<T, Undecodable>,
     ) -> Got<T>
     where
         R: NamedRow<'a, Sqlite>,
     {
         use diesel::row::Field;
         let field = memgpt_migrate::query::field(self.0, c)?;
-        field.value().map(|mut v| f(v.read_text())).transpose()
-    }
-
-    /// Column `c`'s bytes, read in place (no copy) by `f`; `None` for NULL.
-    fn blob_in_place<'a, T>(
-        &self,
-        c: Col,
-        f: impl FnOnce(&[u8]) -> std::result::Result<T, Undecodable>,
-    ) -> Got<T>
-    where
-        R: NamedRow<'a, Sqlite>,
-    {
-        use diesel::row::Field;
-        let field = memgpt_migrate::query::field(self.0, c)?;
-        field.value().map(|mut v| f(v.read_blob())).transpose()
+        field.value().map(|mut v| f(&mut v)).transpose()
     }
 }
 
@@ -96,7 +83,8 @@ type Got<T> = std::result::Result<Option<T>, Undecodable>;
 impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BASE64> {
     /// MemGPT's `CommonUUID`: 36-character text.
     fn uuid(&self, c: Col) -> Got<Uuid> {
-        self.text_in_place(c, |s| {
+        self.in_place(c, |v| {
+            let s = v.read_text();
             Uuid::parse_str(s.trim()).map_err(|e| Undecodable::new(c.name, format!("{s:?}: {e}")))
         })
     }
@@ -111,7 +99,7 @@ impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BAS
 
     /// SQLAlchemy's `DATETIME` text, or another form migration 000006 rewrites.
     fn time(&self, c: Col) -> Got<DateTime<Utc>> {
-        self.text_in_place(c, |s| time_of(c.name, s))
+        self.in_place(c, |v| time_of(c.name, v.read_text()))
     }
 
     /// JSON is stored as text.
@@ -123,7 +111,8 @@ impl<'a, R: NamedRow<'a, Sqlite>, const BASE64: bool> Row for Columns<'_, R, BAS
     /// `CommonVector`), cut to `dim`; archival memory and passages: raw float32 bytes.
     fn embedding(&self, c: Col, dim: Option<i64>) -> Got<Embedding> {
         let bad = |why: &dyn std::fmt::Display| Undecodable::new(c.name, why);
-        self.blob_in_place(c, |b| {
+        self.in_place(c, |v| {
+            let b = v.read_blob();
             let e = if BASE64 {
                 let v = base64_to_f32(b).ok_or_else(|| bad(&"not base64 float32"))?;
                 let dim = dim.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
