@@ -1,20 +1,22 @@
 //! The store: the process-wide pool, migrations, units of work, vector support, monitoring.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::open::PgVector;
 use crate::PgConfig;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::PgConnection;
 use memgpt_core::unit_of_work::{self, TxHooks};
-use memgpt_core::{Error, PoolState, Record, Result, Scope, TableType, Tx};
+use memgpt_core::{Error, Record, Result, Scope, TableType, Tx};
 
 use crate::error::map;
 use crate::metrics::{Counters, PoolMetrics};
-use crate::pool::{self, Lease, Pool, Pooled};
-use crate::refusal::{unreachable, Secrets};
+use crate::pool::{self, Lease, Pool};
+use crate::refusal::Secrets;
 use crate::wal::{Required, SessionPosition, Wal};
+
+mod checkout;
 
 /// The PostgreSQL backend: one pool per process, shared by every connector.
 ///
@@ -345,90 +347,12 @@ impl PgStore {
             c.pool_size.saturating_add(c.max_overflow),
         )
     }
-
-    /// A connection pinged even within the pre-ping bypass (for a unit of work, which cannot
-    /// run again); one found gone is closed. The lease remembers its caller.
-    #[track_caller]
-    pub(crate) fn checkout(&self) -> Result<Lease> {
-        let site = std::panic::Location::caller();
-        let mut lost = diesel::result::Error::NotFound;
-        for _ in 0..=self.inner.pool.max_size() {
-            let mut lease = self.checkout_with(false, site)?;
-            match lease.conn.check_unchecked() {
-                Ok(()) => return Ok(lease),
-                Err(e) => lost = e,
-            }
-        }
-        Err(map(lost))
-    }
-
-    /// [`checkout`](Self::checkout); with `at_open`, in short waits that return the first
-    /// connection error r2d2 reports (it appends the last one to each timeout) rather than
-    /// waiting the whole pool timeout for a server that refuses every connection.
-    pub(crate) fn checkout_with(
-        &self,
-        at_open: bool,
-        site: &'static std::panic::Location<'static>,
-    ) -> Result<Lease> {
-        let timeout = self.inner.config.pool_timeout;
-        let conn = memgpt_core::trace::checkout("postgres", || {
-            let start = Instant::now();
-            loop {
-                let wait = if at_open {
-                    FIRST_CHECKOUT_WAIT.min(timeout)
-                } else {
-                    timeout
-                };
-                let e = match self.inner.pool.get_timeout(wait) {
-                    Ok(conn) => return Ok(conn),
-                    Err(e) => e,
-                };
-                let waited = start.elapsed().max(Duration::from_millis(1));
-                let message = e.to_string();
-                // r2d2 appends the last connection error, if any, to its timeout message:
-                // then the server could not be reached, rather than every connection
-                // being busy.
-                if let Some((_, cause)) = message.split_once(": ") {
-                    return Err(unreachable(
-                        &format!("no connection within {waited:?}"),
-                        cause,
-                        &self.inner.secrets,
-                    ));
-                }
-                if waited >= timeout {
-                    let state = self.inner.pool.state();
-                    return Err(Error::PoolTimeout {
-                        waited,
-                        state: PoolState::new(
-                            state.connections,
-                            state.idle_connections,
-                            self.inner.pool.max_size(),
-                        ),
-                    });
-                }
-            }
-        })?;
-        Ok(self.lease(conn, site))
-    }
-
-    fn lease(&self, conn: Pooled, site: &'static std::panic::Location<'static>) -> Lease {
-        Lease {
-            conn,
-            taken: Instant::now(),
-            site,
-            threshold: self.inner.config.leak_threshold,
-            counters: self.inner.counters.clone(),
-        }
-    }
 }
 
 /// How long warming the pool at open waits for each connection: it is best-effort, and a
 /// server that refuses more connections (a role's connection limit, `max_connections`)
 /// must not hold the open up for the pool timeout.
 const WARM_WAIT: Duration = Duration::from_secs(1);
-
-/// How long the open's first checkout waits at a time for r2d2 to report a connection.
-const FIRST_CHECKOUT_WAIT: Duration = Duration::from_millis(250);
 
 /// The SQL of a unit of work on PostgreSQL.
 const HOOKS: TxHooks<Lease> = TxHooks {
