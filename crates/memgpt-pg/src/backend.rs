@@ -63,16 +63,17 @@ impl Backend for PgStore {
     /// A read, or a write whose `BEGIN` failed, that lost a connection handed out
     /// unchecked (within the pre-ping bypass,
     /// [`PgConfig::pre_ping_bypass`](crate::PgConfig::pre_ping_bypass)) runs again on a
-    /// checked one; the lost one is closed.
+    /// checked one, waiting for it within the pool timeout of the first checkout; the lost
+    /// one is closed.
     #[track_caller]
     fn run_again(&self, mut lease: Lease, error: &Error) -> Option<Result<Lease>> {
         if lease.conn.checked() || !matches!(error, Error::ConnectionLost { .. }) {
             return None;
         }
         lease.conn.forget();
-        let counters = lease.counters.clone();
+        let (counters, start) = (lease.counters.clone(), lease.waited_from);
         drop(lease);
-        let again = self.checkout();
+        let again = self.checkout_from(start);
         if again.is_ok() {
             counters.record_rerun();
         }

@@ -344,6 +344,9 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for NoStatementCache {
 pub struct Lease {
     pub(crate) conn: Pooled,
     pub(crate) taken: Instant,
+    /// When its caller began to wait for a connection: a call run again on another
+    /// connection waits for it within the same pool timeout.
+    pub(crate) waited_from: Instant,
     pub(crate) site: &'static std::panic::Location<'static>,
     /// Held longer than this, it is reported as a leak when dropped.
     pub(crate) threshold: Option<Duration>,

@@ -141,11 +141,12 @@ impl Replicas {
 
     /// A connection of the next fit replica — in recovery, up, within the maximum lag
     /// and, with `after` (a read-your-writes session's [`Required`](crate::wal::Required) position), past it —
-    /// or `None`.
-    pub(crate) fn lease(&self, after: Option<u64>) -> Option<Pooled> {
+    /// or `None`. Its caller began to wait at `start`: every replica's wait, and the
+    /// primary's after them, fit in one pool timeout from there.
+    pub(crate) fn lease(&self, after: Option<u64>, start: Instant) -> Option<Pooled> {
         let n = self.list.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).find_map(|i| self.list[(start + i) % n].lease(after, self))
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n).find_map(|i| self.list[(first + i) % n].lease(after, self, start))
     }
 
     /// Samples the primary's position on the [`Monitor`] when the last sample is older
@@ -233,8 +234,8 @@ impl Replicas {
 }
 
 impl Replica {
-    fn lease(&self, after: Option<u64>, replicas: &Replicas) -> Option<Pooled> {
-        let pool_timeout = replicas.pool_timeout;
+    fn lease(&self, after: Option<u64>, replicas: &Replicas, start: Instant) -> Option<Pooled> {
+        let left = replicas.pool_timeout.saturating_sub(start.elapsed());
         let now = Instant::now();
         let measure = {
             let h = self.health.lock().ok()?;
@@ -245,7 +246,7 @@ impl Replica {
                 || h.lag_checked
                     .is_none_or(|t| now.duration_since(t) >= LAG_EVERY)
         };
-        let mut conn = self.checkout(now, pool_timeout)?;
+        let mut conn = self.checkout(now, left)?;
         if !measure {
             return Some(conn);
         }
@@ -283,13 +284,13 @@ impl Replica {
     /// A connection of the replica's pool. A short wait first: r2d2 reports a connection
     /// error (appended to its timeout message) when the replica cannot be reached, and the
     /// primary serves at once. A plain timeout means every connection is busy: the read
-    /// queues as it would on the primary, up to the pool timeout. An unreachable replica
-    /// is skipped for a while.
-    fn checkout(&self, now: Instant, pool_timeout: Duration) -> Option<Pooled> {
-        let first = self.pool.get_timeout(REPLICA_WAIT.min(pool_timeout));
+    /// queues as it would on the primary, up to what is `left` of the pool timeout. An
+    /// unreachable replica is skipped for a while.
+    fn checkout(&self, now: Instant, left: Duration) -> Option<Pooled> {
+        let first = self.pool.get_timeout(REPLICA_WAIT.min(left));
         let got = match first {
-            Err(e) if !self.unreachable(&e) && pool_timeout > REPLICA_WAIT => {
-                self.pool.get_timeout(pool_timeout - REPLICA_WAIT)
+            Err(e) if !self.unreachable(&e) && left > REPLICA_WAIT => {
+                self.pool.get_timeout(left - REPLICA_WAIT)
             }
             other => other,
         };

@@ -1,7 +1,7 @@
 //! The store: the process-wide pool, migrations, units of work, vector support, monitoring.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::open::PgVector;
 use crate::PgConfig;
@@ -278,10 +278,12 @@ impl PgStore {
     }
 
     /// A connection for a read outside a unit of work: a fit replica's when replicas are
-    /// configured (see [`crate::replica`]), else the primary's.
+    /// configured (see [`crate::replica`]), else the primary's; the waits for both
+    /// within one pool timeout.
     #[track_caller]
     pub(crate) fn read_checkout(&self) -> Result<Lease> {
         let site = std::panic::Location::caller();
+        let start = Instant::now();
         if let Some(replicas) = &self.inner.replicas {
             // A session's reads need a replica past its position; when a write's position
             // is unknown, the primary's position now covers it, else the primary serves.
@@ -295,13 +297,13 @@ impl PgStore {
                         Required::Unknown(_) => None,
                     }),
             };
-            if let Some(conn) = after.and_then(|after| replicas.lease(after)) {
+            if let Some(conn) = after.and_then(|after| replicas.lease(after, start)) {
                 self.inner.counters.record_replica_read();
-                return Ok(self.lease(conn, site));
+                return Ok(self.lease(conn, site, start));
             }
             self.inner.counters.record_replica_fallback();
         }
-        self.checkout_with(false, site)
+        self.checkout_since(start, false, site)
     }
 
     /// Whether every call runs in a transaction of its own that sets `jit`,
