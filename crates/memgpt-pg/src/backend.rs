@@ -63,17 +63,25 @@ impl Backend for PgStore {
     /// A read, or a write whose `BEGIN` failed, that lost a connection handed out
     /// unchecked (within the pre-ping bypass,
     /// [`PgConfig::pre_ping_bypass`](crate::PgConfig::pre_ping_bypass)) runs again on a
-    /// checked one, waiting for it within the pool timeout of the first checkout; the lost
-    /// one is closed.
+    /// checked one, waiting for it within what is left of the pool timeout after its
+    /// first wait; the lost one is closed.
     #[track_caller]
     fn run_again(&self, mut lease: Lease, error: &Error) -> Option<Result<Lease>> {
-        if lease.conn.checked() || !matches!(error, Error::ConnectionLost { .. }) {
+        let Error::ConnectionLost { message } = error else {
+            return None;
+        };
+        if lease.conn.checked() {
             return None;
         }
         lease.conn.forget();
-        let (counters, start) = (lease.counters.clone(), lease.waited_from);
+        let (counters, waited) = (lease.counters.clone(), lease.waited);
         drop(lease);
-        let again = self.checkout_from(start);
+        let now = std::time::Instant::now();
+        let start = now.checked_sub(waited).unwrap_or(now);
+        let loss = Error::ConnectionLost {
+            message: message.clone(),
+        };
+        let again = self.checkout_from(start, Some(loss));
         if again.is_ok() {
             counters.record_rerun();
         }

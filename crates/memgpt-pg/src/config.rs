@@ -21,7 +21,12 @@ pub struct PgConfig {
     /// Connections opened beyond `pool_size` under load (`MEMGPT_PG_MAX_OVERFLOW`, default
     /// 30): at most `pool_size + max_overflow` are open, busy and idle together.
     pub max_overflow: u32,
-    /// Longest wait for a connection (`MEMGPT_PG_POOL_TIMEOUT`, seconds, default 30).
+    /// Longest wait for a connection (`MEMGPT_PG_POOL_TIMEOUT`, seconds, default 30): the
+    /// waits of one call count together — for a replica and then the primary (a replica
+    /// waits at most half of what is left), for a connection replacing one found gone, for
+    /// a call run again (the time the call ran before does not count). The async
+    /// facade's wait for a place comes before it
+    /// ([`AsyncStore`](memgpt_core::asynchronous::AsyncStore)).
     pub pool_timeout: Duration,
     /// A call outside a unit of work takes a connection used within this long without
     /// pinging it first (`MEMGPT_PG_PRE_PING_BYPASS_MS`, milliseconds, default 500, as

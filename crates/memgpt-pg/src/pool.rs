@@ -344,9 +344,10 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for NoStatementCache {
 pub struct Lease {
     pub(crate) conn: Pooled,
     pub(crate) taken: Instant,
-    /// When its caller began to wait for a connection: a call run again on another
-    /// connection waits for it within the same pool timeout.
-    pub(crate) waited_from: Instant,
+    /// How long its caller waited for it: a call run again on another connection waits
+    /// for that one within what is left of the pool timeout (the time the call ran on
+    /// this one does not count).
+    pub(crate) waited: Duration,
     pub(crate) site: &'static std::panic::Location<'static>,
     /// Held longer than this, it is reported as a leak when dropped.
     pub(crate) threshold: Option<Duration>,

@@ -142,7 +142,8 @@ impl Replicas {
     /// A connection of the next fit replica — in recovery, up, within the maximum lag
     /// and, with `after` (a read-your-writes session's [`Required`](crate::wal::Required) position), past it —
     /// or `None`. Its caller began to wait at `start`: every replica's wait, and the
-    /// primary's after them, fit in one pool timeout from there.
+    /// primary's after them, fit in one pool timeout from there; each replica waits at
+    /// most half of what is left, so that the primary has time to open a connection.
     pub(crate) fn lease(&self, after: Option<u64>, start: Instant) -> Option<Pooled> {
         let n = self.list.len();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
@@ -235,7 +236,7 @@ impl Replicas {
 
 impl Replica {
     fn lease(&self, after: Option<u64>, replicas: &Replicas, start: Instant) -> Option<Pooled> {
-        let left = replicas.pool_timeout.saturating_sub(start.elapsed());
+        let left = replicas.pool_timeout.saturating_sub(start.elapsed()) / 2;
         let now = Instant::now();
         let measure = {
             let h = self.health.lock().ok()?;
