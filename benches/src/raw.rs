@@ -2,7 +2,9 @@
 //! instead of this library — `rusqlite` and the `postgres` crate — as prepared statements:
 //! W4's reads (the same SQL as the library's, every column decoded into owned values) and
 //! W1's best bulk load (one transaction of a prepared 500-row INSERT on rusqlite; binary
-//! `COPY` with the postgres crate). The ratio optimized/raw is the library's own overhead.
+//! `COPY` with the postgres crate). rusqlite runs on the library's connection settings (its
+//! memory map, cache size and in-memory temporary storage). The ratio optimized/raw is the
+//! library's own overhead.
 
 use std::collections::HashMap;
 
@@ -59,10 +61,19 @@ impl Raw {
         Ok(match backend {
             Database::Sqlite => {
                 let c = rusqlite::Connection::open(location)?;
-                c.execute_batch(
+                // The library's connection settings (its defaults), so that the comparison
+                // is of the work on them: its memory map, cache and in-memory temporary
+                // storage cost or gain the same on both sides (docs/BENCHMARKS.md, "W4 on
+                // SQLite at 1,000,000 rows: the settings, not the library").
+                let d = memgpt_sqlite::SqliteConfig::new(location);
+                c.execute_batch(&format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000;",
-                )?;
+                     PRAGMA busy_timeout = 5000; PRAGMA mmap_size = {}; \
+                     PRAGMA cache_size = -{}; PRAGMA temp_store = {};",
+                    d.mmap_size,
+                    d.cache_size_kib,
+                    d.temp_store.as_str()
+                ))?;
                 Raw::Sqlite(c)
             }
             Database::Postgres => Raw::Pg(
