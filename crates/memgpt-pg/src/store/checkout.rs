@@ -23,10 +23,12 @@ impl PgStore {
     /// found a connection gone already when `lost` is set: a call run again waits within
     /// what is left of its first checkout's pool timeout. When the wait ends with room in
     /// the pool after a connection was found gone, the loss is the error: the connections
-    /// were not all busy, they were gone (or none could be opened in time).
+    /// were not all busy, they were gone (or none could be opened in time). At most the
+    /// pool's size and one more connections are tried: the loss of the last is the error.
     #[track_caller]
     pub(crate) fn checkout_from(&self, start: Instant, mut lost: Option<Error>) -> Result<Lease> {
         let site = std::panic::Location::caller();
+        let mut tries = self.inner.pool.max_size();
         loop {
             let mut lease = match (self.checkout_since(start, false, site), lost) {
                 (Ok(lease), _) => lease,
@@ -39,7 +41,8 @@ impl PgStore {
             };
             match lease.conn.check_unchecked() {
                 Ok(()) => return Ok(lease),
-                Err(e) => lost = Some(map(e)),
+                Err(e) if tries == 0 => return Err(map(e)),
+                Err(e) => (lost, tries) = (Some(map(e)), tries - 1),
             }
         }
     }

@@ -109,8 +109,7 @@ fn waits_within_one_pool_timeout(
 }
 
 fn read(store: &PgStore, scope: Scope) -> Result<()> {
-    let recall = store.connector::<Message>(TableType::RecallMemory, scope)?;
-    recall.size(&[]).map(drop)
+    read_size(store, scope).map(drop)
 }
 
 fn write(store: &PgStore, scope: Scope) -> Result<()> {
