@@ -136,7 +136,7 @@ impl Server {
             log: self.home.join(format!("{}.log", self.port)),
             options: format!(
                 "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
-                 -c shared_buffers=256MB",
+                 -c shared_buffers=256MB -c max_prepared_transactions=16",
                 self.port,
                 self.home.join("sock").display()
             ),
@@ -144,7 +144,7 @@ impl Server {
     }
 
     /// The streaming replica's cluster: the port two after the server's (a hot standby
-    /// needs `max_connections` at least the primary's).
+    /// needs `max_connections` and `max_prepared_transactions` at least the primary's).
     fn replica(&self) -> Cluster {
         let port = self.port + 2;
         Cluster {
@@ -153,7 +153,7 @@ impl Server {
             log: self.home.join(format!("{}-replica.log", self.port)),
             options: format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
-                 -c shared_buffers=128MB -c hot_standby=on",
+                 -c shared_buffers=128MB -c max_prepared_transactions=16 -c hot_standby=on",
                 self.home.join("sock").display()
             ),
         }

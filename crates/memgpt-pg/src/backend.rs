@@ -123,7 +123,10 @@ impl Backend for PgStore {
                 map,
             ),
             None => memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map),
-        }?;
+        };
+        // A load spread over several connections: its parts follow the transaction.
+        crate::prepared::finish();
+        let done = done?;
         self.note_write(Some(conn));
         Ok(done)
     }
@@ -207,7 +210,11 @@ impl Backend for PgStore {
         records: &mut dyn Iterator<Item = (usize, R)>,
         exists_ok: bool,
     ) -> Option<Result<u64>> {
-        Some(crate::copy::copy_many(target, conn, records, exists_ok))
+        Some(match crate::parallel::connections(target, conn) {
+            Ok(Some(n)) => crate::parallel::load(target, conn, records, exists_ok, n),
+            Ok(None) => crate::copy::copy_many(target, conn, records, exists_ok),
+            Err(e) => Err(e),
+        })
     }
 }
 

@@ -79,6 +79,13 @@ pub struct PgConfig {
     /// table (`MEMGPT_PG_MIGRATION_LOCK_TIMEOUT`, seconds, default 30). Past it, open fails
     /// with [`Error::Migration`] naming the session that holds the lock.
     pub migration_lock_timeout: Duration,
+    /// Connections a bulk load of passages (archival memory, documents' passages) may
+    /// spread over (`MEMGPT_PG_LOAD_CONNECTIONS`, default 1: the caller's alone). Above 1,
+    /// on a server that allows prepared transactions (`max_prepared_transactions` at
+    /// least this and one more), a call of more than 1,000 passages is split by id over
+    /// this many pooled connections and stays all or nothing by two-phase commit; pgvector
+    /// maintains its HNSW index on each at once. See docs/CONFIGURATION.md.
+    pub load_connections: u32,
 }
 
 /// What the pool's connections reach.
@@ -122,6 +129,7 @@ impl PgConfig {
             replica_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),
             migration_lock_timeout: Duration::from_secs(30),
+            load_connections: 1,
         }
     }
 
@@ -155,6 +163,7 @@ impl PgConfig {
             replica_urls,
             replica_max_lag: secs_var(env, "MEMGPT_PG_REPLICA_MAX_LAG", 5, 0)?,
             migration_lock_timeout: secs_var(env, "MEMGPT_PG_MIGRATION_LOCK_TIMEOUT", 30, 1)?,
+            load_connections: int_var(env, "MEMGPT_PG_LOAD_CONNECTIONS", 1, 1, 64)?,
             pool_size: int_var(env, "MEMGPT_PG_POOL_SIZE", d.pool_size, 1, 10_000)?,
             max_overflow: int_var(env, "MEMGPT_PG_MAX_OVERFLOW", d.max_overflow, 0, 10_000)?,
             pool_timeout: secs_var(env, "MEMGPT_PG_POOL_TIMEOUT", 30, 1)?,

@@ -73,6 +73,12 @@ pub(crate) fn prepare(
     let begin = if transaction_pooler {
         crate::session::begin_sql(conn, config)?
     } else {
+        // Loads spread over several connections that a process left half done.
+        match crate::prepared::resolve(conn) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(parts = n, "finished the parts of loads left prepared"),
+            Err(e) => tracing::warn!(error = %e, "could not finish loads left prepared"),
+        }
         None
     };
     Ok((vector(conn, config.embedding_dim)?, begin))

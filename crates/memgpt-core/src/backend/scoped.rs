@@ -215,7 +215,10 @@ impl<B: Backend, R: Record> Scoped<B, R> {
     /// Writes `records` in chunks of [`chunk_size`](crate::backend::Backend::chunk_size) multi-row
     /// `INSERT`s, folding repeated ids by the whole call's rule. Records are pulled from
     /// the iterator between database rounds.
-    pub(crate) fn insert_chunks(
+    ///
+    /// # Errors
+    /// As `insert_many`.
+    pub fn insert_chunks(
         &self,
         conn: &mut B::Conn,
         records: &mut dyn Iterator<Item = (usize, R)>,

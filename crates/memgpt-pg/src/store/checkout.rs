@@ -122,6 +122,20 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// A connection for one part of a load spread over several ([`crate::parallel`]):
+    /// one idle or opened within [`SPARE_WAIT`], pinged when handed out unchecked; `None`
+    /// otherwise (the load then uses fewer, or the caller's alone).
+    pub(crate) fn spare(&self) -> Option<Pooled> {
+        let mut conn = self.inner.pool.get_timeout(SPARE_WAIT).ok()?;
+        conn.check_unchecked().ok()?;
+        Some(conn)
+    }
+}
+
+/// How long a load waits for each connection beyond the caller's.
+const SPARE_WAIT: Duration = Duration::from_millis(200);
+
 /// How long the open's first checkout waits at a time for r2d2 to report a connection.
 const FIRST_CHECKOUT_WAIT: Duration = Duration::from_millis(250);
 

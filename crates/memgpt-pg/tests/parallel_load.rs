@@ -1,0 +1,347 @@
+//! Loads of passages spread over several connections (`PgConfig::load_connections`), all
+//! or nothing by two-phase commit, on a server of the test's own that allows prepared
+//! transactions: every record once, the one duplicate rule, a part's session ended, the
+//! caller's session ended, a unit of work, a server without prepared transactions, and
+//! parts left prepared by a process that ended.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::BigInt;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use memgpt_core::{DatabaseUrl, Error, Passage, Record, Scope, StorageConnector, TableType};
+use memgpt_pg::{PgConfig, PgConnector, PgStore};
+use memgpt_testing::OwnServer;
+use uuid::Uuid;
+
+const N: usize = 2_500;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(url: &DatabaseUrl, sql: &str) -> i64 {
+    let mut c = PgConnection::establish(url.expose()).unwrap();
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut c)
+        .unwrap()
+        .n
+}
+
+/// A server of the test's own, migrated; allowing 10 prepared transactions when `allow`.
+fn server(allow: bool) -> (OwnServer, DatabaseUrl) {
+    let mut server = OwnServer::start("trust", "").unwrap();
+    if allow {
+        server
+            .restart_with("-c max_prepared_transactions=10")
+            .unwrap();
+    }
+    let url = server.url("");
+    memgpt_migrate::postgres::run_url(&url, memgpt_migrate::Command::Up).unwrap();
+    (server, url)
+}
+
+fn store(url: &DatabaseUrl, connections: u32) -> PgStore {
+    let mut config = PgConfig::new(url.clone());
+    config.pool_size = 5;
+    config.max_overflow = 0;
+    config.load_connections = connections;
+    PgStore::open(config).unwrap()
+}
+
+fn scope() -> Scope {
+    Scope::agent(Uuid::from_u128(1), Uuid::from_u128(2))
+}
+
+fn archival(store: &PgStore) -> PgConnector<Passage> {
+    store.connector(TableType::ArchivalMemory, scope()).unwrap()
+}
+
+fn passage(i: usize, text: &str) -> Passage {
+    let s = scope();
+    Passage::builder(s.user_id(), format!("{text} {i}"))
+        .id(Uuid::from_u128(1_000_000 + i as u128))
+        .agent_id(s.agent_id().unwrap())
+        .embedding(vec![i as f32, 1.0, -1.0], "ada")
+        .created_at(chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn passages(text: &str) -> Vec<Passage> {
+    (0..N).map(|i| passage(i, text)).collect()
+}
+
+/// Transactions that wrote the table's rows (one per part of a spread load).
+fn writers(url: &DatabaseUrl) -> i64 {
+    count(
+        url,
+        "SELECT count(DISTINCT xmin::text) AS n FROM memgpt_archival_memory_agent",
+    )
+}
+
+fn prepared(url: &DatabaseUrl) -> i64 {
+    count(url, "SELECT count(*) AS n FROM pg_prepared_xacts")
+}
+
+fn rows(url: &DatabaseUrl) -> i64 {
+    count(
+        url,
+        "SELECT count(*) AS n FROM memgpt_archival_memory_agent",
+    )
+}
+
+fn sorted(mut v: Vec<Passage>) -> Vec<Passage> {
+    v.sort_by_key(Record::id);
+    v
+}
+
+#[test]
+fn a_load_spread_over_three_connections_writes_every_record_once() {
+    let (_server, url) = server(true);
+    let store = store(&url, 3);
+    let c = archival(&store);
+    assert_eq!(c.insert_many(passages("first"), false).unwrap(), N as u64);
+    assert_eq!(sorted(c.get_all(&[], None).unwrap()), passages("first"));
+    assert_eq!((writers(&url), prepared(&url)), (3, 0));
+    // Again as an upsert, every text changed.
+    assert_eq!(c.insert_many(passages("second"), true).unwrap(), N as u64);
+    assert_eq!(sorted(c.get_all(&[], None).unwrap()), passages("second"));
+    assert_eq!((writers(&url), prepared(&url)), (3, 0));
+}
+
+#[test]
+fn a_spread_load_fails_on_the_record_one_connection_fails_on_and_writes_nothing() {
+    let (_server, url) = server(true);
+    let spread = store(&url, 3);
+    let one = store(&url, 1);
+    let mut repeated = passages("p");
+    repeated[1_700] = passage(300, "again");
+    let err = archival(&spread)
+        .insert_many(repeated.clone(), false)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DuplicateId {
+                first: 300,
+                second: 1_700,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        format!("{err:?}"),
+        format!(
+            "{:?}",
+            archival(&one).insert_many(repeated, false).unwrap_err()
+        )
+    );
+    assert_eq!((rows(&url), prepared(&url)), (0, 0));
+    archival(&one).insert(&passage(2_000, "before")).unwrap();
+    let err = archival(&spread)
+        .insert_many(passages("p"), false)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::AlreadyExists { id, .. } if id == passage(2_000, "").id()),
+        "{err:?}"
+    );
+    assert_eq!((rows(&url), prepared(&url)), (1, 0));
+}
+
+#[test]
+fn a_server_without_prepared_transactions_loads_on_the_callers_connection() {
+    let (_server, url) = server(false);
+    let store = store(&url, 3);
+    assert_eq!(
+        archival(&store).insert_many(passages("p"), false).unwrap(),
+        N as u64
+    );
+    assert_eq!((rows(&url), writers(&url)), (N as i64, 1));
+}
+
+#[test]
+fn a_load_in_a_unit_of_work_stays_on_its_connection_and_rolls_back_with_it() {
+    let (_server, url) = server(true);
+    let store = store(&url, 3);
+    let err = store
+        .transaction(|tx| {
+            let c = tx.connector::<Passage>(TableType::ArchivalMemory, scope())?;
+            assert_eq!(c.insert_many(passages("p"), false)?, N as u64);
+            Err::<(), _>(Error::Aborted {
+                message: "the caller changed its mind".to_owned(),
+            })
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Aborted { .. }), "{err:?}");
+    assert_eq!((rows(&url), prepared(&url)), (0, 0));
+    store
+        .transaction(|tx| {
+            let c = tx.connector::<Passage>(TableType::ArchivalMemory, scope())?;
+            c.insert_many(passages("p"), false).map(|_| ())
+        })
+        .unwrap();
+    assert_eq!((rows(&url), writers(&url)), (N as i64, 1));
+}
+
+/// Holds every part in a trigger (they alone run with `lock_timeout` 1 s) until `gate`
+/// has a row.
+fn gate_parts(url: &DatabaseUrl) {
+    let mut c = PgConnection::establish(url.expose()).unwrap();
+    c.batch_execute(
+        "CREATE TABLE gate (open boolean);
+         CREATE FUNCTION hold_parts() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF current_setting('lock_timeout') = '1s' THEN
+             WHILE NOT EXISTS (SELECT FROM gate) LOOP PERFORM pg_sleep(0.01); END LOOP;
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER hold_parts BEFORE INSERT ON memgpt_archival_memory_agent
+           FOR EACH STATEMENT EXECUTE FUNCTION hold_parts();",
+    )
+    .unwrap();
+}
+
+/// The backends of the parts held in the trigger, once all `n` are.
+fn held_parts(url: &DatabaseUrl, n: usize) -> Vec<i32> {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let mut c = PgConnection::establish(url.expose()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pids: Vec<Pid> = diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' \
+             AND query LIKE 'INSERT INTO memgpt_archival_memory_agent%'",
+        )
+        .load(&mut c)
+        .unwrap();
+        if pids.len() == n {
+            return pids.into_iter().map(|p| p.pid).collect();
+        }
+        assert!(Instant::now() < deadline, "{} parts held", pids.len());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn run(url: &DatabaseUrl, sql: &str) {
+    PgConnection::establish(url.expose())
+        .unwrap()
+        .batch_execute(sql)
+        .unwrap();
+}
+
+#[test]
+fn a_part_whose_session_is_ended_is_written_again_on_the_callers_connection() {
+    let (_server, url) = server(true);
+    gate_parts(&url);
+    let store = store(&url, 3);
+    std::thread::scope(|s| {
+        let load = s.spawn(|| archival(&store).insert_many(passages("p"), false));
+        let pids = held_parts(&url, 3);
+        run(&url, &format!("SELECT pg_terminate_backend({})", pids[1]));
+        run(&url, "INSERT INTO gate VALUES (true)");
+        assert_eq!(load.join().unwrap().unwrap(), N as u64);
+    });
+    assert_eq!(
+        (rows(&url), writers(&url), prepared(&url)),
+        (N as i64, 1, 0)
+    );
+}
+
+#[test]
+fn a_spread_load_whose_callers_session_is_ended_writes_nothing() {
+    let (_server, url) = server(true);
+    gate_parts(&url);
+    let store = store(&url, 3);
+    std::thread::scope(|s| {
+        let load = s.spawn(|| archival(&store).insert_many(passages("p"), false));
+        held_parts(&url, 3);
+        // The caller waits for its parts, idle in its transaction.
+        run(
+            &url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE state = 'idle in transaction' AND application_name = 'memgpt-store'",
+        );
+        run(&url, "INSERT INTO gate VALUES (true)");
+        let err = load.join().unwrap().unwrap_err();
+        assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
+    });
+    assert_eq!((rows(&url), prepared(&url)), (0, 0));
+}
+
+#[test]
+fn parts_left_prepared_are_finished_by_their_transactions_outcome_at_open() {
+    let (_server, url) = server(true);
+    drop(store(&url, 1));
+    let part = |xid: &str, k: usize| {
+        let p = passage(k, "left");
+        let mut c = PgConnection::establish(url.expose()).unwrap();
+        c.batch_execute("BEGIN").unwrap();
+        archival_row(&mut c, &p);
+        c.batch_execute(&format!(
+            "PREPARE TRANSACTION 'memgpt_load:{xid}:{}:{k}'",
+            Uuid::from_u128(k as u128).simple()
+        ))
+        .unwrap();
+    };
+    let xid = |c: &mut PgConnection| {
+        #[derive(QueryableByName)]
+        struct X {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            x: String,
+        }
+        diesel::sql_query("SELECT pg_current_xact_id()::text AS x")
+            .get_result::<X>(c)
+            .unwrap()
+            .x
+    };
+    let mut committed = PgConnection::establish(url.expose()).unwrap();
+    committed.batch_execute("BEGIN").unwrap();
+    let c_xid = xid(&mut committed);
+    committed.batch_execute("COMMIT").unwrap();
+    let mut aborted = PgConnection::establish(url.expose()).unwrap();
+    aborted.batch_execute("BEGIN").unwrap();
+    let a_xid = xid(&mut aborted);
+    aborted.batch_execute("ROLLBACK").unwrap();
+    let mut running = PgConnection::establish(url.expose()).unwrap();
+    running.batch_execute("BEGIN").unwrap();
+    let r_xid = xid(&mut running);
+    part(&c_xid, 1);
+    part(&a_xid, 2);
+    part(&r_xid, 3);
+    assert_eq!((rows(&url), prepared(&url)), (0, 3));
+    let store = store(&url, 1);
+    let ids: Vec<Uuid> = sorted(archival(&store).get_all(&[], None).unwrap())
+        .iter()
+        .map(Record::id)
+        .collect();
+    assert_eq!(ids, vec![passage(1, "").id()]);
+    assert_eq!(
+        prepared(&url),
+        1,
+        "the part of a transaction in progress stays"
+    );
+}
+
+/// Inserts `p`'s id, tenant and text by hand (a part written by another process).
+fn archival_row(c: &mut PgConnection, p: &Passage) {
+    diesel::sql_query(
+        "INSERT INTO memgpt_archival_memory_agent (id, user_id, agent_id, text, created_at) \
+         VALUES ($1, $2, $3, $4, now())",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(p.id())
+    .bind::<diesel::sql_types::Uuid, _>(p.user_id())
+    .bind::<diesel::sql_types::Uuid, _>(p.agent_id().unwrap())
+    .bind::<diesel::sql_types::Text, _>(p.text().unwrap_or_default())
+    .execute(c)
+    .unwrap();
+}
