@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use memgpt_core::{Message, Record, Scope, StorageConnector, TableType};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use memgpt_core::{DatabaseUrl, Message, Record, Scope, StorageConnector, TableType};
+use memgpt_pg::{PgConfig, PgStore};
 use uuid::Uuid;
 
 use crate::baseline::Baseline;
@@ -15,7 +17,7 @@ use crate::data::{messages, passages, tenants};
 use crate::naive;
 use crate::raw::Raw;
 use crate::report::Report;
-use crate::target::{Database, Env, Fresh};
+use crate::target::{Database, Env, Fresh, Store};
 use crate::{on_baseline, with_connector};
 
 /// Records grouped by (user, agent), in workload order within each.
@@ -196,6 +198,9 @@ pub fn w2(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
         rate(n, opt),
     );
     drop(fresh);
+    if backend == Database::Postgres {
+        spread(env, &all, report)?;
+    }
     let naive = naive_timed(env, backend, |nv| {
         on_baseline!(nv, |x| x.insert_passages_each(&all))
     })?;
@@ -242,6 +247,48 @@ pub fn w2(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
         n as u64,
         "rows_per_s",
         rate(n, took),
+    );
+    Ok(())
+}
+
+/// W2 on PostgreSQL as case `spread`: the same calls with `load_connections` 2 (each
+/// call's passages over two pooled connections, two-phase commit), when the server allows
+/// prepared transactions (`cargo xtask pg start`'s does); the machine's cores as case
+/// `spread`'s metric `cores`.
+fn spread(env: &Env, all: &[memgpt_core::Passage], report: &mut Report) -> Result<()> {
+    let mut fresh = env.fresh(Database::Postgres, "w2_spread")?;
+    let mut conn = PgConnection::establish(&fresh.location)?;
+    let allowed: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "current_setting('max_prepared_transactions')::int",
+    ))
+    .get_result(&mut conn)?;
+    if allowed < 3 {
+        eprintln!("W2 postgres spread: skipped (max_prepared_transactions = {allowed}, below 3)");
+        return Ok(());
+    }
+    let mut config = PgConfig::new(DatabaseUrl::new(fresh.location.as_str()));
+    config.load_connections = 2;
+    fresh.store = Store::Pg(PgStore::open(config)?);
+    let took = insert_by_agent(&fresh, TableType::ArchivalMemory, all, true)?;
+    let n = all.len();
+    report.add(
+        "W2",
+        "spread",
+        "postgres",
+        "optimized",
+        n as u64,
+        "rows_per_s",
+        rate(n, took),
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    report.add(
+        "W2",
+        "spread",
+        "postgres",
+        "optimized",
+        n as u64,
+        "cores",
+        cores as f64,
     );
     Ok(())
 }

@@ -114,6 +114,25 @@ pub fn table(report: &Report) -> String {
                 num(c)
             ),
         });
+        // W2 spread over two connections, beside the single-connection ceiling.
+        let spread = f.get("W2", "spread", b, "optimized", "rows_per_s");
+        if pg && spread.is_some() {
+            let cores = f
+                .get("W2", "spread", b, "optimized", "cores")
+                .unwrap_or(0.0);
+            rows.push(Row {
+                target: format!("W2 {b} over 2 connections: >= 1.0x ceiling"),
+                met: all(&[ratio(spread, c).map(|x| x >= 1.0)]),
+                measured: format!(
+                    "{} rows/s on {cores} cores; {} ceiling ({}); {} one connection ({})",
+                    num(spread),
+                    times(ratio(spread, c)),
+                    num(c),
+                    times(ratio(spread, o)),
+                    num(o)
+                ),
+            });
+        }
         // W3: upserts (the run fails unless every row came back updated).
         let get = |v| f.get("W3", "all", b, v, "rows_per_s");
         let (o, n) = (get("optimized"), get("naive"));

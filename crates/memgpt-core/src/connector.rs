@@ -208,7 +208,7 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
                 return self.source.usable(Internal(())).map(|()| 0);
             }
             self.source.write(Internal(()), |conn| {
-                let many = head.len() > size;
+                let many = head.len() > self.store().bulk_from(t.table).min(size);
                 let mut all = head.into_iter().chain(iter.by_ref());
                 if many {
                     if let Some(done) = self.store().bulk_insert(t, conn, &mut all, exists_ok) {

@@ -180,6 +180,14 @@ impl Backend for PgStore {
         CHUNK
     }
 
+    fn bulk_from(&self, table: TableType) -> usize {
+        if crate::parallel::wanted(self.config(), table) {
+            crate::parallel::FROM
+        } else {
+            CHUNK
+        }
+    }
+
     fn embedding_dim(&self) -> Option<usize> {
         let c = self.config();
         c.strict_embedding_dim.then_some(c.embedding_dim as usize)
@@ -212,7 +220,17 @@ impl Backend for PgStore {
     ) -> Option<Result<u64>> {
         Some(match crate::parallel::connections(target, conn) {
             Ok(Some(n)) => crate::parallel::load(target, conn, records, exists_ok, n),
-            Ok(None) => crate::copy::copy_many(target, conn, records, exists_ok),
+            Ok(None) => {
+                // Taken here only to be spread (`bulk_from`): a call of one chunk is written
+                // as any other.
+                let head: Vec<(usize, R)> = (&mut *records).take(CHUNK + 1).collect();
+                if head.len() <= CHUNK {
+                    target.insert_chunks(conn, &mut head.into_iter(), exists_ok)
+                } else {
+                    let mut all = head.into_iter().chain(records);
+                    crate::copy::copy_many(target, conn, &mut all, exists_ok)
+                }
+            }
             Err(e) => Err(e),
         })
     }

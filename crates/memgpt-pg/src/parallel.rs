@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::error::map;
 use crate::pool::Pooled;
 use crate::store::PgStore;
-use crate::Pooler;
+use crate::{PgConfig, Pooler};
 
 /// How long a part waits for a row another session holds before the load falls back to
 /// the caller's connection (two loads of the same ids could otherwise wait on each other
@@ -51,6 +51,17 @@ struct Text1 {
     t: String,
 }
 
+/// Calls of more passages than this are spread when they can be ([`connections`]).
+pub(crate) const FROM: usize = 64;
+
+/// Whether loads into `table` are to be spread: passages, `load_connections` above 1, no
+/// transaction pooler between.
+pub(crate) fn wanted(config: &PgConfig, table: TableType) -> bool {
+    config.load_connections > 1
+        && matches!(table, TableType::ArchivalMemory | TableType::Passages)
+        && config.pooler == Pooler::Direct
+}
+
 /// How many connections a bulk call of `target` on `conn` may spread over: `None` for the
 /// caller's alone — a table without embeddings, one connection configured, a transaction
 /// pooler, a unit of work (its transaction decides, and it may yet roll back), or a server
@@ -60,14 +71,10 @@ pub(crate) fn connections<R: Record>(
     conn: &mut PgConnection,
 ) -> Result<Option<usize>> {
     let config = target.store().config();
-    let n = config.load_connections as usize;
-    let passages = matches!(
-        target.table(),
-        TableType::ArchivalMemory | TableType::Passages
-    );
-    if n < 2 || !passages || config.pooler != Pooler::Direct {
+    if !wanted(config, target.table()) {
         return Ok(None);
     }
+    let n = config.load_connections as usize;
     let depth = AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()
         .map_err(map)?;

@@ -115,6 +115,19 @@ fn a_load_spread_over_three_connections_writes_every_record_once() {
 }
 
 #[test]
+fn a_call_of_a_hundred_passages_is_spread_too() {
+    let (_server, url) = server(true);
+    let store = store(&url, 3);
+    let few: Vec<Passage> = passages("p").into_iter().take(100).collect();
+    assert_eq!(
+        archival(&store).insert_many(few.clone(), false).unwrap(),
+        100
+    );
+    assert_eq!(sorted(archival(&store).get_all(&[], None).unwrap()), few);
+    assert_eq!((writers(&url), prepared(&url)), (3, 0));
+}
+
+#[test]
 fn a_spread_load_fails_on_the_record_one_connection_fails_on_and_writes_nothing() {
     let (_server, url) = server(true);
     let spread = store(&url, 3);
@@ -158,8 +171,12 @@ fn a_spread_load_fails_on_the_record_one_connection_fails_on_and_writes_nothing(
 fn a_server_without_prepared_transactions_loads_on_the_callers_connection() {
     let (_server, url) = server(false);
     let store = store(&url, 3);
+    // Of one chunk (the multi-row INSERT), and of more (the COPY path).
+    let few: Vec<Passage> = passages("p").into_iter().skip(N - 100).collect();
+    assert_eq!(archival(&store).insert_many(few, false).unwrap(), 100);
+    assert_eq!((rows(&url), writers(&url)), (100, 1));
     assert_eq!(
-        archival(&store).insert_many(passages("p"), false).unwrap(),
+        archival(&store).insert_many(passages("p"), true).unwrap(),
         N as u64
     );
     assert_eq!((rows(&url), writers(&url)), (N as i64, 1));
@@ -183,10 +200,13 @@ fn a_load_in_a_unit_of_work_stays_on_its_connection_and_rolls_back_with_it() {
     store
         .transaction(|tx| {
             let c = tx.connector::<Passage>(TableType::ArchivalMemory, scope())?;
-            c.insert_many(passages("p"), false).map(|_| ())
+            c.insert_many(passages("p").into_iter().take(100), false)?;
+            c.insert_many(passages("p").into_iter().skip(100), false)
+                .map(|_| ())
         })
         .unwrap();
-    assert_eq!((rows(&url), writers(&url)), (N as i64, 1));
+    // Each call in a savepoint of the unit of work: one subtransaction each, no parts.
+    assert_eq!((rows(&url), writers(&url)), (N as i64, 2));
 }
 
 /// Holds every part in a trigger (they alone run with `lock_timeout` 1 s) until `gate`

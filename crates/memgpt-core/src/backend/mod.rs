@@ -224,6 +224,13 @@ pub trait Backend: Dialect + FullText + Clone + Send + Sync + Sized + 'static {
     /// Records per multi-row `INSERT` (within the database's bound-parameter limit).
     fn chunk_size(&self) -> usize;
 
+    /// Calls of more records of `table` than this go to
+    /// [`bulk_insert`](Backend::bulk_insert): by default (and at most) those of more than
+    /// one chunk.
+    fn bulk_from(&self, _table: TableType) -> usize {
+        self.chunk_size()
+    }
+
     /// The one embedding length this store accepts, when it enforces one
     /// (`MEMGPT_EMBEDDING_DIM_STRICT`); `None`: any length up to 4096, zero-padded as
     /// MemGPT stores them.
@@ -242,7 +249,7 @@ pub trait Backend: Dialect + FullText + Clone + Send + Sync + Sized + 'static {
     /// Writes `records` (each with its index in the call) in the write transaction of
     /// `conn`, by the backend's own bulk path; `None` to use the chunked multi-row
     /// `INSERT` of [`Connector`](crate::Connector). Called with the records of a call that
-    /// holds more than [`chunk_size`](Backend::chunk_size) of them.
+    /// holds more than [`bulk_from`](Backend::bulk_from) of them.
     ///
     /// # Errors
     /// As `insert_many`.
