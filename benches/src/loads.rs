@@ -271,25 +271,18 @@ fn spread(env: &Env, all: &[memgpt_core::Passage], report: &mut Report) -> Resul
     fresh.store = Store::Pg(PgStore::open(config)?);
     let took = insert_by_agent(&fresh, TableType::ArchivalMemory, all, true)?;
     let n = all.len();
-    report.add(
-        "W2",
-        "spread",
-        "postgres",
-        "optimized",
-        n as u64,
-        "rows_per_s",
-        rate(n, took),
-    );
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    report.add(
-        "W2",
-        "spread",
-        "postgres",
-        "optimized",
-        n as u64,
-        "cores",
-        cores as f64,
-    );
+    for (metric, value) in [("rows_per_s", rate(n, took)), ("cores", cores as f64)] {
+        report.add(
+            "W2",
+            "spread",
+            "postgres",
+            "optimized",
+            n as u64,
+            metric,
+            value,
+        );
+    }
     Ok(())
 }
 

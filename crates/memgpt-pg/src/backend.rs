@@ -12,6 +12,7 @@ use memgpt_core::{Embedding, Error, QueryPlan, Record, Result, Scoped, TableType
 
 use crate::error::map;
 use crate::pool::Lease;
+use crate::prepared::Outcome;
 use crate::sql::{query, Bind, PlanLine, Sql};
 use crate::store::PgStore;
 
@@ -116,6 +117,9 @@ impl Backend for PgStore {
         conn: &mut PgConnection,
         f: impl FnOnce(&mut PgConnection) -> Result<T>,
     ) -> Result<T> {
+        // A panic unwinding past the transaction: the parts of a spread load (if any)
+        // follow it by the server's word.
+        let _unwinding = crate::prepared::OnUnwind;
         let done = match self.begin() {
             Some(begin) => memgpt_migrate::in_transaction_mapped(
                 |run| crate::session::transaction(conn, begin, run),
@@ -125,8 +129,14 @@ impl Backend for PgStore {
             None => memgpt_migrate::in_transaction_mapped(|run| conn.transaction(run), f, map),
         };
         // A load spread over several connections: its parts follow the transaction.
-        crate::prepared::finish();
+        let outcome = match &done {
+            Ok(_) => Outcome::Committed,
+            Err(Error::ConnectionLost { .. }) => Outcome::Unknown,
+            Err(_) => Outcome::RolledBack,
+        };
+        let finished = crate::prepared::finish(outcome, || self.checkout());
         let done = done?;
+        finished?;
         self.note_write(Some(conn));
         Ok(done)
     }

@@ -83,8 +83,10 @@ pub struct PgConfig {
     /// spread over (`MEMGPT_PG_LOAD_CONNECTIONS`, default 1: the caller's alone). Above 1,
     /// on a server that allows prepared transactions (`max_prepared_transactions` at
     /// least this and one more), a call of more than 64 passages is split by id over
-    /// this many pooled connections and stays all or nothing by two-phase commit; pgvector
-    /// maintains its HNSW index on each at once. See docs/CONFIGURATION.md.
+    /// this many pooled connections and stays all or nothing by two-phase commit (though
+    /// another session may see some parts' rows a moment before the others' as they
+    /// commit); pgvector maintains its HNSW index on each at once. See
+    /// docs/CONFIGURATION.md.
     pub load_connections: u32,
 }
 

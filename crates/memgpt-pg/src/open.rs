@@ -65,6 +65,15 @@ pub(crate) fn prepare(
     migrate: bool,
 ) -> Result<(Option<PgVector>, Option<String>)> {
     let transaction_pooler = config.pooler == Pooler::Transaction;
+    if !transaction_pooler {
+        // Loads spread over several connections that a process left half done: their
+        // prepared parts hold locks a migration of their table would wait for.
+        match crate::prepared::resolve(conn) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(parts = n, "finished the parts of loads left prepared"),
+            Err(e) => tracing::warn!(error = %e, "could not finish loads left prepared"),
+        }
+    }
     if migrate && transaction_pooler {
         refuse_pending(conn)?;
     } else if migrate {
@@ -73,12 +82,6 @@ pub(crate) fn prepare(
     let begin = if transaction_pooler {
         crate::session::begin_sql(conn, config)?
     } else {
-        // Loads spread over several connections that a process left half done.
-        match crate::prepared::resolve(conn) {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(parts = n, "finished the parts of loads left prepared"),
-            Err(e) => tracing::warn!(error = %e, "could not finish loads left prepared"),
-        }
         None
     };
     Ok((vector(conn, config.embedding_dim)?, begin))

@@ -87,7 +87,8 @@ pub(crate) struct Conn {
     pub(crate) pg: PgConnection,
     returned: Instant,
     checked: bool,
-    gone: bool,
+    /// Closed when it goes back to the pool ([`Conn::forget`]).
+    pub(crate) gone: bool,
     /// Its place among the idle connections, while it is idle ([`Returns`]).
     place: Option<Place>,
 }

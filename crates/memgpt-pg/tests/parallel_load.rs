@@ -298,58 +298,155 @@ fn a_spread_load_whose_callers_session_is_ended_writes_nothing() {
     assert_eq!((rows(&url), prepared(&url)), (0, 0));
 }
 
+/// Leaves part `k` (passage `k`'s row) prepared under the name a load whose caller's
+/// transaction is `xid` gives it, as a process that ended would.
+fn leave_part(url: &DatabaseUrl, xid: &str, k: usize) {
+    let mut c = PgConnection::establish(url.expose()).unwrap();
+    c.batch_execute("BEGIN").unwrap();
+    archival_row(&mut c, &passage(k, "left"));
+    c.batch_execute(&format!(
+        "PREPARE TRANSACTION 'memgpt_load:{xid}:{}:{k}'",
+        Uuid::from_u128(k as u128).simple()
+    ))
+    .unwrap();
+}
+
+/// A transaction's id, the transaction left open.
+fn xid(c: &mut PgConnection) -> String {
+    #[derive(QueryableByName)]
+    struct X {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        x: String,
+    }
+    c.batch_execute("BEGIN").unwrap();
+    diesel::sql_query("SELECT pg_current_xact_id()::text AS x")
+        .get_result::<X>(c)
+        .unwrap()
+        .x
+}
+
+/// The id of a transaction that committed.
+fn committed_xid(url: &DatabaseUrl) -> String {
+    let mut c = PgConnection::establish(url.expose()).unwrap();
+    let x = xid(&mut c);
+    c.batch_execute("COMMIT").unwrap();
+    x
+}
+
+fn ids(store: &PgStore) -> Vec<Uuid> {
+    sorted(archival(store).get_all(&[], None).unwrap())
+        .iter()
+        .map(Record::id)
+        .collect()
+}
+
 #[test]
 fn parts_left_prepared_are_finished_by_their_transactions_outcome_at_open() {
     let (_server, url) = server(true);
     drop(store(&url, 1));
-    let part = |xid: &str, k: usize| {
-        let p = passage(k, "left");
-        let mut c = PgConnection::establish(url.expose()).unwrap();
-        c.batch_execute("BEGIN").unwrap();
-        archival_row(&mut c, &p);
-        c.batch_execute(&format!(
-            "PREPARE TRANSACTION 'memgpt_load:{xid}:{}:{k}'",
-            Uuid::from_u128(k as u128).simple()
-        ))
-        .unwrap();
-    };
-    let xid = |c: &mut PgConnection| {
-        #[derive(QueryableByName)]
-        struct X {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            x: String,
-        }
-        diesel::sql_query("SELECT pg_current_xact_id()::text AS x")
-            .get_result::<X>(c)
-            .unwrap()
-            .x
-    };
-    let mut committed = PgConnection::establish(url.expose()).unwrap();
-    committed.batch_execute("BEGIN").unwrap();
-    let c_xid = xid(&mut committed);
-    committed.batch_execute("COMMIT").unwrap();
+    let committed = committed_xid(&url);
     let mut aborted = PgConnection::establish(url.expose()).unwrap();
-    aborted.batch_execute("BEGIN").unwrap();
     let a_xid = xid(&mut aborted);
     aborted.batch_execute("ROLLBACK").unwrap();
     let mut running = PgConnection::establish(url.expose()).unwrap();
-    running.batch_execute("BEGIN").unwrap();
     let r_xid = xid(&mut running);
-    part(&c_xid, 1);
-    part(&a_xid, 2);
-    part(&r_xid, 3);
+    leave_part(&url, &committed, 1);
+    leave_part(&url, &a_xid, 2);
+    leave_part(&url, &r_xid, 3);
     assert_eq!((rows(&url), prepared(&url)), (0, 3));
     let store = store(&url, 1);
-    let ids: Vec<Uuid> = sorted(archival(&store).get_all(&[], None).unwrap())
-        .iter()
-        .map(Record::id)
-        .collect();
-    assert_eq!(ids, vec![passage(1, "").id()]);
+    assert_eq!(ids(&store), vec![passage(1, "").id()]);
     assert_eq!(
         prepared(&url),
         1,
         "the part of a transaction in progress stays"
     );
+}
+
+#[test]
+fn a_name_like_a_parts_with_a_future_transaction_stops_nothing() {
+    let (_server, url) = server(true);
+    drop(store(&url, 1));
+    let mut foreign = PgConnection::establish(url.expose()).unwrap();
+    foreign
+        .batch_execute(&format!(
+            "BEGIN; PREPARE TRANSACTION 'memgpt_load:18446744073709551615:{}:0'",
+            Uuid::from_u128(7).simple()
+        ))
+        .unwrap();
+    leave_part(&url, &committed_xid(&url), 1);
+    let store = store(&url, 3);
+    assert_eq!(ids(&store), vec![passage(1, "").id()]);
+    let rest: Vec<Passage> = passages("p").into_iter().skip(2).collect();
+    assert_eq!(
+        archival(&store).insert_many(rest, false).unwrap(),
+        N as u64 - 2
+    );
+    assert_eq!((rows(&url), prepared(&url)), (N as i64 - 1, 1));
+}
+
+#[test]
+fn parts_left_prepared_are_finished_before_migrations_that_would_wait_for_them() {
+    let (_server, url) = server(true);
+    memgpt_migrate::postgres::run_url(&url, memgpt_migrate::Command::Revert(2)).unwrap();
+    leave_part(&url, &committed_xid(&url), 1);
+    let mut config = PgConfig::new(url.clone());
+    config.migration_lock_timeout = Duration::from_secs(1);
+    let store = PgStore::open(config).unwrap();
+    assert_eq!(ids(&store), vec![passage(1, "").id()]);
+    assert_eq!(prepared(&url), 0);
+}
+
+#[test]
+fn spread_upserts_keep_the_last_of_an_id_and_stop_at_another_tenants_id() {
+    let (_server, url) = server(true);
+    let spread = store(&url, 3);
+    let mut repeated = passages("p");
+    repeated[1_700] = passage(300, "again");
+    assert_eq!(
+        archival(&spread).insert_many(repeated, true).unwrap(),
+        N as u64 - 1
+    );
+    let texts: Vec<String> = sorted(archival(&spread).get_all(&[], None).unwrap())
+        .iter()
+        .map(|p| p.text().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(texts[300], "again 300");
+    assert_eq!(
+        (rows(&url), writers(&url), prepared(&url)),
+        (N as i64 - 1, 3, 0)
+    );
+    // Another tenant's passage, then a load that names its id.
+    let other = Scope::agent(Uuid::from_u128(8), Uuid::from_u128(9));
+    let theirs = Passage::builder(other.user_id(), "theirs")
+        .id(Uuid::from_u128(42))
+        .agent_id(other.agent_id().unwrap())
+        .build()
+        .unwrap();
+    spread
+        .connector::<Passage>(TableType::ArchivalMemory, other)
+        .unwrap()
+        .insert(&theirs)
+        .unwrap();
+    let mut load = passages("q");
+    load[1_234] = passage(1_234, "q")
+        .to_builder()
+        .id(theirs.id())
+        .build()
+        .unwrap();
+    let err = archival(&spread)
+        .insert_many(load.clone(), true)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::AlreadyExists { id, .. } if id == theirs.id()),
+        "{err:?}"
+    );
+    let one = store(&url, 1);
+    assert_eq!(
+        format!("{err:?}"),
+        format!("{:?}", archival(&one).insert_many(load, true).unwrap_err())
+    );
+    assert_eq!((rows(&url), prepared(&url)), (N as i64, 0));
 }
 
 /// Inserts `p`'s id, tenant and text by hand (a part written by another process).
@@ -364,4 +461,87 @@ fn archival_row(c: &mut PgConnection, p: &Passage) {
     .bind::<diesel::sql_types::Text, _>(p.text().unwrap_or_default())
     .execute(c)
     .unwrap();
+}
+
+/// A TCP proxy in front of `port` that forwards every connection both ways, except that
+/// the first server reply holding `tag` is not forwarded: that connection is cut there
+/// (both sockets shut), as a network that fails after the server has done the work.
+fn cutting_proxy(port: u16, tag: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let local = listener.local_addr().unwrap().port();
+    let armed = Arc::new(AtomicBool::new(true));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                return;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = c_in.read(&mut buf) {
+                    if s_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+            let armed = armed.clone();
+            std::thread::spawn(move || {
+                let (mut s_in, mut c_out) = (server, client);
+                let mut buf = [0u8; 65536];
+                while let Ok(n @ 1..) = s_in.read(&mut buf) {
+                    let holds = buf[..n].windows(tag.len()).any(|w| w == tag);
+                    if holds && armed.swap(false, Ordering::SeqCst) {
+                        let _ = c_out.shutdown(Shutdown::Both);
+                        let _ = s_in.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    local
+}
+
+#[test]
+fn a_part_prepared_whose_reply_is_lost_is_rolled_back_before_the_call_is_written_again() {
+    let (server, url) = server(true);
+    let port = url
+        .expose()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap();
+    let proxy = cutting_proxy(port, b"PREPARE TRANSACTION\0");
+    let mut config = PgConfig::new(DatabaseUrl::new(format!(
+        "postgres://postgres@127.0.0.1:{proxy}/postgres"
+    )));
+    config.pool_size = 5;
+    config.max_overflow = 0;
+    config.load_connections = 3;
+    // Were the orphan part waited for, the written-again call would end here.
+    config.statement_timeout = Duration::from_secs(20);
+    let store = PgStore::open(config).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        archival(&store).insert_many(passages("p"), false).unwrap(),
+        N as u64
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (rows(&url), writers(&url), prepared(&url)),
+        (N as i64, 1, 0)
+    );
+    drop(server);
 }
