@@ -253,8 +253,8 @@ pub fn w2(env: &Env, backend: Database, report: &mut Report) -> Result<()> {
 
 /// W2 on PostgreSQL as case `spread`: the same calls with `load_connections` 2 (each
 /// call's passages over two pooled connections, two-phase commit), when the server allows
-/// prepared transactions (`cargo xtask pg start`'s does); the machine's cores as case
-/// `spread`'s metric `cores`.
+/// prepared transactions (`cargo xtask pg start`'s does), checked to have spread; the
+/// client machine's cores as case `spread`'s metric `cores`.
 fn spread(env: &Env, all: &[memgpt_core::Passage], report: &mut Report) -> Result<()> {
     let mut fresh = env.fresh(Database::Postgres, "w2_spread")?;
     let mut conn = PgConnection::establish(&fresh.location)?;
@@ -270,6 +270,20 @@ fn spread(env: &Env, all: &[memgpt_core::Passage], report: &mut Report) -> Resul
     config.load_connections = 2;
     fresh.store = Store::Pg(PgStore::open(config)?);
     let took = insert_by_agent(&fresh, TableType::ArchivalMemory, all, true)?;
+    // Spread indeed: each call's rows written by its parts' transactions, not one.
+    let calls = all
+        .iter()
+        .map(|p| p.agent_id())
+        .collect::<std::collections::HashSet<_>>()
+        .len() as i64;
+    let writers: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(DISTINCT xmin::text) FROM memgpt_archival_memory_agent)",
+    ))
+    .get_result(&mut conn)?;
+    ensure!(
+        writers > calls,
+        "W2 spread: {writers} transactions wrote {calls} calls' rows: not spread"
+    );
     let n = all.len();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     for (metric, value) in [("rows_per_s", rate(n, took)), ("cores", cores as f64)] {

@@ -124,7 +124,7 @@ pub fn table(report: &Report) -> String {
                 target: format!("W2 {b} over 2 connections: >= 1.0x ceiling"),
                 met: all(&[ratio(spread, c).map(|x| x >= 1.0)]),
                 measured: format!(
-                    "{} rows/s on {cores} cores; {} ceiling ({}); {} one connection ({})",
+                    "{} rows/s, {cores} client cores; {} ceiling ({}); {} one connection ({})",
                     num(spread),
                     times(ratio(spread, c)),
                     num(c),

@@ -29,12 +29,12 @@
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::sql_types::{Integer, Text};
 use diesel::{PgConnection, QueryableByName, RunQueryDsl};
-use memgpt_core::{Error, Record, Result, Scoped, TableType};
+use memgpt_core::{Record, Result, Scoped, TableType};
 use uuid::Uuid;
 
 use crate::error::map;
 use crate::pool::Pooled;
-use crate::prepared::{Pending, PREFIX};
+use crate::prepared::{ended, on_any, one_text, Part, Pending, PREFIX};
 use crate::store::PgStore;
 use crate::{PgConfig, Pooler};
 
@@ -42,10 +42,6 @@ use crate::{PgConfig, Pooler};
 /// the caller's connection (two loads of the same ids could otherwise wait on each other
 /// through their callers, where the server sees no deadlock).
 const LOCK_WAIT: &str = "1s";
-
-/// How long a load waits for the session of a part whose connection was lost to end
-/// before it ends it (and as long again after).
-const LOST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(QueryableByName)]
 struct Allowed {
@@ -89,9 +85,11 @@ pub(crate) fn connections<R: Record>(
     if depth.map(u32::from) != Some(1) {
         return Ok(None);
     }
+    // Slots free now (each concurrent load takes as many as its parts).
     let allowed: Vec<Allowed> = diesel::sql_query(
         "SELECT CASE WHEN current_setting('server_version_num')::int >= 130000 \
-         THEN current_setting('max_prepared_transactions')::int ELSE 0 END AS n",
+         THEN current_setting('max_prepared_transactions')::int \
+         - (SELECT count(*) FROM pg_prepared_xacts)::int ELSE 0 END AS n",
     )
     .load(conn)
     .map_err(map)?;
@@ -114,16 +112,18 @@ pub(crate) fn load<R: Record>(
     exists_ok: bool,
     n: usize,
 ) -> Result<u64> {
+    let spares: Vec<Pooled> = (0..n).map_while(|_| target.store().spare()).collect();
+    if spares.len() < 2 {
+        drop(spares);
+        return crate::copy::copy_many(target, conn, records, exists_ok);
+    }
     let all: Vec<(usize, R)> = records.collect();
     // A record the call fails on (another tenant's, an id repeated without `exists_ok`)
     // is the bulk path's to report, by its rule, without the parts' work first.
     let fails = target.check_owners(all.iter()).is_err() || (!exists_ok && repeats(&all));
     if !fails {
-        let spares: Vec<Pooled> = (0..n).map_while(|_| target.store().spare()).collect();
-        if spares.len() >= 2 {
-            if let Some(rows) = spread(target, conn, spares, &all, exists_ok)? {
-                return Ok(rows);
-            }
+        if let Some(rows) = spread(target, conn, spares, &all, exists_ok)? {
+            return Ok(rows);
         }
     }
     crate::copy::copy_many(target, conn, &mut all.into_iter(), exists_ok)
@@ -135,6 +135,18 @@ fn repeats<R: Record>(all: &[(usize, R)]) -> bool {
     !all.iter().all(|(_, r)| seen.insert(r.id()))
 }
 
+/// `all` in `n` parts by id: every record of an id in one part.
+fn split<R: Record>(all: &[(usize, R)], n: usize) -> Vec<Vec<&(usize, R)>> {
+    let mut parts: Vec<Vec<&(usize, R)>> = vec![Vec::new(); n];
+    for one in all {
+        parts[(one.1.id().as_u128() % n as u128) as usize].push(one);
+    }
+    parts
+}
+
+/// A part's outcome: its transaction's id (once it had one) and the rows it wrote.
+type Outcome = (Option<String>, Result<u64>);
+
 /// The parts written and prepared on `spares`, kept until the caller's transaction ends
 /// (`Some` rows written); `None` when a part failed and every part of the call was
 /// rolled back.
@@ -145,21 +157,14 @@ fn spread<R: Record>(
     all: &[(usize, R)],
     exists_ok: bool,
 ) -> Result<Option<u64>> {
-    let mut parts: Vec<Vec<&(usize, R)>> = vec![Vec::new(); spares.len()];
-    for one in all {
-        parts[(one.1.id().as_u128() % spares.len() as u128) as usize].push(one);
-    }
+    let parts = split(all, spares.len());
     // The caller's transaction waits, idle, for the parts; its id names them.
     conn.batch_execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         .map_err(map)?;
     let xid = one_text(conn, "SELECT pg_current_xact_id()::text AS t")?;
     let prefix = format!("{PREFIX}{xid}:{}:", Uuid::new_v4().simple());
     let gids: Vec<String> = (0..parts.len()).map(|k| format!("{prefix}{k}")).collect();
-    let pids = spares
-        .iter_mut()
-        .map(|c| one_text(c, "SELECT pg_backend_pid()::text AS t"))
-        .collect::<Result<Vec<String>>>()?;
-    let outcomes: Vec<std::thread::Result<Result<u64>>> = std::thread::scope(|s| {
+    let outcomes: Vec<std::thread::Result<Outcome>> = std::thread::scope(|s| {
         let running: Vec<_> = spares
             .iter_mut()
             .zip(&parts)
@@ -168,9 +173,30 @@ fn spread<R: Record>(
             .collect();
         running.into_iter().map(|h| h.join()).collect()
     });
-    if outcomes.iter().all(|o| matches!(o, Ok(Ok(_)))) {
-        let rows = outcomes.into_iter().filter_map(|o| o.ok()?.ok()).sum();
-        crate::prepared::pend(Pending { spares, xid, gids });
+    // Idle no longer: the configured timeout again (once the parts are pending or
+    // withdrawn, for the caller's session may be gone).
+    let idle = target.store().config().idle_in_transaction_timeout;
+    let restore = format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {}",
+        idle.as_millis()
+    );
+    let written: Option<Vec<(String, u64)>> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok((Some(x), Ok(rows))) => Some((x.clone(), *rows)),
+            _ => None,
+        })
+        .collect();
+    // Each part listed as prepared (a `PREPARE` in a failed transaction answers as a
+    // rollback would, without an error).
+    if let Some(written) = written.filter(|_| listed(&mut spares, &prefix) == Some(gids.len())) {
+        let rows = written.iter().map(|w| w.1).sum();
+        let parts = gids
+            .into_iter()
+            .zip(written)
+            .map(|(gid, (x, _))| Part::new(gid, Some(x)));
+        crate::prepared::pend(Pending::new(spares, xid, parts.collect()));
+        conn.batch_execute(&restore).map_err(map)?;
         return Ok(Some(rows));
     }
     // A part that panicked left its connection in its transaction: closed, not reused.
@@ -179,13 +205,35 @@ fn spread<R: Record>(
             c.forget();
         }
     }
-    let withdrawn = withdraw(spares, &pids, &prefix);
+    let begun: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok()?.0.clone())
+        .collect();
+    let withdrawn = withdraw(spares, &begun, &prefix);
     for outcome in outcomes {
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
     }
-    withdrawn.map(|()| None)
+    withdrawn?;
+    conn.batch_execute(&restore).map_err(map)?;
+    Ok(None)
+}
+
+/// How many prepared transactions are named with `prefix` (`None`: not known).
+fn listed(spares: &mut Vec<Pooled>, prefix: &str) -> Option<usize> {
+    let names = on_any(spares, &mut |c| named(c, prefix)).ok()?;
+    Some(names.len())
+}
+
+/// The prepared transactions named with `prefix`.
+fn named(c: &mut PgConnection, prefix: &str) -> Result<Vec<String>> {
+    let names: Vec<Text1> =
+        diesel::sql_query("SELECT gid AS t FROM pg_prepared_xacts WHERE starts_with(gid, $1)")
+            .bind::<Text, _>(prefix)
+            .load(c)
+            .map_err(map)?;
+    Ok(names.into_iter().map(|n| n.t).collect())
 }
 
 /// One part, in a transaction of its own, prepared as `gid`; rolled back on failure.
@@ -195,12 +243,14 @@ fn prepare<R: Record>(
     part: &[&(usize, R)],
     exists_ok: bool,
     gid: &str,
-) -> Result<u64> {
+) -> Outcome {
     let pg: &mut PgConnection = c;
+    let mut xid = None;
     let written = pg
         .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
         .map_err(map)
         .and_then(|()| {
+            xid = Some(one_text(pg, "SELECT pg_current_xact_id()::text AS t")?);
             let mut records = part.iter().map(|&one| one.clone());
             target.insert_chunks(pg, &mut records, exists_ok)
         })
@@ -212,89 +262,42 @@ fn prepare<R: Record>(
     if written.is_err() && pg.batch_execute("ROLLBACK").is_err() {
         c.forget();
     }
-    written
+    (xid, written)
 }
 
 /// After a part failed: every part of the call that is prepared on the server is rolled
 /// back, by its name in `pg_prepared_xacts` (a part whose `PREPARE` completed while its
-/// connection was lost is prepared too, though its caller saw an error). The lost parts'
-/// sessions (`pids`) are closed and awaited first; then the parts of loads whose processes
-/// ended are finished ([`resolve`](crate::prepared::resolve)), so that the call written
-/// again on the caller's connection does not wait on their rows.
+/// connection was lost is prepared too, though its caller saw an error). The parts'
+/// transactions still open in a session (`begun`: their ids) are awaited first, ended if
+/// they linger; then the parts of loads whose processes ended are finished
+/// ([`resolve`](crate::prepared::resolve)), so that the call written again on the caller's
+/// connection does not wait on their rows. Goes on past a failed step.
 ///
 /// # Errors
-/// [`Error::ConnectionLost`] when no connection was left to do it on.
-fn withdraw(mut spares: Vec<Pooled>, pids: &[String], prefix: &str) -> Result<()> {
-    let (lost, mut live): (Vec<usize>, Vec<Pooled>) = (
-        (0..spares.len()).filter(|&k| spares[k].gone).collect(),
-        Vec::new(),
-    );
-    for c in spares.drain(..) {
-        if !c.gone {
-            live.push(c);
+/// The first step's error; [`Error::ConnectionLost`] when no connection was left.
+fn withdraw(spares: Vec<Pooled>, begun: &[String], prefix: &str) -> Result<()> {
+    let mut live: Vec<Pooled> = spares.into_iter().filter(|c| !c.gone).collect();
+    let mut first = None;
+    for xid in begun {
+        if let Err(e) = on_any(&mut live, &mut |c| ended(c, xid)) {
+            first.get_or_insert(e);
         }
     }
-    let Some(c) = live.first_mut() else {
-        return Err(Error::ConnectionLost {
-            message: "a load spread over several connections lost them all; its parts are \
-                      rolled back by the next store opened on this database"
-                .to_owned(),
-        });
-    };
-    for &k in &lost {
-        ended(c, &pids[k])?;
-    }
-    let names: Vec<Text1> =
-        diesel::sql_query("SELECT gid AS t FROM pg_prepared_xacts WHERE starts_with(gid, $1)")
-            .bind::<Text, _>(prefix)
-            .load(&mut ***c)
-            .map_err(map)?;
-    for gid in names.iter().map(|n| &n.t) {
-        if crate::prepared::is_name(gid) {
-            c.batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
-                .map_err(map)?;
+    match on_any(&mut live, &mut |c| named(c, prefix)) {
+        Ok(names) => {
+            for gid in names.iter().filter(|g| crate::prepared::is_name(g)) {
+                let sql = format!("ROLLBACK PREPARED '{gid}'");
+                if let Err(e) = on_any(&mut live, &mut |c| c.batch_execute(&sql).map_err(map)) {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(e) => {
+            first.get_or_insert(e);
         }
     }
-    let _ = crate::prepared::resolve(c);
-    Ok(())
-}
-
-/// Waits until the session `pid` has ended ([`LOST_WAIT`]), ending it if it has not.
-fn ended(c: &mut PgConnection, pid: &str) -> Result<()> {
-    let sql = "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1::int";
-    let mut terminated = false;
-    let start = std::time::Instant::now();
-    loop {
-        let n: Vec<Allowed> = diesel::sql_query(sql)
-            .bind::<Text, _>(pid)
-            .load(c)
-            .map_err(map)?;
-        if n.first().is_none_or(|n| n.n == 0) {
-            return Ok(());
-        }
-        if !terminated && start.elapsed() > LOST_WAIT {
-            diesel::sql_query("SELECT pg_terminate_backend($1::int)::int AS n")
-                .bind::<Text, _>(pid)
-                .load::<Allowed>(c)
-                .map_err(map)?;
-            terminated = true;
-        } else if start.elapsed() > LOST_WAIT * 2 {
-            return Err(Error::Timeout {
-                message: format!("the session {pid} of a lost part did not end"),
-            });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    if let Some(c) = live.first_mut() {
+        let _ = crate::prepared::resolve(c);
     }
-}
-
-/// The first row's text of `sql` (one column named `t`).
-fn one_text(c: &mut PgConnection, sql: &str) -> Result<String> {
-    let found: Vec<Text1> = diesel::sql_query(sql).load(c).map_err(map)?;
-    found
-        .into_iter()
-        .next()
-        .map(|t| t.t)
-        .ok_or_else(|| Error::Database {
-            message: format!("no row from {sql}"),
-        })
+    first.map_or(Ok(()), Err)
 }

@@ -156,6 +156,28 @@ fn a_spread_load_fails_on_the_record_one_connection_fails_on_and_writes_nothing(
         )
     );
     assert_eq!((rows(&url), prepared(&url)), (0, 0));
+    // A call of one chunk, taken by the bulk path only to be spread.
+    let mut few: Vec<Passage> = passages("p").into_iter().take(500).collect();
+    few[400] = passage(30, "again");
+    let err = archival(&spread)
+        .insert_many(few.clone(), false)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DuplicateId {
+                first: 30,
+                second: 400,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        format!("{err:?}"),
+        format!("{:?}", archival(&one).insert_many(few, false).unwrap_err())
+    );
+    assert_eq!((rows(&url), prepared(&url)), (0, 0));
     archival(&one).insert(&passage(2_000, "before")).unwrap();
     let err = archival(&spread)
         .insert_many(passages("p"), false)
@@ -367,10 +389,12 @@ fn parts_left_prepared_are_finished_by_their_transactions_outcome_at_open() {
 fn a_name_like_a_parts_with_a_future_transaction_stops_nothing() {
     let (_server, url) = server(true);
     drop(store(&url, 1));
+    // A transaction id a million past the server's next: pg_xact_status refuses it.
+    let future = committed_xid(&url).parse::<u64>().unwrap() + 1_000_000;
     let mut foreign = PgConnection::establish(url.expose()).unwrap();
     foreign
         .batch_execute(&format!(
-            "BEGIN; PREPARE TRANSACTION 'memgpt_load:18446744073709551615:{}:0'",
+            "BEGIN; PREPARE TRANSACTION 'memgpt_load:{future}:{}:0'",
             Uuid::from_u128(7).simple()
         ))
         .unwrap();
@@ -464,16 +488,20 @@ fn archival_row(c: &mut PgConnection, p: &Passage) {
 }
 
 /// A TCP proxy in front of `port` that forwards every connection both ways, except that
-/// the first server reply holding `tag` is not forwarded: that connection is cut there
-/// (both sockets shut), as a network that fails after the server has done the work.
-fn cutting_proxy(port: u16, tag: &'static [u8]) -> u16 {
+/// the first server reply holding `tag` once armed is not forwarded: that connection is
+/// cut there (both sockets shut), as a network that fails after the server did the work.
+fn cutting_proxy(
+    port: u16,
+    tag: &'static [u8],
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let local = listener.local_addr().unwrap().port();
-    let armed = Arc::new(AtomicBool::new(true));
+    let armed = Arc::new(AtomicBool::new(false));
+    let arm = armed.clone();
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
@@ -507,28 +535,37 @@ fn cutting_proxy(port: u16, tag: &'static [u8]) -> u16 {
             });
         }
     });
-    local
+    (local, arm)
 }
 
-#[test]
-fn a_part_prepared_whose_reply_is_lost_is_rolled_back_before_the_call_is_written_again() {
-    let (server, url) = server(true);
+/// A store through a [`cutting_proxy`] cutting the first reply holding `tag`, armed.
+fn store_cut_at(
+    url: &DatabaseUrl,
+    tag: &'static [u8],
+) -> (PgStore, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let port = url
         .expose()
         .rsplit_once(':')
         .and_then(|(_, rest)| rest.split('/').next())
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap();
-    let proxy = cutting_proxy(port, b"PREPARE TRANSACTION\0");
+    let (proxy, arm) = cutting_proxy(port, tag);
     let mut config = PgConfig::new(DatabaseUrl::new(format!(
         "postgres://postgres@127.0.0.1:{proxy}/postgres"
     )));
     config.pool_size = 5;
     config.max_overflow = 0;
     config.load_connections = 3;
-    // Were the orphan part waited for, the written-again call would end here.
+    // Were an orphan part waited for, the written-again call would end here.
     config.statement_timeout = Duration::from_secs(20);
-    let store = PgStore::open(config).unwrap();
+    (PgStore::open(config).unwrap(), arm)
+}
+
+#[test]
+fn a_part_prepared_whose_reply_is_lost_is_rolled_back_before_the_call_is_written_again() {
+    let (_server, url) = server(true);
+    let (store, arm) = store_cut_at(&url, b"PREPARE TRANSACTION\0");
+    arm.store(true, std::sync::atomic::Ordering::SeqCst);
     let started = Instant::now();
     assert_eq!(
         archival(&store).insert_many(passages("p"), false).unwrap(),
@@ -543,5 +580,21 @@ fn a_part_prepared_whose_reply_is_lost_is_rolled_back_before_the_call_is_written
         (rows(&url), writers(&url), prepared(&url)),
         (N as i64, 1, 0)
     );
-    drop(server);
+}
+
+/// The caller's `COMMIT` done on the server, its reply lost: the call reports the lost
+/// connection, and the parts follow what the server did — every row, nothing prepared.
+#[test]
+fn a_spread_load_whose_commit_reply_is_lost_finishes_its_parts_as_the_server_committed() {
+    let (_server, url) = server(true);
+    let (store, arm) = store_cut_at(&url, b"COMMIT\0");
+    arm.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = archival(&store)
+        .insert_many(passages("p"), false)
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
+    assert_eq!(
+        (rows(&url), writers(&url), prepared(&url)),
+        (N as i64, 3, 0)
+    );
 }
