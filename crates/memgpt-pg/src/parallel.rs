@@ -112,18 +112,18 @@ pub(crate) fn load<R: Record>(
     exists_ok: bool,
     n: usize,
 ) -> Result<u64> {
-    let spares: Vec<Pooled> = (0..n).map_while(|_| target.store().spare()).collect();
-    if spares.len() < 2 {
-        drop(spares);
-        return crate::copy::copy_many(target, conn, records, exists_ok);
-    }
+    // Pulled before any spare is taken: the iterator may read this store (on another
+    // pooled connection).
     let all: Vec<(usize, R)> = records.collect();
     // A record the call fails on (another tenant's, an id repeated without `exists_ok`)
     // is the bulk path's to report, by its rule, without the parts' work first.
     let fails = target.check_owners(all.iter()).is_err() || (!exists_ok && repeats(&all));
     if !fails {
-        if let Some(rows) = spread(target, conn, spares, &all, exists_ok)? {
-            return Ok(rows);
+        let spares: Vec<Pooled> = (0..n).map_while(|_| target.store().spare()).collect();
+        if spares.len() >= 2 {
+            if let Some(rows) = spread(target, conn, spares, &all, exists_ok)? {
+                return Ok(rows);
+            }
         }
     }
     crate::copy::copy_many(target, conn, &mut all.into_iter(), exists_ok)

@@ -114,6 +114,30 @@ fn a_load_spread_over_three_connections_writes_every_record_once() {
     assert_eq!((writers(&url), prepared(&url)), (3, 0));
 }
 
+/// The iterator of a spread load reads the store (on another pooled connection) past
+/// the first chunk, in a pool that the caller and its three parts' connections fill.
+#[test]
+fn a_spread_loads_iterator_may_read_the_store() {
+    let (_server, url) = server(true);
+    let mut config = PgConfig::new(url.clone());
+    (config.pool_size, config.max_overflow) = (4, 0);
+    config.pool_timeout = Duration::from_secs(2);
+    config.load_connections = 3;
+    let store = PgStore::open(config).unwrap();
+    let reader = archival(&store);
+    let read = passages("p").into_iter().enumerate().map(|(i, p)| {
+        if i == 2_000 {
+            assert_eq!(reader.size(&[]).unwrap(), 0);
+        }
+        p
+    });
+    assert_eq!(archival(&store).insert_many(read, false).unwrap(), N as u64);
+    assert_eq!(
+        (rows(&url), writers(&url), prepared(&url)),
+        (N as i64, 3, 0)
+    );
+}
+
 #[test]
 fn a_call_of_a_hundred_passages_is_spread_too() {
     let (_server, url) = server(true);
