@@ -20,6 +20,8 @@ use uuid::Uuid;
 static ON_PREPARE: AtomicBool = AtomicBool::new(false);
 /// Armed: the next `COMMIT` of a transaction (the caller's) panics before it is sent.
 static ON_COMMIT: AtomicBool = AtomicBool::new(false);
+/// Armed: the `COMMIT PREPARED` of part 1 panics before it is sent (the caller committed).
+static ON_FINISH: AtomicBool = AtomicBool::new(false);
 
 struct Panicking;
 
@@ -33,6 +35,12 @@ impl Instrumentation for Panicking {
                     && ON_PREPARE.swap(false, Ordering::SeqCst)
                 {
                     panic!("instrumentation panicked as part 0 prepared");
+                }
+                if text.starts_with("COMMIT PREPARED")
+                    && text.ends_with(":1'")
+                    && ON_FINISH.swap(false, Ordering::SeqCst)
+                {
+                    panic!("instrumentation panicked as part 1 was committed");
                 }
             }
             InstrumentationEvent::CommitTransaction { depth, .. }
@@ -59,10 +67,10 @@ fn count(url: &DatabaseUrl, sql: &str) -> i64 {
         .n
 }
 
-fn passages(s: &Scope) -> Vec<Passage> {
+fn passages(s: &Scope, text: &str) -> Vec<Passage> {
     (0..2_500)
         .map(|i| {
-            Passage::builder(s.user_id(), format!("p {i}"))
+            Passage::builder(s.user_id(), format!("{text} {i}"))
                 .agent_id(s.agent_id().unwrap())
                 .build()
                 .unwrap()
@@ -73,7 +81,8 @@ fn passages(s: &Scope) -> Vec<Passage> {
 /// A panic in part 0 as it prepares, then one in the caller's `COMMIT` after every part
 /// prepared: each unwinds out of `insert_many`; nothing is written, no part stays
 /// prepared, and the store's connections serve calls at once (none given back inside a
-/// transaction, within the pre-ping bypass), from four threads.
+/// transaction, within the pre-ping bypass), from four threads. Then a panic as part 1
+/// is committed after the caller's commit: every part committed all the same.
 #[test]
 fn panics_through_a_spread_load_write_nothing_and_leave_nothing_prepared() {
     diesel::connection::set_default_instrumentation(|| Some(Box::new(Panicking))).unwrap();
@@ -94,7 +103,7 @@ fn panics_through_a_spread_load_write_nothing_and_leave_nothing_prepared() {
         .unwrap();
     for armed in [&ON_PREPARE, &ON_COMMIT] {
         armed.store(true, Ordering::SeqCst);
-        let caught = catch_unwind(AssertUnwindSafe(|| c.insert_many(passages(&s), false)));
+        let caught = catch_unwind(AssertUnwindSafe(|| c.insert_many(passages(&s, "p"), false)));
         assert!(caught.is_err(), "the panic unwinds out of the call");
         assert!(!armed.load(Ordering::SeqCst), "the armed panic happened");
         assert_eq!(
@@ -119,5 +128,25 @@ fn panics_through_a_spread_load_write_nothing_and_leave_nothing_prepared() {
         });
     }
     // And a load goes through afterwards.
-    assert_eq!(c.insert_many(passages(&s), false).unwrap(), 2_500);
+    assert_eq!(c.insert_many(passages(&s, "p"), false).unwrap(), 2_500);
+    // A panic as part 1 is committed, after the caller's commit: the call unwinds, and
+    // the parts not yet committed are committed as the server says the caller was.
+    ON_FINISH.store(true, Ordering::SeqCst);
+    let caught = catch_unwind(AssertUnwindSafe(|| c.insert_many(passages(&s, "q"), false)));
+    assert!(caught.is_err(), "the panic unwinds out of the call");
+    assert!(
+        !ON_FINISH.load(Ordering::SeqCst),
+        "the armed panic happened"
+    );
+    assert_eq!(
+        count(&url, "SELECT count(*) AS n FROM pg_prepared_xacts"),
+        0
+    );
+    assert_eq!(
+        count(
+            &url,
+            "SELECT count(*) AS n FROM memgpt_archival_memory_agent"
+        ),
+        5_000
+    );
 }
