@@ -27,14 +27,14 @@
 //! again on the caller's connection.
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::sql_types::{Integer, Text};
-use diesel::{PgConnection, QueryableByName, RunQueryDsl};
+use diesel::sql_types::Text;
+use diesel::{PgConnection, RunQueryDsl};
 use memgpt_core::{Record, Result, Scoped, TableType};
 use uuid::Uuid;
 
 use crate::error::map;
 use crate::pool::Pooled;
-use crate::prepared::{ended, on_any, one_text, Part, Pending, PREFIX};
+use crate::prepared::{ended, on_any, one_text, Found, OneText, Part, Pending, PREFIX};
 use crate::store::PgStore;
 use crate::{PgConfig, Pooler};
 
@@ -42,18 +42,6 @@ use crate::{PgConfig, Pooler};
 /// the caller's connection (two loads of the same ids could otherwise wait on each other
 /// through their callers, where the server sees no deadlock).
 const LOCK_WAIT: &str = "1s";
-
-#[derive(QueryableByName)]
-struct Allowed {
-    #[diesel(sql_type = Integer)]
-    n: i32,
-}
-
-#[derive(QueryableByName)]
-struct Text1 {
-    #[diesel(sql_type = Text)]
-    t: String,
-}
 
 /// Calls of more passages than this are spread when they can be ([`connections`]).
 pub(crate) const FROM: usize = 64;
@@ -86,7 +74,7 @@ pub(crate) fn connections<R: Record>(
         return Ok(None);
     }
     // Slots free now (each concurrent load takes as many as its parts).
-    let allowed: Vec<Allowed> = diesel::sql_query(
+    let allowed: Vec<Found> = diesel::sql_query(
         "SELECT CASE WHEN current_setting('server_version_num')::int >= 130000 \
          THEN current_setting('max_prepared_transactions')::int \
          - (SELECT count(*) FROM pg_prepared_xacts)::int ELSE 0 END AS n",
@@ -228,7 +216,7 @@ fn listed(spares: &mut Vec<Pooled>, prefix: &str) -> Option<usize> {
 
 /// The prepared transactions named with `prefix`.
 fn named(c: &mut PgConnection, prefix: &str) -> Result<Vec<String>> {
-    let names: Vec<Text1> =
+    let names: Vec<OneText> =
         diesel::sql_query("SELECT gid AS t FROM pg_prepared_xacts WHERE starts_with(gid, $1)")
             .bind::<Text, _>(prefix)
             .load(c)

@@ -34,16 +34,18 @@ struct Status {
     status: Option<String>,
 }
 
+/// One integer column `n`.
 #[derive(QueryableByName)]
-struct Found {
+pub(crate) struct Found {
     #[diesel(sql_type = Integer)]
-    n: i32,
+    pub(crate) n: i32,
 }
 
+/// One text column `t`.
 #[derive(QueryableByName)]
-struct OneText {
+pub(crate) struct OneText {
     #[diesel(sql_type = Text)]
-    t: String,
+    pub(crate) t: String,
 }
 
 /// A prepared part: its name, and its own transaction's id when known.
