@@ -1,11 +1,13 @@
-//! Bulk loads: binary `COPY` into a temporary staging table, then `INSERT … SELECT … ON
-//! CONFLICT` into the real table, in id ranges of bounded size.
+//! Bulk loads: binary `COPY` straight into the table (`direct.rs`) and, for a call the
+//! table refuses there, the staging path — binary `COPY` into a temporary staging table,
+//! then `INSERT … SELECT … ON CONFLICT` into the real table, in id ranges of bounded size.
 //!
-//! COPY has no `ON CONFLICT`, so records are streamed into a staging table that lives until
-//! the transaction ends; the staging rows carry their index in the batch (`ord`), which
-//! finds repeated ids (the last wins, or [`Error::DuplicateId`] names both) without holding
-//! the batch in memory. Records are encoded as they are pulled from the caller's iterator
-//! and sent in COPY statements of a few MiB each: memory stays flat however many there are.
+//! COPY has no `ON CONFLICT`, so the staging path streams records into a staging table
+//! that lives until the call ends; the staging rows carry their index in the batch
+//! (`ord`), which finds repeated ids (the last wins, or [`Error::DuplicateId`] names both)
+//! without holding the batch in memory. Records are encoded as they are pulled from the
+//! caller's iterator and sent in COPY statements of a few MiB each: memory stays flat
+//! however many there are.
 
 use std::io::Write;
 
@@ -18,17 +20,40 @@ use memgpt_core::batch::Conflict;
 use memgpt_core::Result;
 use uuid::Uuid;
 
+use crate::direct::{Direct, Rest, LOADED};
 use crate::error::map;
 use crate::sql::Bind;
 use crate::store::PgStore;
-use memgpt_core::backend::Backend;
 use memgpt_core::Scoped;
 use memgpt_core::{Record, TableType};
 
 /// Bytes of binary COPY data encoded before they are sent as one `COPY`: records are
 /// pulled from the caller's iterator between COPY statements, never during one, so the
 /// iterator may read this store (on another pooled connection), and memory stays bounded.
-const COPY_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const COPY_BYTES: usize = 8 * 1024 * 1024;
+
+/// How a table stores embeddings, and so how COPY sends them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Layout {
+    /// pgvector's `vector`: its binary format.
+    Vector,
+    /// `real[]`, or no embedding column: float4 arrays.
+    Floats,
+    /// Another type: staged as `real[]` for the server's assignment cast, never sent
+    /// straight to the table.
+    Cast,
+}
+
+impl Layout {
+    /// The layout of an `embedding` column of type `name` (`format_type`; empty for none).
+    pub(crate) fn of(name: &str) -> Layout {
+        match name {
+            "vector" => Layout::Vector,
+            "real[]" | "" => Layout::Floats,
+            _ => Layout::Cast,
+        }
+    }
+}
 
 #[derive(QueryableByName)]
 struct DupRow {
@@ -40,8 +65,9 @@ struct DupRow {
     second: i64,
 }
 
-/// The bulk path: binary COPY of every record into the staging table, then `INSERT …
-/// SELECT` (the last record of each id) into the table, 50,000 ids a statement.
+/// The bulk path: binary COPY straight into the table ([`crate::direct`]); should the
+/// table refuse a statement, binary COPY of every record into the staging table, then
+/// `INSERT … SELECT` (the last record of each id) into the table, 50,000 ids a statement.
 pub(crate) fn copy_many<R>(
     target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
@@ -51,54 +77,88 @@ pub(crate) fn copy_many<R>(
 where
     R: Record,
 {
-    // The staging table has the columns the connector reads, in the same order, from the
-    // table itself: `ord`, then the select list (embeddings as real[]).
+    let (layout, refused) = match crate::direct::load(target, conn, records)? {
+        (_, Direct::Written(n)) => return Ok(n),
+        (layout, Direct::Refused(refused)) => (layout, refused),
+    };
+    stage(target, conn, records, layout, refused)?;
+    let merged = merge(target, conn, exists_ok)?;
+    conn.batch_execute(&format!("DROP TABLE {}", staging(target.table())))
+        .map_err(map)?;
+    Ok(merged)
+}
+
+/// Fills the staging table: the rows a direct load wrote before it was refused (taken
+/// out of the table again), its refused rows, then the rest of the records.
+fn stage<R: Record>(
+    target: &Scoped<PgStore, R>,
+    conn: &mut PgConnection,
+    records: &mut dyn Iterator<Item = (usize, R)>,
+    layout: Layout,
+    refused: Rest,
+) -> Result<()> {
+    // The staging table has the table's own columns, in the record's order, after `ord`
+    // (embeddings as `real[]` when the table's type is one COPY does not send).
     // A staging table of this name on the session would mean another bulk call of this
     // connection under way (a call holds its connection from start to end, so none is):
     // creating it fails rather than take that call's rows. It is dropped when the call
     // ends (a unit of work may make more bulk calls), on rollback with the savepoint, and
     // at the latest with the transaction.
-    let ddl = format!(
+    let columns = R::COLUMNS
+        .iter()
+        .map(|&c| match (c, layout) {
+            ("embedding", Layout::Cast) => "embedding::real[] AS embedding",
+            _ => c,
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (staging, table) = (staging(target.table()), target.table().table_name());
+    conn.batch_execute(&format!(
         "CREATE TEMP TABLE {staging} ON COMMIT DROP AS \
-         SELECT 0::bigint AS ord, {select} FROM {table} WITH NO DATA;",
-        staging = staging(target.table()),
-        select = PgStore::select(target.table()),
-        table = target.table().table_name(),
-    );
-    conn.batch_execute(&ddl).map_err(map)?;
+         SELECT 0::bigint AS ord, {columns} FROM {table} WITH NO DATA;"
+    ))
+    .map_err(map)?;
+    if refused.loaded {
+        // Only this call's own rows are listed: each was written by it, under its id.
+        diesel::sql_query(format!(
+            "WITH gone AS (DELETE FROM {table} USING {LOADED} WHERE user_id = $1 \
+             AND id = loaded RETURNING ord, {columns}) INSERT INTO {staging} SELECT * FROM gone"
+        ))
+        .bind::<diesel::sql_types::Uuid, _>(target.scope().user_id())
+        .execute(conn)
+        .map_err(map)?;
+        conn.batch_execute(&format!("DROP TABLE {LOADED}"))
+            .map_err(map)?;
+    }
     let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
+    let chunk = refused.chunk;
+    let mut from_chunk = 0..chunk.rows.len();
     loop {
         buf.clear();
         header(&mut buf);
         let mut rows = 0usize;
         let mut more = true;
         while buf.len() < COPY_BYTES {
-            let Some(one) = records.next() else {
+            if let Some(k) = from_chunk.next() {
+                staged_row(&mut buf, chunk.rows[k].1, chunk.row(k));
+            } else if let Some(one) = records.next() {
+                target.check_owners([&one])?;
+                let binds = one.1.values::<PgStore>(target.table());
+                row(&mut buf, Some(one.0), &binds, layout);
+            } else {
                 more = false;
                 break;
-            };
-            target.check_owners([&one])?;
-            row(&mut buf, one.0, &one.1.values::<PgStore>(target.table()));
+            }
             rows += 1;
         }
         trailer(&mut buf);
         if rows > 0 {
-            let data = &buf;
-            copy_into(target.table(), conn, &|w: &mut dyn Write| {
-                w.write_all(data)
-                    .map_err(|e| DieselError::SerializationError(Box::new(e)))
-            })
-            .map_err(map)?;
+            copy_rows(target.table(), true, conn, &buf).map_err(map)?;
         }
         if !more {
-            break;
+            return Ok(());
         }
     }
-    drop(buf);
-    let merged = merge(target, conn, exists_ok)?;
-    conn.batch_execute(&format!("DROP TABLE {}", staging(target.table())))
-        .map_err(map)?;
-    Ok(merged)
 }
 
 /// Moves the staged records into the table; returns the rows written. A record that could
@@ -290,27 +350,39 @@ fn staging(table: TableType) -> &'static str {
     }
 }
 
-/// Runs `COPY <staging of table> FROM STDIN (FORMAT binary)` fed by `feed`.
-fn copy_into(
+/// Runs `COPY <table> FROM STDIN (FORMAT binary)` with `data` (header, rows, trailer):
+/// into `table`'s staging table when `staged`, else into the table itself.
+pub(crate) fn copy_rows(
     table: TableType,
+    staged: bool,
     conn: &mut PgConnection,
-    feed: Feed<'_>,
+    data: &[u8],
 ) -> Result<usize, DieselError> {
-    use crate::schema::memgpt_staging_passages as p;
-    use crate::schema::{memgpt_staging_documents as d, memgpt_staging_messages as m};
-    match table {
-        TableType::RecallMemory => diesel::copy_from(m::table)
-            .from_raw_data(m::table, feed)
-            .with_format(CopyFormat::Binary)
-            .execute(conn),
-        TableType::ArchivalMemory | TableType::Passages => diesel::copy_from(p::table)
-            .from_raw_data(p::table, feed)
-            .with_format(CopyFormat::Binary)
-            .execute(conn),
-        TableType::Documents => diesel::copy_from(d::table)
-            .from_raw_data(d::table, feed)
-            .with_format(CopyFormat::Binary)
-            .execute(conn),
+    use crate::schema::memgpt_staging_passages as sp;
+    use crate::schema::{memgpt_archival_memory_agent as a, memgpt_passages as p};
+    use crate::schema::{memgpt_documents as d, memgpt_recall_memory_agent as m};
+    use crate::schema::{memgpt_staging_documents as sd, memgpt_staging_messages as sm};
+    let feed: Feed<'_> = &|w: &mut dyn Write| {
+        w.write_all(data)
+            .map_err(|e| DieselError::SerializationError(Box::new(e)))
+    };
+    /// One diesel COPY into the `table!` `$t`.
+    macro_rules! copy {
+        ($t:ident) => {
+            diesel::copy_from($t::table)
+                .from_raw_data($t::table, feed)
+                .with_format(CopyFormat::Binary)
+                .execute(conn)
+        };
+    }
+    match (table, staged) {
+        (TableType::RecallMemory, true) => copy!(sm),
+        (TableType::ArchivalMemory | TableType::Passages, true) => copy!(sp),
+        (TableType::Documents, true) => copy!(sd),
+        (TableType::RecallMemory, false) => copy!(m),
+        (TableType::ArchivalMemory, false) => copy!(a),
+        (TableType::Passages, false) => copy!(p),
+        (TableType::Documents, false) => copy!(d),
     }
 }
 
@@ -323,8 +395,8 @@ fn null(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
-/// Appends one value in PostgreSQL's binary format.
-fn encode(buf: &mut Vec<u8>, b: &Bind) {
+/// Appends one value in PostgreSQL's binary format; embeddings as `layout` says.
+fn encode(buf: &mut Vec<u8>, b: &Bind, layout: Layout) {
     match b {
         Bind::Text(Some(s)) => field(buf, s.as_bytes()),
         Bind::Uuid(Some(u)) => field(buf, u.as_bytes()),
@@ -334,6 +406,7 @@ fn encode(buf: &mut Vec<u8>, b: &Bind) {
         ),
         Bind::Int(Some(i)) => field(buf, &i.to_be_bytes()),
         Bind::Json(Some(v)) => field(buf, v.0.as_bytes()),
+        Bind::Floats(Some(v)) if layout == Layout::Vector => vector(buf, v),
         Bind::Floats(Some(v)) => {
             // One-dimensional float4 array: ndim, has-null flag, element type, length,
             // lower bound, then each element's length and value.
@@ -347,16 +420,7 @@ fn encode(buf: &mut Vec<u8>, b: &Bind) {
                 buf.extend_from_slice(&x.to_be_bytes());
             }
         }
-        Bind::Vector(v) => {
-            let s = v.as_slice();
-            let mut bytes = Vec::with_capacity(4 + s.len() * 4);
-            bytes.extend_from_slice(&(s.len() as i16).to_be_bytes());
-            bytes.extend_from_slice(&0i16.to_be_bytes());
-            for x in s {
-                bytes.extend_from_slice(&x.to_be_bytes());
-            }
-            field(buf, &bytes);
-        }
+        Bind::Vector(v) => vector(buf, v.as_slice()),
         Bind::Text(None)
         | Bind::Uuid(None)
         | Bind::Int(None)
@@ -365,18 +429,40 @@ fn encode(buf: &mut Vec<u8>, b: &Bind) {
     }
 }
 
+/// Appends pgvector's binary `vector`: dimensions, an unused word, each float4.
+fn vector(buf: &mut Vec<u8>, v: &[f32]) {
+    buf.extend_from_slice(&((4 + v.len() * 4) as i32).to_be_bytes());
+    buf.extend_from_slice(&(v.len() as i16).to_be_bytes());
+    buf.extend_from_slice(&0i16.to_be_bytes());
+    for x in v {
+        buf.extend_from_slice(&x.to_be_bytes());
+    }
+}
+
 /// Starts a binary COPY stream.
 pub(crate) fn header(buf: &mut Vec<u8>) {
     buf.extend_from_slice(HEADER);
 }
 
-/// Appends one staging row: its index in the batch, then its values.
-pub(crate) fn row(buf: &mut Vec<u8>, index: usize, binds: &[Bind]) {
-    buf.extend_from_slice(&((binds.len() + 1) as i16).to_be_bytes());
-    field(buf, &(index as i64).to_be_bytes());
-    for b in binds {
-        encode(buf, b);
+/// Appends one row: its index in the batch first when `ord` is given (a staging row),
+/// then its values.
+pub(crate) fn row(buf: &mut Vec<u8>, ord: Option<usize>, binds: &[Bind], layout: Layout) {
+    let count = binds.len() + usize::from(ord.is_some());
+    buf.extend_from_slice(&(count as i16).to_be_bytes());
+    if let Some(index) = ord {
+        field(buf, &(index as i64).to_be_bytes());
     }
+    for b in binds {
+        encode(buf, b, layout);
+    }
+}
+
+/// Appends the staging row of `stored`, a row [`row`] encoded without its index.
+fn staged_row(buf: &mut Vec<u8>, ord: usize, stored: &[u8]) {
+    let count = i16::from_be_bytes([stored[0], stored[1]]) + 1;
+    buf.extend_from_slice(&count.to_be_bytes());
+    field(buf, &(ord as i64).to_be_bytes());
+    buf.extend_from_slice(&stored[2..]);
 }
 
 /// Ends a binary COPY stream.

@@ -9,6 +9,7 @@
 mod backend;
 mod config;
 mod copy;
+mod direct;
 mod error;
 mod fulltext;
 mod metadata;

@@ -1,11 +1,17 @@
-//! The COPY staging tables of bulk loads (`copy.rs`): the record's index in the batch
-//! (`ord`), then the stored columns as the connector reads them (embeddings as `real[]`),
-//! in the session's own temporary schema (`pg_temp.`: never a table of that name elsewhere
-//! on the `search_path`). diesel's COPY names its target by these declarations.
+//! The tables bulk loads COPY into (`copy.rs`, `direct.rs`): each stored table by its
+//! record's columns, and each COPY staging table — the record's index in the batch
+//! (`ord`), then the same columns — in the session's own temporary schema (`pg_temp.`:
+//! never a table of that name elsewhere on the `search_path`). diesel's COPY names its
+//! target by these declarations; the SQL types are diesel's only (a binary COPY sends
+//! each field in the column's own format, `copy.rs` says which).
 
-/// One staging `table!`, keyed by `ord`.
+/// One staging `table!`, keyed by `ord`, and the stored tables of the same columns.
 macro_rules! staging {
-    ($table:ident, $names:ident { $($col:ident -> $ty:ty,)+ }) => {
+    ($table:ident, [$($stored:ident),+], $names:ident $columns:tt) => {
+        staging!(@staging $table, $names $columns);
+        $(staging!(@stored $stored $columns);)+
+    };
+    (@staging $table:ident, $names:ident { $($col:ident -> $ty:ty,)+ }) => {
         /// The staged columns after `ord`, in COPY's field order.
         #[cfg(test)]
         pub(crate) const $names: &[&str] = &[$(stringify!($col)),+];
@@ -18,9 +24,17 @@ macro_rules! staging {
             }
         }
     };
+    (@stored $table:ident { $($col:ident -> $ty:ty,)+ }) => {
+        diesel::table! {
+            #[allow(missing_docs)]
+            $table (id) {
+                $($col -> $ty,)+
+            }
+        }
+    };
 }
 
-staging!(memgpt_staging_messages, MESSAGE_FIELDS {
+staging!(memgpt_staging_messages, [memgpt_recall_memory_agent], MESSAGE_FIELDS {
     id -> Uuid,
     user_id -> Uuid,
     agent_id -> Uuid,
@@ -36,7 +50,7 @@ staging!(memgpt_staging_messages, MESSAGE_FIELDS {
     created_at -> Nullable<Timestamptz>,
 });
 
-staging!(memgpt_staging_passages, PASSAGE_FIELDS {
+staging!(memgpt_staging_passages, [memgpt_archival_memory_agent, memgpt_passages], PASSAGE_FIELDS {
     id -> Uuid,
     user_id -> Uuid,
     text -> Nullable<Text>,
@@ -50,7 +64,7 @@ staging!(memgpt_staging_passages, PASSAGE_FIELDS {
     created_at -> Nullable<Timestamptz>,
 });
 
-staging!(memgpt_staging_documents, DOCUMENT_FIELDS {
+staging!(memgpt_staging_documents, [memgpt_documents], DOCUMENT_FIELDS {
     id -> Uuid,
     user_id -> Uuid,
     text -> Nullable<Text>,

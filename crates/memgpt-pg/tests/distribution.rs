@@ -105,6 +105,17 @@ fn exercise(store: &PgStore) {
         recall.insert_many(bulk, false),
         Err(Error::DuplicateId { .. })
     ));
+    // Refused after two COPY statements straight into the table (19 MiB): their rows are
+    // moved out of the table into the staging table.
+    let pad = "w".repeat(16 * 1024);
+    let mut wide: Vec<Message> = (0..1_200)
+        .map(|i| message(agent, &format!("w {i} {pad}")))
+        .collect();
+    wide.push(wide[0].clone());
+    assert!(matches!(
+        recall.insert_many(wide, false),
+        Err(Error::DuplicateId { .. })
+    ));
     recall.get(first.id()).unwrap();
     recall.get_all(&[], Some(10)).unwrap();
     let user = Filter::eq(Column::Role, Role::User);
@@ -192,12 +203,13 @@ fn exercise(store: &PgStore) {
 }
 
 /// Whether `q` (as pg_stat_statements normalised it) names the tenant: restricted by
-/// `user_id = $n` (reads, updates, deletes, the COPY path's merge), or an `INSERT` of rows
-/// whose `user_id` column routes each to its shard.
+/// `user_id = $n` (reads, updates, deletes, the COPY path's merge), or an `INSERT` or a
+/// `COPY` of rows whose `user_id` column routes each to its shard.
 fn names_the_tenant(q: &str) -> bool {
     let predicate = q.contains("WHERE user_id = $") || q.contains(" AND user_id = $");
     let insert = q.starts_with("INSERT INTO memgpt_") && q.contains("(id, user_id,");
-    predicate || insert
+    let copy = q.starts_with("COPY \"memgpt_") && q.contains("(\"id\", \"user_id\",");
+    predicate || insert || copy
 }
 
 /// Statements allowed without a tenant, each for a reason docs/SCALING.md gives:
@@ -250,6 +262,8 @@ fn every_statement_the_connectors_send_names_the_user_id() {
         "DELETE FROM memgpt_passages WHERE user_id = $",
         "UPDATE memgpt_recall_memory_agent SET",
         "INSERT INTO memgpt_documents (id, user_id,",
+        "COPY \"memgpt_recall_memory_agent\"(\"id\", \"user_id\",",
+        "WITH gone AS (DELETE FROM memgpt_recall_memory_agent USING",
     ] {
         assert!(
             statements.iter().any(|s| s.query.starts_with(shape)),
