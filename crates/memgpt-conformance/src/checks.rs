@@ -1513,6 +1513,40 @@ pub fn insert_many_is_all_or_nothing_when_its_iterator_panics<B: Subject>(b: &B)
     assert_eq!(c.insert_many(msgs(&s, 1_200), false).unwrap(), 1_200);
 }
 
+/// `insert_many` reads its iterator to its first end and never asks it again: an
+/// iterator that yields more after a `None` (a queue's `try_iter`, a `from_fn` over a
+/// channel) has only the records before it written — on each path of every backend (a
+/// chunk, many chunks, the bulk path, and the bulk path after the table refused its
+/// first try: an id in the table, with `exists_ok`).
+pub fn insert_many_reads_its_iterator_to_its_first_end<B: Subject>(b: &B) {
+    for (n, existing) in [(10, false), (1_500, false), (1_500, true)] {
+        let s = scope(n as u128 + u128::from(existing));
+        let c = b.recall(s).unwrap();
+        let mut records = msgs(&s, n + 1);
+        let late = records.pop().unwrap();
+        if existing {
+            c.insert(&records[700]).unwrap();
+        }
+        let mut queue = records.clone().into_iter();
+        let mut late = Some(late);
+        let mut ended = false;
+        let unfused = std::iter::from_fn(move || match queue.next() {
+            Some(m) => Some(m),
+            None if !ended => {
+                ended = true;
+                None
+            }
+            None => late.take(),
+        });
+        assert_eq!(
+            c.insert_many(unfused, true).unwrap(),
+            n as u64,
+            "{n} records"
+        );
+        assert_eq!(c.size(&[]).unwrap(), n as u64, "{n} records");
+    }
+}
+
 /// A 2.4 MB text of distinct words (a book loaded as one document) is stored, whole, in
 /// every table and inside a batch; the full-text index covers its first
 /// [`FULL_TEXT_INDEXED_CHARS`](memgpt_core::FULL_TEXT_INDEXED_CHARS) characters on every

@@ -199,7 +199,9 @@ impl<S: Source, R: Record> StorageConnector for Connector<S, R> {
         let t = &self.target;
         crate::trace::call(t.table, "insert_many", || {
             let size = self.store().chunk_size().max(1);
-            let mut iter = records.into_iter().enumerate();
+            // Read to its first end, never asked again (an iterator may yield more after a
+            // `None`; every path below may ask once more).
+            let mut iter = records.into_iter().fuse().enumerate();
             // The first records are pulled before a connection is taken (none for an
             // empty call). The iterator cannot reach this unit of work, if any: it is
             // `Send`, and nothing referring to a unit of work is.

@@ -20,7 +20,7 @@ use memgpt_core::batch::Conflict;
 use memgpt_core::Result;
 use uuid::Uuid;
 
-use crate::direct::{Direct, Rest, LOADED};
+use crate::direct::{Direct, Rest};
 use crate::error::map;
 use crate::sql::Bind;
 use crate::store::PgStore;
@@ -77,25 +77,24 @@ pub(crate) fn copy_many<R>(
 where
     R: Record,
 {
-    let (layout, refused) = match crate::direct::load(target, conn, records)? {
+    let (layout, rest) = match crate::direct::load(target, conn, records)? {
         (_, Direct::Written(n)) => return Ok(n),
-        (layout, Direct::Refused(refused)) => (layout, refused),
+        (layout, Direct::Staged(rest)) => (layout, rest),
     };
-    stage(target, conn, records, layout, refused)?;
+    stage(target, conn, records, layout, rest)?;
     let merged = merge(target, conn, exists_ok)?;
     conn.batch_execute(&format!("DROP TABLE {}", staging(target.table())))
         .map_err(map)?;
     Ok(merged)
 }
 
-/// Fills the staging table: the rows a direct load wrote before it was refused (taken
-/// out of the table again), its refused rows, then the rest of the records.
+/// Fills the staging table: the rows a direct load encoded, then the rest of the records.
 fn stage<R: Record>(
     target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
     layout: Layout,
-    refused: Rest,
+    rest: Rest,
 ) -> Result<()> {
     // The staging table has the table's own columns, in the record's order, after `ord`
     // (embeddings as `real[]` when the table's type is one COPY does not send).
@@ -118,20 +117,8 @@ fn stage<R: Record>(
          SELECT 0::bigint AS ord, {columns} FROM {table} WITH NO DATA;"
     ))
     .map_err(map)?;
-    if refused.loaded {
-        // Only this call's own rows are listed: each was written by it, under its id.
-        diesel::sql_query(format!(
-            "WITH gone AS (DELETE FROM {table} USING {LOADED} WHERE user_id = $1 \
-             AND id = loaded RETURNING ord, {columns}) INSERT INTO {staging} SELECT * FROM gone"
-        ))
-        .bind::<diesel::sql_types::Uuid, _>(target.scope().user_id())
-        .execute(conn)
-        .map_err(map)?;
-        conn.batch_execute(&format!("DROP TABLE {LOADED}"))
-            .map_err(map)?;
-    }
     let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
-    let chunk = refused.chunk;
+    let chunk = rest.chunk;
     let mut from_chunk = 0..chunk.rows.len();
     loop {
         buf.clear();

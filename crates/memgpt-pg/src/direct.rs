@@ -1,25 +1,24 @@
 //! Bulk loads straight into the table: binary `COPY` of the records in call order, as
 //! `psql \copy` would, for a call whose records the table takes as they are — the common
-//! case, new ids. PostgreSQL's COPY writes rows a page at a time; the staging path
-//! (`copy.rs`) writes every row twice, then inserts them one by one in id order.
+//! case, new ids — and that fits in one COPY statement ([`COPY_BYTES`]). PostgreSQL's
+//! COPY writes rows a page at a time; the staging path (`copy.rs`) writes every row twice,
+//! then inserts them one by one in id order.
 //!
-//! Each COPY statement (a few MiB of records) runs in a savepoint with a short
-//! `lock_timeout` ([`NO_WAIT`]). A statement the table refuses — a repeated id, an id in
-//! the table, a row another session holds (a lock wait past [`NO_WAIT`]), a deadlock — is
-//! rolled back alone, and the call goes on by the staging path, which decides what the
-//! call does with every record (`Conflict`, the duplicate rule): the rows of the
-//! statements before it are taken out of the table again into the staging table, at
-//! their places in the call ([`LOADED`]); so are those of a call of more than
-//! [`STATEMENTS`] statements. A direct COPY never waits on another session, so
-//! two loads of the same ids never deadlock through it; see docs/RELIABILITY.md for the
-//! one case that can.
+//! Every record is pulled from the caller's iterator and encoded before anything is sent;
+//! a call that does not fit goes to the staging path with what it encoded (nothing was
+//! written). The statement runs in a savepoint under a short `lock_timeout`
+//! ([`NO_WAIT`]). A statement the table refuses — a repeated id, an id in the table, a row
+//! another session holds (a wait past [`NO_WAIT`]), a deadlock — is rolled back, the call
+//! holds nothing of its own again, and the staging path, which decides what the call does
+//! with every record (`Conflict`, the duplicate rule), takes its encoded rows. Only one
+//! statement ever holds rows in call order, and never waits long on another session
+//! while it does: loads of the same ids do not deadlock through it.
 
 use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Array, BigInt, Text};
+use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{Record, Result, Scoped};
-use uuid::Uuid;
 
 use crate::copy::{copy_rows, Layout, COPY_BYTES};
 use crate::error::map;
@@ -31,24 +30,13 @@ use crate::store::PgStore;
 /// enough to ride out a wait to extend the table behind another load.
 const NO_WAIT: &str = "200ms";
 
-/// The most COPY statements a call sends straight to the table (of [`COPY_BYTES`] each,
-/// about 480 MiB): each is a subtransaction, and a transaction of more than 64 overflows
-/// PostgreSQL's per-session cache of them (other sessions' snapshots then look each one up
-/// in `pg_subtrans` until it ends). A call that goes on past them is finished by the
-/// staging path, as though its next statement had been refused.
-const STATEMENTS: usize = 60;
-
-/// Where the rows of a call's earlier COPY statements are listed (`ord`, the record's
-/// index in the call; `loaded`, its id) once a second statement is needed.
-pub(crate) const LOADED: &str = "pg_temp.memgpt_loaded";
-
 /// Encoded rows of one COPY statement, in binary COPY's format.
 #[derive(Default)]
 pub(crate) struct Chunk {
     /// Header, rows, trailer.
     pub(crate) buf: Vec<u8>,
-    /// Each row's start in `buf`, its record's index in the call and its id.
-    pub(crate) rows: Vec<(usize, usize, Uuid)>,
+    /// Each row's start in `buf` and its record's index in the call.
+    pub(crate) rows: Vec<(usize, usize)>,
 }
 
 impl Chunk {
@@ -66,21 +54,20 @@ impl Chunk {
 pub(crate) enum Direct {
     /// Every record written; how many.
     Written(u64),
-    /// A statement was refused (or the table's layout keeps the call off this path): the
-    /// staging path takes the call from here.
-    Refused(Rest),
+    /// Nothing written: the staging path takes the call from here.
+    Staged(Rest),
 }
 
-/// Where a refused direct load stands.
+/// Where a load the staging path takes over stands.
 pub(crate) struct Rest {
-    /// The rows of the call's earlier statements are in the table, listed in [`LOADED`].
-    pub(crate) loaded: bool,
-    /// The refused statement's rows (none when nothing was sent).
+    /// Rows encoded and not written (none when the table's layout kept the call off the
+    /// direct path). The records after them, if any, are still in the caller's iterator
+    /// (which core fuses: one that ended is not asked again).
     pub(crate) chunk: Chunk,
 }
 
-/// One row: the session's `lock_timeout`, the type of the table's `embedding` column
-/// (empty when it has none).
+/// One row: the session's `lock_timeout`, and how the table stores embeddings: `vector`
+/// (pgvector's type), `real[]`, empty for no `embedding` column, else the type's name.
 #[derive(QueryableByName)]
 struct Before {
     #[diesel(sql_type = Text)]
@@ -89,18 +76,23 @@ struct Before {
     embedding: String,
 }
 
-/// Loads `records` straight into the table, statement by statement, until they are all
-/// written or one is refused. Every record is checked to be the tenant's first (a
-/// foreign record fails the call before anything of it is sent).
+/// Loads `records` straight into the table in one COPY statement, when they fit in one
+/// and the table takes them. Every record is checked to be the tenant's first (a foreign
+/// record fails the call before anything is sent).
 pub(crate) fn load<R: Record>(
     target: &Scoped<PgStore, R>,
     conn: &mut PgConnection,
     records: &mut dyn Iterator<Item = (usize, R)>,
 ) -> Result<(Layout, Direct)> {
     let before: Vec<Before> = diesel::sql_query(
-        "SELECT current_setting('lock_timeout') AS wait, COALESCE((SELECT \
-         format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = to_regclass($1) \
-         AND attname = 'embedding' AND NOT attisdropped), '') AS embedding",
+        "SELECT current_setting('lock_timeout') AS wait, COALESCE((SELECT CASE \
+         WHEN a.atttypid = 'real[]'::regtype THEN 'real[]' \
+         WHEN EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid \
+         WHERE d.classid = 'pg_type'::regclass AND d.objid = a.atttypid \
+         AND e.extname = 'vector' AND t.typname = 'vector') THEN 'vector' \
+         ELSE t.typname END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         WHERE a.attrelid = to_regclass($1) AND a.attname = 'embedding' \
+         AND NOT a.attisdropped), '') AS embedding",
     )
     .bind::<Text, _>(target.table().table_name())
     .load(conn)
@@ -111,113 +103,58 @@ pub(crate) fn load<R: Record>(
         });
     };
     let layout = Layout::of(&before.embedding);
-    let refused = |chunk| {
-        Direct::Refused(Rest {
-            loaded: false,
-            chunk,
-        })
-    };
     if layout == Layout::Cast {
-        return Ok((layout, refused(Chunk::default())));
+        let chunk = Chunk::default();
+        return Ok((layout, Direct::Staged(Rest { chunk })));
     }
-    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{NO_WAIT}'"))
-        .map_err(map)?;
-    // A call that fails is rolled back with its setting.
-    let direct = statements(target, conn, records, layout)?;
-    // The session's own wait, for the rest of the call and of its transaction.
-    diesel::sql_query("SELECT set_config('lock_timeout', $1, true) AS wait, '' AS embedding")
-        .bind::<Text, _>(&before.wait)
-        .load::<Before>(conn)
-        .map_err(map)?;
-    Ok((layout, direct))
-}
-
-/// The statements of [`load`], each in a savepoint.
-fn statements<R: Record>(
-    target: &Scoped<PgStore, R>,
-    conn: &mut PgConnection,
-    records: &mut dyn Iterator<Item = (usize, R)>,
-    layout: Layout,
-) -> Result<Direct> {
-    let table = target.table();
-    let (mut written, mut loaded, mut sent) = (0u64, false, 0usize);
     let mut chunk = Chunk {
         buf: Vec::with_capacity(COPY_BYTES + 64 * 1024),
         rows: Vec::new(),
     };
-    loop {
-        let more = fill(target, &mut chunk, records, layout)?;
-        if chunk.rows.is_empty() {
-            return written_all(conn, written, loaded);
-        }
-        if sent == STATEMENTS {
-            return Ok(Direct::Refused(Rest { loaded, chunk }));
-        }
-        sent += 1;
-        let data = &chunk.buf;
-        match conn.transaction(|c| copy_rows(table, false, c, data)) {
-            Ok(_) => {}
-            Err(e) if refused(&e) => return Ok(Direct::Refused(Rest { loaded, chunk })),
-            Err(e) => return Err(map(e)),
-        }
-        written += chunk.rows.len() as u64;
-        if !more {
-            return written_all(conn, written, loaded);
-        }
-        // The buffer is about to take the next records: list where these went, should a
-        // later statement be refused.
-        if !loaded {
-            conn.batch_execute(&format!(
-                "CREATE TEMP TABLE {LOADED} (ord bigint, loaded uuid) ON COMMIT DROP"
-            ))
-            .map_err(map)?;
-            loaded = true;
-        }
-        let (ords, ids): (Vec<i64>, Vec<Uuid>) =
-            chunk.rows.iter().map(|&(_, i, id)| (i as i64, id)).unzip();
-        diesel::sql_query(format!(
-            "INSERT INTO {LOADED} SELECT * FROM unnest($1::bigint[], $2::uuid[])"
-        ))
-        .bind::<Array<BigInt>, _>(ords)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .execute(conn)
+    if fill(target, &mut chunk, records, layout)? {
+        return Ok((layout, Direct::Staged(Rest { chunk })));
+    }
+    let data = &chunk.buf;
+    let sent = conn.transaction(|c| {
+        c.batch_execute(&format!("SET LOCAL lock_timeout = '{NO_WAIT}'"))?;
+        copy_rows(target.table(), false, c, data)
+    });
+    match sent {
+        Ok(_) => {}
+        // Rolled back with its savepoint, the setting too.
+        Err(e) if refused(&e) => return Ok((layout, Direct::Staged(Rest { chunk }))),
+        Err(e) => return Err(map(e)),
+    }
+    // The session's own wait, for the rest of its transaction.
+    diesel::sql_query("SELECT set_config('lock_timeout', $1, true) AS wait, '' AS embedding")
+        .bind::<Text, _>(&before.wait)
+        .load::<Before>(conn)
         .map_err(map)?;
-    }
+    Ok((layout, Direct::Written(chunk.rows.len() as u64)))
 }
 
-/// Every record written: the list of [`LOADED`] goes (a unit of work may make more bulk
-/// calls).
-fn written_all(conn: &mut PgConnection, written: u64, loaded: bool) -> Result<Direct> {
-    if loaded {
-        conn.batch_execute(&format!("DROP TABLE {LOADED}"))
-            .map_err(map)?;
-    }
-    Ok(Direct::Written(written))
-}
-
-/// Encodes records into `chunk` (emptied first) until it holds [`COPY_BYTES`] or the
-/// records end; returns whether more may follow.
+/// Encodes records into `chunk` until it holds [`COPY_BYTES`] or the records end;
+/// returns whether more may follow.
 fn fill<R: Record>(
     target: &Scoped<PgStore, R>,
     chunk: &mut Chunk,
     records: &mut dyn Iterator<Item = (usize, R)>,
     layout: Layout,
 ) -> Result<bool> {
-    chunk.buf.clear();
-    chunk.rows.clear();
     crate::copy::header(&mut chunk.buf);
+    let mut more = true;
     while chunk.buf.len() < COPY_BYTES {
         let Some(one) = records.next() else {
-            crate::copy::trailer(&mut chunk.buf);
-            return Ok(false);
+            more = false;
+            break;
         };
         target.check_owners([&one])?;
-        chunk.rows.push((chunk.buf.len(), one.0, one.1.id()));
+        chunk.rows.push((chunk.buf.len(), one.0));
         let binds = one.1.values::<PgStore>(target.table());
         crate::copy::row(&mut chunk.buf, None, &binds, layout);
     }
     crate::copy::trailer(&mut chunk.buf);
-    Ok(true)
+    Ok(more)
 }
 
 /// Whether a COPY's error is the table refusing its rows — a unique violation, a lock

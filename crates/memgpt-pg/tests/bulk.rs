@@ -291,10 +291,9 @@ fn the_copy_path_stages_in_its_own_temporary_schema_whatever_the_search_path() {
         .unwrap();
     let store = PgStore::open(PgConfig::new(DatabaseUrl::new(db.url().expose()))).unwrap();
     let c = recall(&store);
-    assert_eq!(
-        c.insert_many(messages(1_500, "staged"), false).unwrap(),
-        1_500
-    );
+    // 26 MB: more than one COPY statement straight into the table, so staged.
+    let long = "staged ".repeat(2_500);
+    assert_eq!(c.insert_many(messages(1_500, &long), false).unwrap(), 1_500);
     assert_eq!(c.size(&[]).unwrap(), 1_500);
     let trapped: Vec<memgpt_migrate::rows::Count> =
         diesel::sql_query("SELECT count(*) AS n FROM public.memgpt_staging_messages")
