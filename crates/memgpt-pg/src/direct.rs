@@ -90,7 +90,7 @@ pub(crate) fn load<R: Record>(
          WHEN EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid \
          WHERE d.classid = 'pg_type'::regclass AND d.objid = a.atttypid \
          AND e.extname = 'vector' AND t.typname = 'vector') THEN 'vector' \
-         ELSE t.typname END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         ELSE 'other ' || t.typname END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
          WHERE a.attrelid = to_regclass($1) AND a.attname = 'embedding' \
          AND NOT a.attisdropped), '') AS embedding",
     )
