@@ -20,7 +20,7 @@ use diesel::sql_types::Text;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use memgpt_core::{Record, Result, Scoped};
 
-use crate::copy::{copy_rows, Layout, COPY_BYTES};
+use crate::binary::{copy_rows, Layout, COPY_BYTES};
 use crate::error::map;
 use crate::store::PgStore;
 
@@ -141,7 +141,7 @@ fn fill<R: Record>(
     records: &mut dyn Iterator<Item = (usize, R)>,
     layout: Layout,
 ) -> Result<bool> {
-    crate::copy::header(&mut chunk.buf);
+    crate::binary::header(&mut chunk.buf);
     let mut more = true;
     while chunk.buf.len() < COPY_BYTES {
         let Some(one) = records.next() else {
@@ -151,9 +151,9 @@ fn fill<R: Record>(
         target.check_owners([&one])?;
         chunk.rows.push((chunk.buf.len(), one.0));
         let binds = one.1.values::<PgStore>(target.table());
-        crate::copy::row(&mut chunk.buf, None, &binds, layout);
+        crate::binary::row(&mut chunk.buf, None, &binds, layout);
     }
-    crate::copy::trailer(&mut chunk.buf);
+    crate::binary::trailer(&mut chunk.buf);
     Ok(more)
 }
 

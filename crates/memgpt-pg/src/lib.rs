@@ -7,6 +7,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+mod binary;
 mod config;
 mod copy;
 mod direct;
