@@ -19,20 +19,25 @@ pub(crate) const COPY_BYTES: usize = 8 * 1024 * 1024;
 /// The writer callback handed to diesel's COPY.
 type Feed<'a> = &'a dyn Fn(&mut dyn Write) -> Result<(), DieselError>;
 
-/// Runs `COPY <table> FROM STDIN (FORMAT binary)` with `data` (header, rows, trailer):
-/// into `table`'s staging table when `staged`, else into the table itself.
-pub(crate) fn copy_rows(
+/// Runs `COPY <table> FROM STDIN (FORMAT binary)` with the pieces `data` yields, one after
+/// another (header, rows, trailer): into `table`'s staging table when `staged`, else into
+/// the table itself. Returns the rows the server took.
+pub(crate) fn copy_rows<'d, D>(
     table: TableType,
     staged: bool,
     conn: &mut PgConnection,
-    data: &[u8],
-) -> Result<usize, DieselError> {
+    data: impl Fn() -> D,
+) -> Result<usize, DieselError>
+where
+    D: Iterator<Item = &'d [u8]>,
+{
     use crate::schema::memgpt_staging_passages as sp;
     use crate::schema::{memgpt_archival_memory_agent as a, memgpt_passages as p};
     use crate::schema::{memgpt_documents as d, memgpt_recall_memory_agent as m};
     use crate::schema::{memgpt_staging_documents as sd, memgpt_staging_messages as sm};
     let feed: Feed<'_> = &|w: &mut dyn Write| {
-        w.write_all(data)
+        data()
+            .try_for_each(|piece| w.write_all(piece))
             .map_err(|e| DieselError::SerializationError(Box::new(e)))
     };
     /// One diesel COPY into the `table!` `$t`.

@@ -87,17 +87,24 @@ fn stage<R: Record>(
     ))
     .map_err(map)?;
     let mut buf = Vec::with_capacity(COPY_BYTES + 64 * 1024);
+    // The rows encoded already: one statement, then their buffer goes.
     let chunk = rest.chunk;
-    let mut from_chunk = 0..chunk.rows.len();
+    if !chunk.rows.is_empty() {
+        header(&mut buf);
+        for k in 0..chunk.rows.len() {
+            staged_row(&mut buf, chunk.rows[k].1, chunk.row(k));
+        }
+        trailer(&mut buf);
+        drop(chunk);
+        copy_rows(target.table(), true, conn, || std::iter::once(&buf[..])).map_err(map)?;
+    }
     loop {
         buf.clear();
         header(&mut buf);
         let mut rows = 0usize;
         let mut more = true;
         while buf.len() < COPY_BYTES {
-            if let Some(k) = from_chunk.next() {
-                staged_row(&mut buf, chunk.rows[k].1, chunk.row(k));
-            } else if let Some(one) = records.next() {
+            if let Some(one) = records.next() {
                 target.check_owners([&one])?;
                 let binds = one.1.values::<PgStore>(target.table());
                 row(&mut buf, Some(one.0), &binds, layout);
@@ -109,7 +116,7 @@ fn stage<R: Record>(
         }
         trailer(&mut buf);
         if rows > 0 {
-            copy_rows(target.table(), true, conn, &buf).map_err(map)?;
+            copy_rows(target.table(), true, conn, || std::iter::once(&buf[..])).map_err(map)?;
         }
         if !more {
             return Ok(());

@@ -3,7 +3,7 @@
 //! (`ord`), then the same columns — in the session's own temporary schema (`pg_temp.`:
 //! never a table of that name elsewhere on the `search_path`). diesel's COPY names its
 //! target by these declarations; the SQL types are diesel's only (a binary COPY sends
-//! each field in the column's own format, `copy.rs` says which).
+//! each field in the column's own format, `binary.rs` says which).
 
 /// One staging `table!`, keyed by `ord`, and the stored tables of the same columns.
 macro_rules! staging {

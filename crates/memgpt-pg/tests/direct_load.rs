@@ -256,8 +256,8 @@ fn bulk_loads_by_either_path_follow_each_other_in_one_unit_of_work() {
     assert_eq!(b.size(&[]).unwrap(), 2_699);
 }
 
-/// A direct load sets a short `lock_timeout` for its statements; the call's later
-/// statements, and the unit of work's later calls, wait as the session did before.
+/// A direct load changes nothing of the session's: the unit of work's next call waits for
+/// a row another session holds as long as it must (here 500 ms) and completes.
 #[test]
 fn a_direct_load_leaves_the_sessions_lock_wait_as_it_was() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
@@ -287,7 +287,7 @@ fn a_direct_load_leaves_the_sessions_lock_wait_as_it_was() {
             })
         });
         wait_for_lock(db.url(), app);
-        // The wait goes on past the load's own 200 ms: scenario time, not a handshake.
+        // The wait lasts: scenario time, not a handshake.
         std::thread::sleep(Duration::from_millis(500));
         locker.batch_execute("ROLLBACK").unwrap();
         assert_eq!(waiter.join().unwrap().unwrap(), 1_500);
@@ -323,12 +323,12 @@ fn wait_for_lock(url: &DatabaseUrl, app: &str) {
 }
 
 /// Two loads of the same 1,500 ids, one in ascending and one in descending order, each
-/// held by a trigger halfway through its COPY until both are: each then needs a row the
-/// other wrote. Neither waits on the other inside its COPY past 200 ms (the statement
-/// gives up, its rows go, and the call goes on by the staging path, in id order): both
-/// complete and every row is one writer's whole record. The server looks for deadlocks
-/// only after an hour here (`deadlock_timeout`), so a COPY that waited for the other
-/// would hold both until the 10 s statement timeout failed them.
+/// with a row halfway through its call held by a trigger until the test lets it go. Sent
+/// in call order, each COPY would hold half the ids and wait for the other's half — a
+/// deadlock, which the server here looks for only after an hour (`deadlock_timeout`), so
+/// both would fail at the 10 s statement timeout. Sent in id order, one waits for the
+/// other's first row, which commits first: both complete, every row one writer's whole
+/// record.
 #[test]
 fn two_direct_loads_of_the_same_ids_in_opposite_orders_both_complete() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
@@ -381,7 +381,7 @@ fn two_direct_loads_of_the_same_ids_in_opposite_orders_both_complete() {
     std::thread::scope(|sc| {
         let a = sc.spawn(|| load("a", (0..1_500).collect()));
         let b = sc.spawn(|| load("b", (0..1_500).rev().collect()));
-        poll_until(&mut admin, 2);
+        held(&mut admin);
         admin
             .batch_execute("INSERT INTO gate_open VALUES (1)")
             .unwrap();
@@ -400,9 +400,9 @@ fn two_direct_loads_of_the_same_ids_in_opposite_orders_both_complete() {
     }
 }
 
-/// Polls until `n` sessions sleep in the trigger (a COPY, or the staging path's insert
-/// of a load whose COPY gave up on a wait of its own before it came there).
-fn poll_until(c: &mut PgConnection, n: i64) {
+/// Polls until both loads of this database are held: in the trigger, or waiting for a
+/// row of the other.
+fn held(c: &mut PgConnection) {
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -411,14 +411,84 @@ fn poll_until(c: &mut PgConnection, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let held: Vec<N> = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND (wait_event = 'PgSleep' OR wait_event_type = 'Lock')",
         )
         .load(c)
         .unwrap();
-        if held[0].n == n {
+        if held[0].n == 2 {
             return;
         }
         assert!(Instant::now() < deadline, "{} loads held", held[0].n);
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Messages with embeddings among others go straight in (pgvector's binary `vector`, or a
+/// `real[]` where the server has no pgvector) and read back exactly.
+#[test]
+fn embeddings_copied_straight_into_the_table_read_back_exactly() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let store = store(&db);
+    install_probe(&db);
+    let c = recall(&store);
+    let batch: Vec<Message> = (0..1_100)
+        .map(|i| {
+            let m = message(scope(), i, "e");
+            if i % 20 == 0 {
+                let e = vec![i as f32 * 0.5, -1.0, f32::MIN_POSITIVE, 3.25];
+                m.to_builder().embedding(e, "ada").build().unwrap()
+            } else {
+                m
+            }
+        })
+        .collect();
+    assert_eq!(c.insert_many(batch.clone(), false).unwrap(), 1_100);
+    let seen = probed(&db);
+    assert!(seen.len() == 1 && seen[0].starts_with(DIRECT), "{seen:?}");
+    for m in [&batch[0], &batch[1], &batch[540], &batch[1_099]] {
+        assert_eq!(c.get(m.id()).unwrap().as_ref(), Some(m));
+    }
+}
+
+/// Row-level security on the table, forced, with a policy that admits every row, for a
+/// role that is no superuser: PostgreSQL refuses COPY into such a table (`0A000`), and the
+/// call goes by the staging path, whose `INSERT` the policy admits, as before.
+#[test]
+fn a_table_under_row_level_security_is_loaded_by_the_staging_path() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    memgpt_migrate::postgres::run_url(db.url(), memgpt_migrate::Command::Up).unwrap();
+    install_probe(&db);
+    let role = format!("memgpt_rls_{}", Uuid::new_v4().simple());
+    db.connect()
+        .unwrap()
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; \
+             GRANT CONNECT, TEMP ON DATABASE {db} TO {role}; \
+             GRANT USAGE ON SCHEMA public TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; \
+             ALTER TABLE memgpt_recall_memory_agent ENABLE ROW LEVEL SECURITY; \
+             ALTER TABLE memgpt_recall_memory_agent FORCE ROW LEVEL SECURITY; \
+             CREATE POLICY everyone ON memgpt_recall_memory_agent USING (true) WITH CHECK (true);",
+            db = db.name()
+        ))
+        .unwrap();
+    let url = db
+        .url()
+        .expose()
+        .replacen("postgres@", &format!("{role}@"), 1);
+    assert!(url.contains(&role), "the test URL names its user: {url}");
+    let mut config = PgConfig::new(DatabaseUrl::new(url));
+    config.pool_size = 1;
+    let store = PgStore::open(config).unwrap();
+    let c = recall(&store);
+    let batch: Vec<Message> = (0..1_500).map(|i| message(scope(), i, "rls")).collect();
+    assert_eq!(c.insert_many(batch.clone(), false).unwrap(), 1_500);
+    let seen = probed(&db);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|q| q.starts_with(MERGE)),
+        "{seen:?}"
+    );
+    assert_eq!(c.size(&[]).unwrap(), 1_500);
+    assert_eq!(c.get(batch[9].id()).unwrap().as_ref(), Some(&batch[9]));
 }
