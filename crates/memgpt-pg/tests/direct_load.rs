@@ -63,6 +63,42 @@ fn probed(db: &TempDatabase) -> Vec<String> {
     rows.into_iter().map(|r| r.q).collect()
 }
 
+/// Asserts that the staging path's merge, and nothing else, wrote since the last look.
+fn staged(db: &TempDatabase) {
+    let seen = probed(db);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|q| q.starts_with(MERGE)),
+        "{seen:?}"
+    );
+}
+
+/// Polls until `count_sql` (one column `n`) counts `want`.
+fn poll(url: &DatabaseUrl, count_sql: &str, want: i64) {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut c = PgConnection::establish(url.expose()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: Vec<N> = diesel::sql_query(count_sql).load(&mut c).unwrap();
+        if n[0].n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {want}: {count_sql}",
+            n[0].n
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sessions of the test's database waiting for a lock.
+const LOCK_WAITS: &str = "SELECT count(*) AS n FROM pg_stat_activity \
+     WHERE datname = current_database() AND wait_event_type = 'Lock'";
+
 /// The first words of the direct path's COPY into recall memory.
 const DIRECT: &str = "COPY \"memgpt_recall_memory_agent\"";
 /// The first words of the staging path's merge.
@@ -109,11 +145,7 @@ fn a_call_that_fits_one_copy_statement_is_copied_straight_into_the_table() {
     // staging path updates every row.
     let again: Vec<Message> = (0..1_500).map(|i| message(scope(), i, "second")).collect();
     assert_eq!(c.insert_many(again.clone(), true).unwrap(), 1_500);
-    let seen = probed(&db);
-    assert!(
-        !seen.is_empty() && seen.iter().all(|q| q.starts_with(MERGE)),
-        "{seen:?}"
-    );
+    staged(&db);
     assert_eq!(c.size(&[]).unwrap(), 1_500);
     assert_eq!(
         c.get(again[1_499].id()).unwrap().as_ref(),
@@ -142,11 +174,7 @@ fn a_repeat_past_the_first_copy_statement_follows_the_duplicate_rule() {
         "nothing of the refused call is left"
     );
     assert_eq!(c.insert_many(batch.clone(), true).unwrap(), 1_199);
-    let seen = probed(&db);
-    assert!(
-        !seen.is_empty() && seen.iter().all(|q| q.starts_with(MERGE)),
-        "staged whole: {seen:?}"
-    );
+    staged(&db);
     assert_eq!(c.size(&[]).unwrap(), 1_199);
     assert_eq!(
         c.get(again.id()).unwrap(),
@@ -261,10 +289,7 @@ fn bulk_loads_by_either_path_follow_each_other_in_one_unit_of_work() {
 #[test]
 fn a_direct_load_leaves_the_sessions_lock_wait_as_it_was() {
     let db = TempDatabase::create(VECTOR_SERVER).unwrap();
-    let app = "memgpt-direct-lock-wait";
-    let mut config = PgConfig::new(DatabaseUrl::new(db.url().expose()));
-    config.application_name = app.to_owned();
-    let store = PgStore::open(config).unwrap();
+    let store = store(&db);
     install_probe(&db);
     let held = message(scope(), 5_000, "held");
     let mut locker = db.connect().unwrap();
@@ -286,7 +311,7 @@ fn a_direct_load_leaves_the_sessions_lock_wait_as_it_was() {
                 Ok(loaded)
             })
         });
-        wait_for_lock(db.url(), app);
+        poll(db.url(), LOCK_WAITS, 1);
         // The wait lasts: scenario time, not a handshake.
         std::thread::sleep(Duration::from_millis(500));
         locker.batch_execute("ROLLBACK").unwrap();
@@ -295,31 +320,6 @@ fn a_direct_load_leaves_the_sessions_lock_wait_as_it_was() {
     let seen = probed(&db);
     assert!(seen.iter().any(|q| q.starts_with(DIRECT)), "{seen:?}");
     assert_eq!(recall(&store).size(&[]).unwrap(), 1_501);
-}
-
-/// Polls until a session of `application_name` `app` waits for a lock.
-fn wait_for_lock(url: &DatabaseUrl, app: &str) {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut c = PgConnection::establish(url.expose()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: Vec<N> = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE application_name = $1 AND wait_event_type = 'Lock'",
-        )
-        .bind::<diesel::sql_types::Text, _>(app)
-        .load(&mut c)
-        .unwrap();
-        if n[0].n == 1 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no session of {app} waits");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Two loads of the same 1,500 ids, one in ascending and one in descending order, each
@@ -381,7 +381,13 @@ fn two_direct_loads_of_the_same_ids_in_opposite_orders_both_complete() {
     std::thread::scope(|sc| {
         let a = sc.spawn(|| load("a", (0..1_500).collect()));
         let b = sc.spawn(|| load("b", (0..1_500).rev().collect()));
-        held(&mut admin);
+        // Both held: in the trigger, or waiting for a row of the other.
+        poll(
+            db.url(),
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND (wait_event = 'PgSleep' OR wait_event_type = 'Lock')",
+            2,
+        );
         admin
             .batch_execute("INSERT INTO gate_open VALUES (1)")
             .unwrap();
@@ -397,30 +403,6 @@ fn two_direct_loads_of_the_same_ids_in_opposite_orders_both_complete() {
             "row {} mixes writers",
             m.id()
         );
-    }
-}
-
-/// Polls until both loads of this database are held: in the trigger, or waiting for a
-/// row of the other.
-fn held(c: &mut PgConnection) {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let held: Vec<N> = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-             AND (wait_event = 'PgSleep' OR wait_event_type = 'Lock')",
-        )
-        .load(c)
-        .unwrap();
-        if held[0].n == 2 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{} loads held", held[0].n);
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -484,11 +466,64 @@ fn a_table_under_row_level_security_is_loaded_by_the_staging_path() {
     let c = recall(&store);
     let batch: Vec<Message> = (0..1_500).map(|i| message(scope(), i, "rls")).collect();
     assert_eq!(c.insert_many(batch.clone(), false).unwrap(), 1_500);
-    let seen = probed(&db);
-    assert!(
-        !seen.is_empty() && seen.iter().all(|q| q.starts_with(MERGE)),
-        "{seen:?}"
-    );
+    staged(&db);
     assert_eq!(c.size(&[]).unwrap(), 1_500);
     assert_eq!(c.get(batch[9].id()).unwrap().as_ref(), Some(&batch[9]));
+}
+
+/// A load of 1,500 messages, one of whose ids another session has inserted and not yet
+/// committed: the COPY waits for that session, which commits; the table then refuses the
+/// COPY, and the staging path updates the row with `exists_ok`.
+#[test]
+fn a_direct_load_behind_a_row_another_session_holds_waits_and_then_updates_it() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let store = store(&db);
+    let batch: Vec<Message> = (0..1_500).map(|i| message(scope(), i, "load")).collect();
+    let mut locker = db.connect().unwrap();
+    locker
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO memgpt_recall_memory_agent (id, user_id, agent_id, role, text) \
+             VALUES ('{}', '{}', '{}', 'user', 'theirs');",
+            batch[700].id(),
+            scope().user_id(),
+            scope().agent_id().unwrap()
+        ))
+        .unwrap();
+    std::thread::scope(|sc| {
+        let load = sc.spawn(|| recall(&store).insert_many(batch.clone(), true));
+        poll(db.url(), LOCK_WAITS, 1);
+        locker.batch_execute("COMMIT").unwrap();
+        assert_eq!(load.join().unwrap().unwrap(), 1_500);
+    });
+    let c = recall(&store);
+    assert_eq!(c.size(&[]).unwrap(), 1_500);
+    assert_eq!(c.get(batch[700].id()).unwrap().as_ref(), Some(&batch[700]));
+}
+
+/// A load whose iterator, past the records taken before a connection, starts a load of
+/// other ids into the same table on the same handle: the inner load takes another pooled
+/// connection and goes straight in; both complete, each row written once.
+#[test]
+fn a_direct_load_started_inside_another_direct_loads_iterator_writes_both() {
+    let db = TempDatabase::create(VECTOR_SERVER).unwrap();
+    let store = store(&db);
+    install_probe(&db);
+    let c = recall(&store);
+    let inner: Vec<Message> = (10_000..11_500)
+        .map(|i| message(scope(), i, "inner"))
+        .collect();
+    let outer = (0..1_500).map(|i| {
+        if i == 1_200 {
+            assert_eq!(c.insert_many(inner.clone(), false).unwrap(), 1_500);
+        }
+        message(scope(), i, "outer")
+    });
+    assert_eq!(c.insert_many(outer, false).unwrap(), 1_500);
+    let seen = probed(&db);
+    assert!(
+        seen.len() == 2 && seen.iter().all(|q| q.starts_with(DIRECT)),
+        "{seen:?}"
+    );
+    assert_eq!(c.size(&[]).unwrap(), 3_000);
+    assert_eq!(c.get(inner[0].id()).unwrap().as_ref(), Some(&inner[0]));
 }
